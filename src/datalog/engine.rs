@@ -1,0 +1,1131 @@
+//! The engine's public API: policies, transactions, queries, simulate and explain.
+//!
+//! An [`Engine`] owns every policy and table. Every change goes through a
+//! [`Transaction`] that either commits as a whole or leaves no trace; a [`Commit`] says
+//! which rows of which tables appeared and disappeared and which actions fire.
+
+use crate::datalog::syntax::{Diagnostic, Term};
+use crate::datalog::value::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// The kind of a policy, as in Congress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKind {
+    Nonrecursive,
+    Action,
+    Database,
+    Materialized,
+    Datasource,
+    Z3,
+}
+
+impl FromStr for PolicyKind {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "nonrecursive" => PolicyKind::Nonrecursive,
+            "action" => PolicyKind::Action,
+            "database" => PolicyKind::Database,
+            "materialized" => PolicyKind::Materialized,
+            "datasource" => PolicyKind::Datasource,
+            "z3" => PolicyKind::Z3,
+            _ => return Err(EngineError::UnknownKind(s.to_string())),
+        })
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PolicyKind::Nonrecursive => "nonrecursive",
+            PolicyKind::Action => "action",
+            PolicyKind::Database => "database",
+            PolicyKind::Materialized => "materialized",
+            PolicyKind::Datasource => "datasource",
+            PolicyKind::Z3 => "z3",
+        })
+    }
+}
+
+/// A datasource's schema: table name -> column names.
+pub type Schema = BTreeMap<String, Vec<String>>;
+
+/// Rows of one table that appeared and disappeared in one commit.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableDelta {
+    pub policy: String,
+    /// The table as named inside its policy (`servers`, or `nova:servers.pause` for an
+    /// execute table, with `modal` set).
+    pub table: String,
+    pub execute: bool,
+    pub added: Vec<Vec<Value>>,
+    pub removed: Vec<Vec<Value>>,
+}
+
+/// An action to send to the one service that owns it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActionEvent {
+    pub service: String,
+    pub action: String,
+    pub args: Vec<Value>,
+    /// The policy whose execute rule produced the row.
+    pub policy: String,
+}
+
+/// What one committed transaction changed.
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// Net row changes per table (tables with no net change are absent).
+    pub changes: Vec<TableDelta>,
+    /// Actions that fire: rows newly present in an `execute[...]` table.
+    pub actions: Vec<ActionEvent>,
+}
+
+/// Everything that can go wrong in a change or a query.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum EngineError {
+    #[error("syntax error in {}", describe_diags(.diagnostics))]
+    Syntax { source_text: String, diagnostics: Vec<Diagnostic> },
+    #[error("{}", describe_diags(.diagnostics))]
+    Analysis { source_text: String, diagnostics: Vec<Diagnostic> },
+    #[error("empty string passed: not a valid rule")]
+    EmptyRule,
+    #[error("received multiple rules: {0}")]
+    MultipleRules(String),
+    #[error("rule already exists in policy {policy}: {rule}")]
+    RuleExists { policy: String, rule: String },
+    #[error("no rule `{rule}` in policy {policy}")]
+    NoSuchRule { policy: String, rule: String },
+    #[error("policy {0} does not exist")]
+    NoSuchPolicy(String),
+    #[error("policy {0} already exists")]
+    PolicyExists(String),
+    #[error("unknown kind of policy: {0}")]
+    UnknownKind(String),
+    #[error("table {table} does not exist in policy {policy}")]
+    NoSuchTable { policy: String, table: String },
+    #[error("rules cannot be inserted into {kind} policy {policy}")]
+    RuleNotPermitted { policy: String, kind: PolicyKind },
+    #[error("{table}: row has {got} values but the table has {expected} columns")]
+    RowArity { table: String, expected: usize, got: usize },
+    #[error("invalid simulate sequence: {0}")]
+    Sequence(String),
+    #[error("invalid query: {0}")]
+    Query(String),
+    #[error("no proof: {0}")]
+    NoProof(String),
+}
+
+fn describe_diags(d: &[Diagnostic]) -> String {
+    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+/// A derived row's explanation: the rule that derived it and the proofs of its body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proof {
+    /// The literal proved, in Congress's printing (`p("a", 1)`).
+    pub literal: String,
+    /// How: `fact`, `rule: <text>`, `not ...` (absence), `builtin`.
+    pub how: String,
+    pub children: Vec<Proof>,
+}
+
+/// Builtin failures (errors Congress would swallow) counted for one rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuiltinFailures {
+    pub policy: String,
+    pub rule: String,
+    pub count: u64,
+    pub last_error: String,
+}
+
+/// A non-fatal finding about the loaded policies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EngineWarning {
+    pub policy: String,
+    pub rule: String,
+    pub message: String,
+}
+
+/// A simulate request, as Congress's `?action=simulate`.
+#[derive(Clone, Debug)]
+pub struct SimulateRequest<'a> {
+    pub policy: &'a str,
+    pub query: &'a str,
+    pub sequence: &'a str,
+    pub action_policy: &'a str,
+    pub delta: bool,
+}
+
+/// One answer cell: a value, or (only in `action` policies) an unbound variable.
+pub type Answer = Vec<Term>;
+
+
+use crate::datalog::analysis::{self, CLit, CRule, CTerm, Compiled, SchemaLookup, TableKey, stratify};
+use crate::datalog::eval::relation::EXPLICIT;
+use crate::datalog::eval::store::{RuleEntry, RuleId, Store, TxnState};
+use crate::datalog::eval::{LLit, LRule, LTerm, TableId};
+use crate::datalog::intern::Sym;
+use crate::datalog::syntax::{self, Modal, ParseOneError, Rule, Sign};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// One statement (rule or fact) of a policy.
+#[derive(Clone, Debug)]
+struct Statement {
+    id: RuleId,
+    text: String,
+    /// Identity for duplicate detection: Congress compares rules structurally with
+    /// Python equality, so `p(1)` and `p(1.0)` are the same statement.
+    dup: String,
+    compiled: Compiled,
+}
+
+#[derive(Clone, Debug)]
+struct PolicyState {
+    kind: PolicyKind,
+    schema: Option<Schema>,
+    statements: Vec<Statement>,
+}
+
+/// The policy engine. See the module documentation.
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    pub(crate) store: Store,
+    policies: BTreeMap<String, PolicyState>,
+    next_rule: RuleId,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    CreatePolicy(String, PolicyKind, Option<Schema>),
+    DeletePolicy(String),
+    InsertRule { policy: String, text: String, single: bool },
+    DeleteRule { policy: String, text: String },
+    Row { policy: String, table: String, row: Vec<Value>, insert: bool },
+    ReplaceTable { policy: String, table: String, rows: Vec<Vec<Value>> },
+}
+
+/// A batch of changes applied as one unit by [`Transaction::commit`].
+pub struct Transaction<'e> {
+    engine: &'e mut Engine,
+    ops: Vec<Op>,
+    report_rows: bool,
+}
+
+impl Transaction<'_> {
+    pub fn create_policy(&mut self, name: &str, kind: PolicyKind) -> &mut Self {
+        self.ops.push(Op::CreatePolicy(name.to_string(), kind, None));
+        self
+    }
+    pub fn create_datasource(&mut self, name: &str, schema: Schema) -> &mut Self {
+        self.ops.push(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)));
+        self
+    }
+    pub fn delete_policy(&mut self, name: &str) -> &mut Self {
+        self.ops.push(Op::DeletePolicy(name.to_string()));
+        self
+    }
+    /// Insert exactly one formula (Congress's `POST .../rules`).
+    pub fn insert_rule(&mut self, policy: &str, text: &str) -> &mut Self {
+        self.ops.push(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: true });
+        self
+    }
+    /// Insert every formula of a text.
+    pub fn insert_rules(&mut self, policy: &str, text: &str) -> &mut Self {
+        self.ops.push(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: false });
+        self
+    }
+    pub fn delete_rule(&mut self, policy: &str, text: &str) -> &mut Self {
+        self.ops.push(Op::DeleteRule { policy: policy.to_string(), text: text.to_string() });
+        self
+    }
+    pub fn insert_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
+        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: true });
+        self
+    }
+    pub fn delete_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
+        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: false });
+        self
+    }
+    pub fn replace_table(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> &mut Self {
+        self.ops.push(Op::ReplaceTable { policy: policy.to_string(), table: table.to_string(), rows });
+        self
+    }
+    /// Whether the commit lists changed rows (default) or only which tables changed.
+    pub fn report_rows(&mut self, yes: bool) -> &mut Self {
+        self.report_rows = yes;
+        self
+    }
+    /// Validate every change, then apply them all; on error nothing is applied.
+    pub fn commit(self) -> Result<Commit, EngineError> {
+        let Transaction { engine, ops, report_rows } = self;
+        engine.commit(ops, report_rows)
+    }
+}
+
+/// A validated change, ready to apply.
+#[derive(Clone, Debug)]
+enum Action {
+    CreatePolicy(String, PolicyKind, Option<Schema>),
+    DropPolicy(String),
+    AddStatement(String, Statement),
+    RemoveStatement(String, RuleId),
+    Row(TableKey, Vec<Value>, bool),
+    Replace(TableKey, Vec<Vec<Value>>),
+}
+
+/// Validation state: the policies as they will be after the actions so far.
+struct Stage<'e> {
+    engine: &'e Engine,
+    policies: BTreeMap<String, PolicyState>,
+    arity: HashMap<TableKey, Option<(usize, u32)>>,
+    next_rule: RuleId,
+    actions: Vec<Action>,
+    rules_changed: bool,
+}
+
+impl SchemaLookup for Stage<'_> {
+    fn kind(&self, policy: &str) -> Option<PolicyKind> {
+        self.policies.get(policy).map(|p| p.kind)
+    }
+    fn columns(&self, policy: &str, table: &str) -> Option<Vec<String>> {
+        self.policies.get(policy)?.schema.as_ref()?.get(table).cloned()
+    }
+    fn known_arity(&self, key: &TableKey) -> Option<usize> {
+        if let Some(a) = self.arity.get(key) {
+            return a.map(|(n, _)| n);
+        }
+        let id = *self.engine.store.ids.get(key)?;
+        self.engine.store.info[id].arity.map(|(n, _)| n)
+    }
+}
+
+impl Stage<'_> {
+    fn arity_entry(&mut self, key: &TableKey) -> Option<(usize, u32)> {
+        if let Some(a) = self.arity.get(key) {
+            return *a;
+        }
+        let a = self.engine.store.ids.get(key).and_then(|&id| self.engine.store.info[id].arity);
+        self.arity.insert(key.clone(), a);
+        a
+    }
+
+    fn use_arities(&mut self, c: &Compiled, add: bool) {
+        for (key, n) in c.table_arities() {
+            let cur = self.arity_entry(&key);
+            let next = match (cur, add) {
+                (None, true) => Some((n, 1)),
+                (Some((a, k)), true) => Some((a, k + 1)),
+                (Some((a, k)), false) if k > 1 => Some((a, k - 1)),
+                (_, false) => None,
+            };
+            self.arity.insert(key, next);
+        }
+    }
+
+    fn policy(&self, name: &str) -> Result<&PolicyState, EngineError> {
+        self.policies.get(name).ok_or_else(|| EngineError::NoSuchPolicy(name.to_string()))
+    }
+
+    fn stage(&mut self, op: Op) -> Result<(), EngineError> {
+        match op {
+            Op::CreatePolicy(name, kind, schema) => {
+                if self.policies.contains_key(&name) {
+                    return Err(EngineError::PolicyExists(name));
+                }
+                if name.is_empty() || name == "builtin" || name.contains(':') {
+                    return Err(EngineError::Query(format!("invalid policy name `{name}`")));
+                }
+                self.policies.insert(name.clone(), PolicyState { kind, schema: schema.clone(), statements: Vec::new() });
+                self.actions.push(Action::CreatePolicy(name, kind, schema));
+            }
+            Op::DeletePolicy(name) => {
+                let p = self.policy(&name)?.clone();
+                for st in &p.statements {
+                    self.use_arities(&st.compiled, false);
+                    self.actions.push(Action::RemoveStatement(name.clone(), st.id));
+                    self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
+                }
+                self.policies.remove(&name);
+                self.actions.push(Action::DropPolicy(name));
+            }
+            Op::InsertRule { policy, text, single } => {
+                let kind = self.policy(&policy)?.kind;
+                if kind == PolicyKind::Datasource {
+                    return Err(EngineError::RuleNotPermitted { policy, kind });
+                }
+                let rules = if single {
+                    vec![syntax::parse_one(&text).map_err(|e| parse_error(e, &text))?]
+                } else {
+                    let parsed = syntax::parse(&text);
+                    if !parsed.is_ok() {
+                        return Err(EngineError::Syntax { source_text: text, diagnostics: parsed.diagnostics });
+                    }
+                    parsed.rules
+                };
+                let mut diags = Vec::new();
+                for rule in rules {
+                    match self.add_statement(&policy, kind, &rule, &text) {
+                        Ok(()) => {}
+                        Err(EngineError::Analysis { diagnostics, .. }) => diags.extend(diagnostics),
+                        Err(e) => return Err(e),
+                    }
+                }
+                if !diags.is_empty() {
+                    return Err(EngineError::Analysis { source_text: text, diagnostics: diags });
+                }
+            }
+            Op::DeleteRule { policy, text } => {
+                self.policy(&policy)?;
+                let rule = syntax::parse_one(&text).map_err(|e| parse_error(e, &text))?;
+                let dup = dup_key(&rule);
+                let p = self.policy(&policy)?;
+                let Some(pos) = p.statements.iter().position(|s| s.dup == dup) else {
+                    return Err(EngineError::NoSuchRule { policy, rule: rule.to_string() });
+                };
+                let st = p.statements[pos].clone();
+                self.use_arities(&st.compiled, false);
+                self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
+                if let Some(p) = self.policies.get_mut(&policy) {
+                    p.statements.remove(pos);
+                }
+                self.actions.push(Action::RemoveStatement(policy, st.id));
+            }
+            Op::Row { policy, table, row, insert } => {
+                let key = self.data_table(&policy, &table, row.len())?;
+                self.actions.push(Action::Row(key, row, insert));
+            }
+            Op::ReplaceTable { policy, table, rows } => {
+                let n = self.table_width(&policy, &table)?;
+                if let Some(bad) = rows.iter().find(|r| r.len() != n) {
+                    return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: bad.len() });
+                }
+                self.actions.push(Action::Replace(TableKey::new(&policy, &table), rows));
+            }
+        }
+        Ok(())
+    }
+
+    fn table_width(&self, policy: &str, table: &str) -> Result<usize, EngineError> {
+        let p = self.policy(policy)?;
+        match &p.schema {
+            Some(s) => s.get(table).map(Vec::len).ok_or_else(|| EngineError::NoSuchTable {
+                policy: policy.to_string(),
+                table: table.to_string(),
+            }),
+            None => Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind }),
+        }
+    }
+
+    fn data_table(&self, policy: &str, table: &str, width: usize) -> Result<TableKey, EngineError> {
+        let n = self.table_width(policy, table)?;
+        if n != width {
+            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: width });
+        }
+        Ok(TableKey::new(policy, table))
+    }
+
+    fn add_statement(&mut self, policy: &str, kind: PolicyKind, rule: &Rule, text: &str) -> Result<(), EngineError> {
+        let compiled = analysis::compile(policy, kind, rule, self)
+            .map_err(|diagnostics| EngineError::Analysis { source_text: text.to_string(), diagnostics })?;
+        let dup = dup_key(rule);
+        let p = self.policy(policy)?;
+        if p.statements.iter().any(|s| s.dup == dup) {
+            return Err(EngineError::RuleExists { policy: policy.to_string(), rule: rule.to_string() });
+        }
+        self.use_arities(&compiled, true);
+        self.rules_changed |= matches!(compiled, Compiled::Rule(_));
+        let st = Statement { id: self.next_rule, text: rule.to_string(), dup, compiled };
+        self.next_rule += 1;
+        if let Some(p) = self.policies.get_mut(policy) {
+            p.statements.push(st.clone());
+        }
+        self.actions.push(Action::AddStatement(policy.to_string(), st));
+        Ok(())
+    }
+
+    /// Reject programs with negation inside a cycle, naming the cycle.
+    fn check_stratified(&self) -> Result<(), EngineError> {
+        let mut ids: HashMap<TableKey, usize> = HashMap::new();
+        let mut keys: Vec<TableKey> = Vec::new();
+        let mut edges = Vec::new();
+        let mut where_: Vec<(&str, &str)> = Vec::new();
+        for (pname, p) in &self.policies {
+            for st in &p.statements {
+                let Compiled::Rule(r) = &st.compiled else { continue };
+                let mut id = |k: &TableKey| -> usize {
+                    if let Some(&i) = ids.get(k) {
+                        return i;
+                    }
+                    keys.push(k.clone());
+                    ids.insert(k.clone(), keys.len() - 1);
+                    keys.len() - 1
+                };
+                let h = id(&r.head);
+                for l in &r.body {
+                    match l {
+                        CLit::Pos { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: false }),
+                        CLit::Neg { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: true }),
+                        _ => continue,
+                    }
+                    where_.push((pname.as_str(), st.text.as_str()));
+                }
+            }
+        }
+        for comp in stratify::components(keys.len(), &edges) {
+            let self_neg = comp.len() == 1 && edges.iter().any(|e| e.negative && e.from == comp[0] && e.to == comp[0]);
+            if comp.len() < 2 && !self_neg {
+                continue;
+            }
+            if let Some(cycle) = stratify::negative_cycle(&comp, &edges) {
+                let names: Vec<String> = cycle.iter().map(|&i| keys[i].to_string()).collect();
+                let neg_edge = edges
+                    .iter()
+                    .position(|e| e.negative && comp.contains(&e.from) && comp.contains(&e.to))
+                    .map(|i| where_[i]);
+                let (policy, rule) = neg_edge.unwrap_or(("", ""));
+                let d = Diagnostic::error(
+                    "negative-cycle",
+                    format!("negation inside a recursive cycle cannot be stratified: {}", names.join(" -> ")),
+                    syntax::Span::default(),
+                )
+                .with_rule(format!("{policy}: {rule}"));
+                return Err(EngineError::Analysis { source_text: rule.to_string(), diagnostics: vec![d] });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_error(e: ParseOneError, text: &str) -> EngineError {
+    match e {
+        ParseOneError::Syntax(diagnostics) => EngineError::Syntax { source_text: text.to_string(), diagnostics },
+        ParseOneError::Empty => EngineError::EmptyRule,
+        ParseOneError::MultipleRules(r) => {
+            EngineError::MultipleRules(r.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "))
+        }
+    }
+}
+
+/// Statement identity: the canonical text with integral floats printed as integers.
+fn dup_key(rule: &Rule) -> String {
+    let mut r = rule.clone();
+    let fix = |a: &mut syntax::Atom| {
+        for arg in &mut a.args {
+            let t = match arg {
+                syntax::Arg::Positional { term, .. } | syntax::Arg::Named { term, .. } | syntax::Arg::Numbered { term, .. } => term,
+            };
+            if let Term::Const(Value::Float(f)) = t
+                && f.fract() == 0.0
+                && f.abs() < 9e15
+            {
+                *t = Term::Const(Value::Int(*f as i64));
+            }
+        }
+    };
+    for l in r.heads.iter_mut().chain(r.body.iter_mut()) {
+        fix(&mut l.atom);
+    }
+    r.to_string()
+}
+
+impl Engine {
+    /// An engine with no policies.
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// An engine with Congress's two standing policies: `classification`
+    /// (nonrecursive) and `action` (action).
+    pub fn with_default_policies() -> Engine {
+        let mut e = Engine::new();
+        let mut t = e.transaction();
+        t.create_policy("classification", PolicyKind::Nonrecursive).create_policy("action", PolicyKind::Action);
+        // Creating two empty policies on an empty engine cannot fail.
+        let _ = t.commit();
+        e
+    }
+
+    pub fn transaction(&mut self) -> Transaction<'_> {
+        Transaction { engine: self, ops: Vec::new(), report_rows: true }
+    }
+
+    pub fn policy_kind(&self, name: &str) -> Option<PolicyKind> {
+        self.policies.get(name).map(|p| p.kind)
+    }
+
+    pub fn policy_names(&self) -> Vec<String> {
+        self.policies.keys().cloned().collect()
+    }
+
+    /// A datasource policy's schema.
+    pub fn schema(&self, name: &str) -> Option<&Schema> {
+        self.policies.get(name)?.schema.as_ref()
+    }
+
+    fn one(&mut self, op: Op) -> Result<Commit, EngineError> {
+        self.commit(vec![op], true)
+    }
+
+    pub fn create_policy(&mut self, name: &str, kind: PolicyKind) -> Result<Commit, EngineError> {
+        self.one(Op::CreatePolicy(name.to_string(), kind, None))
+    }
+    pub fn create_datasource(&mut self, name: &str, schema: Schema) -> Result<Commit, EngineError> {
+        self.one(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)))
+    }
+    pub fn delete_policy(&mut self, name: &str) -> Result<Commit, EngineError> {
+        self.one(Op::DeletePolicy(name.to_string()))
+    }
+    pub fn insert_rule(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
+        self.one(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: true })
+    }
+    pub fn insert_rules(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
+        self.one(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: false })
+    }
+    pub fn delete_rule(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
+        self.one(Op::DeleteRule { policy: policy.to_string(), text: text.to_string() })
+    }
+    pub fn replace_table(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> Result<Commit, EngineError> {
+        self.one(Op::ReplaceTable { policy: policy.to_string(), table: table.to_string(), rows })
+    }
+    pub fn update_table(
+        &mut self,
+        policy: &str,
+        table: &str,
+        add: Vec<Vec<Value>>,
+        delete: Vec<Vec<Value>>,
+    ) -> Result<Commit, EngineError> {
+        let mut t = self.transaction();
+        for row in delete {
+            t.delete_row(policy, table, row);
+        }
+        for row in add {
+            t.insert_row(policy, table, row);
+        }
+        t.commit()
+    }
+
+    fn commit(&mut self, ops: Vec<Op>, report_rows: bool) -> Result<Commit, EngineError> {
+        let structural = ops.iter().any(|o| !matches!(o, Op::Row { .. } | Op::ReplaceTable { .. }));
+        let (actions, next_rule) = {
+            let mut stage = Stage {
+                engine: self,
+                policies: if structural { self.policies.clone() } else { BTreeMap::new() },
+                arity: HashMap::new(),
+                next_rule: self.next_rule,
+                actions: Vec::new(),
+                rules_changed: false,
+            };
+            if !structural {
+                // Data-only: validate against the live policies without copying them.
+                for op in ops {
+                    match op {
+                        Op::Row { policy, table, row, insert } => {
+                            let key = self.data_key(&policy, &table, Some(row.len()))?;
+                            stage.actions.push(Action::Row(key, row, insert));
+                        }
+                        Op::ReplaceTable { policy, table, rows } => {
+                            let key = self.data_key(&policy, &table, None)?;
+                            let n = self.policies[&policy].schema.as_ref().and_then(|s| s.get(&table)).map_or(0, Vec::len);
+                            if let Some(bad) = rows.iter().find(|r| r.len() != n) {
+                                return Err(EngineError::RowArity { table: key.to_string(), expected: n, got: bad.len() });
+                            }
+                            stage.actions.push(Action::Replace(key, rows));
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                for op in ops {
+                    stage.stage(op)?;
+                }
+                if stage.rules_changed {
+                    stage.check_stratified()?;
+                }
+            }
+            (stage.actions, stage.next_rule)
+        };
+        self.next_rule = next_rule;
+        let mut txn = TxnState::default();
+        for a in actions {
+            self.apply(&mut txn, a);
+        }
+        self.store.propagate(&mut txn);
+        Ok(self.report(&txn, report_rows))
+    }
+
+    fn data_key(&self, policy: &str, table: &str, width: Option<usize>) -> Result<TableKey, EngineError> {
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let Some(schema) = &p.schema else {
+            return Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind });
+        };
+        let cols = schema
+            .get(table)
+            .ok_or_else(|| EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() })?;
+        if let Some(w) = width
+            && w != cols.len()
+        {
+            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: cols.len(), got: w });
+        }
+        Ok(TableKey::new(policy, table))
+    }
+
+    fn arity_use(&mut self, c: &Compiled, add: bool) {
+        for (key, n) in c.table_arities() {
+            let id = self.store.table_id(&key, n);
+            let info = &mut self.store.info[id];
+            info.arity = match (info.arity, add) {
+                (None, true) => Some((n, 1)),
+                (Some((a, k)), true) => Some((a, k + 1)),
+                (Some((a, k)), false) if k > 1 => Some((a, k - 1)),
+                (_, false) => None,
+            };
+        }
+    }
+
+    fn link(&mut self, policy: &str, r: &CRule) -> LRule {
+        let store = &mut self.store;
+        let term = |store: &mut Store, t: &CTerm| match t {
+            CTerm::Var(v) => LTerm::Var(*v),
+            CTerm::Const(c) => LTerm::Const(store.interner.intern(c.clone())),
+        };
+        let head = store.table_id(&r.head, r.head_terms.len());
+        store.ensure_arity(head, r.head_terms.len());
+        let head_terms: Vec<LTerm> = r.head_terms.iter().map(|t| term(store, t)).collect();
+        let mut body = Vec::new();
+        for l in &r.body {
+            body.push(match l {
+                CLit::Pos { key, terms, .. } | CLit::Neg { key, terms, .. } => {
+                    let table = store.table_id(key, terms.len());
+                    store.ensure_arity(table, terms.len());
+                    let terms: Vec<LTerm> = terms.iter().map(|t| term(store, t)).collect();
+                    if matches!(l, CLit::Pos { .. }) {
+                        LLit::Pos { table, terms }
+                    } else {
+                        LLit::Neg { table, terms }
+                    }
+                }
+                CLit::Builtin { builtin, terms, negated, .. } => LLit::Builtin {
+                    builtin,
+                    terms: terms.iter().map(|t| term(store, t)).collect(),
+                    negated: *negated,
+                },
+                CLit::Const(b) => LLit::Const(*b),
+            });
+        }
+        let nvars = r.var_names.len();
+        let mut init_binds = vec![0; nvars];
+        if self.policies.get(policy).is_some_and(|p| p.kind == PolicyKind::Action) {
+            let mut bound = HashSet::new();
+            for l in &body {
+                match l {
+                    LLit::Pos { terms, .. } => bound.extend(terms.iter().filter_map(|t| match t {
+                        LTerm::Var(v) => Some(*v),
+                        _ => None,
+                    })),
+                    LLit::Builtin { builtin, terms, negated: false } => {
+                        bound.extend(terms[builtin.inputs..].iter().filter_map(|t| match *t {
+                            LTerm::Var(v) => Some(v),
+                            LTerm::Const(_) => None,
+                        }))
+                    }
+                    _ => {}
+                }
+            }
+            for (v, name) in r.var_names.iter().enumerate() {
+                if !bound.contains(&v) {
+                    init_binds[v] = self.store.interner.var_marker(name);
+                }
+            }
+        }
+        LRule { head, head_terms, body, nvars, init_binds }
+    }
+
+    fn apply(&mut self, txn: &mut TxnState, a: Action) {
+        match a {
+            Action::CreatePolicy(name, kind, schema) => {
+                if let Some(s) = &schema {
+                    for (table, cols) in s {
+                        let key = TableKey::new(&name, table);
+                        let id = self.store.table_id(&key, cols.len());
+                        self.store.ensure_arity(id, cols.len());
+                        self.store.info[id].fixed_arity = Some(cols.len());
+                        self.store.info[id].arity = Some((cols.len(), 1));
+                    }
+                }
+                self.policies.insert(name, PolicyState { kind, schema, statements: Vec::new() });
+            }
+            Action::DropPolicy(name) => {
+                if let Some(p) = self.policies.remove(&name)
+                    && let Some(s) = p.schema
+                {
+                    for table in s.keys() {
+                        let key = TableKey::new(&name, table);
+                        if let Some(&id) = self.store.ids.get(&key) {
+                            let rows: Vec<Vec<Sym>> = self.store.tables[id].iter().map(|(_, r)| r.to_vec()).collect();
+                            for row in rows {
+                                self.store.clear_explicit(txn, id, &row);
+                            }
+                            self.store.info[id].fixed_arity = None;
+                            self.store.info[id].arity = None;
+                        }
+                    }
+                }
+            }
+            Action::AddStatement(policy, st) => {
+                self.arity_use(&st.compiled, true);
+                match &st.compiled {
+                    Compiled::Fact { key, row } => {
+                        let id = self.store.table_id(key, row.len());
+                        self.store.ensure_arity(id, row.len());
+                        let row = self.store.intern_row(row);
+                        self.store.set_explicit(txn, id, &row);
+                    }
+                    Compiled::Rule(r) => {
+                        let linked = self.link(&policy, r);
+                        let entry = RuleEntry::new(policy.clone(), st.text.clone(), linked);
+                        self.store.add_rule(txn, st.id, entry);
+                    }
+                }
+                if let Some(p) = self.policies.get_mut(&policy) {
+                    p.statements.push(st);
+                }
+            }
+            Action::RemoveStatement(policy, id) => {
+                let Some(p) = self.policies.get_mut(&policy) else { return };
+                let Some(pos) = p.statements.iter().position(|s| s.id == id) else { return };
+                let st = p.statements.remove(pos);
+                match &st.compiled {
+                    Compiled::Fact { key, row } => {
+                        if let Some(&tid) = self.store.ids.get(key) {
+                            let row = self.store.intern_row(row);
+                            self.store.clear_explicit(txn, tid, &row);
+                        }
+                    }
+                    Compiled::Rule(_) => {
+                        self.store.remove_rule(txn, id);
+                    }
+                }
+                self.arity_use(&st.compiled, false);
+            }
+            Action::Row(key, row, insert) => {
+                let id = self.store.table_id(&key, row.len());
+                let row = self.store.intern_row(&row);
+                if insert {
+                    self.store.set_explicit(txn, id, &row);
+                } else {
+                    self.store.clear_explicit(txn, id, &row);
+                }
+            }
+            Action::Replace(key, rows) => {
+                let width = rows.first().map_or(0, Vec::len);
+                let id = self.store.table_id(&key, width);
+                let new: HashSet<Vec<Sym>> = rows.iter().map(|r| self.store.intern_row(r)).collect();
+                let old: Vec<Vec<Sym>> = self.store.tables[id]
+                    .iter()
+                    .filter(|(rid, r)| self.store.tables[id].count(*rid) & EXPLICIT != 0 && !new.contains(*r))
+                    .map(|(_, r)| r.to_vec())
+                    .collect();
+                for row in old {
+                    self.store.clear_explicit(txn, id, &row);
+                }
+                for row in new {
+                    self.store.set_explicit(txn, id, &row);
+                }
+            }
+        }
+    }
+
+    fn values(&self, row: &[Sym]) -> Vec<Value> {
+        row.iter().map(|&s| self.store.interner.value(s).clone()).collect()
+    }
+
+    fn report(&self, txn: &TxnState, rows: bool) -> Commit {
+        let mut commit = Commit::default();
+        let mut ids: Vec<&TableId> = txn.changed.keys().collect();
+        ids.sort();
+        for &id in ids {
+            let ch = &txn.changed[&id];
+            if ch.is_empty() {
+                continue;
+            }
+            let key = &self.store.info[id].key;
+            let added: Vec<Vec<Value>> = if ch.all_new {
+                self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect()
+            } else {
+                ch.added.iter().map(|r| self.values(r)).collect()
+            };
+            if added.is_empty() && ch.removed.is_empty() {
+                continue;
+            }
+            if key.execute {
+                let (service, action) = match key.name.split_once(':') {
+                    Some((s, a)) => (s.to_string(), a.to_string()),
+                    None => (key.policy.clone(), key.name.clone()),
+                };
+                for args in &added {
+                    commit.actions.push(ActionEvent {
+                        service: service.clone(),
+                        action: action.clone(),
+                        args: args.clone(),
+                        policy: key.policy.clone(),
+                    });
+                }
+            }
+            commit.changes.push(TableDelta {
+                policy: key.policy.clone(),
+                table: key.name.clone(),
+                execute: key.execute,
+                added: if rows { added } else { Vec::new() },
+                removed: if rows { ch.removed.iter().map(|r| self.values(r)).collect() } else { Vec::new() },
+            });
+        }
+        commit.actions.sort();
+        commit
+    }
+}
+
+/// A query literal resolved against the engine.
+pub(crate) struct ResolvedQuery {
+    pub table: Option<TableId>,
+    pub terms: Vec<Term>,
+    /// The name to print answers with (`error`, `nova:servers`, `execute[nova:p]`).
+    pub printed: String,
+    pub modal: bool,
+}
+
+impl Engine {
+    /// Resolve the table a query literal reads in `policy`.
+    pub(crate) fn resolve_query(&self, policy: &str, query: &str) -> Result<ResolvedQuery, EngineError> {
+        if !self.policies.contains_key(policy) {
+            return Err(EngineError::NoSuchPolicy(policy.to_string()));
+        }
+        let rule = syntax::parse_one(query).map_err(|e| EngineError::Query(e.to_string()))?;
+        if rule.heads.len() != 1 || !rule.body.is_empty() || rule.heads[0].negated {
+            return Err(EngineError::Query(format!("a query is one literal, not `{rule}`")));
+        }
+        let lit = &rule.heads[0];
+        let atom = &lit.atom;
+        let qualified = match &atom.policy {
+            Some(p) => format!("{p}:{}", atom.table),
+            None => atom.table.clone(),
+        };
+        let sign = match atom.sign {
+            Some(Sign::Plus) => "+",
+            Some(Sign::Minus) => "-",
+            None => "",
+        };
+        let (key, printed) = match lit.modal {
+            Some(Modal::Execute) => (
+                TableKey { policy: policy.to_string(), name: qualified.clone(), execute: true },
+                format!("execute[{qualified}"),
+            ),
+            Some(m) => return Err(EngineError::Query(format!("`{}[...]` cannot be queried", m.keyword()))),
+            None => {
+                let pol = atom.policy.clone().unwrap_or_else(|| policy.to_string());
+                (TableKey::new(&pol, &format!("{}{sign}", atom.table)), format!("{qualified}{sign}"))
+            }
+        };
+        // Congress's select() does not expand column references: such a query is empty.
+        let positional = atom.args.iter().all(|a| matches!(a, syntax::Arg::Positional { .. }));
+        let terms: Vec<Term> = atom.args.iter().map(|a| a.term().clone()).collect();
+        let table = self
+            .store
+            .ids
+            .get(&key)
+            .copied()
+            .filter(|&id| positional && self.store.tables[id].arity() == terms.len());
+        Ok(ResolvedQuery { table, terms, printed, modal: lit.modal.is_some() })
+    }
+
+    /// Rows of `table` matching a query's constants and repeated variables.
+    pub(crate) fn match_rows(&self, table: TableId, terms: &[Term]) -> Vec<Vec<Sym>> {
+        let mut consts: Vec<(usize, Option<Sym>)> = Vec::new();
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut same: Vec<(usize, usize)> = Vec::new();
+        for (i, t) in terms.iter().enumerate() {
+            match t {
+                Term::Const(v) => consts.push((i, self.store.interner.lookup(v))),
+                Term::Var(name) => match first.get(name.as_str()) {
+                    Some(&j) => same.push((i, j)),
+                    None => {
+                        first.insert(name, i);
+                    }
+                },
+            }
+        }
+        if consts.iter().any(|(_, s)| s.is_none()) {
+            return Vec::new();
+        }
+        self.store.tables[table]
+            .iter()
+            .filter(|(_, r)| consts.iter().all(|(i, s)| Some(r[*i]) == *s) && same.iter().all(|(i, j)| r[*i] == r[*j]))
+            .map(|(_, r)| r.to_vec())
+            .collect()
+    }
+
+    fn answer(&self, row: &[Sym]) -> Answer {
+        row.iter()
+            .map(|&s| match self.store.interner.marker_name(s) {
+                Some(name) => Term::Var(name.to_string()),
+                None => Term::Const(self.store.interner.value(s).clone()),
+            })
+            .collect()
+    }
+
+    /// Answers to a query literal in `policy`, as a sorted set.
+    pub fn query(&self, policy: &str, query: &str) -> Result<Vec<Answer>, EngineError> {
+        let q = self.resolve_query(policy, query)?;
+        let Some(table) = q.table else { return Ok(Vec::new()) };
+        let mut out: Vec<Answer> = self.match_rows(table, &q.terms).iter().map(|r| self.answer(r)).collect();
+        out.sort_by(|a, b| answer_key(a).cmp(&answer_key(b)));
+        Ok(out)
+    }
+
+    /// Answers as plain values (variables of action policies print as their names).
+    pub fn query_values(&self, policy: &str, query: &str) -> Result<Vec<Vec<Value>>, EngineError> {
+        let q = self.resolve_query(policy, query)?;
+        let Some(table) = q.table else { return Ok(Vec::new()) };
+        let mut out: Vec<Vec<Value>> = self.match_rows(table, &q.terms).iter().map(|r| self.values(r)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Answers printed as Congress prints them: `p("a", 1)`.
+    pub fn query_strings(&self, policy: &str, query: &str) -> Result<Vec<String>, EngineError> {
+        let q = self.resolve_query(policy, query)?;
+        let Some(table) = q.table else { return Ok(Vec::new()) };
+        let mut out: Vec<String> =
+            self.match_rows(table, &q.terms).iter().map(|r| print_literal(&q.printed, &self.answer(r), q.modal)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every row of a table. `table` may name another policy's table (`nova:servers`).
+    pub fn rows(&self, policy: &str, table: &str) -> Result<Vec<Vec<Value>>, EngineError> {
+        if !self.policies.contains_key(policy) {
+            return Err(EngineError::NoSuchPolicy(policy.to_string()));
+        }
+        let key = match table.split_once(':') {
+            Some((p, t)) => TableKey::new(p, t),
+            None => TableKey::new(policy, table),
+        };
+        let not_found = || EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() };
+        if !self.tables(policy)?.iter().any(|t| t == table) && key.policy == policy {
+            return Err(not_found());
+        }
+        let Some(&id) = self.store.ids.get(&key) else { return Ok(Vec::new()) };
+        let mut out: Vec<Vec<Value>> = self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The tables a policy mentions (heads, facts, bodies; `policy:table` for other
+    /// policies' tables; not builtins or execute tables), sorted.
+    pub fn tables(&self, policy: &str) -> Result<Vec<String>, EngineError> {
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let mut out = BTreeSet::new();
+        if let Some(s) = &p.schema {
+            out.extend(s.keys().cloned());
+        }
+        let name = |k: &TableKey| if k.policy == policy { k.name.clone() } else { format!("{}:{}", k.policy, k.name) };
+        for st in &p.statements {
+            match &st.compiled {
+                Compiled::Fact { key, .. } => {
+                    out.insert(name(key));
+                }
+                Compiled::Rule(r) => {
+                    if !r.head.execute {
+                        out.insert(name(&r.head));
+                    }
+                    for l in &r.body {
+                        if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l {
+                            out.insert(name(key));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The statements of a policy, as written (canonical spacing), in insertion order.
+    pub fn rules(&self, policy: &str) -> Result<Vec<String>, EngineError> {
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        Ok(p.statements.iter().map(|s| s.text.clone()).collect())
+    }
+
+    /// Builtin errors Congress would have swallowed, counted per rule.
+    pub fn builtin_failures(&self) -> Vec<BuiltinFailures> {
+        let mut out: Vec<BuiltinFailures> = self
+            .store
+            .failures
+            .iter()
+            .filter_map(|(id, f)| {
+                let r = self.store.rules.get(id)?;
+                Some(BuiltinFailures { policy: r.policy.clone(), rule: r.text.clone(), count: f.count, last_error: f.last.clone() })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.policy, &a.rule).cmp(&(&b.policy, &b.rule)));
+        out
+    }
+
+    /// Findings that do not stop evaluation: literals over policies that do not exist
+    /// (always empty, as in Congress).
+    pub fn warnings(&self) -> Vec<EngineWarning> {
+        let mut out = Vec::new();
+        for (pname, p) in &self.policies {
+            for st in &p.statements {
+                let Compiled::Rule(r) = &st.compiled else { continue };
+                for l in &r.body {
+                    if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l
+                        && !self.policies.contains_key(&key.policy)
+                    {
+                        out.push(EngineWarning {
+                            policy: pname.clone(),
+                            rule: st.text.clone(),
+                            message: format!(
+                                "policy `{}` does not exist: `{}:{}` is empty",
+                                key.policy, key.policy, key.name
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of rows stored in all tables.
+    pub fn fact_count(&self) -> usize {
+        self.store.tables.iter().map(|t| t.len()).sum()
+    }
+}
+
+fn answer_key(a: &Answer) -> Vec<(u8, Value)> {
+    a.iter()
+        .map(|t| match t {
+            Term::Const(v) => (0, v.clone()),
+            Term::Var(n) => (1, Value::str(n)),
+        })
+        .collect()
+}
+
+/// `name(args)` (or `execute[name(args)]`) in Congress's printing.
+pub(crate) fn print_literal(name: &str, args: &Answer, modal: bool) -> String {
+    let inner: Vec<String> = args
+        .iter()
+        .map(|t| match t {
+            Term::Const(v) => v.to_string(),
+            Term::Var(n) => n.clone(),
+        })
+        .collect();
+    if modal {
+        format!("{name}({})]", inner.join(", "))
+    } else {
+        format!("{name}({})", inner.join(", "))
+    }
+}

@@ -1,0 +1,15 @@
+//! The policy engine: Congress's Datalog, analysed, stratified and maintained
+//! incrementally. No Kubernetes in here: the CLI and the operator call [`Engine`].
+
+pub mod analysis;
+pub mod builtins;
+pub mod engine;
+pub mod eval;
+pub mod intern;
+pub mod syntax;
+pub mod simulate;
+pub mod value;
+pub mod explain;
+
+pub use engine::{ActionEvent, Commit, Engine, EngineError, PolicyKind, TableDelta, Transaction};
+pub use value::Value;
