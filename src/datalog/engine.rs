@@ -433,7 +433,13 @@ impl Stage<'_> {
             .map_err(|diagnostics| EngineError::Analysis { source_text: text.to_string(), diagnostics })?;
         let dup = dup_key(rule);
         let p = self.policy(policy)?;
-        if p.statements.iter().any(|s| s.dup == dup) {
+        if let Some(existing) = p.statements.iter().find(|s| s.dup == dup) {
+            // A statement repeated inside one batch is kept once (as Congress does when
+            // a policy is created with rules); repeating one that was already loaded
+            // is an error.
+            if existing.id >= self.engine.next_rule {
+                return Ok(());
+            }
             return Err(EngineError::RuleExists { policy: policy.to_string(), rule: rule.to_string() });
         }
         self.use_arities(&compiled, true);
@@ -823,6 +829,17 @@ impl Engine {
             Action::Replace(key, rows) => {
                 let width = rows.first().map_or(0, Vec::len);
                 let id = self.store.table_id(&key, width);
+                if self.store.tables[id].is_empty() {
+                    // Bulk load: nothing to diff against.
+                    let mut buf = Vec::with_capacity(width);
+                    self.store.tables[id].reserve(rows.len());
+                    for r in rows {
+                        buf.clear();
+                        buf.extend(r.into_iter().map(|v| self.store.interner.intern(v)));
+                        self.store.set_explicit(txn, id, &buf);
+                    }
+                    return;
+                }
                 let new: HashSet<Vec<Sym>> = rows.iter().map(|r| self.store.intern_row(r)).collect();
                 let old: Vec<Vec<Sym>> = self.store.tables[id]
                     .iter()

@@ -28,13 +28,15 @@ impl Interner {
 
     /// The symbol for `v`, creating it if new.
     pub fn intern(&mut self, v: Value) -> Sym {
-        if let Some(&s) = self.map.get(&v) {
-            return s;
+        let next = Sym::try_from(self.values.len()).unwrap_or(Sym::MAX);
+        match self.map.entry(v) {
+            hashbrown::hash_map::Entry::Occupied(e) => *e.get(),
+            hashbrown::hash_map::Entry::Vacant(e) => {
+                self.values.push(e.key().clone());
+                e.insert(next);
+                next
+            }
         }
-        let s = Sym::try_from(self.values.len()).unwrap_or(Sym::MAX);
-        self.values.push(v.clone());
-        self.map.insert(v, s);
-        s
     }
 
     /// The symbol for `v` if it was ever interned.

@@ -85,6 +85,14 @@ impl Relation {
         self.len == 0
     }
 
+    /// Make room for `n` more rows.
+    pub fn reserve(&mut self, n: usize) {
+        self.data.reserve(n * self.arity);
+        self.counts.reserve(n);
+        let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
+        self.set.reserve(n, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
+    }
+
     /// The row stored in a slot.
     pub fn row(&self, id: RowId) -> &[Sym] {
         let s = id as usize * self.arity;

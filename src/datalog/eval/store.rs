@@ -20,6 +20,21 @@ use hashbrown::{HashMap, HashSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Head rows emitted by one plan run, flattened (one allocation for all rows).
+#[derive(Debug, Default)]
+struct Emitted {
+    arity: usize,
+    rows: Vec<Sym>,
+    weights: Vec<i64>,
+}
+
+impl Emitted {
+    fn iter(&self) -> impl Iterator<Item = (&[Sym], i64)> + '_ {
+        let a = self.arity;
+        self.weights.iter().enumerate().map(move |(i, &w)| (&self.rows[i * a..i * a + a], w))
+    }
+}
+
 /// Rule ids are global and never reused.
 pub type RuleId = u64;
 
@@ -285,10 +300,9 @@ impl Store {
         which: Option<usize>,
         mode: ViewMode,
         delta: &[(Vec<Sym>, i64)],
-    ) -> Vec<(Vec<Sym>, i64)> {
-        let mut out = Vec::new();
-        let entry = self.rules.get(&rid).cloned();
-        let Some(entry) = entry else { return out };
+    ) -> Emitted {
+        let Some(entry) = self.rules.get(&rid).cloned() else { return Emitted::default() };
+        let mut out = Emitted { arity: entry.rule.head_terms.len(), ..Default::default() };
         let plan = match which {
             None => &entry.full,
             Some(i) => match &entry.deltas[i] {
@@ -302,7 +316,8 @@ impl Store {
             let mut ex = self.exec(&txn.changed, &mut fails);
             let mut binds = entry.rule.init_binds.clone();
             ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
-                out.push((h.to_vec(), w));
+                out.rows.extend_from_slice(h);
+                out.weights.push(w);
                 true
             });
         }
@@ -340,8 +355,8 @@ impl Store {
             for &rid in rules {
                 let out = self.run_collect(txn, rid, None, ViewMode::New, &[]);
                 let head = self.rules[&rid].rule.head;
-                for (row, w) in out {
-                    self.add_derived(txn, head, &row, w);
+                for (row, w) in out.iter() {
+                    self.add_derived(txn, head, row, w);
                 }
             }
             return;
@@ -350,9 +365,9 @@ impl Store {
         for &rid in rules {
             let out = self.run_collect(txn, rid, None, ViewMode::New, &[]);
             let head = self.rules[&rid].rule.head;
-            for (row, _) in out {
-                if self.insert_flag(txn, head, &row) {
-                    frontier.entry(head).or_default().push(row);
+            for (row, _) in out.iter() {
+                if self.insert_flag(txn, head, row) {
+                    frontier.entry(head).or_default().push(row.to_vec());
                 }
             }
         }
@@ -457,9 +472,9 @@ impl Store {
                     }
                     let delta: Vec<(Vec<Sym>, i64)> = rows.iter().map(|r| (r.clone(), 1)).collect();
                     let out = self.run_collect(txn, rid, Some(i), ViewMode::New, &delta);
-                    for (row, _) in out {
-                        if self.insert_flag(txn, head, &row) {
-                            next.entry(head).or_default().push(row);
+                    for (row, _) in out.iter() {
+                        if self.insert_flag(txn, head, row) {
+                            next.entry(head).or_default().push(row.to_vec());
                         }
                     }
                 }
@@ -480,8 +495,8 @@ impl Store {
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, w) in self.run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta) {
-                    *acc.entry((head, row)).or_default() += w;
+                for (row, w) in self.run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta).iter() {
+                    *acc.entry((head, row.to_vec())).or_default() += w;
                 }
             }
         }
@@ -515,8 +530,8 @@ impl Store {
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta) {
-                    if let Some(r) = consider(self, &mut deleted, head, row) {
+                for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta).iter() {
+                    if let Some(r) = consider(self, &mut deleted, head, row.to_vec()) {
                         frontier.entry(head).or_default().push(r);
                     }
                 }
@@ -534,8 +549,8 @@ impl Store {
                         continue;
                     }
                     let delta: Vec<(Vec<Sym>, i64)> = rows.iter().map(|r| (r.clone(), 1)).collect();
-                    for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta) {
-                        if let Some(r) = consider(self, &mut deleted, head, row) {
+                    for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta).iter() {
+                        if let Some(r) = consider(self, &mut deleted, head, row.to_vec()) {
                             next.entry(head).or_default().push(r);
                         }
                     }
@@ -583,9 +598,9 @@ impl Store {
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::New, &delta) {
-                    if self.insert_flag(txn, head, &row) {
-                        frontier.entry(head).or_default().push(row);
+                for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::New, &delta).iter() {
+                    if self.insert_flag(txn, head, row) {
+                        frontier.entry(head).or_default().push(row.to_vec());
                     }
                 }
             }
