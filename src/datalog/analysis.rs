@@ -30,7 +30,11 @@ pub struct TableKey {
 
 impl TableKey {
     pub fn new(policy: &str, name: &str) -> Self {
-        TableKey { policy: policy.to_string(), name: name.to_string(), execute: false }
+        TableKey {
+            policy: policy.to_string(),
+            name: name.to_string(),
+            execute: false,
+        }
     }
 }
 
@@ -64,9 +68,22 @@ pub enum CTerm {
 /// A compiled body literal.
 #[derive(Clone, Debug)]
 pub enum CLit {
-    Pos { key: TableKey, terms: Vec<CTerm>, span: Span },
-    Neg { key: TableKey, terms: Vec<CTerm>, span: Span },
-    Builtin { builtin: &'static Builtin, terms: Vec<CTerm>, negated: bool, span: Span },
+    Pos {
+        key: TableKey,
+        terms: Vec<CTerm>,
+        span: Span,
+    },
+    Neg {
+        key: TableKey,
+        terms: Vec<CTerm>,
+        span: Span,
+    },
+    Builtin {
+        builtin: &'static Builtin,
+        terms: Vec<CTerm>,
+        negated: bool,
+        span: Span,
+    },
     /// `true` (holds) or `false` (never holds), possibly negated already folded in.
     Const(bool),
 }
@@ -74,10 +91,21 @@ pub enum CLit {
 impl CLit {
     fn vars(&self) -> Vec<usize> {
         let terms = match self {
-            CLit::Pos { terms, .. } | CLit::Neg { terms, .. } | CLit::Builtin { terms, .. } => terms,
+            CLit::Pos { terms, .. } | CLit::Neg { terms, .. } | CLit::Builtin { terms, .. } => {
+                terms
+            }
             CLit::Const(_) => return Vec::new(),
         };
-        terms.iter().filter_map(|t| if let CTerm::Var(v) = t { Some(*v) } else { None }).collect()
+        terms
+            .iter()
+            .filter_map(|t| {
+                if let CTerm::Var(v) = t {
+                    Some(*v)
+                } else {
+                    None
+                }
+            })
+            .collect()
     }
 }
 
@@ -140,7 +168,8 @@ impl Ctx<'_> {
     }
 
     fn err(&mut self, code: &'static str, msg: impl Into<String>, span: Span) {
-        self.diags.push(Diagnostic::error(code, msg, span).with_rule(self.rule_text.clone()));
+        self.diags
+            .push(Diagnostic::error(code, msg, span).with_rule(self.rule_text.clone()));
     }
 
     fn term(&mut self, t: &Term) -> CTerm {
@@ -159,7 +188,12 @@ fn qualified(atom: &Atom) -> String {
 }
 
 /// Compile one parsed statement for `policy` (of `kind`).
-pub fn compile(policy: &str, kind: PolicyKind, rule: &Rule, schema: &dyn SchemaLookup) -> Result<Compiled, Vec<Diagnostic>> {
+pub fn compile(
+    policy: &str,
+    kind: PolicyKind,
+    rule: &Rule,
+    schema: &dyn SchemaLookup,
+) -> Result<Compiled, Vec<Diagnostic>> {
     let mut cx = Ctx {
         policy,
         kind,
@@ -179,7 +213,14 @@ pub fn compile(policy: &str, kind: PolicyKind, rule: &Rule, schema: &dyn SchemaL
 
 fn compile_inner(cx: &mut Ctx<'_>, rule: &Rule) -> Option<Compiled> {
     if cx.kind == PolicyKind::Datasource {
-        cx.err("not-permitted", format!("rules cannot be inserted into datasource policy {}", cx.policy), rule.span);
+        cx.err(
+            "not-permitted",
+            format!(
+                "rules cannot be inserted into datasource policy {}",
+                cx.policy
+            ),
+            rule.span,
+        );
         return None;
     }
     if rule.heads.len() != 1 {
@@ -188,20 +229,42 @@ fn compile_inner(cx: &mut Ctx<'_>, rule: &Rule) -> Option<Compiled> {
         return None;
     }
     if rule.body.len() > MAX_BODY_LITERALS {
-        cx.err("too-long", format!("rule has {} body literals; the limit is {MAX_BODY_LITERALS}", rule.body.len()), rule.span);
+        cx.err(
+            "too-long",
+            format!(
+                "rule has {} body literals; the limit is {MAX_BODY_LITERALS}",
+                rule.body.len()
+            ),
+            rule.span,
+        );
         return None;
     }
     let head = &rule.heads[0];
     check_head_shape(cx, head, rule.is_fact());
     if !rule.is_fact() && cx.kind == PolicyKind::Database {
-        cx.err("not-permitted", "database policies hold ground facts only (non-atomic formula is not permitted)", rule.span);
+        cx.err(
+            "not-permitted",
+            "database policies hold ground facts only (non-atomic formula is not permitted)",
+            rule.span,
+        );
     }
     for lit in &rule.body {
         if let Some(m) = lit.modal {
-            cx.err("modal-in-body", format!("modal `{}[...]` is only allowed in a rule head", m.keyword()), lit.span);
+            cx.err(
+                "modal-in-body",
+                format!(
+                    "modal `{}[...]` is only allowed in a rule head",
+                    m.keyword()
+                ),
+                lit.span,
+            );
         }
         if lit.atom.sign.is_some() {
-            cx.err("sign-in-body", "`+`/`-` update tables may not appear in a rule body", lit.atom.name_span);
+            cx.err(
+                "sign-in-body",
+                "`+`/`-` update tables may not appear in a rule body",
+                lit.atom.name_span,
+            );
         }
     }
     if !cx.diags.is_empty() {
@@ -229,7 +292,14 @@ fn compile_inner(cx: &mut Ctx<'_>, rule: &Rule) -> Option<Compiled> {
                 CTerm::Const(c) => row.push(c.clone()),
                 CTerm::Var(v) => {
                     let name = cx.var_names[*v].clone();
-                    cx.err("non-ground-fact", format!("facts must be ground, but `{}` is a variable", display_var(&name)), head.span);
+                    cx.err(
+                        "non-ground-fact",
+                        format!(
+                            "facts must be ground, but `{}` is a variable",
+                            display_var(&name)
+                        ),
+                        head.span,
+                    );
                     return None;
                 }
             }
@@ -265,23 +335,43 @@ fn check_head_shape(cx: &mut Ctx<'_>, head: &Literal, is_fact: bool) {
     match head.modal {
         Some(Modal::Insert) | Some(Modal::Delete) => {
             let m = head.modal.map(Modal::keyword).unwrap_or_default();
-            cx.err("modal-head", format!("`{m}[...]` heads are not supported; use execute[...] or an action policy"), head.span);
+            cx.err(
+                "modal-head",
+                format!("`{m}[...]` heads are not supported; use execute[...] or an action policy"),
+                head.span,
+            );
         }
         Some(Modal::Execute) => {
             if is_fact {
-                cx.err("execute-fact", "an execute[...] statement needs a body", head.span);
+                cx.err(
+                    "execute-fact",
+                    "an execute[...] statement needs a body",
+                    head.span,
+                );
             }
             if head.atom.sign.is_some() {
-                cx.err("sign-in-execute", "an execute[...] head cannot carry a +/- sign", head.atom.name_span);
+                cx.err(
+                    "sign-in-execute",
+                    "an execute[...] head cannot carry a +/- sign",
+                    head.atom.name_span,
+                );
             }
         }
         None => {
             let signed = head.atom.sign.is_some();
             if signed && cx.kind != PolicyKind::Action {
-                cx.err("sign-head", "`+`/`-` update heads are only allowed in action policies", head.atom.name_span);
+                cx.err(
+                    "sign-head",
+                    "`+`/`-` update heads are only allowed in action policies",
+                    head.atom.name_span,
+                );
             }
             if head.atom.policy.is_some() && !(signed && cx.kind == PolicyKind::Action) {
-                let what = if is_fact { "a fact" } else { "a non-modal rule head" };
+                let what = if is_fact {
+                    "a fact"
+                } else {
+                    "a non-modal rule head"
+                };
                 cx.err(
                     "qualified-head",
                     format!("{what} may not name a policy (`{}`): rules write only their own policy's tables", qualified(&head.atom)),
@@ -289,10 +379,21 @@ fn check_head_shape(cx: &mut Ctx<'_>, head: &Literal, is_fact: bool) {
                 );
             }
             if builtins::is_reserved(&head.atom.table) && !signed {
-                cx.err("builtin-name", format!("`{}` conflicts with the builtin of that name", head.atom.table), head.atom.name_span);
+                cx.err(
+                    "builtin-name",
+                    format!(
+                        "`{}` conflicts with the builtin of that name",
+                        head.atom.table
+                    ),
+                    head.atom.name_span,
+                );
             }
             if matches!(head.atom.table.as_str(), "true" | "false") && head.atom.policy.is_none() {
-                cx.err("builtin-name", format!("`{}` is a reserved table", head.atom.table), head.atom.name_span);
+                cx.err(
+                    "builtin-name",
+                    format!("`{}` is a reserved table", head.atom.table),
+                    head.atom.name_span,
+                );
             }
         }
     }
@@ -306,20 +407,39 @@ fn head_key(cx: &Ctx<'_>, head: &Literal) -> TableKey {
         None => "",
     };
     if head.modal == Some(Modal::Execute) {
-        return TableKey { policy: cx.policy.to_string(), name: qualified(atom), execute: true };
+        return TableKey {
+            policy: cx.policy.to_string(),
+            name: qualified(atom),
+            execute: true,
+        };
     }
-    TableKey { policy: cx.policy.to_string(), name: format!("{}{sign}", qualified(atom)), execute: false }
+    TableKey {
+        policy: cx.policy.to_string(),
+        name: format!("{}{sign}", qualified(atom)),
+        execute: false,
+    }
 }
 
 fn compile_body_literal(cx: &mut Ctx<'_>, lit: &Literal, index: usize) -> Option<CLit> {
     let atom = &lit.atom;
-    let positional = atom.args.iter().all(|a| matches!(a, Arg::Positional { .. }));
-    if atom.policy.is_none() && atom.args.is_empty() && matches!(atom.table.as_str(), "true" | "false") {
+    let positional = atom
+        .args
+        .iter()
+        .all(|a| matches!(a, Arg::Positional { .. }));
+    if atom.policy.is_none()
+        && atom.args.is_empty()
+        && matches!(atom.table.as_str(), "true" | "false")
+    {
         return Some(CLit::Const((atom.table == "true") != lit.negated));
     }
     if positional && let Some(b) = builtins::lookup(&atom.table, atom.args.len()) {
         let terms = atom.args.iter().map(|a| cx.term(a.term())).collect();
-        return Some(CLit::Builtin { builtin: b, terms, negated: lit.negated, span: lit.span });
+        return Some(CLit::Builtin {
+            builtin: b,
+            terms,
+            negated: lit.negated,
+            span: lit.span,
+        });
     }
     let key = TableKey {
         policy: atom.policy.clone().unwrap_or_else(|| cx.policy.to_string()),
@@ -328,22 +448,49 @@ fn compile_body_literal(cx: &mut Ctx<'_>, lit: &Literal, index: usize) -> Option
     };
     let terms = resolve_args(cx, atom, &key, index)?;
     Some(if lit.negated {
-        CLit::Neg { key, terms, span: lit.span }
+        CLit::Neg {
+            key,
+            terms,
+            span: lit.span,
+        }
     } else {
-        CLit::Pos { key, terms, span: lit.span }
+        CLit::Pos {
+            key,
+            terms,
+            span: lit.span,
+        }
     })
 }
 
 /// Positional, named and numbered arguments to a positional term list, padded to the
 /// table's known arity.
-fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize) -> Option<Vec<CTerm>> {
+fn resolve_args(
+    cx: &mut Ctx<'_>,
+    atom: &Atom,
+    key: &TableKey,
+    lit_index: usize,
+) -> Option<Vec<CTerm>> {
     if atom.args.len() > MAX_ARITY {
-        cx.err("too-wide", format!("literal has {} arguments; the limit is {MAX_ARITY}", atom.args.len()), atom.span);
+        cx.err(
+            "too-wide",
+            format!(
+                "literal has {} arguments; the limit is {MAX_ARITY}",
+                atom.args.len()
+            ),
+            atom.span,
+        );
         return None;
     }
     let name = qualified(atom);
-    let has_refs = atom.args.iter().any(|a| !matches!(a, Arg::Positional { .. }));
-    let columns = if key.execute { None } else { cx.schema.columns(&key.policy, &key.name) };
+    let has_refs = atom
+        .args
+        .iter()
+        .any(|a| !matches!(a, Arg::Positional { .. }));
+    let columns = if key.execute {
+        None
+    } else {
+        cx.schema.columns(&key.policy, &key.name)
+    };
     let known = match &columns {
         Some(c) => Some(c.len()),
         None => cx.schema.known_arity(key),
@@ -354,7 +501,11 @@ fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize)
         match arg {
             Arg::Positional { term, span } => {
                 if seen_ref {
-                    cx.err("positional-after-reference", format!("in {name}: a positional argument follows a column reference"), *span);
+                    cx.err(
+                        "positional-after-reference",
+                        format!("in {name}: a positional argument follows a column reference"),
+                        *span,
+                    );
                     return None;
                 }
                 let t = cx.term(term);
@@ -366,38 +517,70 @@ fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize)
     if has_refs {
         let Some(cols) = &columns else {
             let why = match cx.schema.kind(&key.policy) {
-                Some(PolicyKind::Datasource) => format!("datasource {} has no table {}", key.policy, key.name),
+                Some(PolicyKind::Datasource) => {
+                    format!("datasource {} has no table {}", key.policy, key.name)
+                }
                 _ => format!("{name} does not reference a datasource table with a known schema"),
             };
-            cx.err("column-reference", format!("column references need a known schema: {why}"), atom.span);
+            cx.err(
+                "column-reference",
+                format!("column references need a known schema: {why}"),
+                atom.span,
+            );
             return None;
         };
         slots.resize(cols.len().max(slots.len()), None);
-        let positional = atom.args.iter().filter(|a| matches!(a, Arg::Positional { .. })).count();
+        let positional = atom
+            .args
+            .iter()
+            .filter(|a| matches!(a, Arg::Positional { .. }))
+            .count();
         for arg in &atom.args {
             let (idx, term, span) = match arg {
                 Arg::Positional { .. } => continue,
                 Arg::Named { column, term, span } => match cols.iter().position(|c| c == column) {
                     Some(i) => (i, term, *span),
                     None => {
-                        cx.err("column-reference", format!("in {name}: column `{column}` does not exist (columns: {})", cols.join(", ")), *span);
+                        cx.err(
+                            "column-reference",
+                            format!(
+                                "in {name}: column `{column}` does not exist (columns: {})",
+                                cols.join(", ")
+                            ),
+                            *span,
+                        );
                         return None;
                     }
                 },
                 Arg::Numbered { index, term, span } => {
                     if *index as usize >= cols.len() {
-                        cx.err("column-reference", format!("in {name}: column index {index} is too large ({} columns)", cols.len()), *span);
+                        cx.err(
+                            "column-reference",
+                            format!(
+                                "in {name}: column index {index} is too large ({} columns)",
+                                cols.len()
+                            ),
+                            *span,
+                        );
                         return None;
                     }
                     (*index as usize, term, *span)
                 }
             };
             if idx < positional {
-                cx.err("column-reference", format!("in {name}: column {idx} is already given positionally"), span);
+                cx.err(
+                    "column-reference",
+                    format!("in {name}: column {idx} is already given positionally"),
+                    span,
+                );
                 return None;
             }
             if slots[idx].is_some() {
-                cx.err("column-reference", format!("in {name}: column {idx} is given more than once"), span);
+                cx.err(
+                    "column-reference",
+                    format!("in {name}: column {idx} is given more than once"),
+                    span,
+                );
                 return None;
             }
             let t = cx.term(term);
@@ -406,7 +589,14 @@ fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize)
     }
     if let Some(k) = known {
         if slots.len() > k {
-            cx.err("arity", format!("{name} has {} arguments but exactly {k} are permitted", slots.len()), atom.span);
+            cx.err(
+                "arity",
+                format!(
+                    "{name} has {} arguments but exactly {k} are permitted",
+                    slots.len()
+                ),
+                atom.span,
+            );
             return None;
         }
         slots.resize(k, None);
@@ -416,7 +606,15 @@ fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize)
         match s {
             Some(t) => out.push(t),
             None => {
-                let v = cx.var(&format!("?x_{}{}", if lit_index == usize::MAX { 0 } else { lit_index + 1 }, col));
+                let v = cx.var(&format!(
+                    "?x_{}{}",
+                    if lit_index == usize::MAX {
+                        0
+                    } else {
+                        lit_index + 1
+                    },
+                    col
+                ));
                 out.push(CTerm::Var(v));
             }
         }
@@ -426,7 +624,13 @@ fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize)
 
 /// Head and body safety. Congress reorders the body so that negations and builtins come
 /// after the literals that bind their inputs; a rule is safe iff such an order exists.
-fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[CLit], rule: &Rule) {
+fn check_safety(
+    cx: &mut Ctx<'_>,
+    head: &Literal,
+    head_terms: &[CTerm],
+    body: &[CLit],
+    rule: &Rule,
+) {
     let mut bound: BTreeSet<usize> = BTreeSet::new();
     for l in body {
         if let CLit::Pos { .. } = l {
@@ -437,7 +641,13 @@ fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[
     loop {
         let before = bound.len();
         for l in body {
-            if let CLit::Builtin { builtin, terms, negated: false, .. } = l {
+            if let CLit::Builtin {
+                builtin,
+                terms,
+                negated: false,
+                ..
+            } = l
+            {
                 let inputs_bound = terms[..builtin.inputs].iter().all(|t| match t {
                     CTerm::Var(v) => bound.contains(v),
                     CTerm::Const(_) => true,
@@ -461,9 +671,24 @@ fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[
     for (l, src) in body.iter().zip(&rule.body) {
         let needed: Vec<usize> = match l {
             CLit::Neg { .. } => l.vars(),
-            CLit::Builtin { builtin, terms, negated, .. } => {
-                let upto = if *negated { terms.len() } else { builtin.inputs };
-                terms[..upto].iter().filter_map(|t| match t { CTerm::Var(v) => Some(*v), CTerm::Const(_) => None }).collect()
+            CLit::Builtin {
+                builtin,
+                terms,
+                negated,
+                ..
+            } => {
+                let upto = if *negated {
+                    terms.len()
+                } else {
+                    builtin.inputs
+                };
+                terms[..upto]
+                    .iter()
+                    .filter_map(|t| match t {
+                        CTerm::Var(v) => Some(*v),
+                        CTerm::Const(_) => None,
+                    })
+                    .collect()
             }
             _ => continue,
         };
@@ -475,7 +700,11 @@ fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[
             .into_iter()
             .collect();
         if !unbound.is_empty() {
-            let what = if matches!(l, CLit::Neg { .. }) { "negated literal" } else { "builtin" };
+            let what = if matches!(l, CLit::Neg { .. }) {
+                "negated literal"
+            } else {
+                "builtin"
+            };
             cx.err(
                 "unsafe-body",
                 format!(
@@ -496,7 +725,10 @@ fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[
             let name = cx.var_names[*v].clone();
             cx.err(
                 "unsafe-head",
-                format!("variable {} found in head but not bound in the body", display_var(&name)),
+                format!(
+                    "variable {} found in head but not bound in the body",
+                    display_var(&name)
+                ),
                 head.span,
             );
         }
@@ -580,7 +812,9 @@ pub mod stratify {
     /// (first == last), if there is one.
     pub fn negative_cycle(comp: &[usize], edges: &[Edge]) -> Option<Vec<usize>> {
         let inside: std::collections::HashSet<usize> = comp.iter().copied().collect();
-        let neg = edges.iter().find(|e| e.negative && inside.contains(&e.from) && inside.contains(&e.to))?;
+        let neg = edges
+            .iter()
+            .find(|e| e.negative && inside.contains(&e.from) && inside.contains(&e.to))?;
         // BFS from neg.to back to neg.from within the component.
         let mut prev: std::collections::HashMap<usize, usize> = Default::default();
         let mut queue = std::collections::VecDeque::from([neg.to]);
@@ -589,7 +823,10 @@ pub mod stratify {
             if v == neg.from {
                 break;
             }
-            for e in edges.iter().filter(|e| e.from == v && inside.contains(&e.to)) {
+            for e in edges
+                .iter()
+                .filter(|e| e.from == v && inside.contains(&e.to))
+            {
                 if seen.insert(e.to) {
                     prev.insert(e.to, v);
                     queue.push_back(e.to);
@@ -615,7 +852,11 @@ pub mod stratify {
         #[test]
         fn components_in_dependency_order() {
             // 0 -> 1 -> 2 -> 1, 2 -> 3
-            let e = |from, to| Edge { from, to, negative: false };
+            let e = |from, to| Edge {
+                from,
+                to,
+                negative: false,
+            };
             let comps = components(4, &[e(0, 1), e(1, 2), e(2, 1), e(2, 3)]);
             let pos = |x: usize| comps.iter().position(|c| c.contains(&x)).unwrap();
             assert!(pos(0) < pos(1));
@@ -627,7 +868,13 @@ pub mod stratify {
         #[test]
         fn long_chain_does_not_overflow() {
             let n = 200_000;
-            let edges: Vec<Edge> = (0..n - 1).map(|i| Edge { from: i, to: i + 1, negative: false }).collect();
+            let edges: Vec<Edge> = (0..n - 1)
+                .map(|i| Edge {
+                    from: i,
+                    to: i + 1,
+                    negative: false,
+                })
+                .collect();
             let comps = components(n, &edges);
             assert_eq!(comps.len(), n);
             assert_eq!(comps[0], vec![0]);
@@ -635,7 +882,18 @@ pub mod stratify {
 
         #[test]
         fn finds_negative_cycle() {
-            let edges = [Edge { from: 0, to: 1, negative: false }, Edge { from: 1, to: 0, negative: true }];
+            let edges = [
+                Edge {
+                    from: 0,
+                    to: 1,
+                    negative: false,
+                },
+                Edge {
+                    from: 1,
+                    to: 0,
+                    negative: true,
+                },
+            ];
             let cyc = negative_cycle(&[0, 1], &edges).unwrap();
             assert_eq!(cyc.first(), cyc.last());
             assert_eq!(cyc.len(), 3);

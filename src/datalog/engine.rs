@@ -88,9 +88,15 @@ pub struct Commit {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EngineError {
     #[error("syntax error in {}", describe_diags(.diagnostics))]
-    Syntax { source_text: String, diagnostics: Vec<Diagnostic> },
+    Syntax {
+        source_text: String,
+        diagnostics: Vec<Diagnostic>,
+    },
     #[error("{}", describe_diags(.diagnostics))]
-    Analysis { source_text: String, diagnostics: Vec<Diagnostic> },
+    Analysis {
+        source_text: String,
+        diagnostics: Vec<Diagnostic>,
+    },
     #[error("empty string passed: not a valid rule")]
     EmptyRule,
     #[error("received multiple rules: {0}")]
@@ -110,7 +116,11 @@ pub enum EngineError {
     #[error("rules cannot be inserted into {kind} policy {policy}")]
     RuleNotPermitted { policy: String, kind: PolicyKind },
     #[error("{table}: row has {got} values but the table has {expected} columns")]
-    RowArity { table: String, expected: usize, got: usize },
+    RowArity {
+        table: String,
+        expected: usize,
+        got: usize,
+    },
     #[error("invalid simulate sequence: {0}")]
     Sequence(String),
     #[error("invalid query: {0}")]
@@ -120,7 +130,10 @@ pub enum EngineError {
 }
 
 fn describe_diags(d: &[Diagnostic]) -> String {
-    d.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A derived row's explanation: the rule that derived it and the proofs of its body.
@@ -163,8 +176,9 @@ pub struct SimulateRequest<'a> {
 /// One answer cell: a value, or (only in `action` policies) an unbound variable.
 pub type Answer = Vec<Term>;
 
-
-use crate::datalog::analysis::{self, CLit, CRule, CTerm, Compiled, SchemaLookup, TableKey, stratify};
+use crate::datalog::analysis::{
+    self, CLit, CRule, CTerm, Compiled, SchemaLookup, TableKey, stratify,
+};
 use crate::datalog::eval::relation::EXPLICIT;
 use crate::datalog::eval::store::{RuleEntry, RuleId, Store, TxnState};
 use crate::datalog::eval::{LLit, LRule, LTerm, TableId};
@@ -202,10 +216,26 @@ pub struct Engine {
 enum Op {
     CreatePolicy(String, PolicyKind, Option<Schema>),
     DeletePolicy(String),
-    InsertRule { policy: String, text: String, single: bool },
-    DeleteRule { policy: String, text: String },
-    Row { policy: String, table: String, row: Vec<Value>, insert: bool },
-    ReplaceTable { policy: String, table: String, rows: Vec<Vec<Value>> },
+    InsertRule {
+        policy: String,
+        text: String,
+        single: bool,
+    },
+    DeleteRule {
+        policy: String,
+        text: String,
+    },
+    Row {
+        policy: String,
+        table: String,
+        row: Vec<Value>,
+        insert: bool,
+    },
+    ReplaceTable {
+        policy: String,
+        table: String,
+        rows: Vec<Vec<Value>>,
+    },
 }
 
 /// A batch of changes applied as one unit by [`Transaction::commit`].
@@ -217,11 +247,16 @@ pub struct Transaction<'e> {
 
 impl Transaction<'_> {
     pub fn create_policy(&mut self, name: &str, kind: PolicyKind) -> &mut Self {
-        self.ops.push(Op::CreatePolicy(name.to_string(), kind, None));
+        self.ops
+            .push(Op::CreatePolicy(name.to_string(), kind, None));
         self
     }
     pub fn create_datasource(&mut self, name: &str, schema: Schema) -> &mut Self {
-        self.ops.push(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)));
+        self.ops.push(Op::CreatePolicy(
+            name.to_string(),
+            PolicyKind::Datasource,
+            Some(schema),
+        ));
         self
     }
     pub fn delete_policy(&mut self, name: &str) -> &mut Self {
@@ -230,38 +265,70 @@ impl Transaction<'_> {
     }
     /// Insert exactly one formula (Congress's `POST .../rules`).
     pub fn insert_rule(&mut self, policy: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: true });
+        self.ops.push(Op::InsertRule {
+            policy: policy.to_string(),
+            text: text.to_string(),
+            single: true,
+        });
         self
     }
     /// Insert every formula of a text.
     pub fn insert_rules(&mut self, policy: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: false });
+        self.ops.push(Op::InsertRule {
+            policy: policy.to_string(),
+            text: text.to_string(),
+            single: false,
+        });
         self
     }
     pub fn delete_rule(&mut self, policy: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::DeleteRule { policy: policy.to_string(), text: text.to_string() });
+        self.ops.push(Op::DeleteRule {
+            policy: policy.to_string(),
+            text: text.to_string(),
+        });
         self
     }
     pub fn insert_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
-        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: true });
+        self.ops.push(Op::Row {
+            policy: policy.to_string(),
+            table: table.to_string(),
+            row,
+            insert: true,
+        });
         self
     }
     pub fn delete_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
-        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: false });
+        self.ops.push(Op::Row {
+            policy: policy.to_string(),
+            table: table.to_string(),
+            row,
+            insert: false,
+        });
         self
     }
     pub fn replace_table(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> &mut Self {
-        self.ops.push(Op::ReplaceTable { policy: policy.to_string(), table: table.to_string(), rows });
+        self.ops.push(Op::ReplaceTable {
+            policy: policy.to_string(),
+            table: table.to_string(),
+            rows,
+        });
         self
     }
-    /// Whether the commit lists changed rows (default) or only which tables changed.
+    /// Whether the commit lists changed rows (default). With `false` a commit lists
+    /// only which derived (or rule-read) tables changed, with empty row lists, and
+    /// skips the bookkeeping for tables no rule reads: the fast path for bulk loads.
+    /// Actions are always reported.
     pub fn report_rows(&mut self, yes: bool) -> &mut Self {
         self.report_rows = yes;
         self
     }
     /// Validate every change, then apply them all; on error nothing is applied.
     pub fn commit(self) -> Result<Commit, EngineError> {
-        let Transaction { engine, ops, report_rows } = self;
+        let Transaction {
+            engine,
+            ops,
+            report_rows,
+        } = self;
         engine.commit(ops, report_rows)
     }
 }
@@ -292,7 +359,12 @@ impl SchemaLookup for Stage<'_> {
         self.policies.get(policy).map(|p| p.kind)
     }
     fn columns(&self, policy: &str, table: &str) -> Option<Vec<String>> {
-        self.policies.get(policy)?.schema.as_ref()?.get(table).cloned()
+        self.policies
+            .get(policy)?
+            .schema
+            .as_ref()?
+            .get(table)
+            .cloned()
     }
     fn known_arity(&self, key: &TableKey) -> Option<usize> {
         if let Some(a) = self.arity.get(key) {
@@ -308,7 +380,12 @@ impl Stage<'_> {
         if let Some(a) = self.arity.get(key) {
             return *a;
         }
-        let a = self.engine.store.ids.get(key).and_then(|&id| self.engine.store.info[id].arity);
+        let a = self
+            .engine
+            .store
+            .ids
+            .get(key)
+            .and_then(|&id| self.engine.store.info[id].arity);
         self.arity.insert(key.clone(), a);
         a
     }
@@ -327,7 +404,9 @@ impl Stage<'_> {
     }
 
     fn policy(&self, name: &str) -> Result<&PolicyState, EngineError> {
-        self.policies.get(name).ok_or_else(|| EngineError::NoSuchPolicy(name.to_string()))
+        self.policies
+            .get(name)
+            .ok_or_else(|| EngineError::NoSuchPolicy(name.to_string()))
     }
 
     fn stage(&mut self, op: Op) -> Result<(), EngineError> {
@@ -339,20 +418,32 @@ impl Stage<'_> {
                 if name.is_empty() || name == "builtin" || name.contains(':') {
                     return Err(EngineError::Query(format!("invalid policy name `{name}`")));
                 }
-                self.policies.insert(name.clone(), PolicyState { kind, schema: schema.clone(), statements: Vec::new() });
+                self.policies.insert(
+                    name.clone(),
+                    PolicyState {
+                        kind,
+                        schema: schema.clone(),
+                        statements: Vec::new(),
+                    },
+                );
                 self.actions.push(Action::CreatePolicy(name, kind, schema));
             }
             Op::DeletePolicy(name) => {
                 let p = self.policy(&name)?.clone();
                 for st in &p.statements {
                     self.use_arities(&st.compiled, false);
-                    self.actions.push(Action::RemoveStatement(name.clone(), st.id));
+                    self.actions
+                        .push(Action::RemoveStatement(name.clone(), st.id));
                     self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
                 }
                 self.policies.remove(&name);
                 self.actions.push(Action::DropPolicy(name));
             }
-            Op::InsertRule { policy, text, single } => {
+            Op::InsertRule {
+                policy,
+                text,
+                single,
+            } => {
                 let kind = self.policy(&policy)?.kind;
                 if kind == PolicyKind::Datasource {
                     return Err(EngineError::RuleNotPermitted { policy, kind });
@@ -362,7 +453,10 @@ impl Stage<'_> {
                 } else {
                     let parsed = syntax::parse(&text);
                     if !parsed.is_ok() {
-                        return Err(EngineError::Syntax { source_text: text, diagnostics: parsed.diagnostics });
+                        return Err(EngineError::Syntax {
+                            source_text: text,
+                            diagnostics: parsed.diagnostics,
+                        });
                     }
                     parsed.rules
                 };
@@ -375,7 +469,10 @@ impl Stage<'_> {
                     }
                 }
                 if !diags.is_empty() {
-                    return Err(EngineError::Analysis { source_text: text, diagnostics: diags });
+                    return Err(EngineError::Analysis {
+                        source_text: text,
+                        diagnostics: diags,
+                    });
                 }
             }
             Op::DeleteRule { policy, text } => {
@@ -384,7 +481,10 @@ impl Stage<'_> {
                 let dup = dup_key(&rule);
                 let p = self.policy(&policy)?;
                 let Some(pos) = p.statements.iter().position(|s| s.dup == dup) else {
-                    return Err(EngineError::NoSuchRule { policy, rule: rule.to_string() });
+                    return Err(EngineError::NoSuchRule {
+                        policy,
+                        rule: rule.to_string(),
+                    });
                 };
                 let st = p.statements[pos].clone();
                 self.use_arities(&st.compiled, false);
@@ -394,16 +494,30 @@ impl Stage<'_> {
                 }
                 self.actions.push(Action::RemoveStatement(policy, st.id));
             }
-            Op::Row { policy, table, row, insert } => {
+            Op::Row {
+                policy,
+                table,
+                row,
+                insert,
+            } => {
                 let key = self.data_table(&policy, &table, row.len())?;
                 self.actions.push(Action::Row(key, row, insert));
             }
-            Op::ReplaceTable { policy, table, rows } => {
+            Op::ReplaceTable {
+                policy,
+                table,
+                rows,
+            } => {
                 let n = self.table_width(&policy, &table)?;
                 if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                    return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: bad.len() });
+                    return Err(EngineError::RowArity {
+                        table: format!("{policy}:{table}"),
+                        expected: n,
+                        got: bad.len(),
+                    });
                 }
-                self.actions.push(Action::Replace(TableKey::new(&policy, &table), rows));
+                self.actions
+                    .push(Action::Replace(TableKey::new(&policy, &table), rows));
             }
         }
         Ok(())
@@ -412,25 +526,45 @@ impl Stage<'_> {
     fn table_width(&self, policy: &str, table: &str) -> Result<usize, EngineError> {
         let p = self.policy(policy)?;
         match &p.schema {
-            Some(s) => s.get(table).map(Vec::len).ok_or_else(|| EngineError::NoSuchTable {
+            Some(s) => s
+                .get(table)
+                .map(Vec::len)
+                .ok_or_else(|| EngineError::NoSuchTable {
+                    policy: policy.to_string(),
+                    table: table.to_string(),
+                }),
+            None => Err(EngineError::RuleNotPermitted {
                 policy: policy.to_string(),
-                table: table.to_string(),
+                kind: p.kind,
             }),
-            None => Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind }),
         }
     }
 
     fn data_table(&self, policy: &str, table: &str, width: usize) -> Result<TableKey, EngineError> {
         let n = self.table_width(policy, table)?;
         if n != width {
-            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: width });
+            return Err(EngineError::RowArity {
+                table: format!("{policy}:{table}"),
+                expected: n,
+                got: width,
+            });
         }
         Ok(TableKey::new(policy, table))
     }
 
-    fn add_statement(&mut self, policy: &str, kind: PolicyKind, rule: &Rule, text: &str) -> Result<(), EngineError> {
-        let compiled = analysis::compile(policy, kind, rule, self)
-            .map_err(|diagnostics| EngineError::Analysis { source_text: text.to_string(), diagnostics })?;
+    fn add_statement(
+        &mut self,
+        policy: &str,
+        kind: PolicyKind,
+        rule: &Rule,
+        text: &str,
+    ) -> Result<(), EngineError> {
+        let compiled = analysis::compile(policy, kind, rule, self).map_err(|diagnostics| {
+            EngineError::Analysis {
+                source_text: text.to_string(),
+                diagnostics,
+            }
+        })?;
         let dup = dup_key(rule);
         let p = self.policy(policy)?;
         if let Some(existing) = p.statements.iter().find(|s| s.dup == dup) {
@@ -440,16 +574,25 @@ impl Stage<'_> {
             if existing.id >= self.engine.next_rule {
                 return Ok(());
             }
-            return Err(EngineError::RuleExists { policy: policy.to_string(), rule: rule.to_string() });
+            return Err(EngineError::RuleExists {
+                policy: policy.to_string(),
+                rule: rule.to_string(),
+            });
         }
         self.use_arities(&compiled, true);
         self.rules_changed |= matches!(compiled, Compiled::Rule(_));
-        let st = Statement { id: self.next_rule, text: rule.to_string(), dup, compiled };
+        let st = Statement {
+            id: self.next_rule,
+            text: rule.to_string(),
+            dup,
+            compiled,
+        };
         self.next_rule += 1;
         if let Some(p) = self.policies.get_mut(policy) {
             p.statements.push(st.clone());
         }
-        self.actions.push(Action::AddStatement(policy.to_string(), st));
+        self.actions
+            .push(Action::AddStatement(policy.to_string(), st));
         Ok(())
     }
 
@@ -461,7 +604,9 @@ impl Stage<'_> {
         let mut where_: Vec<(&str, &str)> = Vec::new();
         for (pname, p) in &self.policies {
             for st in &p.statements {
-                let Compiled::Rule(r) = &st.compiled else { continue };
+                let Compiled::Rule(r) = &st.compiled else {
+                    continue;
+                };
                 let mut id = |k: &TableKey| -> usize {
                     if let Some(&i) = ids.get(k) {
                         return i;
@@ -473,8 +618,16 @@ impl Stage<'_> {
                 let h = id(&r.head);
                 for l in &r.body {
                     match l {
-                        CLit::Pos { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: false }),
-                        CLit::Neg { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: true }),
+                        CLit::Pos { key, .. } => edges.push(stratify::Edge {
+                            from: id(key),
+                            to: h,
+                            negative: false,
+                        }),
+                        CLit::Neg { key, .. } => edges.push(stratify::Edge {
+                            from: id(key),
+                            to: h,
+                            negative: true,
+                        }),
                         _ => continue,
                     }
                     where_.push((pname.as_str(), st.text.as_str()));
@@ -482,7 +635,10 @@ impl Stage<'_> {
             }
         }
         for comp in stratify::components(keys.len(), &edges) {
-            let self_neg = comp.len() == 1 && edges.iter().any(|e| e.negative && e.from == comp[0] && e.to == comp[0]);
+            let self_neg = comp.len() == 1
+                && edges
+                    .iter()
+                    .any(|e| e.negative && e.from == comp[0] && e.to == comp[0]);
             if comp.len() < 2 && !self_neg {
                 continue;
             }
@@ -495,11 +651,17 @@ impl Stage<'_> {
                 let (policy, rule) = neg_edge.unwrap_or(("", ""));
                 let d = Diagnostic::error(
                     "negative-cycle",
-                    format!("negation inside a recursive cycle cannot be stratified: {}", names.join(" -> ")),
+                    format!(
+                        "negation inside a recursive cycle cannot be stratified: {}",
+                        names.join(" -> ")
+                    ),
                     syntax::Span::default(),
                 )
                 .with_rule(format!("{policy}: {rule}"));
-                return Err(EngineError::Analysis { source_text: rule.to_string(), diagnostics: vec![d] });
+                return Err(EngineError::Analysis {
+                    source_text: rule.to_string(),
+                    diagnostics: vec![d],
+                });
             }
         }
         Ok(())
@@ -508,11 +670,17 @@ impl Stage<'_> {
 
 fn parse_error(e: ParseOneError, text: &str) -> EngineError {
     match e {
-        ParseOneError::Syntax(diagnostics) => EngineError::Syntax { source_text: text.to_string(), diagnostics },
+        ParseOneError::Syntax(diagnostics) => EngineError::Syntax {
+            source_text: text.to_string(),
+            diagnostics,
+        },
         ParseOneError::Empty => EngineError::EmptyRule,
-        ParseOneError::MultipleRules(r) => {
-            EngineError::MultipleRules(r.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "))
-        }
+        ParseOneError::MultipleRules(r) => EngineError::MultipleRules(
+            r.iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
     }
 }
 
@@ -522,7 +690,9 @@ fn dup_key(rule: &Rule) -> String {
     let fix = |a: &mut syntax::Atom| {
         for arg in &mut a.args {
             let t = match arg {
-                syntax::Arg::Positional { term, .. } | syntax::Arg::Named { term, .. } | syntax::Arg::Numbered { term, .. } => term,
+                syntax::Arg::Positional { term, .. }
+                | syntax::Arg::Named { term, .. }
+                | syntax::Arg::Numbered { term, .. } => term,
             };
             if let Term::Const(Value::Float(f)) = t
                 && f.fract() == 0.0
@@ -549,14 +719,19 @@ impl Engine {
     pub fn with_default_policies() -> Engine {
         let mut e = Engine::new();
         let mut t = e.transaction();
-        t.create_policy("classification", PolicyKind::Nonrecursive).create_policy("action", PolicyKind::Action);
+        t.create_policy("classification", PolicyKind::Nonrecursive)
+            .create_policy("action", PolicyKind::Action);
         // Creating two empty policies on an empty engine cannot fail.
         let _ = t.commit();
         e
     }
 
     pub fn transaction(&mut self) -> Transaction<'_> {
-        Transaction { engine: self, ops: Vec::new(), report_rows: true }
+        Transaction {
+            engine: self,
+            ops: Vec::new(),
+            report_rows: true,
+        }
     }
 
     pub fn policy_kind(&self, name: &str) -> Option<PolicyKind> {
@@ -580,22 +755,46 @@ impl Engine {
         self.one(Op::CreatePolicy(name.to_string(), kind, None))
     }
     pub fn create_datasource(&mut self, name: &str, schema: Schema) -> Result<Commit, EngineError> {
-        self.one(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)))
+        self.one(Op::CreatePolicy(
+            name.to_string(),
+            PolicyKind::Datasource,
+            Some(schema),
+        ))
     }
     pub fn delete_policy(&mut self, name: &str) -> Result<Commit, EngineError> {
         self.one(Op::DeletePolicy(name.to_string()))
     }
     pub fn insert_rule(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
-        self.one(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: true })
+        self.one(Op::InsertRule {
+            policy: policy.to_string(),
+            text: text.to_string(),
+            single: true,
+        })
     }
     pub fn insert_rules(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
-        self.one(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: false })
+        self.one(Op::InsertRule {
+            policy: policy.to_string(),
+            text: text.to_string(),
+            single: false,
+        })
     }
     pub fn delete_rule(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
-        self.one(Op::DeleteRule { policy: policy.to_string(), text: text.to_string() })
+        self.one(Op::DeleteRule {
+            policy: policy.to_string(),
+            text: text.to_string(),
+        })
     }
-    pub fn replace_table(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> Result<Commit, EngineError> {
-        self.one(Op::ReplaceTable { policy: policy.to_string(), table: table.to_string(), rows })
+    pub fn replace_table(
+        &mut self,
+        policy: &str,
+        table: &str,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<Commit, EngineError> {
+        self.one(Op::ReplaceTable {
+            policy: policy.to_string(),
+            table: table.to_string(),
+            rows,
+        })
     }
     pub fn update_table(
         &mut self,
@@ -615,11 +814,17 @@ impl Engine {
     }
 
     fn commit(&mut self, ops: Vec<Op>, report_rows: bool) -> Result<Commit, EngineError> {
-        let structural = ops.iter().any(|o| !matches!(o, Op::Row { .. } | Op::ReplaceTable { .. }));
+        let structural = ops
+            .iter()
+            .any(|o| !matches!(o, Op::Row { .. } | Op::ReplaceTable { .. }));
         let (actions, next_rule) = {
             let mut stage = Stage {
                 engine: self,
-                policies: if structural { self.policies.clone() } else { BTreeMap::new() },
+                policies: if structural {
+                    self.policies.clone()
+                } else {
+                    BTreeMap::new()
+                },
                 arity: HashMap::new(),
                 next_rule: self.next_rule,
                 actions: Vec::new(),
@@ -629,15 +834,32 @@ impl Engine {
                 // Data-only: validate against the live policies without copying them.
                 for op in ops {
                     match op {
-                        Op::Row { policy, table, row, insert } => {
+                        Op::Row {
+                            policy,
+                            table,
+                            row,
+                            insert,
+                        } => {
                             let key = self.data_key(&policy, &table, Some(row.len()))?;
                             stage.actions.push(Action::Row(key, row, insert));
                         }
-                        Op::ReplaceTable { policy, table, rows } => {
+                        Op::ReplaceTable {
+                            policy,
+                            table,
+                            rows,
+                        } => {
                             let key = self.data_key(&policy, &table, None)?;
-                            let n = self.policies[&policy].schema.as_ref().and_then(|s| s.get(&table)).map_or(0, Vec::len);
+                            let n = self.policies[&policy]
+                                .schema
+                                .as_ref()
+                                .and_then(|s| s.get(&table))
+                                .map_or(0, Vec::len);
                             if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                                return Err(EngineError::RowArity { table: key.to_string(), expected: n, got: bad.len() });
+                                return Err(EngineError::RowArity {
+                                    table: key.to_string(),
+                                    expected: n,
+                                    got: bad.len(),
+                                });
                             }
                             stage.actions.push(Action::Replace(key, rows));
                         }
@@ -655,7 +877,10 @@ impl Engine {
             (stage.actions, stage.next_rule)
         };
         self.next_rule = next_rule;
-        let mut txn = TxnState::default();
+        let mut txn = TxnState {
+            track_unread: report_rows,
+            ..TxnState::default()
+        };
         for a in actions {
             self.apply(&mut txn, a);
         }
@@ -663,18 +888,34 @@ impl Engine {
         Ok(self.report(&txn, report_rows))
     }
 
-    fn data_key(&self, policy: &str, table: &str, width: Option<usize>) -> Result<TableKey, EngineError> {
-        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+    fn data_key(
+        &self,
+        policy: &str,
+        table: &str,
+        width: Option<usize>,
+    ) -> Result<TableKey, EngineError> {
+        let p = self
+            .policies
+            .get(policy)
+            .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         let Some(schema) = &p.schema else {
-            return Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind });
+            return Err(EngineError::RuleNotPermitted {
+                policy: policy.to_string(),
+                kind: p.kind,
+            });
         };
-        let cols = schema
-            .get(table)
-            .ok_or_else(|| EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() })?;
+        let cols = schema.get(table).ok_or_else(|| EngineError::NoSuchTable {
+            policy: policy.to_string(),
+            table: table.to_string(),
+        })?;
         if let Some(w) = width
             && w != cols.len()
         {
-            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: cols.len(), got: w });
+            return Err(EngineError::RowArity {
+                table: format!("{policy}:{table}"),
+                expected: cols.len(),
+                got: w,
+            });
         }
         Ok(TableKey::new(policy, table))
     }
@@ -714,7 +955,12 @@ impl Engine {
                         LLit::Neg { table, terms }
                     }
                 }
-                CLit::Builtin { builtin, terms, negated, .. } => LLit::Builtin {
+                CLit::Builtin {
+                    builtin,
+                    terms,
+                    negated,
+                    ..
+                } => LLit::Builtin {
                     builtin,
                     terms: terms.iter().map(|t| term(store, t)).collect(),
                     negated: *negated,
@@ -724,7 +970,11 @@ impl Engine {
         }
         let nvars = r.var_names.len();
         let mut init_binds = vec![0; nvars];
-        if self.policies.get(policy).is_some_and(|p| p.kind == PolicyKind::Action) {
+        if self
+            .policies
+            .get(policy)
+            .is_some_and(|p| p.kind == PolicyKind::Action)
+        {
             let mut bound = HashSet::new();
             for l in &body {
                 match l {
@@ -732,12 +982,14 @@ impl Engine {
                         LTerm::Var(v) => Some(*v),
                         _ => None,
                     })),
-                    LLit::Builtin { builtin, terms, negated: false } => {
-                        bound.extend(terms[builtin.inputs..].iter().filter_map(|t| match *t {
-                            LTerm::Var(v) => Some(v),
-                            LTerm::Const(_) => None,
-                        }))
-                    }
+                    LLit::Builtin {
+                        builtin,
+                        terms,
+                        negated: false,
+                    } => bound.extend(terms[builtin.inputs..].iter().filter_map(|t| match *t {
+                        LTerm::Var(v) => Some(v),
+                        LTerm::Const(_) => None,
+                    })),
                     _ => {}
                 }
             }
@@ -747,7 +999,13 @@ impl Engine {
                 }
             }
         }
-        LRule { head, head_terms, body, nvars, init_binds }
+        LRule {
+            head,
+            head_terms,
+            body,
+            nvars,
+            init_binds,
+        }
     }
 
     fn apply(&mut self, txn: &mut TxnState, a: Action) {
@@ -762,7 +1020,14 @@ impl Engine {
                         self.store.info[id].arity = Some((cols.len(), 1));
                     }
                 }
-                self.policies.insert(name, PolicyState { kind, schema, statements: Vec::new() });
+                self.policies.insert(
+                    name,
+                    PolicyState {
+                        kind,
+                        schema,
+                        statements: Vec::new(),
+                    },
+                );
             }
             Action::DropPolicy(name) => {
                 if let Some(p) = self.policies.remove(&name)
@@ -771,7 +1036,10 @@ impl Engine {
                     for table in s.keys() {
                         let key = TableKey::new(&name, table);
                         if let Some(&id) = self.store.ids.get(&key) {
-                            let rows: Vec<Vec<Sym>> = self.store.tables[id].iter().map(|(_, r)| r.to_vec()).collect();
+                            let rows: Vec<Vec<Sym>> = self.store.tables[id]
+                                .iter()
+                                .map(|(_, r)| r.to_vec())
+                                .collect();
                             for row in rows {
                                 self.store.clear_explicit(txn, id, &row);
                             }
@@ -801,8 +1069,12 @@ impl Engine {
                 }
             }
             Action::RemoveStatement(policy, id) => {
-                let Some(p) = self.policies.get_mut(&policy) else { return };
-                let Some(pos) = p.statements.iter().position(|s| s.id == id) else { return };
+                let Some(p) = self.policies.get_mut(&policy) else {
+                    return;
+                };
+                let Some(pos) = p.statements.iter().position(|s| s.id == id) else {
+                    return;
+                };
                 let st = p.statements.remove(pos);
                 match &st.compiled {
                     Compiled::Fact { key, row } => {
@@ -840,10 +1112,13 @@ impl Engine {
                     }
                     return;
                 }
-                let new: HashSet<Vec<Sym>> = rows.iter().map(|r| self.store.intern_row(r)).collect();
+                let new: HashSet<Vec<Sym>> =
+                    rows.iter().map(|r| self.store.intern_row(r)).collect();
                 let old: Vec<Vec<Sym>> = self.store.tables[id]
                     .iter()
-                    .filter(|(rid, r)| self.store.tables[id].count(*rid) & EXPLICIT != 0 && !new.contains(*r))
+                    .filter(|(rid, r)| {
+                        self.store.tables[id].count(*rid) & EXPLICIT != 0 && !new.contains(*r)
+                    })
                     .map(|(_, r)| r.to_vec())
                     .collect();
                 for row in old {
@@ -857,7 +1132,9 @@ impl Engine {
     }
 
     fn values(&self, row: &[Sym]) -> Vec<Value> {
-        row.iter().map(|&s| self.store.interner.value(s).clone()).collect()
+        row.iter()
+            .map(|&s| self.store.interner.value(s).clone())
+            .collect()
     }
 
     fn report(&self, txn: &TxnState, rows: bool) -> Commit {
@@ -871,7 +1148,10 @@ impl Engine {
             }
             let key = &self.store.info[id].key;
             let added: Vec<Vec<Value>> = if ch.all_new {
-                self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect()
+                self.store.tables[id]
+                    .iter()
+                    .map(|(_, r)| self.values(r))
+                    .collect()
             } else {
                 ch.added.iter().map(|r| self.values(r)).collect()
             };
@@ -897,7 +1177,11 @@ impl Engine {
                 table: key.name.clone(),
                 execute: key.execute,
                 added: if rows { added } else { Vec::new() },
-                removed: if rows { ch.removed.iter().map(|r| self.values(r)).collect() } else { Vec::new() },
+                removed: if rows {
+                    ch.removed.iter().map(|r| self.values(r)).collect()
+                } else {
+                    Vec::new()
+                },
             });
         }
         commit.actions.sort();
@@ -916,13 +1200,19 @@ pub(crate) struct ResolvedQuery {
 
 impl Engine {
     /// Resolve the table a query literal reads in `policy`.
-    pub(crate) fn resolve_query(&self, policy: &str, query: &str) -> Result<ResolvedQuery, EngineError> {
+    pub(crate) fn resolve_query(
+        &self,
+        policy: &str,
+        query: &str,
+    ) -> Result<ResolvedQuery, EngineError> {
         if !self.policies.contains_key(policy) {
             return Err(EngineError::NoSuchPolicy(policy.to_string()));
         }
         let rule = syntax::parse_one(query).map_err(|e| EngineError::Query(e.to_string()))?;
         if rule.heads.len() != 1 || !rule.body.is_empty() || rule.heads[0].negated {
-            return Err(EngineError::Query(format!("a query is one literal, not `{rule}`")));
+            return Err(EngineError::Query(format!(
+                "a query is one literal, not `{rule}`"
+            )));
         }
         let lit = &rule.heads[0];
         let atom = &lit.atom;
@@ -937,17 +1227,32 @@ impl Engine {
         };
         let (key, printed) = match lit.modal {
             Some(Modal::Execute) => (
-                TableKey { policy: policy.to_string(), name: qualified.clone(), execute: true },
+                TableKey {
+                    policy: policy.to_string(),
+                    name: qualified.clone(),
+                    execute: true,
+                },
                 format!("execute[{qualified}"),
             ),
-            Some(m) => return Err(EngineError::Query(format!("`{}[...]` cannot be queried", m.keyword()))),
+            Some(m) => {
+                return Err(EngineError::Query(format!(
+                    "`{}[...]` cannot be queried",
+                    m.keyword()
+                )));
+            }
             None => {
                 let pol = atom.policy.clone().unwrap_or_else(|| policy.to_string());
-                (TableKey::new(&pol, &format!("{}{sign}", atom.table)), format!("{qualified}{sign}"))
+                (
+                    TableKey::new(&pol, &format!("{}{sign}", atom.table)),
+                    format!("{qualified}{sign}"),
+                )
             }
         };
         // Congress's select() does not expand column references: such a query is empty.
-        let positional = atom.args.iter().all(|a| matches!(a, syntax::Arg::Positional { .. }));
+        let positional = atom
+            .args
+            .iter()
+            .all(|a| matches!(a, syntax::Arg::Positional { .. }));
         let terms: Vec<Term> = atom.args.iter().map(|a| a.term().clone()).collect();
         let table = self
             .store
@@ -955,7 +1260,12 @@ impl Engine {
             .get(&key)
             .copied()
             .filter(|&id| positional && self.store.tables[id].arity() == terms.len());
-        Ok(ResolvedQuery { table, terms, printed, modal: lit.modal.is_some() })
+        Ok(ResolvedQuery {
+            table,
+            terms,
+            printed,
+            modal: lit.modal.is_some(),
+        })
     }
 
     /// Rows of `table` matching a query's constants and repeated variables.
@@ -979,7 +1289,10 @@ impl Engine {
         }
         self.store.tables[table]
             .iter()
-            .filter(|(_, r)| consts.iter().all(|(i, s)| Some(r[*i]) == *s) && same.iter().all(|(i, j)| r[*i] == r[*j]))
+            .filter(|(_, r)| {
+                consts.iter().all(|(i, s)| Some(r[*i]) == *s)
+                    && same.iter().all(|(i, j)| r[*i] == r[*j])
+            })
             .map(|(_, r)| r.to_vec())
             .collect()
     }
@@ -996,8 +1309,14 @@ impl Engine {
     /// Answers to a query literal in `policy`, as a sorted set.
     pub fn query(&self, policy: &str, query: &str) -> Result<Vec<Answer>, EngineError> {
         let q = self.resolve_query(policy, query)?;
-        let Some(table) = q.table else { return Ok(Vec::new()) };
-        let mut out: Vec<Answer> = self.match_rows(table, &q.terms).iter().map(|r| self.answer(r)).collect();
+        let Some(table) = q.table else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Answer> = self
+            .match_rows(table, &q.terms)
+            .iter()
+            .map(|r| self.answer(r))
+            .collect();
         out.sort_by(|a, b| answer_key(a).cmp(&answer_key(b)));
         Ok(out)
     }
@@ -1005,8 +1324,14 @@ impl Engine {
     /// Answers as plain values (variables of action policies print as their names).
     pub fn query_values(&self, policy: &str, query: &str) -> Result<Vec<Vec<Value>>, EngineError> {
         let q = self.resolve_query(policy, query)?;
-        let Some(table) = q.table else { return Ok(Vec::new()) };
-        let mut out: Vec<Vec<Value>> = self.match_rows(table, &q.terms).iter().map(|r| self.values(r)).collect();
+        let Some(table) = q.table else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Vec<Value>> = self
+            .match_rows(table, &q.terms)
+            .iter()
+            .map(|r| self.values(r))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -1014,9 +1339,14 @@ impl Engine {
     /// Answers printed as Congress prints them: `p("a", 1)`.
     pub fn query_strings(&self, policy: &str, query: &str) -> Result<Vec<String>, EngineError> {
         let q = self.resolve_query(policy, query)?;
-        let Some(table) = q.table else { return Ok(Vec::new()) };
-        let mut out: Vec<String> =
-            self.match_rows(table, &q.terms).iter().map(|r| print_literal(&q.printed, &self.answer(r), q.modal)).collect();
+        let Some(table) = q.table else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<String> = self
+            .match_rows(table, &q.terms)
+            .iter()
+            .map(|r| print_literal(&q.printed, &self.answer(r), q.modal))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -1030,12 +1360,20 @@ impl Engine {
             Some((p, t)) => TableKey::new(p, t),
             None => TableKey::new(policy, table),
         };
-        let not_found = || EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() };
+        let not_found = || EngineError::NoSuchTable {
+            policy: policy.to_string(),
+            table: table.to_string(),
+        };
         if !self.tables(policy)?.iter().any(|t| t == table) && key.policy == policy {
             return Err(not_found());
         }
-        let Some(&id) = self.store.ids.get(&key) else { return Ok(Vec::new()) };
-        let mut out: Vec<Vec<Value>> = self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect();
+        let Some(&id) = self.store.ids.get(&key) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Vec<Value>> = self.store.tables[id]
+            .iter()
+            .map(|(_, r)| self.values(r))
+            .collect();
         out.sort();
         Ok(out)
     }
@@ -1043,12 +1381,21 @@ impl Engine {
     /// The tables a policy mentions (heads, facts, bodies; `policy:table` for other
     /// policies' tables; not builtins or execute tables), sorted.
     pub fn tables(&self, policy: &str) -> Result<Vec<String>, EngineError> {
-        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let p = self
+            .policies
+            .get(policy)
+            .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         let mut out = BTreeSet::new();
         if let Some(s) = &p.schema {
             out.extend(s.keys().cloned());
         }
-        let name = |k: &TableKey| if k.policy == policy { k.name.clone() } else { format!("{}:{}", k.policy, k.name) };
+        let name = |k: &TableKey| {
+            if k.policy == policy {
+                k.name.clone()
+            } else {
+                format!("{}:{}", k.policy, k.name)
+            }
+        };
         for st in &p.statements {
             match &st.compiled {
                 Compiled::Fact { key, .. } => {
@@ -1071,7 +1418,10 @@ impl Engine {
 
     /// The statements of a policy, as written (canonical spacing), in insertion order.
     pub fn rules(&self, policy: &str) -> Result<Vec<String>, EngineError> {
-        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let p = self
+            .policies
+            .get(policy)
+            .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         Ok(p.statements.iter().map(|s| s.text.clone()).collect())
     }
 
@@ -1083,7 +1433,12 @@ impl Engine {
             .iter()
             .filter_map(|(id, f)| {
                 let r = self.store.rules.get(id)?;
-                Some(BuiltinFailures { policy: r.policy.clone(), rule: r.text.clone(), count: f.count, last_error: f.last.clone() })
+                Some(BuiltinFailures {
+                    policy: r.policy.clone(),
+                    rule: r.text.clone(),
+                    count: f.count,
+                    last_error: f.last.clone(),
+                })
             })
             .collect();
         out.sort_by(|a, b| (&a.policy, &a.rule).cmp(&(&b.policy, &b.rule)));
@@ -1096,7 +1451,9 @@ impl Engine {
         let mut out = Vec::new();
         for (pname, p) in &self.policies {
             for st in &p.statements {
-                let Compiled::Rule(r) = &st.compiled else { continue };
+                let Compiled::Rule(r) = &st.compiled else {
+                    continue;
+                };
                 for l in &r.body {
                     if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l
                         && !self.policies.contains_key(&key.policy)

@@ -5,7 +5,9 @@
 //! cost is bounded by the number of distinct values ever seen.
 
 use crate::datalog::value::Value;
-use hashbrown::HashMap;
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use std::hash::BuildHasher;
 
 /// An interned value.
 pub type Sym = u32;
@@ -15,10 +17,13 @@ pub type Sym = u32;
 const VAR_MARK: &str = "\u{0}var:";
 
 /// Interns values to symbols and back.
+/// The table stores only symbols and hashes through `values`, so each distinct value is
+/// kept once (a `HashMap<Value, Sym>` would hold a second copy of every key).
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
     values: Vec<Value>,
-    map: HashMap<Value, Sym>,
+    map: HashTable<Sym>,
+    hasher: FixedState,
 }
 
 impl Interner {
@@ -28,20 +33,25 @@ impl Interner {
 
     /// The symbol for `v`, creating it if new.
     pub fn intern(&mut self, v: Value) -> Sym {
-        let next = Sym::try_from(self.values.len()).unwrap_or(Sym::MAX);
-        match self.map.entry(v) {
-            hashbrown::hash_map::Entry::Occupied(e) => *e.get(),
-            hashbrown::hash_map::Entry::Vacant(e) => {
-                self.values.push(e.key().clone());
-                e.insert(next);
-                next
-            }
+        let h = self.hasher.hash_one(&v);
+        let values = &self.values;
+        if let Some(&s) = self.map.find(h, |&s| values[s as usize] == v) {
+            return s;
         }
+        let next = Sym::try_from(self.values.len()).unwrap_or(Sym::MAX);
+        self.values.push(v);
+        let (values, hasher) = (&self.values, &self.hasher);
+        self.map
+            .insert_unique(h, next, |&s| hasher.hash_one(&values[s as usize]));
+        next
     }
 
     /// The symbol for `v` if it was ever interned.
     pub fn lookup(&self, v: &Value) -> Option<Sym> {
-        self.map.get(v).copied()
+        let h = self.hasher.hash_one(v);
+        self.map
+            .find(h, |&s| self.values[s as usize] == *v)
+            .copied()
     }
 
     /// The value of a symbol.
@@ -56,7 +66,9 @@ impl Interner {
 
     /// If `s` is a variable marker, the variable's name.
     pub fn marker_name(&self, s: Sym) -> Option<&str> {
-        self.value(s).as_str().and_then(|t| t.strip_prefix(VAR_MARK))
+        self.value(s)
+            .as_str()
+            .and_then(|t| t.strip_prefix(VAR_MARK))
     }
 
     /// Number of distinct values.

@@ -5,11 +5,11 @@ pub mod analysis;
 pub mod builtins;
 pub mod engine;
 pub mod eval;
-pub mod intern;
-pub mod syntax;
-pub mod simulate;
-pub mod value;
 pub mod explain;
+pub mod intern;
+pub mod simulate;
+pub mod syntax;
+pub mod value;
 
 pub use engine::{ActionEvent, Commit, Engine, EngineError, PolicyKind, TableDelta, Transaction};
 pub use value::Value;

@@ -56,7 +56,9 @@ impl Value {
     /// Numeric equality across int and float (Python's `1 == 1.0`), type equality otherwise.
     pub fn loose_eq(&self, other: &Value) -> bool {
         match (self, other) {
-            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
+                (*a as f64) == *b
+            }
             _ => self == other,
         }
     }
@@ -241,10 +243,21 @@ mod tests {
     #[test]
     fn json_conversion_follows_value_to_congress() {
         let j: serde_json::Value = serde_json::json!([true, null, "caf\u{e9}", 7, 2.5]);
-        let got: Vec<Value> = j.as_array().unwrap().iter().map(Value::from_json_congress).collect();
+        let got: Vec<Value> = j
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Value::from_json_congress)
+            .collect();
         assert_eq!(
             got,
-            vec![Value::str("True"), Value::str("None"), Value::str("caf"), Value::Int(7), Value::Float(2.5)]
+            vec![
+                Value::str("True"),
+                Value::str("None"),
+                Value::str("caf"),
+                Value::Int(7),
+                Value::Float(2.5)
+            ]
         );
     }
 }

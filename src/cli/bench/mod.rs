@@ -614,6 +614,13 @@ fn bench_b(args: &BenchArgs) -> Result<(), String> {
     check_count("workload b query path(x, y)", answers.len(), expected)?;
     rep.result("query", secs, answers.len());
     rep.rss(facts);
+    if let Some(bytes) = peak_rss_bytes() {
+        let stored = facts + paths;
+        rep.note(format!(
+            "    counting derived rows too: {:.0} bytes per stored row ({stored} rows)",
+            bytes as f64 / stored as f64
+        ));
+    }
     rep.finish();
     Ok(())
 }

@@ -341,6 +341,9 @@ enum Label {
     Month,
 }
 
+/// Year, month and day, each if known.
+type YearMonthDay = (Option<i64>, Option<i64>, Option<i64>);
+
 #[derive(Default)]
 struct Ymd {
     values: Vec<i64>,
@@ -405,7 +408,7 @@ impl Ymd {
     }
 
     /// (year, month, day), as dateutil's `resolve_ymd` with `dayfirst` and `yearfirst` off.
-    fn resolve(&self) -> Result<(Option<i64>, Option<i64>, Option<i64>), Invalid> {
+    fn resolve(&self) -> Result<YearMonthDay, Invalid> {
         let v = &self.values;
         let known = usize::from(self.year_idx.is_some()) + usize::from(self.month_idx.is_some());
         if (v.len() == known && known > 0) || (v.len() == 3 && known == 2) {
@@ -473,7 +476,7 @@ impl Ymd {
     }
 
     /// When the labels (with at most one value left over) settle every position.
-    fn resolve_from_labels(&self) -> (Option<i64>, Option<i64>, Option<i64>) {
+    fn resolve_from_labels(&self) -> YearMonthDay {
         let (mut y, mut m, mut d) = (self.year_idx, self.month_idx, None);
         if self.values.len() == 3 {
             let missing = (0..3).find(|i| Some(*i) != y && Some(*i) != m);

@@ -29,9 +29,19 @@ pub enum LTerm {
 /// A linked body literal.
 #[derive(Clone, Debug)]
 pub enum LLit {
-    Pos { table: TableId, terms: Vec<LTerm> },
-    Neg { table: TableId, terms: Vec<LTerm> },
-    Builtin { builtin: &'static Builtin, terms: Vec<LTerm>, negated: bool },
+    Pos {
+        table: TableId,
+        terms: Vec<LTerm>,
+    },
+    Neg {
+        table: TableId,
+        terms: Vec<LTerm>,
+    },
+    Builtin {
+        builtin: &'static Builtin,
+        terms: Vec<LTerm>,
+        negated: bool,
+    },
     Const(bool),
 }
 
@@ -68,16 +78,42 @@ enum ColOp {
 #[derive(Clone, Debug)]
 enum Step {
     /// Iterate the rows driving a delta plan.
-    Delta { lit: usize, ops: Vec<(usize, ColOp)> },
+    Delta {
+        lit: usize,
+        ops: Vec<(usize, ColOp)>,
+    },
     /// Iterate every row of a table.
-    Scan { lit: usize, table: TableId, ops: Vec<(usize, ColOp)> },
+    Scan {
+        lit: usize,
+        table: TableId,
+        ops: Vec<(usize, ColOp)>,
+    },
     /// Look rows up by bound columns.
-    Lookup { lit: usize, table: TableId, cols: Vec<usize>, key: Vec<LTerm>, ops: Vec<(usize, ColOp)> },
+    Lookup {
+        lit: usize,
+        table: TableId,
+        cols: Vec<usize>,
+        key: Vec<LTerm>,
+        ops: Vec<(usize, ColOp)>,
+    },
     /// A fully bound positive literal (membership test).
-    Member { lit: usize, table: TableId, terms: Vec<LTerm> },
+    Member {
+        lit: usize,
+        table: TableId,
+        terms: Vec<LTerm>,
+    },
     /// A fully bound negated literal.
-    Absent { lit: usize, table: TableId, terms: Vec<LTerm> },
-    Builtin { builtin: &'static Builtin, inputs: Vec<LTerm>, outputs: Vec<ColOp>, negated: bool },
+    Absent {
+        lit: usize,
+        table: TableId,
+        terms: Vec<LTerm>,
+    },
+    Builtin {
+        builtin: &'static Builtin,
+        inputs: Vec<LTerm>,
+        outputs: Vec<ColOp>,
+        negated: bool,
+    },
     Fail,
 }
 
@@ -152,7 +188,10 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
             LLit::Pos { terms, .. } | LLit::Neg { terms, .. } => terms,
             _ => &Vec::new(),
         };
-        steps.push(Step::Delta { lit: d, ops: match_ops(terms, &mut bound, &[]) });
+        steps.push(Step::Delta {
+            lit: d,
+            ops: match_ops(terms, &mut bound, &[]),
+        });
         done[d] = true;
     }
     loop {
@@ -173,17 +212,33 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
                     progressed = true;
                 }
                 LLit::Neg { table, terms } if terms.iter().all(|t| term_bound(t, &bound)) => {
-                    steps.push(Step::Absent { lit: i, table: *table, terms: terms.clone() });
+                    steps.push(Step::Absent {
+                        lit: i,
+                        table: *table,
+                        terms: terms.clone(),
+                    });
                     done[i] = true;
                     progressed = true;
                 }
                 LLit::Pos { table, terms } if terms.iter().all(|t| term_bound(t, &bound)) => {
-                    steps.push(Step::Member { lit: i, table: *table, terms: terms.clone() });
+                    steps.push(Step::Member {
+                        lit: i,
+                        table: *table,
+                        terms: terms.clone(),
+                    });
                     done[i] = true;
                     progressed = true;
                 }
-                LLit::Builtin { builtin, terms, negated } => {
-                    let upto = if *negated { terms.len() } else { builtin.inputs };
+                LLit::Builtin {
+                    builtin,
+                    terms,
+                    negated,
+                } => {
+                    let upto = if *negated {
+                        terms.len()
+                    } else {
+                        builtin.inputs
+                    };
                     if terms[..upto].iter().all(|t| term_bound(t, &bound)) {
                         let inputs = terms[..builtin.inputs].to_vec();
                         let outputs = if *negated {
@@ -195,9 +250,17 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
                                 })
                                 .collect()
                         } else {
-                            match_ops(&terms[builtin.inputs..], &mut bound, &[]).into_iter().map(|(_, op)| op).collect()
+                            match_ops(&terms[builtin.inputs..], &mut bound, &[])
+                                .into_iter()
+                                .map(|(_, op)| op)
+                                .collect()
                         };
-                        steps.push(Step::Builtin { builtin, inputs, outputs, negated: *negated });
+                        steps.push(Step::Builtin {
+                            builtin,
+                            inputs,
+                            outputs,
+                            negated: *negated,
+                        });
                         done[i] = true;
                         progressed = true;
                     }
@@ -216,21 +279,37 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
             .filter(|(i, l)| !done[*i] && matches!(l, LLit::Pos { .. }))
             .max_by_key(|(i, l)| {
                 let n = match l {
-                    LLit::Pos { terms, .. } => terms.iter().filter(|t| term_bound(t, &bound)).count(),
+                    LLit::Pos { terms, .. } => {
+                        terms.iter().filter(|t| term_bound(t, &bound)).count()
+                    }
                     _ => 0,
                 };
                 (n, usize::MAX - i)
             })
             .map(|(i, _)| i);
         let Some(i) = best else { break };
-        let LLit::Pos { table, terms } = &rule.body[i] else { break };
-        let cols: Vec<usize> = (0..terms.len()).filter(|&c| term_bound(&terms[c], &bound)).collect();
+        let LLit::Pos { table, terms } = &rule.body[i] else {
+            break;
+        };
+        let cols: Vec<usize> = (0..terms.len())
+            .filter(|&c| term_bound(&terms[c], &bound))
+            .collect();
         let key: Vec<LTerm> = cols.iter().map(|&c| terms[c]).collect();
         let ops = match_ops(terms, &mut bound, &cols);
         steps.push(if cols.is_empty() {
-            Step::Scan { lit: i, table: *table, ops }
+            Step::Scan {
+                lit: i,
+                table: *table,
+                ops,
+            }
         } else {
-            Step::Lookup { lit: i, table: *table, cols, key, ops }
+            Step::Lookup {
+                lit: i,
+                table: *table,
+                cols,
+                key,
+                ops,
+            }
         });
         done[i] = true;
     }
@@ -315,7 +394,11 @@ impl Exec<'_> {
     }
 
     fn contains(&self, table: TableId, row: &[Sym], old: bool) -> bool {
-        if old { self.old_contains(table, row) } else { self.tables[table].contains(row) }
+        if old {
+            self.old_contains(table, row)
+        } else {
+            self.tables[table].contains(row)
+        }
     }
 
     /// Run `plan` for `rule`, calling `emit(head_row, weight)` for every body
@@ -367,7 +450,17 @@ impl Exec<'_> {
                 for (row, w) in delta {
                     if apply_ops(ops, row, binds) {
                         let w = if negated { -w } else { *w };
-                        if !self.step(rule, plan, k + 1, mode, delta, binds, weight * w, head, emit) {
+                        if !self.step(
+                            rule,
+                            plan,
+                            k + 1,
+                            mode,
+                            delta,
+                            binds,
+                            weight * w,
+                            head,
+                            emit,
+                        ) {
                             return false;
                         }
                     }
@@ -388,20 +481,30 @@ impl Exec<'_> {
                     {
                         continue;
                     }
-                    if apply_ops(ops, row, binds) && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit) {
+                    if apply_ops(ops, row, binds)
+                        && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
+                    {
                         return false;
                     }
                 }
                 if let Some(ch) = ch {
                     for row in &ch.removed {
-                        if apply_ops(ops, row, binds) && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit) {
+                        if apply_ops(ops, row, binds)
+                            && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
+                        {
                             return false;
                         }
                     }
                 }
                 true
             }
-            Step::Lookup { lit, table, cols, key, ops } => {
+            Step::Lookup {
+                lit,
+                table,
+                cols,
+                key,
+                ops,
+            } => {
                 let old = mode.old_for(*lit);
                 let mut keyv: Vec<Sym> = Vec::with_capacity(key.len());
                 for t in key {
@@ -419,7 +522,7 @@ impl Exec<'_> {
                 let Some(ix) = rel.index_id(cols) else {
                     return true;
                 };
-                for &id in rel.lookup(ix, &keyv) {
+                for id in rel.lookup(ix, &keyv) {
                     let row = rel.row(id);
                     if let Some(ch) = ch
                         && !ch.added.is_empty()
@@ -427,7 +530,9 @@ impl Exec<'_> {
                     {
                         continue;
                     }
-                    if apply_ops(ops, row, binds) && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit) {
+                    if apply_ops(ops, row, binds)
+                        && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
+                    {
                         return false;
                     }
                 }
@@ -458,7 +563,12 @@ impl Exec<'_> {
                 }
                 true
             }
-            Step::Builtin { builtin, inputs, outputs, negated } => {
+            Step::Builtin {
+                builtin,
+                inputs,
+                outputs,
+                negated,
+            } => {
                 let args: Vec<Value> = inputs
                     .iter()
                     .map(|t| {
@@ -472,9 +582,13 @@ impl Exec<'_> {
                     .collect();
                 let holds = match builtin.call(&args) {
                     Ok(Some(outs)) => {
-                        let syms: Vec<Sym> = outs.into_iter().map(|v| self.interner.intern(v)).collect();
+                        let syms: Vec<Sym> =
+                            outs.into_iter().map(|v| self.interner.intern(v)).collect();
                         if *negated {
-                            outputs.iter().zip(&syms).all(|(op, s)| check_op(*op, *s, binds))
+                            outputs
+                                .iter()
+                                .zip(&syms)
+                                .all(|(op, s)| check_op(*op, *s, binds))
                         } else {
                             apply_col_ops(outputs, &syms, binds)
                         }

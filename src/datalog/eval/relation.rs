@@ -17,10 +17,48 @@ pub type RowId = u32;
 /// Bit of a row's count meaning "asserted as a fact" (explicit), as opposed to derived.
 pub const EXPLICIT: u32 = 1 << 31;
 
+/// Rows sharing one key. Most keys have one row, so the first is inline and only
+/// further rows go to the heap (16 bytes per key instead of a `Vec` and its allocation).
 #[derive(Clone, Debug)]
 struct Bucket {
-    hash: u64,
-    rows: Vec<RowId>,
+    first: RowId,
+    rest: Option<Box<Vec<RowId>>>,
+}
+
+impl Bucket {
+    fn iter(&self) -> impl Iterator<Item = RowId> + '_ {
+        std::iter::once(self.first).chain(self.rest.iter().flat_map(|r| r.iter().copied()))
+    }
+
+    fn contains(&self, id: RowId) -> bool {
+        self.first == id || self.rest.as_ref().is_some_and(|r| r.contains(&id))
+    }
+
+    /// Remove `id`; true when the bucket is now empty.
+    fn remove(&mut self, id: RowId) -> bool {
+        if self.first == id {
+            match self.rest.as_mut().and_then(|r| r.pop()) {
+                Some(last) => {
+                    self.first = last;
+                    if self.rest.as_ref().is_some_and(|r| r.is_empty()) {
+                        self.rest = None;
+                    }
+                    false
+                }
+                None => true,
+            }
+        } else {
+            if let Some(r) = self.rest.as_mut()
+                && let Some(p) = r.iter().position(|&x| x == id)
+            {
+                r.swap_remove(p);
+                if r.is_empty() {
+                    self.rest = None;
+                }
+            }
+            false
+        }
+    }
 }
 
 /// A hash index on some columns: key -> rows with that key.
@@ -90,7 +128,12 @@ impl Relation {
         self.data.reserve(n * self.arity);
         self.counts.reserve(n);
         let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
-        self.set.reserve(n, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
+        self.set.reserve(n, |&r| {
+            hash_key(
+                hasher,
+                &data[r as usize * arity..r as usize * arity + arity],
+            )
+        });
     }
 
     /// The row stored in a slot.
@@ -112,7 +155,9 @@ impl Relation {
         let h = hash_key(&self.hasher, row);
         let (data, arity) = (&self.data, self.arity);
         self.set
-            .find(h, |&id| &data[id as usize * arity..id as usize * arity + arity] == row)
+            .find(h, |&id| {
+                &data[id as usize * arity..id as usize * arity + arity] == row
+            })
             .copied()
     }
 
@@ -140,7 +185,10 @@ impl Relation {
         let h = hash_key(&self.hasher, row);
         let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
         self.set.insert_unique(h, id, |&r| {
-            hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity])
+            hash_key(
+                hasher,
+                &data[r as usize * arity..r as usize * arity + arity],
+            )
         });
         for ix in &mut self.indexes {
             index_add(ix, hasher, data, arity, id);
@@ -168,14 +216,10 @@ impl Relation {
         }
         for ix in &mut self.indexes {
             let kh = hash_cols(hasher, row, &ix.cols);
-            if let Ok(mut e) = ix.table.find_entry(kh, |b| b.hash == kh && b.rows.contains(&id)) {
-                let b = e.get_mut();
-                if let Some(p) = b.rows.iter().position(|&r| r == id) {
-                    b.rows.swap_remove(p);
-                }
-                if b.rows.is_empty() {
-                    e.remove();
-                }
+            if let Ok(mut e) = ix.table.find_entry(kh, |b| b.contains(id))
+                && e.get_mut().remove(id)
+            {
+                e.remove();
             }
         }
         self.counts[id as usize] = 0;
@@ -208,7 +252,10 @@ impl Relation {
         if let Some(p) = self.indexes.iter().position(|ix| ix.cols == cols) {
             return p;
         }
-        let mut ix = Index { cols: cols.to_vec(), table: HashTable::new() };
+        let mut ix = Index {
+            cols: cols.to_vec(),
+            table: HashTable::new(),
+        };
         for id in 0..self.counts.len() as RowId {
             if self.counts[id as usize] != 0 {
                 index_add(&mut ix, &self.hasher, &self.data, self.arity, id);
@@ -224,20 +271,17 @@ impl Relation {
     }
 
     /// Rows whose indexed columns equal `key` (in the index's column order).
-    pub fn lookup(&self, index: usize, key: &[Sym]) -> &[RowId] {
+    pub fn lookup(&self, index: usize, key: &[Sym]) -> impl Iterator<Item = RowId> + '_ {
         let ix = &self.indexes[index];
         let h = hash_key(&self.hasher, key);
         let (data, arity) = (&self.data, self.arity);
-        match ix.table.find(h, |b| {
-            b.hash == h
-                && b.rows.first().is_some_and(|&r| {
-                    let row = &data[r as usize * arity..r as usize * arity + arity];
-                    ix.cols.iter().zip(key).all(|(&c, &k)| row[c] == k)
-                })
-        }) {
-            Some(b) => &b.rows,
-            None => &[],
-        }
+        ix.table
+            .find(h, |b| {
+                let row = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                ix.cols.iter().zip(key).all(|(&c, &k)| row[c] == k)
+            })
+            .into_iter()
+            .flat_map(Bucket::iter)
     }
 
     /// Live rows with their ids.
@@ -252,7 +296,7 @@ impl Relation {
         let idx: usize = self
             .indexes
             .iter()
-            .map(|ix| ix.table.capacity() * (std::mem::size_of::<Bucket>() + 1) + ix.table.len() * 8)
+            .map(|ix| ix.table.capacity() * (std::mem::size_of::<Bucket>() + 1))
             .sum();
         self.data.capacity() * 4 + self.counts.capacity() * 4 + self.set.capacity() * 5 + idx
     }
@@ -263,16 +307,26 @@ fn index_add(ix: &mut Index, hasher: &FixedState, data: &[Sym], arity: usize, id
     let kh = hash_cols(hasher, row, &ix.cols);
     let cols = &ix.cols;
     let same_key = |b: &Bucket| {
-        b.hash == kh
-            && b.rows.first().is_some_and(|&r| {
-                let other = &data[r as usize * arity..r as usize * arity + arity];
-                cols.iter().all(|&c| other[c] == row[c])
-            })
+        let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+        cols.iter().all(|&c| other[c] == row[c])
     };
     match ix.table.find_mut(kh, same_key) {
-        Some(b) => b.rows.push(id),
+        Some(b) => b.rest.get_or_insert_with(Default::default).push(id),
         None => {
-            ix.table.insert_unique(kh, Bucket { hash: kh, rows: vec![id] }, |b| b.hash);
+            ix.table.insert_unique(
+                kh,
+                Bucket {
+                    first: id,
+                    rest: None,
+                },
+                |b| {
+                    hash_cols(
+                        hasher,
+                        &data[b.first as usize * arity..b.first as usize * arity + arity],
+                        cols,
+                    )
+                },
+            );
         }
     }
 }
@@ -303,13 +357,13 @@ mod tests {
             r.insert_new(&[i % 3, i, 7], 1);
         }
         let ix = r.ensure_index(&[0, 2]);
-        assert_eq!(r.lookup(ix, &[1, 7]).len(), 33);
+        assert_eq!(r.lookup(ix, &[1, 7]).count(), 33);
         let id = r.find(&[1, 1, 7]).unwrap();
         r.remove(id);
-        assert_eq!(r.lookup(ix, &[1, 7]).len(), 32);
+        assert_eq!(r.lookup(ix, &[1, 7]).count(), 32);
         r.insert_new(&[1, 1000, 7], 1);
-        assert_eq!(r.lookup(ix, &[1, 7]).len(), 33);
-        assert!(r.lookup(ix, &[9, 7]).is_empty());
+        assert_eq!(r.lookup(ix, &[1, 7]).count(), 33);
+        assert_eq!(r.lookup(ix, &[9, 7]).count(), 0);
     }
 
     #[test]

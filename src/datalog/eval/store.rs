@@ -31,7 +31,10 @@ struct Emitted {
 impl Emitted {
     fn iter(&self) -> impl Iterator<Item = (&[Sym], i64)> + '_ {
         let a = self.arity;
-        self.weights.iter().enumerate().map(move |(i, &w)| (&self.rows[i * a..i * a + a], w))
+        self.weights
+            .iter()
+            .enumerate()
+            .map(move |(i, &w)| (&self.rows[i * a..i * a + a], w))
     }
 }
 
@@ -48,6 +51,8 @@ pub struct TableInfo {
     pub arity: Option<(usize, u32)>,
     /// Rules whose head is this table.
     pub rules: Vec<RuleId>,
+    /// Number of rule body literals reading this table.
+    pub readers: u32,
 }
 
 /// A linked rule with its cached plans.
@@ -71,7 +76,14 @@ impl RuleEntry {
             .map(|(i, l)| l.table().map(|_| plan(&rule, Some(i), false)))
             .collect();
         let head_bound = plan(&rule, None, true);
-        RuleEntry { policy, text, rule, full, deltas, head_bound }
+        RuleEntry {
+            policy,
+            text,
+            rule,
+            full,
+            deltas,
+            head_bound,
+        }
     }
 }
 
@@ -99,6 +111,8 @@ pub struct Store {
 /// The running transaction's bookkeeping.
 #[derive(Debug, Default)]
 pub struct TxnState {
+    /// Record changes of tables no rule reads (needed only to report them).
+    pub track_unread: bool,
     pub changed: HashMap<TableId, Changed>,
     /// Tables whose stratum must be rebuilt.
     pub dirty: HashSet<TableId>,
@@ -118,7 +132,13 @@ impl Store {
         }
         let id = self.tables.len();
         self.tables.push(Relation::new(arity));
-        self.info.push(TableInfo { key: key.clone(), fixed_arity: None, arity: None, rules: Vec::new() });
+        self.info.push(TableInfo {
+            key: key.clone(),
+            fixed_arity: None,
+            arity: None,
+            rules: Vec::new(),
+            readers: 0,
+        });
         self.ids.insert(key.clone(), id);
         id
     }
@@ -132,7 +152,9 @@ impl Store {
     }
 
     pub fn intern_row(&mut self, row: &[crate::datalog::value::Value]) -> Vec<Sym> {
-        row.iter().map(|v| self.interner.intern(v.clone())).collect()
+        row.iter()
+            .map(|v| self.interner.intern(v.clone()))
+            .collect()
     }
 
     /// Assert `row` as an explicit fact of `table`.
@@ -145,10 +167,18 @@ impl Store {
             }
             None => {
                 if rel.is_empty() && !txn.changed.contains_key(&table) {
-                    txn.changed.insert(table, Changed { all_new: true, ..Default::default() });
+                    txn.changed.insert(
+                        table,
+                        Changed {
+                            all_new: true,
+                            ..Default::default()
+                        },
+                    );
                 }
                 rel.insert_new(row, EXPLICIT);
-                txn.note(table, row, true);
+                if txn.track_unread || self.info[table].readers > 0 {
+                    txn.note(table, row, true);
+                }
             }
         }
         if self.in_recursive_stratum(table) {
@@ -163,7 +193,7 @@ impl Store {
             let c = rel.count(id);
             if c & EXPLICIT != 0 {
                 rel.set_count(id, c & !EXPLICIT);
-                if c & !EXPLICIT == 0 {
+                if c & !EXPLICIT == 0 && (txn.track_unread || self.info[table].readers > 0) {
                     txn.note(table, row, false);
                 }
             }
@@ -174,13 +204,20 @@ impl Store {
     }
 
     fn in_recursive_stratum(&self, table: TableId) -> bool {
-        !self.strata_stale && self.stratum_of.get(&table).is_some_and(|&s| self.strata[s].recursive)
+        !self.strata_stale
+            && self
+                .stratum_of
+                .get(&table)
+                .is_some_and(|&s| self.strata[s].recursive)
     }
 
     /// Add a rule (already linked); its head's stratum is rebuilt at the end.
     pub fn add_rule(&mut self, txn: &mut TxnState, id: RuleId, entry: RuleEntry) {
         let head = entry.rule.head;
         self.info[head].rules.push(id);
+        for t in entry.rule.body.iter().filter_map(LLit::table) {
+            self.info[t].readers += 1;
+        }
         self.rules.insert(id, Arc::new(entry));
         txn.dirty.insert(head);
         self.strata_stale = true;
@@ -191,6 +228,9 @@ impl Store {
         let entry = self.rules.remove(&id)?;
         let head = entry.rule.head;
         self.info[head].rules.retain(|r| *r != id);
+        for t in entry.rule.body.iter().filter_map(LLit::table) {
+            self.info[t].readers = self.info[t].readers.saturating_sub(1);
+        }
         self.failures.remove(&id);
         txn.dirty.insert(head);
         self.strata_stale = true;
@@ -202,8 +242,16 @@ impl Store {
         for r in self.rules.values() {
             for l in &r.rule.body {
                 match l {
-                    LLit::Pos { table, .. } => edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: false }),
-                    LLit::Neg { table, .. } => edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: true }),
+                    LLit::Pos { table, .. } => edges.push(stratify::Edge {
+                        from: *table,
+                        to: r.rule.head,
+                        negative: false,
+                    }),
+                    LLit::Neg { table, .. } => edges.push(stratify::Edge {
+                        from: *table,
+                        to: r.rule.head,
+                        negative: true,
+                    }),
                     _ => {}
                 }
             }
@@ -215,11 +263,19 @@ impl Store {
     fn restratify(&mut self, txn: &mut TxnState) {
         let edges = self.edges();
         let comps = stratify::components(self.tables.len(), &edges);
-        let self_loop: HashSet<TableId> = edges.iter().filter(|e| e.from == e.to).map(|e| e.to).collect();
+        let self_loop: HashSet<TableId> = edges
+            .iter()
+            .filter(|e| e.from == e.to)
+            .map(|e| e.to)
+            .collect();
         let mut strata = Vec::new();
         let mut stratum_of = HashMap::new();
         for comp in comps {
-            let with_rules: Vec<TableId> = comp.iter().copied().filter(|t| !self.info[*t].rules.is_empty()).collect();
+            let with_rules: Vec<TableId> = comp
+                .iter()
+                .copied()
+                .filter(|t| !self.info[*t].rules.is_empty())
+                .collect();
             if with_rules.is_empty() {
                 continue;
             }
@@ -253,13 +309,22 @@ impl Store {
             self.restratify(txn);
         }
         // Tables that lost their last rule keep only their explicit facts.
-        let orphans: Vec<TableId> = txn.dirty.iter().copied().filter(|t| self.info[*t].rules.is_empty()).collect();
+        let orphans: Vec<TableId> = txn
+            .dirty
+            .iter()
+            .copied()
+            .filter(|t| self.info[*t].rules.is_empty())
+            .collect();
         for t in orphans {
             self.clear_derived(txn, t);
         }
         for s in 0..self.strata.len() {
             let stratum = self.strata[s].clone();
-            let rules: Vec<RuleId> = stratum.tables.iter().flat_map(|t| self.info[*t].rules.iter().copied()).collect();
+            let rules: Vec<RuleId> = stratum
+                .tables
+                .iter()
+                .flat_map(|t| self.info[*t].rules.iter().copied())
+                .collect();
             let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
             let dirty = stratum.tables.iter().any(|t| txn.dirty.contains(t));
             let mut inputs_changed = false;
@@ -288,8 +353,18 @@ impl Store {
         }
     }
 
-    fn exec<'a>(&'a mut self, changed: &'a HashMap<TableId, Changed>, failures: &'a mut FailureLog) -> Exec<'a> {
-        Exec { tables: &self.tables, changed, interner: &mut self.interner, failures, budget: u64::MAX }
+    fn exec<'a>(
+        &'a mut self,
+        changed: &'a HashMap<TableId, Changed>,
+        failures: &'a mut FailureLog,
+    ) -> Exec<'a> {
+        Exec {
+            tables: &self.tables,
+            changed,
+            interner: &mut self.interner,
+            failures,
+            budget: u64::MAX,
+        }
     }
 
     /// Evaluate `rule`'s plan and collect (head row, weight) pairs.
@@ -301,8 +376,13 @@ impl Store {
         mode: ViewMode,
         delta: &[(Vec<Sym>, i64)],
     ) -> Emitted {
-        let Some(entry) = self.rules.get(&rid).cloned() else { return Emitted::default() };
-        let mut out = Emitted { arity: entry.rule.head_terms.len(), ..Default::default() };
+        let Some(entry) = self.rules.get(&rid).cloned() else {
+            return Emitted::default();
+        };
+        let mut out = Emitted {
+            arity: entry.rule.head_terms.len(),
+            ..Default::default()
+        };
         let plan = match which {
             None => &entry.full,
             Some(i) => match &entry.deltas[i] {
@@ -315,11 +395,18 @@ impl Store {
         {
             let mut ex = self.exec(&txn.changed, &mut fails);
             let mut binds = entry.rule.init_binds.clone();
-            ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
-                out.rows.extend_from_slice(h);
-                out.weights.push(w);
-                true
-            });
+            ex.run(
+                &entry.rule,
+                plan,
+                mode,
+                delta,
+                &mut binds,
+                &mut |h, w, _| {
+                    out.rows.extend_from_slice(h);
+                    out.weights.push(w);
+                    true
+                },
+            );
         }
         if fails.count > 0 {
             let f = self.failures.entry(rid).or_default();
@@ -331,7 +418,9 @@ impl Store {
 
     /// Delta rows of table `t` from the transaction: added with +1, removed with -1.
     fn delta_rows(txn: &TxnState, t: TableId, added: bool, removed: bool) -> Vec<(Vec<Sym>, i64)> {
-        let Some(ch) = txn.changed.get(&t) else { return Vec::new() };
+        let Some(ch) = txn.changed.get(&t) else {
+            return Vec::new();
+        };
         let mut v = Vec::new();
         if added {
             v.extend(ch.added.iter().map(|r| (r.clone(), 1)));
@@ -347,7 +436,13 @@ impl Store {
         // Drop every derived count, keeping explicit facts.
         for &t in &stratum.tables {
             if self.tables[t].is_empty() && !txn.changed.contains_key(&t) {
-                txn.changed.insert(t, Changed { all_new: true, ..Default::default() });
+                txn.changed.insert(
+                    t,
+                    Changed {
+                        all_new: true,
+                        ..Default::default()
+                    },
+                );
             }
             self.clear_derived(txn, t);
         }
@@ -386,7 +481,10 @@ impl Store {
 
     /// Drop the derived part of every row of `t`, keeping explicit facts.
     fn clear_derived(&mut self, txn: &mut TxnState, t: TableId) {
-        let rows: Vec<(Vec<Sym>, u32)> = self.tables[t].iter().map(|(id, r)| (r.to_vec(), self.tables[t].count(id))).collect();
+        let rows: Vec<(Vec<Sym>, u32)> = self.tables[t]
+            .iter()
+            .map(|(id, r)| (r.to_vec(), self.tables[t].count(id)))
+            .collect();
         for (row, c) in rows {
             if c & !EXPLICIT != 0
                 && let Some(id) = self.tables[t].find(&row)
@@ -466,7 +564,9 @@ impl Store {
                 let head = self.rules[&rid].rule.head;
                 for (i, t) in body.iter().enumerate() {
                     let Some(t) = t else { continue };
-                    let Some(rows) = frontier.get(t) else { continue };
+                    let Some(rows) = frontier.get(t) else {
+                        continue;
+                    };
                     if rows.is_empty() {
                         continue;
                     }
@@ -487,7 +587,8 @@ impl Store {
     fn counting(&mut self, txn: &mut TxnState, _stratum: &Stratum, rules: &[RuleId]) {
         let mut acc: HashMap<(TableId, Vec<Sym>), i64> = HashMap::new();
         for &rid in rules {
-            let body: Vec<Option<TableId>> = self.rules[&rid].rule.body.iter().map(LLit::table).collect();
+            let body: Vec<Option<TableId>> =
+                self.rules[&rid].rule.body.iter().map(LLit::table).collect();
             let head = self.rules[&rid].rule.head;
             for (i, t) in body.iter().enumerate() {
                 let Some(t) = t else { continue };
@@ -495,7 +596,10 @@ impl Store {
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, w) in self.run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta).iter() {
+                for (row, w) in self
+                    .run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta)
+                    .iter()
+                {
                     *acc.entry((head, row.to_vec())).or_default() += w;
                 }
             }
@@ -506,16 +610,30 @@ impl Store {
     }
 
     /// Delete-and-rederive for a recursive stratum whose inputs changed.
-    fn dred(&mut self, txn: &mut TxnState, _stratum: &Stratum, rules: &[RuleId], inside: &HashSet<TableId>) {
+    fn dred(
+        &mut self,
+        txn: &mut TxnState,
+        _stratum: &Stratum,
+        rules: &[RuleId],
+        inside: &HashSet<TableId>,
+    ) {
         // 1. Over-delete: everything with a derivation using a removed input row.
         let mut deleted: HashMap<TableId, HashSet<Vec<Sym>>> = HashMap::new();
         let mut frontier: HashMap<TableId, Vec<Vec<Sym>>> = HashMap::new();
-        let consider = |store: &Store, deleted: &mut HashMap<TableId, HashSet<Vec<Sym>>>, t: TableId, row: Vec<Sym>| -> Option<Vec<Sym>> {
+        let consider = |store: &Store,
+                        deleted: &mut HashMap<TableId, HashSet<Vec<Sym>>>,
+                        t: TableId,
+                        row: Vec<Sym>|
+         -> Option<Vec<Sym>> {
             let id = store.tables[t].find(&row)?;
             if store.tables[t].count(id) & EXPLICIT != 0 {
                 return None;
             }
-            deleted.entry(t).or_default().insert(row.clone()).then_some(row)
+            deleted
+                .entry(t)
+                .or_default()
+                .insert(row.clone())
+                .then_some(row)
         };
         for &rid in rules {
             let body: Vec<LLit> = self.rules[&rid].rule.body.clone();
@@ -530,7 +648,10 @@ impl Store {
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta).iter() {
+                for (row, _) in self
+                    .run_collect(txn, rid, Some(i), ViewMode::Old, &delta)
+                    .iter()
+                {
                     if let Some(r) = consider(self, &mut deleted, head, row.to_vec()) {
                         frontier.entry(head).or_default().push(r);
                     }
@@ -544,12 +665,17 @@ impl Store {
                 let head = self.rules[&rid].rule.head;
                 for (i, l) in body.iter().enumerate() {
                     let LLit::Pos { table, .. } = l else { continue };
-                    let Some(rows) = frontier.get(table) else { continue };
+                    let Some(rows) = frontier.get(table) else {
+                        continue;
+                    };
                     if !inside.contains(table) || rows.is_empty() {
                         continue;
                     }
                     let delta: Vec<(Vec<Sym>, i64)> = rows.iter().map(|r| (r.clone(), 1)).collect();
-                    for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta).iter() {
+                    for (row, _) in self
+                        .run_collect(txn, rid, Some(i), ViewMode::Old, &delta)
+                        .iter()
+                    {
                         if let Some(r) = consider(self, &mut deleted, head, row.to_vec()) {
                             next.entry(head).or_default().push(r);
                         }
@@ -598,7 +724,10 @@ impl Store {
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, _) in self.run_collect(txn, rid, Some(i), ViewMode::New, &delta).iter() {
+                for (row, _) in self
+                    .run_collect(txn, rid, Some(i), ViewMode::New, &delta)
+                    .iter()
+                {
                     if self.insert_flag(txn, head, row) {
                         frontier.entry(head).or_default().push(row.to_vec());
                     }
@@ -612,7 +741,9 @@ impl Store {
     pub fn derivable(&mut self, txn: &TxnState, t: TableId, row: &[Sym]) -> bool {
         let rids = self.info[t].rules.clone();
         for rid in rids {
-            let Some(entry) = self.rules.get(&rid).cloned() else { continue };
+            let Some(entry) = self.rules.get(&rid).cloned() else {
+                continue;
+            };
             entry.head_bound.prepare(&mut self.tables);
             let mut binds = entry.rule.init_binds.clone();
             if !bind_head(&entry.rule.head_terms, row, &mut binds) {
@@ -621,14 +752,21 @@ impl Store {
             let mut found = false;
             let mut fails = FailureLog::default();
             let mut ex = self.exec(&txn.changed, &mut fails);
-            ex.run(&entry.rule, &entry.head_bound, ViewMode::New, &[], &mut binds, &mut |h, _, _| {
-                if h == row {
-                    found = true;
-                    false
-                } else {
-                    true
-                }
-            });
+            ex.run(
+                &entry.rule,
+                &entry.head_bound,
+                ViewMode::New,
+                &[],
+                &mut binds,
+                &mut |h, _, _| {
+                    if h == row {
+                        found = true;
+                        false
+                    } else {
+                        true
+                    }
+                },
+            );
             if found {
                 return true;
             }
