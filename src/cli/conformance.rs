@@ -170,7 +170,11 @@ fn classify(
     let details = |report: &mut Report| {
         if verbose {
             for m in &outcome.mismatches {
-                let tag = if m.hard { "" } else { " [recorded value]" };
+                let tag = if m.hard {
+                    " [not excused by a listing]"
+                } else {
+                    ""
+                };
                 report.lines.push(format!("    - {}{tag}", m.text));
             }
         }

@@ -87,12 +87,12 @@ pub struct Commit {
 /// Everything that can go wrong in a change or a query.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EngineError {
-    #[error("syntax error in {}", describe_diags(.diagnostics))]
+    #[error("syntax error: {}", describe_diags(.source_text, .diagnostics))]
     Syntax {
         source_text: String,
         diagnostics: Vec<Diagnostic>,
     },
-    #[error("{}", describe_diags(.diagnostics))]
+    #[error("{}", describe_diags(.source_text, .diagnostics))]
     Analysis {
         source_text: String,
         diagnostics: Vec<Diagnostic>,
@@ -129,11 +129,26 @@ pub enum EngineError {
     NoProof(String),
 }
 
-fn describe_diags(d: &[Diagnostic]) -> String {
+/// `line:col: message (in rule ...)` for each diagnostic.
+fn describe_diags(src: &str, d: &[Diagnostic]) -> String {
     d.iter()
-        .map(|d| d.to_string())
+        .map(|d| {
+            let (l, c) = d.span.line_col(src);
+            format!("{l}:{c}: {d}")
+        })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+impl EngineError {
+    /// The diagnostics behind a syntax or analysis error, with the text they point into.
+    pub fn diagnostics(&self) -> Option<(&str, &[Diagnostic])> {
+        match self {
+            EngineError::Syntax { source_text, diagnostics }
+            | EngineError::Analysis { source_text, diagnostics } => Some((source_text, diagnostics)),
+            _ => None,
+        }
+    }
 }
 
 /// A derived row's explanation: the rule that derived it and the proofs of its body.
@@ -201,7 +216,10 @@ struct Statement {
 struct PolicyState {
     kind: PolicyKind,
     schema: Option<Schema>,
-    statements: Vec<Statement>,
+    /// In insertion order (ids grow).
+    statements: BTreeMap<RuleId, Statement>,
+    /// Duplicate-detection key -> statement id.
+    dups: HashMap<String, RuleId>,
 }
 
 /// The policy engine. See the module documentation.
@@ -423,14 +441,15 @@ impl Stage<'_> {
                     PolicyState {
                         kind,
                         schema: schema.clone(),
-                        statements: Vec::new(),
+                        statements: BTreeMap::new(),
+                        dups: HashMap::new(),
                     },
                 );
                 self.actions.push(Action::CreatePolicy(name, kind, schema));
             }
             Op::DeletePolicy(name) => {
                 let p = self.policy(&name)?.clone();
-                for st in &p.statements {
+                for st in p.statements.values() {
                     self.use_arities(&st.compiled, false);
                     self.actions
                         .push(Action::RemoveStatement(name.clone(), st.id));
@@ -448,25 +467,27 @@ impl Stage<'_> {
                 if kind == PolicyKind::Datasource {
                     return Err(EngineError::RuleNotPermitted { policy, kind });
                 }
-                let rules = if single {
-                    vec![syntax::parse_one(&text).map_err(|e| parse_error(e, &text))?]
+                let parsed = if single {
+                    let rule = syntax::parse_one(&text).map_err(|e| parse_error(e, &text))?;
+                    syntax::Parsed { rules: vec![rule], diagnostics: Vec::new() }
                 } else {
-                    let parsed = syntax::parse(&text);
-                    if !parsed.is_ok() {
-                        return Err(EngineError::Syntax {
-                            source_text: text,
-                            diagnostics: parsed.diagnostics,
-                        });
-                    }
-                    parsed.rules
+                    syntax::parse(&text)
                 };
-                let mut diags = Vec::new();
+                // Report every problem at once: syntax errors, then analysis errors of
+                // the statements that did parse.
+                let mut diags: Vec<Diagnostic> =
+                    parsed.diagnostics.into_iter().filter(Diagnostic::is_error).collect();
+                let syntax_failed = !diags.is_empty();
+                let rules = parsed.rules;
                 for rule in rules {
                     match self.add_statement(&policy, kind, &rule, &text) {
                         Ok(()) => {}
                         Err(EngineError::Analysis { diagnostics, .. }) => diags.extend(diagnostics),
                         Err(e) => return Err(e),
                     }
+                }
+                if syntax_failed {
+                    return Err(EngineError::Syntax { source_text: text, diagnostics: diags });
                 }
                 if !diags.is_empty() {
                     return Err(EngineError::Analysis {
@@ -480,17 +501,17 @@ impl Stage<'_> {
                 let rule = syntax::parse_one(&text).map_err(|e| parse_error(e, &text))?;
                 let dup = dup_key(&rule);
                 let p = self.policy(&policy)?;
-                let Some(pos) = p.statements.iter().position(|s| s.dup == dup) else {
-                    return Err(EngineError::NoSuchRule {
-                        policy,
-                        rule: rule.to_string(),
-                    });
+                let Some(&id) = p.dups.get(&dup) else {
+                    return Err(EngineError::NoSuchRule { policy, rule: rule.to_string() });
                 };
-                let st = p.statements[pos].clone();
+                let Some(st) = p.statements.get(&id).cloned() else {
+                    return Err(EngineError::NoSuchRule { policy, rule: rule.to_string() });
+                };
                 self.use_arities(&st.compiled, false);
                 self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
                 if let Some(p) = self.policies.get_mut(&policy) {
-                    p.statements.remove(pos);
+                    p.statements.remove(&id);
+                    p.dups.remove(&dup);
                 }
                 self.actions.push(Action::RemoveStatement(policy, st.id));
             }
@@ -567,11 +588,11 @@ impl Stage<'_> {
         })?;
         let dup = dup_key(rule);
         let p = self.policy(policy)?;
-        if let Some(existing) = p.statements.iter().find(|s| s.dup == dup) {
+        if let Some(&existing) = p.dups.get(&dup) {
             // A statement repeated inside one batch is kept once (as Congress does when
             // a policy is created with rules); repeating one that was already loaded
             // is an error.
-            if existing.id >= self.engine.next_rule {
+            if existing >= self.engine.next_rule {
                 return Ok(());
             }
             return Err(EngineError::RuleExists {
@@ -589,7 +610,8 @@ impl Stage<'_> {
         };
         self.next_rule += 1;
         if let Some(p) = self.policies.get_mut(policy) {
-            p.statements.push(st.clone());
+            p.dups.insert(st.dup.clone(), st.id);
+            p.statements.insert(st.id, st.clone());
         }
         self.actions
             .push(Action::AddStatement(policy.to_string(), st));
@@ -603,7 +625,7 @@ impl Stage<'_> {
         let mut edges = Vec::new();
         let mut where_: Vec<(&str, &str)> = Vec::new();
         for (pname, p) in &self.policies {
-            for st in &p.statements {
+            for st in p.statements.values() {
                 let Compiled::Rule(r) = &st.compiled else {
                     continue;
                 };
@@ -1025,7 +1047,8 @@ impl Engine {
                     PolicyState {
                         kind,
                         schema,
-                        statements: Vec::new(),
+                        statements: BTreeMap::new(),
+                        dups: HashMap::new(),
                     },
                 );
             }
@@ -1065,17 +1088,16 @@ impl Engine {
                     }
                 }
                 if let Some(p) = self.policies.get_mut(&policy) {
-                    p.statements.push(st);
+                    p.dups.insert(st.dup.clone(), st.id);
+                    p.statements.insert(st.id, st);
                 }
             }
             Action::RemoveStatement(policy, id) => {
                 let Some(p) = self.policies.get_mut(&policy) else {
                     return;
                 };
-                let Some(pos) = p.statements.iter().position(|s| s.id == id) else {
-                    return;
-                };
-                let st = p.statements.remove(pos);
+                let Some(st) = p.statements.remove(&id) else { return };
+                p.dups.remove(&st.dup);
                 match &st.compiled {
                     Compiled::Fact { key, row } => {
                         if let Some(&tid) = self.store.ids.get(key) {
@@ -1396,7 +1418,7 @@ impl Engine {
                 format!("{}:{}", k.policy, k.name)
             }
         };
-        for st in &p.statements {
+        for st in p.statements.values() {
             match &st.compiled {
                 Compiled::Fact { key, .. } => {
                     out.insert(name(key));
@@ -1422,7 +1444,7 @@ impl Engine {
             .policies
             .get(policy)
             .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
-        Ok(p.statements.iter().map(|s| s.text.clone()).collect())
+        Ok(p.statements.values().map(|s| s.text.clone()).collect())
     }
 
     /// Builtin errors Congress would have swallowed, counted per rule.
@@ -1450,7 +1472,7 @@ impl Engine {
     pub fn warnings(&self) -> Vec<EngineWarning> {
         let mut out = Vec::new();
         for (pname, p) in &self.policies {
-            for st in &p.statements {
+            for st in p.statements.values() {
                 let Compiled::Rule(r) = &st.compiled else {
                     continue;
                 };

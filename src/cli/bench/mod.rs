@@ -250,6 +250,9 @@ fn data_dir(args: &BenchArgs) -> Result<&PathBuf, String> {
 
 // ------------------------------------------------------------------------- workload C
 
+/// Generates one table of workload C for N servers.
+type Generator = fn(usize) -> Rows;
+
 fn bench_c(args: &BenchArgs) -> Result<(), String> {
     use workloads::*;
     let n = args.n.ok_or("--n N is required for workload C")?;
@@ -281,7 +284,7 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
 
     // Three full-table pushes, in Congress's order; each table is generated (untimed)
     // just before its push, so only one table's input is alive at a time.
-    let generators: [(&str, &str, fn(usize) -> Rows); 3] = [
+    let generators: [(&str, &str, Generator); 3] = [
         ("nova", "servers", c_servers),
         ("neutronv2", "ports", c_ports),
         ("neutronv2", "networks", c_networks),
@@ -645,6 +648,34 @@ mod tests {
         assert!(matches!(w.map(|w| w.args.kind), Ok(Some(PolicyKind::Z3))));
         // lower-case `c` is the shared bench's same-generation workload, not C
         assert!(Wrap::try_parse_from(["bench", "--workload", "c", "--n", "10"]).is_err());
+    }
+
+    fn args(workload: Workload, n: usize, exec: bool) -> BenchArgs {
+        BenchArgs {
+            workload,
+            n: Some(n),
+            data: None,
+            exec,
+            repeat: 3,
+            repeat_big: 1,
+            kind: None,
+        }
+    }
+
+    #[test]
+    fn workload_c_runs_and_checks_its_counts() {
+        // Checks 202 errors, +1 after the incremental insert, and the pause action.
+        assert_eq!(bench(&args(Workload::C, 1000, false)), Ok(()));
+        assert_eq!(bench(&args(Workload::C, 1000, true)), Ok(()));
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        assert!(bench(&args(Workload::A, 10, true)).is_err());
+        assert!(
+            bench(&args(Workload::B, 10, false)).is_err(),
+            "--data is required"
+        );
     }
 
     #[test]

@@ -188,8 +188,8 @@ pub(super) fn render_answer(query: &str, answer: &Answer) -> String {
 /// The first line of a Congress message, shortened.
 pub(super) fn short(msg: &str) -> String {
     let line = msg.lines().next().unwrap_or("");
-    if line.chars().count() > 100 {
-        let cut: String = line.chars().take(100).collect();
+    if line.chars().count() > 160 {
+        let cut: String = line.chars().take(160).collect();
         format!("{cut}...")
     } else {
         line.to_string()

@@ -127,7 +127,10 @@ impl<'a> Replay<'a> {
         for (name, schema) in &case.datasources {
             match self.engine.create_datasource(name, schema.clone()) {
                 Ok(commit) => fired.extend(commit.actions),
-                Err(e) => self.differ(format!("create datasource {name}: {e}")),
+                Err(e) => self.differ(format!(
+                    "create datasource {name}: {}",
+                    short(&e.to_string())
+                )),
             }
         }
     }
@@ -159,13 +162,16 @@ impl<'a> Replay<'a> {
             let kind = match kind_text.parse::<PolicyKind>() {
                 Ok(k) => k,
                 Err(e) => {
-                    self.differ(format!("create policy {name}: {e}"));
+                    self.differ(format!("create policy {name}: {}", short(&e.to_string())));
                     continue;
                 }
             };
             match self.engine.create_policy(name, kind) {
                 Ok(commit) => fired.extend(commit.actions),
-                Err(e) => self.differ(format!("create policy {name} ({kind}): {e}")),
+                Err(e) => self.differ(format!(
+                    "create policy {name} ({kind}): {}",
+                    short(&e.to_string())
+                )),
             }
         }
     }
@@ -246,9 +252,10 @@ impl<'a> Replay<'a> {
                 "{what}: accepted, but Congress rejected it ({})",
                 short(&r.congress_message)
             )),
-            (Err(e), Some(r)) if r.accepted => {
-                self.differ(format!("{what}: rejected ({e}), but Congress accepted it"))
-            }
+            (Err(e), Some(r)) if r.accepted => self.differ(format!(
+                "{what}: rejected ({}), but Congress accepted it",
+                short(&e.to_string())
+            )),
             _ => {}
         }
         if let Ok(commit) = result {
@@ -276,7 +283,7 @@ impl<'a> Replay<'a> {
             };
             match self.engine.replace_table(ds, table, congress_rows(rows)) {
                 Ok(commit) => fired.extend(commit.actions),
-                Err(e) => self.differ(format!("push {key}: {e}")),
+                Err(e) => self.differ(format!("push {key}: {}", short(&e.to_string()))),
             }
         }
     }
@@ -324,7 +331,7 @@ impl<'a> Replay<'a> {
                 return;
             }
             (Err(e), None) => {
-                self.differ(format!("{what}: {e}"));
+                self.differ(format!("{what}: {}", short(&e.to_string())));
                 return;
             }
             (Ok(answers), None) => answers,
@@ -445,7 +452,7 @@ impl<'a> Replay<'a> {
                 let what = format!("{what} {policy}: `{query}`");
                 if step.expected_error.is_none() {
                     if let Err(e) = self.engine.trace(policy, query) {
-                        self.differ(format!("{what}: no trace: {e}"));
+                        self.differ(format!("{what}: no trace: {}", short(&e.to_string())));
                     }
                 }
                 self.check_query(
@@ -477,7 +484,7 @@ impl<'a> Replay<'a> {
                         "{what}: returned {got:?}, but Congress raised ({})",
                         short(err)
                     )),
-                    (Err(e), None) => self.differ(format!("{what}: {e}")),
+                    (Err(e), None) => self.differ(format!("{what}: {}", short(&e.to_string()))),
                     (Ok(got), None) => {
                         let mut expected = need(step.expected.as_ref(), "expected")?.clone();
                         let mut got = got;
@@ -497,7 +504,9 @@ impl<'a> Replay<'a> {
                         "{what} {policy}: returned {got:?}, but Congress raised ({})",
                         short(err)
                     )),
-                    (Err(e), None) => self.differ(format!("{what} {policy}: {e}")),
+                    (Err(e), None) => {
+                        self.differ(format!("{what} {policy}: {}", short(&e.to_string())))
+                    }
                     (Ok(got), None) => {
                         let expected: BTreeSet<String> = need(step.expected.as_ref(), "expected")?
                             .iter()
@@ -520,7 +529,7 @@ impl<'a> Replay<'a> {
                         got.len(),
                         short(err)
                     )),
-                    (Err(e), None) => self.differ(format!("{what}: {e}")),
+                    (Err(e), None) => self.differ(format!("{what}: {}", short(&e.to_string()))),
                     (Ok(got), None) => {
                         let expected: BTreeSet<Vec<Cell>> =
                             need(step.expected_rows.as_ref(), "expected_rows")?
@@ -555,14 +564,15 @@ impl<'a> Replay<'a> {
             (Ok(_), Some(false), _) => {
                 self.differ(format!("{what}: accepted, but Congress rejected it"))
             }
-            (Err(e), Some(true), _) => {
-                self.differ(format!("{what}: rejected ({e}), but Congress accepted it"))
-            }
+            (Err(e), Some(true), _) => self.differ(format!(
+                "{what}: rejected ({}), but Congress accepted it",
+                short(&e.to_string())
+            )),
             (Ok(_), None, Some(err)) => self.differ(format!(
                 "{what}: succeeded, but Congress raised ({})",
                 short(err)
             )),
-            (Err(e), None, None) => self.differ(format!("{what}: {e}")),
+            (Err(e), None, None) => self.differ(format!("{what}: {}", short(&e.to_string()))),
             _ => {}
         }
         if let Ok(commit) = result {

@@ -735,12 +735,14 @@ impl Parser {
             }
         } else if let Some(hms_idx) = self.find_hms_idx(idx) {
             // 12h, 30m, 5.5s, 12h04
+            // A label after the number is its own; one before it belongs to the previous
+            // number, so this one is the next unit down.
+            let label = self.tokens.get(hms_idx).and_then(|t| hms(t));
             let label = if hms_idx > idx {
-                let label = self.tokens.get(hms_idx).and_then(|t| hms(t));
                 idx = hms_idx;
                 label
             } else {
-                self.tokens.get(hms_idx).and_then(|t| hms(t)).map(|l| l + 1)
+                label.map(|l| l + 1)
             };
             match label {
                 Some(0) => {

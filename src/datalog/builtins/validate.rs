@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use regex::Regex;
 
@@ -53,7 +54,7 @@ pub(super) fn validate_string(args: &[Value]) -> Result<Value, String> {
     };
     let max_length = truthy(max_length).then_some(max_length);
     Ok(Value::from(check_string(
-        regex.as_ref(),
+        regex.as_deref(),
         max_length,
         truthy(quotes),
         value,
@@ -215,7 +216,6 @@ fn check_string(
 }
 
 /// A regular expression and the Python pattern it came from.
-#[derive(Clone)]
 struct Compiled {
     pattern: String,
     regex: Regex,
@@ -225,13 +225,13 @@ struct Compiled {
 const CACHE_LIMIT: usize = 64;
 
 thread_local! {
-    static CACHE: RefCell<HashMap<(String, bool), Compiled>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<(String, bool), Rc<Compiled>>> = RefCell::new(HashMap::new());
 }
 
 /// Python's `re.compile(pattern, re.IGNORECASE if ignore_case else 0)`, in Rust's regex
 /// dialect (`\Z` becomes `\z`). Patterns Rust cannot run (lookaround, backreferences) are
 /// an error, as a bad pattern is in Python.
-fn compile(pattern: &str, ignore_case: bool) -> Result<Compiled, String> {
+fn compile(pattern: &str, ignore_case: bool) -> Result<Rc<Compiled>, String> {
     let key = (pattern.to_string(), ignore_case);
     if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).cloned()) {
         return Ok(hit);
@@ -241,10 +241,10 @@ fn compile(pattern: &str, ignore_case: bool) -> Result<Compiled, String> {
         .case_insensitive(ignore_case)
         .build()
         .map_err(|e| format!("bad regular expression {}: {e}", repr_str(pattern)))?;
-    let compiled = Compiled {
+    let compiled = Rc::new(Compiled {
         pattern: pattern.to_string(),
         regex,
-    };
+    });
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
         if cache.len() >= CACHE_LIMIT {
