@@ -79,7 +79,7 @@ const TINY_CASES: &str = r#"[
   }
 ]"#;
 
-const TINY_DEVIATIONS: &str = "# Test deviations\n\n## float-one\n- cases: listed_difference, facts_and_join\n- reason: a test\n- test: none\n";
+const TINY_DEVIATIONS: &str = "# Test deviations\n\n## float-one\n- cases: listed_difference, facts_and_join, no_such_case\n- reason: a test\n- test: none\n";
 
 #[test]
 fn replays_any_file_of_the_format() {
@@ -111,6 +111,13 @@ fn replays_any_file_of_the_format() {
             .iter()
             .any(|l| l.starts_with("FAIL wrong_answer: ")),
         "{output}"
+    );
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.starts_with("note: docs/deviations.md lists no_such_case")),
+        "a listed case the file lacks is noted:\n{output}"
     );
     assert!(
         report

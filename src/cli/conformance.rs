@@ -135,8 +135,9 @@ pub fn replay_file(path: &Path, deviations: &Deviations, verbose: bool) -> Resul
 /// Replay already-loaded cases (each a JSON object in the cases format).
 pub fn replay_cases(items: Vec<Json>, deviations: &Deviations, verbose: bool) -> Report {
     let mut report = Report::default();
+    let mut seen = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
-        let fallback_name = item
+        let name = item
             .get("name")
             .and_then(Json::as_str)
             .map(str::to_string)
@@ -145,8 +146,26 @@ pub fn replay_cases(items: Vec<Json>, deviations: &Deviations, verbose: bool) ->
             Ok(case) => replay::run_isolated(case),
             Err(e) => CaseOutcome::broken(format!("malformed case: {e}")),
         };
-        let name = fallback_name;
         classify(&mut report, &name, outcome, deviations, verbose);
+        seen.push(name);
+    }
+    // When this is the file the deviations were written for (it has a listed case), a
+    // listed name it lacks is a typo or a removed case.
+    let listed = deviations
+        .list
+        .iter()
+        .flat_map(|d| d.cases.iter().map(move |c| (c, &d.id)));
+    if deviations
+        .list
+        .iter()
+        .flat_map(|d| &d.cases)
+        .any(|c| seen.contains(c))
+    {
+        for (case, id) in listed.filter(|(c, _)| !seen.contains(c)) {
+            report.lines.push(format!(
+                "note: docs/deviations.md lists {case} under {id}, but this file has no such case"
+            ));
+        }
     }
     report
         .lines

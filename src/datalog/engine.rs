@@ -959,7 +959,7 @@ impl Engine {
         let store = &mut self.store;
         let term = |store: &mut Store, t: &CTerm| match t {
             CTerm::Var(v) => LTerm::Var(*v),
-            CTerm::Const(c) => LTerm::Const(store.interner.intern(c.clone())),
+            CTerm::Const(c) => LTerm::Const(store.interner.intern(c)),
         };
         let head = store.table_id(&r.head, r.head_terms.len());
         store.ensure_arity(head, r.head_terms.len());
@@ -1129,7 +1129,7 @@ impl Engine {
                     self.store.tables[id].reserve(rows.len());
                     for r in rows {
                         buf.clear();
-                        buf.extend(r.into_iter().map(|v| self.store.interner.intern(v)));
+                        buf.extend(r.into_iter().map(|v| self.store.interner.intern(&v)));
                         self.store.set_explicit(txn, id, &buf);
                     }
                     return;
@@ -1155,7 +1155,7 @@ impl Engine {
 
     fn values(&self, row: &[Sym]) -> Vec<Value> {
         row.iter()
-            .map(|&s| self.store.interner.value(s).clone())
+            .map(|&s| self.store.interner.value(s))
             .collect()
     }
 
@@ -1323,7 +1323,7 @@ impl Engine {
         row.iter()
             .map(|&s| match self.store.interner.marker_name(s) {
                 Some(name) => Term::Var(name.to_string()),
-                None => Term::Const(self.store.interner.value(s).clone()),
+                None => Term::Const(self.store.interner.value(s)),
             })
             .collect()
     }

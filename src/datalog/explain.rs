@@ -55,7 +55,7 @@ impl Engine {
         let (name, modal) = self.lit_name(table);
         let args: Vec<Term> = row
             .iter()
-            .map(|&s| Term::Const(self.store.interner.value(s).clone()))
+            .map(|&s| Term::Const(self.store.interner.value(s)))
             .collect();
         print_literal(&name, &args, modal)
     }
@@ -162,7 +162,7 @@ impl Engine {
                         } => {
                             let args: Vec<Term> = inst(terms)
                                 .iter()
-                                .map(|&s| Term::Const(self.store.interner.value(s).clone()))
+                                .map(|&s| Term::Const(self.store.interner.value(s)))
                                 .collect();
                             let text =
                                 print_literal(&format!("builtin:{}", builtin.name), &args, false);

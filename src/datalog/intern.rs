@@ -1,13 +1,17 @@
 //! The symbol table: every value stored in a table is interned once and referred to by a
 //! 32-bit [`Sym`], so rows are small arrays of integers and joins compare integers.
 //!
-//! Symbols are never freed while the engine lives (as in Souffle's symbol table); the
-//! cost is bounded by the number of distinct values ever seen.
+//! Strings live in one append-only byte arena and the hash table stores only symbols
+//! (hashing through the arena), so a distinct string costs its bytes plus about 22
+//! bytes, against 60 or more for an `Arc<str>` per value in a `HashMap`: this is most of
+//! what keeps a stored fact under the memory target. Symbols are never freed while the
+//! engine lives (as in Souffle's symbol table); the cost is bounded by the number of
+//! distinct values ever seen.
 
 use crate::datalog::value::Value;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 /// An interned value.
 pub type Sym = u32;
@@ -16,12 +20,78 @@ pub type Sym = u32;
 /// `action` policies (whose heads need not be safe). Real data never starts with NUL.
 const VAR_MARK: &str = "\u{0}var:";
 
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    /// A string in the arena.
+    Str { start: u32, len: u32 },
+    /// A string stored on its own (once the arena passes 4 GiB).
+    Big(u32),
+    Int(i64),
+    Float(u64),
+}
+
+/// A borrowed view of an interned value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Str(&'a str),
+    Int(i64),
+    Float(f64),
+}
+
+impl ValueRef<'_> {
+    fn of(v: &Value) -> ValueRef<'_> {
+        match v {
+            Value::Str(s) => ValueRef::Str(s),
+            Value::Int(i) => ValueRef::Int(*i),
+            Value::Float(f) => ValueRef::Float(*f),
+        }
+    }
+
+    /// Same identity as [`Value`]'s `Eq`: type and content, floats by bits.
+    fn same(self, other: ValueRef<'_>) -> bool {
+        match (self, other) {
+            (ValueRef::Str(a), ValueRef::Str(b)) => a == b,
+            (ValueRef::Int(a), ValueRef::Int(b)) => a == b,
+            (ValueRef::Float(a), ValueRef::Float(b)) => a.to_bits() == b.to_bits(),
+            _ => false,
+        }
+    }
+
+    fn hash_with(self, hasher: &FixedState) -> u64 {
+        let mut h = hasher.build_hasher();
+        match self {
+            ValueRef::Str(s) => {
+                0u8.hash(&mut h);
+                s.hash(&mut h);
+            }
+            ValueRef::Int(i) => {
+                1u8.hash(&mut h);
+                i.hash(&mut h);
+            }
+            ValueRef::Float(f) => {
+                2u8.hash(&mut h);
+                f.to_bits().hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+
+    /// An owned value.
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Str(s) => Value::str(s),
+            ValueRef::Int(i) => Value::Int(i),
+            ValueRef::Float(f) => Value::Float(f),
+        }
+    }
+}
+
 /// Interns values to symbols and back.
-/// The table stores only symbols and hashes through `values`, so each distinct value is
-/// kept once (a `HashMap<Value, Sym>` would hold a second copy of every key).
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    values: Vec<Value>,
+    entries: Vec<Entry>,
+    arena: String,
+    big: Vec<Box<str>>,
     map: HashTable<Sym>,
     hasher: FixedState,
 }
@@ -31,53 +101,93 @@ impl Interner {
         Self::default()
     }
 
+    fn get(&self, s: Sym) -> ValueRef<'_> {
+        match self.entries[s as usize] {
+            Entry::Str { start, len } => ValueRef::Str(&self.arena[start as usize..start as usize + len as usize]),
+            Entry::Big(i) => ValueRef::Str(&self.big[i as usize]),
+            Entry::Int(i) => ValueRef::Int(i),
+            Entry::Float(b) => ValueRef::Float(f64::from_bits(b)),
+        }
+    }
+
     /// The symbol for `v`, creating it if new.
-    pub fn intern(&mut self, v: Value) -> Sym {
-        let h = self.hasher.hash_one(&v);
-        let values = &self.values;
-        if let Some(&s) = self.map.find(h, |&s| values[s as usize] == v) {
+    pub fn intern(&mut self, v: &Value) -> Sym {
+        let r = ValueRef::of(v);
+        let h = r.hash_with(&self.hasher);
+        if let Some(&s) = self.map.find(h, |&s| self.get(s).same(r)) {
             return s;
         }
-        let next = Sym::try_from(self.values.len()).unwrap_or(Sym::MAX);
-        self.values.push(v);
-        let (values, hasher) = (&self.values, &self.hasher);
-        self.map
-            .insert_unique(h, next, |&s| hasher.hash_one(&values[s as usize]));
+        let next = Sym::try_from(self.entries.len()).unwrap_or(Sym::MAX);
+        let entry = match r {
+            ValueRef::Str(s) => match (u32::try_from(self.arena.len()), u32::try_from(s.len())) {
+                (Ok(start), Ok(len)) if u32::try_from(self.arena.len() + s.len()).is_ok() => {
+                    self.arena.push_str(s);
+                    Entry::Str { start, len }
+                }
+                _ => {
+                    self.big.push(Box::from(s));
+                    Entry::Big((self.big.len() - 1) as u32)
+                }
+            },
+            ValueRef::Int(i) => Entry::Int(i),
+            ValueRef::Float(f) => Entry::Float(f.to_bits()),
+        };
+        self.entries.push(entry);
+        // `insert_unique` may rehash: hash existing symbols through the arena.
+        let mut map = std::mem::take(&mut self.map);
+        {
+            let this = &*self;
+            map.insert_unique(h, next, |&s| this.get(s).hash_with(&this.hasher));
+        }
+        self.map = map;
         next
+    }
+
+    /// Make room for about `n` more distinct values.
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+        let mut map = std::mem::take(&mut self.map);
+        map.reserve(n, |&s| self.get(s).hash_with(&self.hasher));
+        self.map = map;
     }
 
     /// The symbol for `v` if it was ever interned.
     pub fn lookup(&self, v: &Value) -> Option<Sym> {
-        let h = self.hasher.hash_one(v);
-        self.map
-            .find(h, |&s| self.values[s as usize] == *v)
-            .copied()
+        let r = ValueRef::of(v);
+        let h = r.hash_with(&self.hasher);
+        self.map.find(h, |&s| self.get(s).same(r)).copied()
+    }
+
+    /// The value of a symbol, borrowed.
+    pub fn value_ref(&self, s: Sym) -> ValueRef<'_> {
+        self.get(s)
     }
 
     /// The value of a symbol.
-    pub fn value(&self, s: Sym) -> &Value {
-        &self.values[s as usize]
+    pub fn value(&self, s: Sym) -> Value {
+        self.get(s).to_value()
     }
 
     /// The symbol standing for the unbound variable `name` (action policies only).
     pub fn var_marker(&mut self, name: &str) -> Sym {
-        self.intern(Value::str(format!("{VAR_MARK}{name}")))
+        self.intern(&Value::str(format!("{VAR_MARK}{name}")))
     }
 
     /// If `s` is a variable marker, the variable's name.
     pub fn marker_name(&self, s: Sym) -> Option<&str> {
-        self.value(s)
-            .as_str()
-            .and_then(|t| t.strip_prefix(VAR_MARK))
+        match self.get(s) {
+            ValueRef::Str(t) => t.strip_prefix(VAR_MARK),
+            _ => None,
+        }
     }
 
     /// Number of distinct values.
     pub fn len(&self) -> usize {
-        self.values.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.entries.is_empty()
     }
 }
 
@@ -88,14 +198,27 @@ mod tests {
     #[test]
     fn interning_is_stable_and_type_aware() {
         let mut i = Interner::new();
-        let a = i.intern(Value::Int(1));
-        let b = i.intern(Value::Float(1.0));
-        let c = i.intern(Value::str("1"));
-        assert_eq!(i.intern(Value::Int(1)), a);
+        let a = i.intern(&Value::Int(1));
+        let b = i.intern(&Value::Float(1.0));
+        let c = i.intern(&Value::str("1"));
+        assert_eq!(i.intern(&Value::Int(1)), a);
         assert!(a != b && b != c && a != c);
-        assert_eq!(i.value(c), &Value::str("1"));
+        assert_eq!(i.value(c), Value::str("1"));
+        assert_eq!(i.lookup(&Value::str("1")), Some(c));
+        assert_eq!(i.lookup(&Value::str("2")), None);
         let v = i.var_marker("y");
         assert_eq!(i.marker_name(v), Some("y"));
         assert_eq!(i.marker_name(c), None);
+    }
+
+    #[test]
+    fn many_values_survive_rehashing() {
+        let mut i = Interner::new();
+        let syms: Vec<Sym> = (0..10_000).map(|n| i.intern(&Value::str(format!("v{n}")))).collect();
+        for (n, s) in syms.iter().enumerate() {
+            assert_eq!(i.lookup(&Value::str(format!("v{n}"))), Some(*s));
+            assert_eq!(i.value(*s), Value::str(format!("v{n}")));
+        }
+        assert_eq!(i.len(), 10_000);
     }
 }

@@ -70,7 +70,7 @@ pub fn c_expected_errors(n: usize) -> Option<usize> {
 /// The `error` row count workload C should give, computed from the generator's rules.
 pub fn c_reference_errors(n: usize) -> usize {
     (0..n)
-        .filter(|i| i % 9 != 0 && (i % 7 == 0 || i % 10 == 0))
+        .filter(|i| !i.is_multiple_of(9) && (i.is_multiple_of(7) || i.is_multiple_of(10)))
         .count()
 }
 
@@ -87,7 +87,11 @@ fn s(text: String) -> Value {
 
 /// One `nova:servers` row of workload C.
 pub fn c_server(i: usize) -> Vec<Value> {
-    let status = if i % 9 == 0 { "SHUTOFF" } else { "ACTIVE" };
+    let status = if i.is_multiple_of(9) {
+        "SHUTOFF"
+    } else {
+        "ACTIVE"
+    };
     vec![
         s(format!("vm-{i}")),
         s(format!("server-{i}")),
@@ -127,7 +131,7 @@ pub fn c_servers(n: usize) -> Rows {
 /// Workload C's `neutronv2:ports` rows (none for servers with i % 7 == 0).
 pub fn c_ports(n: usize) -> Rows {
     (0..n)
-        .filter(|i| i % 7 != 0)
+        .filter(|i| !i.is_multiple_of(7))
         .map(|i| {
             vec![
                 s(format!("port-{i}")),
@@ -148,7 +152,11 @@ pub fn c_ports(n: usize) -> Rows {
 pub fn c_networks(n: usize) -> Rows {
     (0..n)
         .map(|i| {
-            let status = if i % 10 == 0 { "DOWN" } else { "ACTIVE" };
+            let status = if i.is_multiple_of(10) {
+                "DOWN"
+            } else {
+                "ACTIVE"
+            };
             vec![
                 s(format!("net-{i}")),
                 s(format!("tenant-{}", i % 20)),
@@ -395,10 +403,10 @@ pub fn b_reference_paths(edges: &[Vec<Value>]) -> usize {
         let mut seen: HashSet<&Value> = HashSet::new();
         let mut stack: Vec<&Value> = succ[start].clone();
         while let Some(v) = stack.pop() {
-            if seen.insert(v) {
-                if let Some(next) = succ.get(v) {
-                    stack.extend(next.iter().copied());
-                }
+            if seen.insert(v)
+                && let Some(next) = succ.get(v)
+            {
+                stack.extend(next.iter().copied());
             }
         }
         total += seen.len();
@@ -414,7 +422,10 @@ mod tests {
     fn workload_c_row_counts_at_1000() {
         let d = gen_c(1000);
         assert_eq!(d.servers.len(), 1000);
-        assert_eq!(d.ports.len(), (0..1000).filter(|i| i % 7 != 0).count());
+        assert_eq!(
+            d.ports.len(),
+            (0..1000usize).filter(|i| !i.is_multiple_of(7)).count()
+        );
         assert_eq!(d.networks.len(), 1000);
         assert!(d.servers.iter().all(|r| r.len() == NOVA_SERVERS.len()));
         assert!(d.ports.iter().all(|r| r.len() == NEUTRON_PORTS.len()));

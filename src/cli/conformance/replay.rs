@@ -188,14 +188,13 @@ impl<'a> Replay<'a> {
             if spec.batch {
                 let result = self.insert_batch(name, &spec.rules);
                 let expected = recorded.next();
-                if let Some(r) = expected {
-                    if r.rules.as_ref() != Some(&spec.rules)
-                        || r.policy.as_deref().is_some_and(|p| p != name)
-                    {
-                        self.hard(format!(
-                            "rule_results out of step with the batch of policy {name}"
-                        ));
-                    }
+                if let Some(r) = expected
+                    && (r.rules.as_ref() != Some(&spec.rules)
+                        || r.policy.as_deref().is_some_and(|p| p != name))
+                {
+                    self.hard(format!(
+                        "rule_results out of step with the batch of policy {name}"
+                    ));
                 }
                 self.compare_insert(
                     &format!("batch insert into {name}"),
@@ -208,14 +207,13 @@ impl<'a> Replay<'a> {
             for rule in &spec.rules {
                 let result = self.engine.insert_rule(name, rule);
                 let expected = recorded.next();
-                if let Some(r) = expected {
-                    if r.rule.as_deref() != Some(rule.as_str())
-                        || r.policy.as_deref().is_some_and(|p| p != name)
-                    {
-                        self.hard(format!(
-                            "rule_results out of step with rule `{rule}` of policy {name}"
-                        ));
-                    }
+                if let Some(r) = expected
+                    && (r.rule.as_deref() != Some(rule.as_str())
+                        || r.policy.as_deref().is_some_and(|p| p != name))
+                {
+                    self.hard(format!(
+                        "rule_results out of step with rule `{rule}` of policy {name}"
+                    ));
                 }
                 self.compare_insert(
                     &format!("insert into {name} `{rule}`"),
@@ -291,21 +289,24 @@ impl<'a> Replay<'a> {
     /// README step 6, with `intended_executed_actions_after_setup` taking precedence.
     fn check_setup_actions(&mut self, fired: &[ActionEvent]) {
         let case = self.case;
-        if let Some(intended) = &case.intended_executed_actions_after_setup {
-            if let Some(diff) = diff_actions(intended, fired) {
-                self.hard(format!(
-                    "actions after setup differ from the intended ones: {diff}"
-                ));
-            } else if let Some(recorded) = &case.executed_actions_after_setup {
-                if let Some(diff) = diff_actions(recorded, fired) {
+        let recorded = case.executed_actions_after_setup.as_deref();
+        let recorded_diff = recorded.and_then(|r| diff_actions(r, fired));
+        match &case.intended_executed_actions_after_setup {
+            Some(intended) => {
+                if let Some(diff) = diff_actions(intended, fired) {
+                    self.hard(format!(
+                        "actions after setup differ from the intended ones: {diff}"
+                    ));
+                } else if let Some(diff) = recorded_diff {
                     self.differ(format!(
                         "actions after setup match intended_executed_actions_after_setup; the recorded ones differ: {diff}"
                     ));
                 }
             }
-        } else if let Some(recorded) = &case.executed_actions_after_setup {
-            if let Some(diff) = diff_actions(recorded, fired) {
-                self.differ(format!("actions after setup: {diff}"));
+            None => {
+                if let Some(diff) = recorded_diff {
+                    self.differ(format!("actions after setup: {diff}"));
+                }
             }
         }
     }
@@ -367,10 +368,10 @@ impl<'a> Replay<'a> {
                 return;
             }
         }
-        if let Some(expected) = &step.executed_actions {
-            if let Some(diff) = diff_actions(expected, &fired) {
-                self.differ(format!("{what}: actions {diff}"));
-            }
+        if let Some(expected) = &step.executed_actions
+            && let Some(diff) = diff_actions(expected, &fired)
+        {
+            self.differ(format!("{what}: actions {diff}"));
         }
     }
 
@@ -450,10 +451,10 @@ impl<'a> Replay<'a> {
                 // must match.
                 let (policy, query) = (policy()?, need(step.query.as_deref(), "query")?);
                 let what = format!("{what} {policy}: `{query}`");
-                if step.expected_error.is_none() {
-                    if let Err(e) = self.engine.trace(policy, query) {
-                        self.differ(format!("{what}: no trace: {}", short(&e.to_string())));
-                    }
+                if step.expected_error.is_none()
+                    && let Err(e) = self.engine.trace(policy, query)
+                {
+                    self.differ(format!("{what}: no trace: {}", short(&e.to_string())));
                 }
                 self.check_query(
                     &what,

@@ -583,7 +583,7 @@ impl Exec<'_> {
                 let holds = match builtin.call(&args) {
                     Ok(Some(outs)) => {
                         let syms: Vec<Sym> =
-                            outs.into_iter().map(|v| self.interner.intern(v)).collect();
+                            outs.into_iter().map(|v| self.interner.intern(&v)).collect();
                         if *negated {
                             outputs
                                 .iter()

@@ -153,7 +153,7 @@ impl Store {
 
     pub fn intern_row(&mut self, row: &[crate::datalog::value::Value]) -> Vec<Sym> {
         row.iter()
-            .map(|v| self.interner.intern(v.clone()))
+            .map(|v| self.interner.intern(v))
             .collect()
     }
 
