@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 fn recorded_congress_cases_conform() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/cases.json");
     if !path.exists() {
-        eprintln!(
-            "skipping: {} is absent (a clone without ../shared)",
-            path.display()
-        );
+        eprintln!("skipping: {} is absent (a clone without ../shared)", path.display());
         return;
     }
     let report = run_file(&path).expect("the cases file replays");
@@ -23,10 +20,7 @@ fn recorded_congress_cases_conform() {
 
 /// A scratch directory for this test process.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "congress-conformance-{}-{name}",
-        std::process::id()
-    ));
+    let dir = std::env::temp_dir().join(format!("congress-conformance-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
@@ -89,60 +83,18 @@ fn replays_any_file_of_the_format() {
     let deviations = Deviations::parse(TINY_DEVIATIONS).expect("deviations parse");
     let report = replay_file(&path, &deviations, true).expect("replays");
     let output = report.lines.join("\n");
-    assert_eq!(
-        (report.passed, report.failed, report.deviated),
-        (2, 1, 1),
-        "{output}"
-    );
+    assert_eq!((report.passed, report.failed, report.deviated), (2, 1, 1), "{output}");
+    assert!(report.lines.iter().any(|l| l == "pass facts_and_join"), "{output}");
+    assert!(report.lines.iter().any(|l| l.starts_with("note: facts_and_join")), "stale listing noted:\n{output}");
+    assert!(report.lines.iter().any(|l| l.starts_with("FAIL wrong_answer: ")), "{output}");
     assert!(
-        report.lines.iter().any(|l| l == "pass facts_and_join"),
-        "{output}"
-    );
-    assert!(
-        report
-            .lines
-            .iter()
-            .any(|l| l.starts_with("note: facts_and_join")),
-        "stale listing noted:\n{output}"
-    );
-    assert!(
-        report
-            .lines
-            .iter()
-            .any(|l| l.starts_with("FAIL wrong_answer: ")),
-        "{output}"
-    );
-    assert!(
-        report
-            .lines
-            .iter()
-            .any(|l| l.starts_with("note: docs/deviations.md lists no_such_case")),
+        report.lines.iter().any(|l| l.starts_with("note: docs/deviations.md lists no_such_case")),
         "a listed case the file lacks is noted:\n{output}"
     );
-    assert!(
-        report
-            .lines
-            .iter()
-            .any(|l| l == "deviates (documented) listed_difference: float-one"),
-        "{output}"
-    );
-    assert!(
-        report
-            .lines
-            .iter()
-            .any(|l| l == "pass datasource_actions_and_steps"),
-        "{output}"
-    );
-    assert_eq!(
-        report.lines.last().map(String::as_str),
-        Some("2 passed, 1 failed"),
-        "{output}"
-    );
-    assert_eq!(
-        report.lines[report.lines.len() - 2],
-        "1 deviate (documented)",
-        "{output}"
-    );
+    assert!(report.lines.iter().any(|l| l == "deviates (documented) listed_difference: float-one"), "{output}");
+    assert!(report.lines.iter().any(|l| l == "pass datasource_actions_and_steps"), "{output}");
+    assert_eq!(report.lines.last().map(String::as_str), Some("2 passed, 1 failed"), "{output}");
+    assert_eq!(report.lines[report.lines.len() - 2], "1 deviate (documented)", "{output}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -155,11 +107,7 @@ fn a_missing_or_malformed_file_is_an_error_not_a_pass() {
     std::fs::write(&path, "{\"not\": \"cases\"}").expect("write");
     assert!(replay_file(&path, &deviations, false).is_err());
     // A malformed case fails that case only.
-    std::fs::write(
-        &path,
-        r#"[{"name": "no_policy_field", "queries": [{"query": "p(x)"}]}]"#,
-    )
-    .expect("write");
+    std::fs::write(&path, r#"[{"name": "no_policy_field", "queries": [{"query": "p(x)"}]}]"#).expect("write");
     let report = replay_file(&path, &deviations, false).expect("replays");
     assert_eq!((report.passed, report.failed), (0, 1), "{:?}", report.lines);
     let _ = std::fs::remove_dir_all(dir);

@@ -91,8 +91,11 @@ fn one_transaction_across_tables_has_no_intermediate_state() {
     e.create_policy("reactive", PolicyKind::Nonrecursive).unwrap();
     e.insert_rule("reactive", "execute[nova:servers.pause(x)] :- classification:error(x)").unwrap();
     let mut t = e.transaction();
-    t.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")], vec![s("b"), s("ACTIVE")]])
-        .replace_table("neutron", "ports", vec![vec![s("p"), s("a")]]);
+    t.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")], vec![s("b"), s("ACTIVE")]]).replace_table(
+        "neutron",
+        "ports",
+        vec![vec![s("p"), s("a")]],
+    );
     let c = t.commit().unwrap();
     assert_eq!(c.actions.len(), 1, "only b lacks a port: {:?}", c.actions);
     assert_eq!(c.actions[0].args, vec![s("b")]);
@@ -127,7 +130,8 @@ fn every_execute_rule_of_a_batch_fires_its_own_action() {
 fn recursion_is_maintained_under_inserts_and_deletes() {
     let mut e = Engine::with_default_policies();
     e.create_datasource("net", schema(&[("link", &["a", "b"])])).unwrap();
-    e.insert_rules("classification", "reach(x, y) :- net:link(x, y)\nreach(x, z) :- reach(x, y), net:link(y, z)").unwrap();
+    e.insert_rules("classification", "reach(x, y) :- net:link(x, y)\nreach(x, z) :- reach(x, y), net:link(y, z)")
+        .unwrap();
     let link = |a: i64, b: i64| vec![Value::Int(a), Value::Int(b)];
     e.replace_table("net", "link", vec![link(1, 2), link(2, 3), link(3, 4)]).unwrap();
     assert_eq!(e.query_values("classification", "reach(1, y)").unwrap().len(), 3);
@@ -191,7 +195,11 @@ fn policy_kinds_behave() {
     e.create_policy("m", PolicyKind::Materialized).unwrap();
     e.insert_rule("m", "seen(a) :- ds:t(a)").unwrap();
     e.update_table("ds", "t", vec![vec![Value::Int(7)]], vec![]).unwrap();
-    assert_eq!(e.query_values("m", "seen(a)").unwrap(), vec![vec![Value::Int(7)]], "materialized views are never stale");
+    assert_eq!(
+        e.query_values("m", "seen(a)").unwrap(),
+        vec![vec![Value::Int(7)]],
+        "materialized views are never stale"
+    );
     e.create_policy("z", "Z3".parse().unwrap()).unwrap();
     e.insert_rules("z", "l(1, 2)\nl(2, 3)\np(x, y) :- l(x, y)\np(x, z) :- l(x, y), p(y, z)").unwrap();
     assert_eq!(e.query_values("z", "p(1, y)").unwrap().len(), 2);
@@ -273,7 +281,8 @@ fn explain_gives_a_proof_tree() {
     assert!(text.contains("not classification:has_port(\"a\")"), "{text}");
     assert!(matches!(e.explain("classification", "error(\"zz\")"), Err(EngineError::NoProof(_))));
     // Recursive derivations get a well-founded proof.
-    e.insert_rules("classification", "l(1, 2)\nl(2, 3)\nl(3, 1)\nr(x, y) :- l(x, y)\nr(x, z) :- r(x, y), l(y, z)").unwrap();
+    e.insert_rules("classification", "l(1, 2)\nl(2, 3)\nl(3, 1)\nr(x, y) :- l(x, y)\nr(x, z) :- r(x, y), l(y, z)")
+        .unwrap();
     let p = e.explain("classification", "r(1, 1)").unwrap();
     assert!(render_proof(&p).lines().count() >= 5);
 }

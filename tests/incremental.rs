@@ -52,15 +52,8 @@ fn rule_text(template: u8, d: usize, a: usize, b: usize, c: i64) -> String {
 
 #[derive(Clone, Debug)]
 enum Op {
-    Row {
-        table: usize,
-        row: (i64, i64),
-        insert: bool,
-    },
-    Rule {
-        text: String,
-        insert: bool,
-    },
+    Row { table: usize, row: (i64, i64), insert: bool },
+    Rule { text: String, insert: bool },
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
@@ -73,16 +66,13 @@ fn op_strategy() -> impl Strategy<Value = Op> {
 }
 
 fn schema() -> BTreeMap<String, Vec<String>> {
-    BASE.iter()
-        .map(|b| (b.to_string(), vec!["a".to_string(), "b".to_string()]))
-        .collect()
+    BASE.iter().map(|b| (b.to_string(), vec!["a".to_string(), "b".to_string()])).collect()
 }
 
 fn fresh_engine() -> Engine {
     let mut e = Engine::new();
     e.create_datasource("ds", schema()).expect("datasource");
-    e.create_policy("p", congress::datalog::PolicyKind::Nonrecursive)
-        .expect("policy");
+    e.create_policy("p", congress::datalog::PolicyKind::Nonrecursive).expect("policy");
     e
 }
 
@@ -101,8 +91,7 @@ fn row(r: (i64, i64)) -> Vec<Value> {
 fn from_scratch(m: &Model) -> Engine {
     let mut e = fresh_engine();
     for (i, t) in BASE.iter().enumerate() {
-        e.replace_table("ds", t, m.rows[i].iter().map(|r| row(*r)).collect())
-            .expect("load");
+        e.replace_table("ds", t, m.rows[i].iter().map(|r| row(*r)).collect()).expect("load");
     }
     let mut t = e.transaction();
     for r in &m.rules {
@@ -115,15 +104,8 @@ fn from_scratch(m: &Model) -> Engine {
 fn snapshot(e: &Engine) -> BTreeMap<String, Vec<Vec<Value>>> {
     let mut out = BTreeMap::new();
     for d in 0..4 {
-        out.insert(
-            format!("d{d}"),
-            e.query_values("p", &format!("d{d}(x, y)")).expect("query"),
-        );
-        out.insert(
-            format!("act{d}"),
-            e.query_values("p", &format!("execute[svc:act{d}(x)]"))
-                .expect("query"),
-        );
+        out.insert(format!("d{d}"), e.query_values("p", &format!("d{d}(x, y)")).expect("query"));
+        out.insert(format!("act{d}"), e.query_values("p", &format!("execute[svc:act{d}(x)]")).expect("query"));
     }
     out
 }

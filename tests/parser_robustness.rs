@@ -62,42 +62,28 @@ fn token_soup() -> impl Strategy<Value = String> {
 }
 
 fn arbitrary_text() -> impl Strategy<Value = String> {
-    prop::collection::vec(any::<u8>(), 0..256)
-        .prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    prop::collection::vec(any::<u8>(), 0..256).prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
 }
 
 fn assert_span_ok(src: &str, span: Span, what: &str) {
     let (start, end) = (span.start as usize, span.end as usize);
-    assert!(
-        start <= end && end <= src.len(),
-        "{what} span {span:?} outside input of {} bytes: {src:?}",
-        src.len()
-    );
-    assert!(
-        src.is_char_boundary(start) && src.is_char_boundary(end),
-        "{what} span {span:?} splits a char: {src:?}"
-    );
+    assert!(start <= end && end <= src.len(), "{what} span {span:?} outside input of {} bytes: {src:?}", src.len());
+    assert!(src.is_char_boundary(start) && src.is_char_boundary(end), "{what} span {span:?} splits a char: {src:?}");
 }
 
 fn literal_spans(literal: &Literal) -> impl Iterator<Item = Span> + '_ {
     let atom = &literal.atom;
-    [literal.span, atom.span, atom.name_span]
-        .into_iter()
-        .chain(atom.args.iter().map(Arg::span))
+    [literal.span, atom.span, atom.name_span].into_iter().chain(atom.args.iter().map(Arg::span))
 }
 
 /// Strings print in double quotes with no escaping, so one holding a quote, a backslash
 /// or a line break does not print as a literal that reads back the same.
 fn prints_faithfully(rule: &Rule) -> bool {
     let awkward = |s: &str| s.contains(['"', '\\', '\n', '\r']);
-    rule.heads
-        .iter()
-        .chain(&rule.body)
-        .flat_map(|l| &l.atom.args)
-        .all(|arg| match arg.term() {
-            Term::Const(Value::Str(s)) => !awkward(s),
-            _ => true,
-        })
+    rule.heads.iter().chain(&rule.body).flat_map(|l| &l.atom.args).all(|arg| match arg.term() {
+        Term::Const(Value::Str(s)) => !awkward(s),
+        _ => true,
+    })
 }
 
 fn check(src: &str) -> Parsed {
@@ -105,11 +91,7 @@ fn check(src: &str) -> Parsed {
     for d in &parsed.diagnostics {
         assert_span_ok(src, d.span, "diagnostic");
         assert!(!d.message.is_empty());
-        assert!(
-            d.code == "lex" || d.code == "parse",
-            "unexpected code {}",
-            d.code
-        );
+        assert!(d.code == "lex" || d.code == "parse", "unexpected code {}", d.code);
     }
     for rule in &parsed.rules {
         assert_span_ok(src, rule.span, "rule");
@@ -151,8 +133,7 @@ proptest! {
 
 #[test]
 fn error_recovery_terminates_on_every_prefix() {
-    let src =
-        "p(x) :- q(x), not r(\"a\", 1.5, id=y)\nexecute[nova:s+(x)] :- p(x).\nbad(-1) ; good(1)";
+    let src = "p(x) :- q(x), not r(\"a\", 1.5, id=y)\nexecute[nova:s+(x)] :- p(x).\nbad(-1) ; good(1)";
     for end in (0..=src.len()).filter(|i| src.is_char_boundary(*i)) {
         check(&src[..end]);
     }

@@ -52,11 +52,7 @@ pub fn run(args: ConformanceArgs) -> ExitCode {
             for line in &report.lines {
                 println!("{line}");
             }
-            if report.failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            if report.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -105,28 +101,18 @@ pub fn run_file(path: &Path) -> Result<Report, Error> {
 
 /// Replay a cases file; `verbose` lists every mismatch of a non-passing case.
 pub fn replay_file(path: &Path, deviations: &Deviations, verbose: bool) -> Result<Report, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let json: Json = serde_json::from_str(&text).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read { path: path.to_path_buf(), source })?;
+    let json: Json = serde_json::from_str(&text).map_err(|source| Error::Json { path: path.to_path_buf(), source })?;
     let items = match json {
         Json::Array(items) => items,
         Json::Object(mut obj) => match obj.remove("cases") {
             Some(Json::Array(items)) => items,
             _ => {
-                return Err(Error::NotCases {
-                    path: path.to_path_buf(),
-                });
+                return Err(Error::NotCases { path: path.to_path_buf() });
             }
         },
         _ => {
-            return Err(Error::NotCases {
-                path: path.to_path_buf(),
-            });
+            return Err(Error::NotCases { path: path.to_path_buf() });
         }
     };
     Ok(replay_cases(items, deviations, verbose))
@@ -151,49 +137,26 @@ pub fn replay_cases(items: Vec<Json>, deviations: &Deviations, verbose: bool) ->
     }
     // When this is the file the deviations were written for (it has a listed case), a
     // listed name it lacks is a typo or a removed case.
-    let listed = deviations
-        .list
-        .iter()
-        .flat_map(|d| d.cases.iter().map(move |c| (c, &d.id)));
-    if deviations
-        .list
-        .iter()
-        .flat_map(|d| &d.cases)
-        .any(|c| seen.contains(c))
-    {
+    let listed = deviations.list.iter().flat_map(|d| d.cases.iter().map(move |c| (c, &d.id)));
+    if deviations.list.iter().flat_map(|d| &d.cases).any(|c| seen.contains(c)) {
         for (case, id) in listed.filter(|(c, _)| !seen.contains(c)) {
-            report.lines.push(format!(
-                "note: docs/deviations.md lists {case} under {id}, but this file has no such case"
-            ));
+            report
+                .lines
+                .push(format!("note: docs/deviations.md lists {case} under {id}, but this file has no such case"));
         }
     }
-    report
-        .lines
-        .push(format!("{} deviate (documented)", report.deviated));
-    report.lines.push(format!(
-        "{} passed, {} failed",
-        report.passed, report.failed
-    ));
+    report.lines.push(format!("{} deviate (documented)", report.deviated));
+    report.lines.push(format!("{} passed, {} failed", report.passed, report.failed));
     report
 }
 
-fn classify(
-    report: &mut Report,
-    name: &str,
-    outcome: CaseOutcome,
-    deviations: &Deviations,
-    verbose: bool,
-) {
+fn classify(report: &mut Report, name: &str, outcome: CaseOutcome, deviations: &Deviations, verbose: bool) {
     let listed = deviations.ids_for(name);
     let first_hard = outcome.mismatches.iter().find(|m| m.hard);
     let details = |report: &mut Report| {
         if verbose {
             for m in &outcome.mismatches {
-                let tag = if m.hard {
-                    " [not excused by a listing]"
-                } else {
-                    ""
-                };
+                let tag = if m.hard { " [not excused by a listing]" } else { "" };
                 report.lines.push(format!("    - {}{tag}", m.text));
             }
         }
@@ -209,10 +172,7 @@ fn classify(
         }
     } else if !listed.is_empty() && first_hard.is_none() {
         report.deviated += 1;
-        report.lines.push(format!(
-            "deviates (documented) {name}: {}",
-            listed.join(", ")
-        ));
+        report.lines.push(format!("deviates (documented) {name}: {}", listed.join(", ")));
         details(report);
     } else {
         report.failed += 1;

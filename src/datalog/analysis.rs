@@ -30,11 +30,7 @@ pub struct TableKey {
 
 impl TableKey {
     pub fn new(policy: &str, name: &str) -> Self {
-        TableKey {
-            policy: policy.to_string(),
-            name: name.to_string(),
-            execute: false,
-        }
+        TableKey { policy: policy.to_string(), name: name.to_string(), execute: false }
     }
 }
 
@@ -91,21 +87,10 @@ pub enum CLit {
 impl CLit {
     fn vars(&self) -> Vec<usize> {
         let terms = match self {
-            CLit::Pos { terms, .. } | CLit::Neg { terms, .. } | CLit::Builtin { terms, .. } => {
-                terms
-            }
+            CLit::Pos { terms, .. } | CLit::Neg { terms, .. } | CLit::Builtin { terms, .. } => terms,
             CLit::Const(_) => return Vec::new(),
         };
-        terms
-            .iter()
-            .filter_map(|t| {
-                if let CTerm::Var(v) = t {
-                    Some(*v)
-                } else {
-                    None
-                }
-            })
-            .collect()
+        terms.iter().filter_map(|t| if let CTerm::Var(v) = t { Some(*v) } else { None }).collect()
     }
 }
 
@@ -168,8 +153,7 @@ impl Ctx<'_> {
     }
 
     fn err(&mut self, code: &'static str, msg: impl Into<String>, span: Span) {
-        self.diags
-            .push(Diagnostic::error(code, msg, span).with_rule(self.rule_text.clone()));
+        self.diags.push(Diagnostic::error(code, msg, span).with_rule(self.rule_text.clone()));
     }
 
     fn term(&mut self, t: &Term) -> CTerm {
@@ -204,23 +188,12 @@ pub fn compile(
         rule_text: rule.to_string(),
     };
     let out = compile_inner(&mut cx, rule);
-    if cx.diags.is_empty() {
-        out.ok_or_else(Vec::new)
-    } else {
-        Err(cx.diags)
-    }
+    if cx.diags.is_empty() { out.ok_or_else(Vec::new) } else { Err(cx.diags) }
 }
 
 fn compile_inner(cx: &mut Ctx<'_>, rule: &Rule) -> Option<Compiled> {
     if cx.kind == PolicyKind::Datasource {
-        cx.err(
-            "not-permitted",
-            format!(
-                "rules cannot be inserted into datasource policy {}",
-                cx.policy
-            ),
-            rule.span,
-        );
+        cx.err("not-permitted", format!("rules cannot be inserted into datasource policy {}", cx.policy), rule.span);
         return None;
     }
     if rule.heads.len() != 1 {
@@ -231,10 +204,7 @@ fn compile_inner(cx: &mut Ctx<'_>, rule: &Rule) -> Option<Compiled> {
     if rule.body.len() > MAX_BODY_LITERALS {
         cx.err(
             "too-long",
-            format!(
-                "rule has {} body literals; the limit is {MAX_BODY_LITERALS}",
-                rule.body.len()
-            ),
+            format!("rule has {} body literals; the limit is {MAX_BODY_LITERALS}", rule.body.len()),
             rule.span,
         );
         return None;
@@ -250,21 +220,10 @@ fn compile_inner(cx: &mut Ctx<'_>, rule: &Rule) -> Option<Compiled> {
     }
     for lit in &rule.body {
         if let Some(m) = lit.modal {
-            cx.err(
-                "modal-in-body",
-                format!(
-                    "modal `{}[...]` is only allowed in a rule head",
-                    m.keyword()
-                ),
-                lit.span,
-            );
+            cx.err("modal-in-body", format!("modal `{}[...]` is only allowed in a rule head", m.keyword()), lit.span);
         }
         if lit.atom.sign.is_some() {
-            cx.err(
-                "sign-in-body",
-                "`+`/`-` update tables may not appear in a rule body",
-                lit.atom.name_span,
-            );
+            cx.err("sign-in-body", "`+`/`-` update tables may not appear in a rule body", lit.atom.name_span);
         }
     }
     if !cx.diags.is_empty() {
@@ -294,10 +253,7 @@ fn compile_inner(cx: &mut Ctx<'_>, rule: &Rule) -> Option<Compiled> {
                     let name = cx.var_names[*v].clone();
                     cx.err(
                         "non-ground-fact",
-                        format!(
-                            "facts must be ground, but `{}` is a variable",
-                            display_var(&name)
-                        ),
+                        format!("facts must be ground, but `{}` is a variable", display_var(&name)),
                         head.span,
                     );
                     return None;
@@ -343,57 +299,37 @@ fn check_head_shape(cx: &mut Ctx<'_>, head: &Literal, is_fact: bool) {
         }
         Some(Modal::Execute) => {
             if is_fact {
-                cx.err(
-                    "execute-fact",
-                    "an execute[...] statement needs a body",
-                    head.span,
-                );
+                cx.err("execute-fact", "an execute[...] statement needs a body", head.span);
             }
             if head.atom.sign.is_some() {
-                cx.err(
-                    "sign-in-execute",
-                    "an execute[...] head cannot carry a +/- sign",
-                    head.atom.name_span,
-                );
+                cx.err("sign-in-execute", "an execute[...] head cannot carry a +/- sign", head.atom.name_span);
             }
         }
         None => {
             let signed = head.atom.sign.is_some();
             if signed && cx.kind != PolicyKind::Action {
-                cx.err(
-                    "sign-head",
-                    "`+`/`-` update heads are only allowed in action policies",
-                    head.atom.name_span,
-                );
+                cx.err("sign-head", "`+`/`-` update heads are only allowed in action policies", head.atom.name_span);
             }
             if head.atom.policy.is_some() && !(signed && cx.kind == PolicyKind::Action) {
-                let what = if is_fact {
-                    "a fact"
-                } else {
-                    "a non-modal rule head"
-                };
+                let what = if is_fact { "a fact" } else { "a non-modal rule head" };
                 cx.err(
                     "qualified-head",
-                    format!("{what} may not name a policy (`{}`): rules write only their own policy's tables", qualified(&head.atom)),
+                    format!(
+                        "{what} may not name a policy (`{}`): rules write only their own policy's tables",
+                        qualified(&head.atom)
+                    ),
                     head.atom.name_span,
                 );
             }
             if builtins::is_reserved(&head.atom.table) && !signed {
                 cx.err(
                     "builtin-name",
-                    format!(
-                        "`{}` conflicts with the builtin of that name",
-                        head.atom.table
-                    ),
+                    format!("`{}` conflicts with the builtin of that name", head.atom.table),
                     head.atom.name_span,
                 );
             }
             if matches!(head.atom.table.as_str(), "true" | "false") && head.atom.policy.is_none() {
-                cx.err(
-                    "builtin-name",
-                    format!("`{}` is a reserved table", head.atom.table),
-                    head.atom.name_span,
-                );
+                cx.err("builtin-name", format!("`{}` is a reserved table", head.atom.table), head.atom.name_span);
             }
         }
     }
@@ -407,39 +343,20 @@ fn head_key(cx: &Ctx<'_>, head: &Literal) -> TableKey {
         None => "",
     };
     if head.modal == Some(Modal::Execute) {
-        return TableKey {
-            policy: cx.policy.to_string(),
-            name: qualified(atom),
-            execute: true,
-        };
+        return TableKey { policy: cx.policy.to_string(), name: qualified(atom), execute: true };
     }
-    TableKey {
-        policy: cx.policy.to_string(),
-        name: format!("{}{sign}", qualified(atom)),
-        execute: false,
-    }
+    TableKey { policy: cx.policy.to_string(), name: format!("{}{sign}", qualified(atom)), execute: false }
 }
 
 fn compile_body_literal(cx: &mut Ctx<'_>, lit: &Literal, index: usize) -> Option<CLit> {
     let atom = &lit.atom;
-    let positional = atom
-        .args
-        .iter()
-        .all(|a| matches!(a, Arg::Positional { .. }));
-    if atom.policy.is_none()
-        && atom.args.is_empty()
-        && matches!(atom.table.as_str(), "true" | "false")
-    {
+    let positional = atom.args.iter().all(|a| matches!(a, Arg::Positional { .. }));
+    if atom.policy.is_none() && atom.args.is_empty() && matches!(atom.table.as_str(), "true" | "false") {
         return Some(CLit::Const((atom.table == "true") != lit.negated));
     }
     if positional && let Some(b) = builtins::lookup(&atom.table, atom.args.len()) {
         let terms = atom.args.iter().map(|a| cx.term(a.term())).collect();
-        return Some(CLit::Builtin {
-            builtin: b,
-            terms,
-            negated: lit.negated,
-            span: lit.span,
-        });
+        return Some(CLit::Builtin { builtin: b, terms, negated: lit.negated, span: lit.span });
     }
     let key = TableKey {
         policy: atom.policy.clone().unwrap_or_else(|| cx.policy.to_string()),
@@ -447,50 +364,19 @@ fn compile_body_literal(cx: &mut Ctx<'_>, lit: &Literal, index: usize) -> Option
         execute: false,
     };
     let terms = resolve_args(cx, atom, &key, index)?;
-    Some(if lit.negated {
-        CLit::Neg {
-            key,
-            terms,
-            span: lit.span,
-        }
-    } else {
-        CLit::Pos {
-            key,
-            terms,
-            span: lit.span,
-        }
-    })
+    Some(if lit.negated { CLit::Neg { key, terms, span: lit.span } } else { CLit::Pos { key, terms, span: lit.span } })
 }
 
 /// Positional, named and numbered arguments to a positional term list, padded to the
 /// table's known arity.
-fn resolve_args(
-    cx: &mut Ctx<'_>,
-    atom: &Atom,
-    key: &TableKey,
-    lit_index: usize,
-) -> Option<Vec<CTerm>> {
+fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize) -> Option<Vec<CTerm>> {
     if atom.args.len() > MAX_ARITY {
-        cx.err(
-            "too-wide",
-            format!(
-                "literal has {} arguments; the limit is {MAX_ARITY}",
-                atom.args.len()
-            ),
-            atom.span,
-        );
+        cx.err("too-wide", format!("literal has {} arguments; the limit is {MAX_ARITY}", atom.args.len()), atom.span);
         return None;
     }
     let name = qualified(atom);
-    let has_refs = atom
-        .args
-        .iter()
-        .any(|a| !matches!(a, Arg::Positional { .. }));
-    let columns = if key.execute {
-        None
-    } else {
-        cx.schema.columns(&key.policy, &key.name)
-    };
+    let has_refs = atom.args.iter().any(|a| !matches!(a, Arg::Positional { .. }));
+    let columns = if key.execute { None } else { cx.schema.columns(&key.policy, &key.name) };
     let known = match &columns {
         Some(c) => Some(c.len()),
         None => cx.schema.known_arity(key),
@@ -522,19 +408,11 @@ fn resolve_args(
                 }
                 _ => format!("{name} does not reference a datasource table with a known schema"),
             };
-            cx.err(
-                "column-reference",
-                format!("column references need a known schema: {why}"),
-                atom.span,
-            );
+            cx.err("column-reference", format!("column references need a known schema: {why}"), atom.span);
             return None;
         };
         slots.resize(cols.len().max(slots.len()), None);
-        let positional = atom
-            .args
-            .iter()
-            .filter(|a| matches!(a, Arg::Positional { .. }))
-            .count();
+        let positional = atom.args.iter().filter(|a| matches!(a, Arg::Positional { .. })).count();
         for arg in &atom.args {
             let (idx, term, span) = match arg {
                 Arg::Positional { .. } => continue,
@@ -543,10 +421,7 @@ fn resolve_args(
                     None => {
                         cx.err(
                             "column-reference",
-                            format!(
-                                "in {name}: column `{column}` does not exist (columns: {})",
-                                cols.join(", ")
-                            ),
+                            format!("in {name}: column `{column}` does not exist (columns: {})", cols.join(", ")),
                             *span,
                         );
                         return None;
@@ -556,10 +431,7 @@ fn resolve_args(
                     if *index as usize >= cols.len() {
                         cx.err(
                             "column-reference",
-                            format!(
-                                "in {name}: column index {index} is too large ({} columns)",
-                                cols.len()
-                            ),
+                            format!("in {name}: column index {index} is too large ({} columns)", cols.len()),
                             *span,
                         );
                         return None;
@@ -568,19 +440,11 @@ fn resolve_args(
                 }
             };
             if idx < positional {
-                cx.err(
-                    "column-reference",
-                    format!("in {name}: column {idx} is already given positionally"),
-                    span,
-                );
+                cx.err("column-reference", format!("in {name}: column {idx} is already given positionally"), span);
                 return None;
             }
             if slots[idx].is_some() {
-                cx.err(
-                    "column-reference",
-                    format!("in {name}: column {idx} is given more than once"),
-                    span,
-                );
+                cx.err("column-reference", format!("in {name}: column {idx} is given more than once"), span);
                 return None;
             }
             let t = cx.term(term);
@@ -589,14 +453,7 @@ fn resolve_args(
     }
     if let Some(k) = known {
         if slots.len() > k {
-            cx.err(
-                "arity",
-                format!(
-                    "{name} has {} arguments but exactly {k} are permitted",
-                    slots.len()
-                ),
-                atom.span,
-            );
+            cx.err("arity", format!("{name} has {} arguments but exactly {k} are permitted", slots.len()), atom.span);
             return None;
         }
         slots.resize(k, None);
@@ -606,15 +463,7 @@ fn resolve_args(
         match s {
             Some(t) => out.push(t),
             None => {
-                let v = cx.var(&format!(
-                    "?x_{}{}",
-                    if lit_index == usize::MAX {
-                        0
-                    } else {
-                        lit_index + 1
-                    },
-                    col
-                ));
+                let v = cx.var(&format!("?x_{}{}", if lit_index == usize::MAX { 0 } else { lit_index + 1 }, col));
                 out.push(CTerm::Var(v));
             }
         }
@@ -624,13 +473,7 @@ fn resolve_args(
 
 /// Head and body safety. Congress reorders the body so that negations and builtins come
 /// after the literals that bind their inputs; a rule is safe iff such an order exists.
-fn check_safety(
-    cx: &mut Ctx<'_>,
-    head: &Literal,
-    head_terms: &[CTerm],
-    body: &[CLit],
-    rule: &Rule,
-) {
+fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[CLit], rule: &Rule) {
     let mut bound: BTreeSet<usize> = BTreeSet::new();
     for l in body {
         if let CLit::Pos { .. } = l {
@@ -641,13 +484,7 @@ fn check_safety(
     loop {
         let before = bound.len();
         for l in body {
-            if let CLit::Builtin {
-                builtin,
-                terms,
-                negated: false,
-                ..
-            } = l
-            {
+            if let CLit::Builtin { builtin, terms, negated: false, .. } = l {
                 let inputs_bound = terms[..builtin.inputs].iter().all(|t| match t {
                     CTerm::Var(v) => bound.contains(v),
                     CTerm::Const(_) => true,
@@ -671,17 +508,8 @@ fn check_safety(
     for (l, src) in body.iter().zip(&rule.body) {
         let needed: Vec<usize> = match l {
             CLit::Neg { .. } => l.vars(),
-            CLit::Builtin {
-                builtin,
-                terms,
-                negated,
-                ..
-            } => {
-                let upto = if *negated {
-                    terms.len()
-                } else {
-                    builtin.inputs
-                };
+            CLit::Builtin { builtin, terms, negated, .. } => {
+                let upto = if *negated { terms.len() } else { builtin.inputs };
                 terms[..upto]
                     .iter()
                     .filter_map(|t| match t {
@@ -700,11 +528,7 @@ fn check_safety(
             .into_iter()
             .collect();
         if !unbound.is_empty() {
-            let what = if matches!(l, CLit::Neg { .. }) {
-                "negated literal"
-            } else {
-                "builtin"
-            };
+            let what = if matches!(l, CLit::Neg { .. }) { "negated literal" } else { "builtin" };
             cx.err(
                 "unsafe-body",
                 format!(
@@ -725,10 +549,7 @@ fn check_safety(
             let name = cx.var_names[*v].clone();
             cx.err(
                 "unsafe-head",
-                format!(
-                    "variable {} found in head but not bound in the body",
-                    display_var(&name)
-                ),
+                format!("variable {} found in head but not bound in the body", display_var(&name)),
                 head.span,
             );
         }
@@ -812,9 +633,7 @@ pub mod stratify {
     /// (first == last), if there is one.
     pub fn negative_cycle(comp: &[usize], edges: &[Edge]) -> Option<Vec<usize>> {
         let inside: std::collections::HashSet<usize> = comp.iter().copied().collect();
-        let neg = edges
-            .iter()
-            .find(|e| e.negative && inside.contains(&e.from) && inside.contains(&e.to))?;
+        let neg = edges.iter().find(|e| e.negative && inside.contains(&e.from) && inside.contains(&e.to))?;
         // BFS from neg.to back to neg.from within the component.
         let mut prev: std::collections::HashMap<usize, usize> = Default::default();
         let mut queue = std::collections::VecDeque::from([neg.to]);
@@ -823,10 +642,7 @@ pub mod stratify {
             if v == neg.from {
                 break;
             }
-            for e in edges
-                .iter()
-                .filter(|e| e.from == v && inside.contains(&e.to))
-            {
+            for e in edges.iter().filter(|e| e.from == v && inside.contains(&e.to)) {
                 if seen.insert(e.to) {
                     prev.insert(e.to, v);
                     queue.push_back(e.to);
@@ -852,11 +668,7 @@ pub mod stratify {
         #[test]
         fn components_in_dependency_order() {
             // 0 -> 1 -> 2 -> 1, 2 -> 3
-            let e = |from, to| Edge {
-                from,
-                to,
-                negative: false,
-            };
+            let e = |from, to| Edge { from, to, negative: false };
             let comps = components(4, &[e(0, 1), e(1, 2), e(2, 1), e(2, 3)]);
             let pos = |x: usize| comps.iter().position(|c| c.contains(&x)).unwrap();
             assert!(pos(0) < pos(1));
@@ -868,13 +680,7 @@ pub mod stratify {
         #[test]
         fn long_chain_does_not_overflow() {
             let n = 200_000;
-            let edges: Vec<Edge> = (0..n - 1)
-                .map(|i| Edge {
-                    from: i,
-                    to: i + 1,
-                    negative: false,
-                })
-                .collect();
+            let edges: Vec<Edge> = (0..n - 1).map(|i| Edge { from: i, to: i + 1, negative: false }).collect();
             let comps = components(n, &edges);
             assert_eq!(comps.len(), n);
             assert_eq!(comps[0], vec![0]);
@@ -882,18 +688,7 @@ pub mod stratify {
 
         #[test]
         fn finds_negative_cycle() {
-            let edges = [
-                Edge {
-                    from: 0,
-                    to: 1,
-                    negative: false,
-                },
-                Edge {
-                    from: 1,
-                    to: 0,
-                    negative: true,
-                },
-            ];
+            let edges = [Edge { from: 0, to: 1, negative: false }, Edge { from: 1, to: 0, negative: true }];
             let cyc = negative_cycle(&[0, 1], &edges).unwrap();
             assert_eq!(cyc.first(), cyc.last());
             assert_eq!(cyc.len(), 3);

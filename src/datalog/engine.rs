@@ -88,15 +88,9 @@ pub struct Commit {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum EngineError {
     #[error("syntax error: {}", describe_diags(.source_text, .diagnostics))]
-    Syntax {
-        source_text: String,
-        diagnostics: Vec<Diagnostic>,
-    },
+    Syntax { source_text: String, diagnostics: Vec<Diagnostic> },
     #[error("{}", describe_diags(.source_text, .diagnostics))]
-    Analysis {
-        source_text: String,
-        diagnostics: Vec<Diagnostic>,
-    },
+    Analysis { source_text: String, diagnostics: Vec<Diagnostic> },
     #[error("empty string passed: not a valid rule")]
     EmptyRule,
     #[error("received multiple rules: {0}")]
@@ -116,11 +110,7 @@ pub enum EngineError {
     #[error("rules cannot be inserted into {kind} policy {policy}")]
     RuleNotPermitted { policy: String, kind: PolicyKind },
     #[error("{table}: row has {got} values but the table has {expected} columns")]
-    RowArity {
-        table: String,
-        expected: usize,
-        got: usize,
-    },
+    RowArity { table: String, expected: usize, got: usize },
     #[error("invalid simulate sequence: {0}")]
     Sequence(String),
     #[error("invalid query: {0}")]
@@ -144,8 +134,9 @@ impl EngineError {
     /// The diagnostics behind a syntax or analysis error, with the text they point into.
     pub fn diagnostics(&self) -> Option<(&str, &[Diagnostic])> {
         match self {
-            EngineError::Syntax { source_text, diagnostics }
-            | EngineError::Analysis { source_text, diagnostics } => Some((source_text, diagnostics)),
+            EngineError::Syntax { source_text, diagnostics } | EngineError::Analysis { source_text, diagnostics } => {
+                Some((source_text, diagnostics))
+            }
             _ => None,
         }
     }
@@ -191,9 +182,7 @@ pub struct SimulateRequest<'a> {
 /// One answer cell: a value, or (only in `action` policies) an unbound variable.
 pub type Answer = Vec<Term>;
 
-use crate::datalog::analysis::{
-    self, CLit, CRule, CTerm, Compiled, SchemaLookup, TableKey, stratify,
-};
+use crate::datalog::analysis::{self, CLit, CRule, CTerm, Compiled, SchemaLookup, TableKey, stratify};
 use crate::datalog::eval::relation::EXPLICIT;
 use crate::datalog::eval::store::{RuleEntry, RuleId, Store, TxnState};
 use crate::datalog::eval::{LLit, LRule, LTerm, TableId};
@@ -234,26 +223,10 @@ pub struct Engine {
 enum Op {
     CreatePolicy(String, PolicyKind, Option<Schema>),
     DeletePolicy(String),
-    InsertRule {
-        policy: String,
-        text: String,
-        single: bool,
-    },
-    DeleteRule {
-        policy: String,
-        text: String,
-    },
-    Row {
-        policy: String,
-        table: String,
-        row: Vec<Value>,
-        insert: bool,
-    },
-    ReplaceTable {
-        policy: String,
-        table: String,
-        rows: Vec<Vec<Value>>,
-    },
+    InsertRule { policy: String, text: String, single: bool },
+    DeleteRule { policy: String, text: String },
+    Row { policy: String, table: String, row: Vec<Value>, insert: bool },
+    ReplaceTable { policy: String, table: String, rows: Vec<Vec<Value>> },
 }
 
 /// A batch of changes applied as one unit by [`Transaction::commit`].
@@ -265,16 +238,11 @@ pub struct Transaction<'e> {
 
 impl Transaction<'_> {
     pub fn create_policy(&mut self, name: &str, kind: PolicyKind) -> &mut Self {
-        self.ops
-            .push(Op::CreatePolicy(name.to_string(), kind, None));
+        self.ops.push(Op::CreatePolicy(name.to_string(), kind, None));
         self
     }
     pub fn create_datasource(&mut self, name: &str, schema: Schema) -> &mut Self {
-        self.ops.push(Op::CreatePolicy(
-            name.to_string(),
-            PolicyKind::Datasource,
-            Some(schema),
-        ));
+        self.ops.push(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)));
         self
     }
     pub fn delete_policy(&mut self, name: &str) -> &mut Self {
@@ -283,53 +251,28 @@ impl Transaction<'_> {
     }
     /// Insert exactly one formula (Congress's `POST .../rules`).
     pub fn insert_rule(&mut self, policy: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::InsertRule {
-            policy: policy.to_string(),
-            text: text.to_string(),
-            single: true,
-        });
+        self.ops.push(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: true });
         self
     }
     /// Insert every formula of a text.
     pub fn insert_rules(&mut self, policy: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::InsertRule {
-            policy: policy.to_string(),
-            text: text.to_string(),
-            single: false,
-        });
+        self.ops.push(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: false });
         self
     }
     pub fn delete_rule(&mut self, policy: &str, text: &str) -> &mut Self {
-        self.ops.push(Op::DeleteRule {
-            policy: policy.to_string(),
-            text: text.to_string(),
-        });
+        self.ops.push(Op::DeleteRule { policy: policy.to_string(), text: text.to_string() });
         self
     }
     pub fn insert_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
-        self.ops.push(Op::Row {
-            policy: policy.to_string(),
-            table: table.to_string(),
-            row,
-            insert: true,
-        });
+        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: true });
         self
     }
     pub fn delete_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
-        self.ops.push(Op::Row {
-            policy: policy.to_string(),
-            table: table.to_string(),
-            row,
-            insert: false,
-        });
+        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: false });
         self
     }
     pub fn replace_table(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> &mut Self {
-        self.ops.push(Op::ReplaceTable {
-            policy: policy.to_string(),
-            table: table.to_string(),
-            rows,
-        });
+        self.ops.push(Op::ReplaceTable { policy: policy.to_string(), table: table.to_string(), rows });
         self
     }
     /// Whether the commit lists changed rows (default). With `false` a commit lists
@@ -342,11 +285,7 @@ impl Transaction<'_> {
     }
     /// Validate every change, then apply them all; on error nothing is applied.
     pub fn commit(self) -> Result<Commit, EngineError> {
-        let Transaction {
-            engine,
-            ops,
-            report_rows,
-        } = self;
+        let Transaction { engine, ops, report_rows } = self;
         engine.commit(ops, report_rows)
     }
 }
@@ -377,12 +316,7 @@ impl SchemaLookup for Stage<'_> {
         self.policies.get(policy).map(|p| p.kind)
     }
     fn columns(&self, policy: &str, table: &str) -> Option<Vec<String>> {
-        self.policies
-            .get(policy)?
-            .schema
-            .as_ref()?
-            .get(table)
-            .cloned()
+        self.policies.get(policy)?.schema.as_ref()?.get(table).cloned()
     }
     fn known_arity(&self, key: &TableKey) -> Option<usize> {
         if let Some(a) = self.arity.get(key) {
@@ -398,12 +332,7 @@ impl Stage<'_> {
         if let Some(a) = self.arity.get(key) {
             return *a;
         }
-        let a = self
-            .engine
-            .store
-            .ids
-            .get(key)
-            .and_then(|&id| self.engine.store.info[id].arity);
+        let a = self.engine.store.ids.get(key).and_then(|&id| self.engine.store.info[id].arity);
         self.arity.insert(key.clone(), a);
         a
     }
@@ -422,9 +351,7 @@ impl Stage<'_> {
     }
 
     fn policy(&self, name: &str) -> Result<&PolicyState, EngineError> {
-        self.policies
-            .get(name)
-            .ok_or_else(|| EngineError::NoSuchPolicy(name.to_string()))
+        self.policies.get(name).ok_or_else(|| EngineError::NoSuchPolicy(name.to_string()))
     }
 
     fn stage(&mut self, op: Op) -> Result<(), EngineError> {
@@ -438,12 +365,7 @@ impl Stage<'_> {
                 }
                 self.policies.insert(
                     name.clone(),
-                    PolicyState {
-                        kind,
-                        schema: schema.clone(),
-                        statements: BTreeMap::new(),
-                        dups: HashMap::new(),
-                    },
+                    PolicyState { kind, schema: schema.clone(), statements: BTreeMap::new(), dups: HashMap::new() },
                 );
                 self.actions.push(Action::CreatePolicy(name, kind, schema));
             }
@@ -451,18 +373,13 @@ impl Stage<'_> {
                 let p = self.policy(&name)?.clone();
                 for st in p.statements.values() {
                     self.use_arities(&st.compiled, false);
-                    self.actions
-                        .push(Action::RemoveStatement(name.clone(), st.id));
+                    self.actions.push(Action::RemoveStatement(name.clone(), st.id));
                     self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
                 }
                 self.policies.remove(&name);
                 self.actions.push(Action::DropPolicy(name));
             }
-            Op::InsertRule {
-                policy,
-                text,
-                single,
-            } => {
+            Op::InsertRule { policy, text, single } => {
                 let kind = self.policy(&policy)?.kind;
                 if kind == PolicyKind::Datasource {
                     return Err(EngineError::RuleNotPermitted { policy, kind });
@@ -475,8 +392,7 @@ impl Stage<'_> {
                 };
                 // Report every problem at once: syntax errors, then analysis errors of
                 // the statements that did parse.
-                let mut diags: Vec<Diagnostic> =
-                    parsed.diagnostics.into_iter().filter(Diagnostic::is_error).collect();
+                let mut diags: Vec<Diagnostic> = parsed.diagnostics.into_iter().filter(Diagnostic::is_error).collect();
                 let syntax_failed = !diags.is_empty();
                 let rules = parsed.rules;
                 for rule in rules {
@@ -490,10 +406,7 @@ impl Stage<'_> {
                     return Err(EngineError::Syntax { source_text: text, diagnostics: diags });
                 }
                 if !diags.is_empty() {
-                    return Err(EngineError::Analysis {
-                        source_text: text,
-                        diagnostics: diags,
-                    });
+                    return Err(EngineError::Analysis { source_text: text, diagnostics: diags });
                 }
             }
             Op::DeleteRule { policy, text } => {
@@ -515,20 +428,11 @@ impl Stage<'_> {
                 }
                 self.actions.push(Action::RemoveStatement(policy, st.id));
             }
-            Op::Row {
-                policy,
-                table,
-                row,
-                insert,
-            } => {
+            Op::Row { policy, table, row, insert } => {
                 let key = self.data_table(&policy, &table, row.len())?;
                 self.actions.push(Action::Row(key, row, insert));
             }
-            Op::ReplaceTable {
-                policy,
-                table,
-                rows,
-            } => {
+            Op::ReplaceTable { policy, table, rows } => {
                 let n = self.table_width(&policy, &table)?;
                 if let Some(bad) = rows.iter().find(|r| r.len() != n) {
                     return Err(EngineError::RowArity {
@@ -537,8 +441,7 @@ impl Stage<'_> {
                         got: bad.len(),
                     });
                 }
-                self.actions
-                    .push(Action::Replace(TableKey::new(&policy, &table), rows));
+                self.actions.push(Action::Replace(TableKey::new(&policy, &table), rows));
             }
         }
         Ok(())
@@ -550,42 +453,22 @@ impl Stage<'_> {
             Some(s) => s
                 .get(table)
                 .map(Vec::len)
-                .ok_or_else(|| EngineError::NoSuchTable {
-                    policy: policy.to_string(),
-                    table: table.to_string(),
-                }),
-            None => Err(EngineError::RuleNotPermitted {
-                policy: policy.to_string(),
-                kind: p.kind,
-            }),
+                .ok_or_else(|| EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() }),
+            None => Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind }),
         }
     }
 
     fn data_table(&self, policy: &str, table: &str, width: usize) -> Result<TableKey, EngineError> {
         let n = self.table_width(policy, table)?;
         if n != width {
-            return Err(EngineError::RowArity {
-                table: format!("{policy}:{table}"),
-                expected: n,
-                got: width,
-            });
+            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: width });
         }
         Ok(TableKey::new(policy, table))
     }
 
-    fn add_statement(
-        &mut self,
-        policy: &str,
-        kind: PolicyKind,
-        rule: &Rule,
-        text: &str,
-    ) -> Result<(), EngineError> {
-        let compiled = analysis::compile(policy, kind, rule, self).map_err(|diagnostics| {
-            EngineError::Analysis {
-                source_text: text.to_string(),
-                diagnostics,
-            }
-        })?;
+    fn add_statement(&mut self, policy: &str, kind: PolicyKind, rule: &Rule, text: &str) -> Result<(), EngineError> {
+        let compiled = analysis::compile(policy, kind, rule, self)
+            .map_err(|diagnostics| EngineError::Analysis { source_text: text.to_string(), diagnostics })?;
         let dup = dup_key(rule);
         let p = self.policy(policy)?;
         if let Some(&existing) = p.dups.get(&dup) {
@@ -595,26 +478,17 @@ impl Stage<'_> {
             if existing >= self.engine.next_rule {
                 return Ok(());
             }
-            return Err(EngineError::RuleExists {
-                policy: policy.to_string(),
-                rule: rule.to_string(),
-            });
+            return Err(EngineError::RuleExists { policy: policy.to_string(), rule: rule.to_string() });
         }
         self.use_arities(&compiled, true);
         self.rules_changed |= matches!(compiled, Compiled::Rule(_));
-        let st = Statement {
-            id: self.next_rule,
-            text: rule.to_string(),
-            dup,
-            compiled,
-        };
+        let st = Statement { id: self.next_rule, text: rule.to_string(), dup, compiled };
         self.next_rule += 1;
         if let Some(p) = self.policies.get_mut(policy) {
             p.dups.insert(st.dup.clone(), st.id);
             p.statements.insert(st.id, st.clone());
         }
-        self.actions
-            .push(Action::AddStatement(policy.to_string(), st));
+        self.actions.push(Action::AddStatement(policy.to_string(), st));
         Ok(())
     }
 
@@ -640,16 +514,8 @@ impl Stage<'_> {
                 let h = id(&r.head);
                 for l in &r.body {
                     match l {
-                        CLit::Pos { key, .. } => edges.push(stratify::Edge {
-                            from: id(key),
-                            to: h,
-                            negative: false,
-                        }),
-                        CLit::Neg { key, .. } => edges.push(stratify::Edge {
-                            from: id(key),
-                            to: h,
-                            negative: true,
-                        }),
+                        CLit::Pos { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: false }),
+                        CLit::Neg { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: true }),
                         _ => continue,
                     }
                     where_.push((pname.as_str(), st.text.as_str()));
@@ -657,10 +523,7 @@ impl Stage<'_> {
             }
         }
         for comp in stratify::components(keys.len(), &edges) {
-            let self_neg = comp.len() == 1
-                && edges
-                    .iter()
-                    .any(|e| e.negative && e.from == comp[0] && e.to == comp[0]);
+            let self_neg = comp.len() == 1 && edges.iter().any(|e| e.negative && e.from == comp[0] && e.to == comp[0]);
             if comp.len() < 2 && !self_neg {
                 continue;
             }
@@ -673,17 +536,11 @@ impl Stage<'_> {
                 let (policy, rule) = neg_edge.unwrap_or(("", ""));
                 let d = Diagnostic::error(
                     "negative-cycle",
-                    format!(
-                        "negation inside a recursive cycle cannot be stratified: {}",
-                        names.join(" -> ")
-                    ),
+                    format!("negation inside a recursive cycle cannot be stratified: {}", names.join(" -> ")),
                     syntax::Span::default(),
                 )
                 .with_rule(format!("{policy}: {rule}"));
-                return Err(EngineError::Analysis {
-                    source_text: rule.to_string(),
-                    diagnostics: vec![d],
-                });
+                return Err(EngineError::Analysis { source_text: rule.to_string(), diagnostics: vec![d] });
             }
         }
         Ok(())
@@ -692,17 +549,11 @@ impl Stage<'_> {
 
 fn parse_error(e: ParseOneError, text: &str) -> EngineError {
     match e {
-        ParseOneError::Syntax(diagnostics) => EngineError::Syntax {
-            source_text: text.to_string(),
-            diagnostics,
-        },
+        ParseOneError::Syntax(diagnostics) => EngineError::Syntax { source_text: text.to_string(), diagnostics },
         ParseOneError::Empty => EngineError::EmptyRule,
-        ParseOneError::MultipleRules(r) => EngineError::MultipleRules(
-            r.iter()
-                .map(|r| r.to_string())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        ParseOneError::MultipleRules(r) => {
+            EngineError::MultipleRules(r.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "))
+        }
     }
 }
 
@@ -741,19 +592,14 @@ impl Engine {
     pub fn with_default_policies() -> Engine {
         let mut e = Engine::new();
         let mut t = e.transaction();
-        t.create_policy("classification", PolicyKind::Nonrecursive)
-            .create_policy("action", PolicyKind::Action);
+        t.create_policy("classification", PolicyKind::Nonrecursive).create_policy("action", PolicyKind::Action);
         // Creating two empty policies on an empty engine cannot fail.
         let _ = t.commit();
         e
     }
 
     pub fn transaction(&mut self) -> Transaction<'_> {
-        Transaction {
-            engine: self,
-            ops: Vec::new(),
-            report_rows: true,
-        }
+        Transaction { engine: self, ops: Vec::new(), report_rows: true }
     }
 
     pub fn policy_kind(&self, name: &str) -> Option<PolicyKind> {
@@ -777,46 +623,22 @@ impl Engine {
         self.one(Op::CreatePolicy(name.to_string(), kind, None))
     }
     pub fn create_datasource(&mut self, name: &str, schema: Schema) -> Result<Commit, EngineError> {
-        self.one(Op::CreatePolicy(
-            name.to_string(),
-            PolicyKind::Datasource,
-            Some(schema),
-        ))
+        self.one(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)))
     }
     pub fn delete_policy(&mut self, name: &str) -> Result<Commit, EngineError> {
         self.one(Op::DeletePolicy(name.to_string()))
     }
     pub fn insert_rule(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
-        self.one(Op::InsertRule {
-            policy: policy.to_string(),
-            text: text.to_string(),
-            single: true,
-        })
+        self.one(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: true })
     }
     pub fn insert_rules(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
-        self.one(Op::InsertRule {
-            policy: policy.to_string(),
-            text: text.to_string(),
-            single: false,
-        })
+        self.one(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: false })
     }
     pub fn delete_rule(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
-        self.one(Op::DeleteRule {
-            policy: policy.to_string(),
-            text: text.to_string(),
-        })
+        self.one(Op::DeleteRule { policy: policy.to_string(), text: text.to_string() })
     }
-    pub fn replace_table(
-        &mut self,
-        policy: &str,
-        table: &str,
-        rows: Vec<Vec<Value>>,
-    ) -> Result<Commit, EngineError> {
-        self.one(Op::ReplaceTable {
-            policy: policy.to_string(),
-            table: table.to_string(),
-            rows,
-        })
+    pub fn replace_table(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> Result<Commit, EngineError> {
+        self.one(Op::ReplaceTable { policy: policy.to_string(), table: table.to_string(), rows })
     }
     pub fn update_table(
         &mut self,
@@ -836,17 +658,11 @@ impl Engine {
     }
 
     fn commit(&mut self, ops: Vec<Op>, report_rows: bool) -> Result<Commit, EngineError> {
-        let structural = ops
-            .iter()
-            .any(|o| !matches!(o, Op::Row { .. } | Op::ReplaceTable { .. }));
+        let structural = ops.iter().any(|o| !matches!(o, Op::Row { .. } | Op::ReplaceTable { .. }));
         let (actions, next_rule) = {
             let mut stage = Stage {
                 engine: self,
-                policies: if structural {
-                    self.policies.clone()
-                } else {
-                    BTreeMap::new()
-                },
+                policies: if structural { self.policies.clone() } else { BTreeMap::new() },
                 arity: HashMap::new(),
                 next_rule: self.next_rule,
                 actions: Vec::new(),
@@ -856,26 +672,14 @@ impl Engine {
                 // Data-only: validate against the live policies without copying them.
                 for op in ops {
                     match op {
-                        Op::Row {
-                            policy,
-                            table,
-                            row,
-                            insert,
-                        } => {
+                        Op::Row { policy, table, row, insert } => {
                             let key = self.data_key(&policy, &table, Some(row.len()))?;
                             stage.actions.push(Action::Row(key, row, insert));
                         }
-                        Op::ReplaceTable {
-                            policy,
-                            table,
-                            rows,
-                        } => {
+                        Op::ReplaceTable { policy, table, rows } => {
                             let key = self.data_key(&policy, &table, None)?;
-                            let n = self.policies[&policy]
-                                .schema
-                                .as_ref()
-                                .and_then(|s| s.get(&table))
-                                .map_or(0, Vec::len);
+                            let n =
+                                self.policies[&policy].schema.as_ref().and_then(|s| s.get(&table)).map_or(0, Vec::len);
                             if let Some(bad) = rows.iter().find(|r| r.len() != n) {
                                 return Err(EngineError::RowArity {
                                     table: key.to_string(),
@@ -899,10 +703,7 @@ impl Engine {
             (stage.actions, stage.next_rule)
         };
         self.next_rule = next_rule;
-        let mut txn = TxnState {
-            track_unread: report_rows,
-            ..TxnState::default()
-        };
+        let mut txn = TxnState { track_unread: report_rows, ..TxnState::default() };
         for a in actions {
             self.apply(&mut txn, a);
         }
@@ -910,34 +711,18 @@ impl Engine {
         Ok(self.report(&txn, report_rows))
     }
 
-    fn data_key(
-        &self,
-        policy: &str,
-        table: &str,
-        width: Option<usize>,
-    ) -> Result<TableKey, EngineError> {
-        let p = self
-            .policies
-            .get(policy)
-            .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+    fn data_key(&self, policy: &str, table: &str, width: Option<usize>) -> Result<TableKey, EngineError> {
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         let Some(schema) = &p.schema else {
-            return Err(EngineError::RuleNotPermitted {
-                policy: policy.to_string(),
-                kind: p.kind,
-            });
+            return Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind });
         };
-        let cols = schema.get(table).ok_or_else(|| EngineError::NoSuchTable {
-            policy: policy.to_string(),
-            table: table.to_string(),
-        })?;
+        let cols = schema
+            .get(table)
+            .ok_or_else(|| EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() })?;
         if let Some(w) = width
             && w != cols.len()
         {
-            return Err(EngineError::RowArity {
-                table: format!("{policy}:{table}"),
-                expected: cols.len(),
-                got: w,
-            });
+            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: cols.len(), got: w });
         }
         Ok(TableKey::new(policy, table))
     }
@@ -971,32 +756,17 @@ impl Engine {
                     let table = store.table_id(key, terms.len());
                     store.ensure_arity(table, terms.len());
                     let terms: Vec<LTerm> = terms.iter().map(|t| term(store, t)).collect();
-                    if matches!(l, CLit::Pos { .. }) {
-                        LLit::Pos { table, terms }
-                    } else {
-                        LLit::Neg { table, terms }
-                    }
+                    if matches!(l, CLit::Pos { .. }) { LLit::Pos { table, terms } } else { LLit::Neg { table, terms } }
                 }
-                CLit::Builtin {
-                    builtin,
-                    terms,
-                    negated,
-                    ..
-                } => LLit::Builtin {
-                    builtin,
-                    terms: terms.iter().map(|t| term(store, t)).collect(),
-                    negated: *negated,
-                },
+                CLit::Builtin { builtin, terms, negated, .. } => {
+                    LLit::Builtin { builtin, terms: terms.iter().map(|t| term(store, t)).collect(), negated: *negated }
+                }
                 CLit::Const(b) => LLit::Const(*b),
             });
         }
         let nvars = r.var_names.len();
         let mut init_binds = vec![0; nvars];
-        if self
-            .policies
-            .get(policy)
-            .is_some_and(|p| p.kind == PolicyKind::Action)
-        {
+        if self.policies.get(policy).is_some_and(|p| p.kind == PolicyKind::Action) {
             let mut bound = HashSet::new();
             for l in &body {
                 match l {
@@ -1004,14 +774,12 @@ impl Engine {
                         LTerm::Var(v) => Some(*v),
                         _ => None,
                     })),
-                    LLit::Builtin {
-                        builtin,
-                        terms,
-                        negated: false,
-                    } => bound.extend(terms[builtin.inputs..].iter().filter_map(|t| match *t {
-                        LTerm::Var(v) => Some(v),
-                        LTerm::Const(_) => None,
-                    })),
+                    LLit::Builtin { builtin, terms, negated: false } => {
+                        bound.extend(terms[builtin.inputs..].iter().filter_map(|t| match *t {
+                            LTerm::Var(v) => Some(v),
+                            LTerm::Const(_) => None,
+                        }))
+                    }
                     _ => {}
                 }
             }
@@ -1021,13 +789,7 @@ impl Engine {
                 }
             }
         }
-        LRule {
-            head,
-            head_terms,
-            body,
-            nvars,
-            init_binds,
-        }
+        LRule { head, head_terms, body, nvars, init_binds }
     }
 
     fn apply(&mut self, txn: &mut TxnState, a: Action) {
@@ -1042,15 +804,8 @@ impl Engine {
                         self.store.info[id].arity = Some((cols.len(), 1));
                     }
                 }
-                self.policies.insert(
-                    name,
-                    PolicyState {
-                        kind,
-                        schema,
-                        statements: BTreeMap::new(),
-                        dups: HashMap::new(),
-                    },
-                );
+                self.policies
+                    .insert(name, PolicyState { kind, schema, statements: BTreeMap::new(), dups: HashMap::new() });
             }
             Action::DropPolicy(name) => {
                 if let Some(p) = self.policies.remove(&name)
@@ -1059,10 +814,7 @@ impl Engine {
                     for table in s.keys() {
                         let key = TableKey::new(&name, table);
                         if let Some(&id) = self.store.ids.get(&key) {
-                            let rows: Vec<Vec<Sym>> = self.store.tables[id]
-                                .iter()
-                                .map(|(_, r)| r.to_vec())
-                                .collect();
+                            let rows: Vec<Vec<Sym>> = self.store.tables[id].iter().map(|(_, r)| r.to_vec()).collect();
                             for row in rows {
                                 self.store.clear_explicit(txn, id, &row);
                             }
@@ -1134,13 +886,10 @@ impl Engine {
                     }
                     return;
                 }
-                let new: HashSet<Vec<Sym>> =
-                    rows.iter().map(|r| self.store.intern_row(r)).collect();
+                let new: HashSet<Vec<Sym>> = rows.iter().map(|r| self.store.intern_row(r)).collect();
                 let old: Vec<Vec<Sym>> = self.store.tables[id]
                     .iter()
-                    .filter(|(rid, r)| {
-                        self.store.tables[id].count(*rid) & EXPLICIT != 0 && !new.contains(*r)
-                    })
+                    .filter(|(rid, r)| self.store.tables[id].count(*rid) & EXPLICIT != 0 && !new.contains(*r))
                     .map(|(_, r)| r.to_vec())
                     .collect();
                 for row in old {
@@ -1154,9 +903,7 @@ impl Engine {
     }
 
     fn values(&self, row: &[Sym]) -> Vec<Value> {
-        row.iter()
-            .map(|&s| self.store.interner.value(s))
-            .collect()
+        row.iter().map(|&s| self.store.interner.value(s)).collect()
     }
 
     fn report(&self, txn: &TxnState, rows: bool) -> Commit {
@@ -1169,17 +916,17 @@ impl Engine {
                 continue;
             }
             let key = &self.store.info[id].key;
-            let added: Vec<Vec<Value>> = if ch.all_new {
-                self.store.tables[id]
-                    .iter()
-                    .map(|(_, r)| self.values(r))
-                    .collect()
-            } else {
-                ch.added.iter().map(|r| self.values(r)).collect()
-            };
-            if added.is_empty() && ch.removed.is_empty() {
+            let rel = &self.store.tables[id];
+            let any_added = if ch.all_new { !rel.is_empty() } else { !ch.added.is_empty() };
+            if !any_added && ch.removed.is_empty() {
                 continue;
             }
+            // Rows are built only when reported or when they are actions.
+            let added: Vec<Vec<Value>> = match (rows || key.execute, ch.all_new) {
+                (false, _) => Vec::new(),
+                (true, true) => rel.iter().map(|(_, r)| self.values(r)).collect(),
+                (true, false) => ch.added.iter().map(|r| self.values(r)).collect(),
+            };
             if key.execute {
                 let (service, action) = match key.name.split_once(':') {
                     Some((s, a)) => (s.to_string(), a.to_string()),
@@ -1199,11 +946,7 @@ impl Engine {
                 table: key.name.clone(),
                 execute: key.execute,
                 added: if rows { added } else { Vec::new() },
-                removed: if rows {
-                    ch.removed.iter().map(|r| self.values(r)).collect()
-                } else {
-                    Vec::new()
-                },
+                removed: if rows { ch.removed.iter().map(|r| self.values(r)).collect() } else { Vec::new() },
             });
         }
         commit.actions.sort();
@@ -1222,19 +965,13 @@ pub(crate) struct ResolvedQuery {
 
 impl Engine {
     /// Resolve the table a query literal reads in `policy`.
-    pub(crate) fn resolve_query(
-        &self,
-        policy: &str,
-        query: &str,
-    ) -> Result<ResolvedQuery, EngineError> {
+    pub(crate) fn resolve_query(&self, policy: &str, query: &str) -> Result<ResolvedQuery, EngineError> {
         if !self.policies.contains_key(policy) {
             return Err(EngineError::NoSuchPolicy(policy.to_string()));
         }
         let rule = syntax::parse_one(query).map_err(|e| EngineError::Query(e.to_string()))?;
         if rule.heads.len() != 1 || !rule.body.is_empty() || rule.heads[0].negated {
-            return Err(EngineError::Query(format!(
-                "a query is one literal, not `{rule}`"
-            )));
+            return Err(EngineError::Query(format!("a query is one literal, not `{rule}`")));
         }
         let lit = &rule.heads[0];
         let atom = &lit.atom;
@@ -1249,45 +986,23 @@ impl Engine {
         };
         let (key, printed) = match lit.modal {
             Some(Modal::Execute) => (
-                TableKey {
-                    policy: policy.to_string(),
-                    name: qualified.clone(),
-                    execute: true,
-                },
+                TableKey { policy: policy.to_string(), name: qualified.clone(), execute: true },
                 format!("execute[{qualified}"),
             ),
             Some(m) => {
-                return Err(EngineError::Query(format!(
-                    "`{}[...]` cannot be queried",
-                    m.keyword()
-                )));
+                return Err(EngineError::Query(format!("`{}[...]` cannot be queried", m.keyword())));
             }
             None => {
                 let pol = atom.policy.clone().unwrap_or_else(|| policy.to_string());
-                (
-                    TableKey::new(&pol, &format!("{}{sign}", atom.table)),
-                    format!("{qualified}{sign}"),
-                )
+                (TableKey::new(&pol, &format!("{}{sign}", atom.table)), format!("{qualified}{sign}"))
             }
         };
         // Congress's select() does not expand column references: such a query is empty.
-        let positional = atom
-            .args
-            .iter()
-            .all(|a| matches!(a, syntax::Arg::Positional { .. }));
+        let positional = atom.args.iter().all(|a| matches!(a, syntax::Arg::Positional { .. }));
         let terms: Vec<Term> = atom.args.iter().map(|a| a.term().clone()).collect();
-        let table = self
-            .store
-            .ids
-            .get(&key)
-            .copied()
-            .filter(|&id| positional && self.store.tables[id].arity() == terms.len());
-        Ok(ResolvedQuery {
-            table,
-            terms,
-            printed,
-            modal: lit.modal.is_some(),
-        })
+        let table =
+            self.store.ids.get(&key).copied().filter(|&id| positional && self.store.tables[id].arity() == terms.len());
+        Ok(ResolvedQuery { table, terms, printed, modal: lit.modal.is_some() })
     }
 
     /// Rows of `table` matching a query's constants and repeated variables.
@@ -1311,10 +1026,7 @@ impl Engine {
         }
         self.store.tables[table]
             .iter()
-            .filter(|(_, r)| {
-                consts.iter().all(|(i, s)| Some(r[*i]) == *s)
-                    && same.iter().all(|(i, j)| r[*i] == r[*j])
-            })
+            .filter(|(_, r)| consts.iter().all(|(i, s)| Some(r[*i]) == *s) && same.iter().all(|(i, j)| r[*i] == r[*j]))
             .map(|(_, r)| r.to_vec())
             .collect()
     }
@@ -1334,11 +1046,7 @@ impl Engine {
         let Some(table) = q.table else {
             return Ok(Vec::new());
         };
-        let mut out: Vec<Answer> = self
-            .match_rows(table, &q.terms)
-            .iter()
-            .map(|r| self.answer(r))
-            .collect();
+        let mut out: Vec<Answer> = self.match_rows(table, &q.terms).iter().map(|r| self.answer(r)).collect();
         out.sort_by(|a, b| answer_key(a).cmp(&answer_key(b)));
         Ok(out)
     }
@@ -1349,12 +1057,8 @@ impl Engine {
         let Some(table) = q.table else {
             return Ok(Vec::new());
         };
-        let mut out: Vec<Vec<Value>> = self
-            .match_rows(table, &q.terms)
-            .iter()
-            .map(|r| self.values(r))
-            .collect();
-        out.sort();
+        let mut out: Vec<Vec<Value>> = self.match_rows(table, &q.terms).iter().map(|r| self.values(r)).collect();
+        out.sort_unstable();
         Ok(out)
     }
 
@@ -1382,20 +1086,14 @@ impl Engine {
             Some((p, t)) => TableKey::new(p, t),
             None => TableKey::new(policy, table),
         };
-        let not_found = || EngineError::NoSuchTable {
-            policy: policy.to_string(),
-            table: table.to_string(),
-        };
+        let not_found = || EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() };
         if !self.tables(policy)?.iter().any(|t| t == table) && key.policy == policy {
             return Err(not_found());
         }
         let Some(&id) = self.store.ids.get(&key) else {
             return Ok(Vec::new());
         };
-        let mut out: Vec<Vec<Value>> = self.store.tables[id]
-            .iter()
-            .map(|(_, r)| self.values(r))
-            .collect();
+        let mut out: Vec<Vec<Value>> = self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect();
         out.sort();
         Ok(out)
     }
@@ -1403,20 +1101,13 @@ impl Engine {
     /// The tables a policy mentions (heads, facts, bodies; `policy:table` for other
     /// policies' tables; not builtins or execute tables), sorted.
     pub fn tables(&self, policy: &str) -> Result<Vec<String>, EngineError> {
-        let p = self
-            .policies
-            .get(policy)
-            .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         let mut out = BTreeSet::new();
         if let Some(s) = &p.schema {
             out.extend(s.keys().cloned());
         }
         let name = |k: &TableKey| {
-            if k.policy == policy {
-                k.name.clone()
-            } else {
-                format!("{}:{}", k.policy, k.name)
-            }
+            if k.policy == policy { k.name.clone() } else { format!("{}:{}", k.policy, k.name) }
         };
         for st in p.statements.values() {
             match &st.compiled {
@@ -1440,10 +1131,7 @@ impl Engine {
 
     /// The statements of a policy, as written (canonical spacing), in insertion order.
     pub fn rules(&self, policy: &str) -> Result<Vec<String>, EngineError> {
-        let p = self
-            .policies
-            .get(policy)
-            .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         Ok(p.statements.values().map(|s| s.text.clone()).collect())
     }
 
@@ -1519,9 +1207,5 @@ pub(crate) fn print_literal(name: &str, args: &Answer, modal: bool) -> String {
             Term::Var(n) => n.clone(),
         })
         .collect();
-    if modal {
-        format!("{name}({})]", inner.join(", "))
-    } else {
-        format!("{name}({})", inner.join(", "))
-    }
+    if modal { format!("{name}({})]", inner.join(", ")) } else { format!("{name}({})", inner.join(", ")) }
 }

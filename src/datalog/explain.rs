@@ -5,7 +5,7 @@
 use crate::datalog::engine::{Engine, EngineError, Proof, print_literal};
 use crate::datalog::eval::relation::EXPLICIT;
 use crate::datalog::eval::store::{TxnState, bind_head};
-use crate::datalog::eval::{Exec, FailureLog, LLit, LTerm, TableId, ViewMode};
+use crate::datalog::eval::{Exec, FailureLog, LLit, LTerm, Rows, TableId, ViewMode};
 use crate::datalog::intern::Sym;
 use crate::datalog::syntax::Term;
 use hashbrown::HashSet;
@@ -21,9 +21,7 @@ impl Engine {
     pub fn explain(&mut self, policy: &str, row: &str) -> Result<Proof, EngineError> {
         let q = self.resolve_query(policy, row)?;
         if q.terms.iter().any(|t| matches!(t, Term::Var(_))) {
-            return Err(EngineError::Query(format!(
-                "explain needs a ground row, not `{row}`"
-            )));
+            return Err(EngineError::Query(format!("explain needs a ground row, not `{row}`")));
         }
         let Some(table) = q.table else {
             return Err(EngineError::NoProof(format!("{row} is not in any table")));
@@ -34,12 +32,9 @@ impl Engine {
         };
         let mut path = HashSet::new();
         let mut budget = SEARCH_BUDGET;
-        self.prove(table, &target, &mut path, &mut budget)
-            .ok_or_else(|| {
-                EngineError::NoProof(format!(
-                    "no well-founded proof of {row} found within the search budget"
-                ))
-            })
+        self.prove(table, &target, &mut path, &mut budget).ok_or_else(|| {
+            EngineError::NoProof(format!("no well-founded proof of {row} found within the search budget"))
+        })
     }
 
     fn lit_name(&self, table: TableId) -> (String, bool) {
@@ -53,10 +48,7 @@ impl Engine {
 
     fn print_row(&self, table: TableId, row: &[Sym]) -> String {
         let (name, modal) = self.lit_name(table);
-        let args: Vec<Term> = row
-            .iter()
-            .map(|&s| Term::Const(self.store.interner.value(s)))
-            .collect();
+        let args: Vec<Term> = row.iter().map(|&s| Term::Const(self.store.interner.value(s))).collect();
         print_literal(&name, &args, modal)
     }
 
@@ -71,11 +63,7 @@ impl Engine {
         let literal = self.print_row(table, row);
         if self.store.tables[table].count(id) & EXPLICIT != 0 {
             let key = &self.store.info[table].key;
-            return Some(Proof {
-                literal,
-                how: format!("fact of {}", key.policy),
-                children: Vec::new(),
-            });
+            return Some(Proof { literal, how: format!("fact of {}", key.policy), children: Vec::new() });
         }
         if !path.insert((table, row.to_vec())) {
             return None;
@@ -112,19 +100,12 @@ impl Engine {
                     failures: &mut fails,
                     budget: *budget,
                 };
-                ex.run(
-                    &entry.rule,
-                    &entry.head_bound,
-                    ViewMode::New,
-                    &[],
-                    &mut binds,
-                    &mut |h, _, b| {
-                        if h == row {
-                            candidates.push(b.to_vec());
-                        }
-                        candidates.len() < CANDIDATES_PER_ROW
-                    },
-                );
+                ex.run(&entry.rule, &entry.head_bound, ViewMode::New, &Rows::default(), &mut binds, &mut |h, _, b| {
+                    if h == row {
+                        candidates.push(b.to_vec());
+                    }
+                    candidates.len() < CANDIDATES_PER_ROW
+                });
                 *budget = ex.budget;
             }
             'cand: for b in candidates {
@@ -155,23 +136,12 @@ impl Engine {
                                 children: Vec::new(),
                             });
                         }
-                        LLit::Builtin {
-                            builtin,
-                            terms,
-                            negated,
-                        } => {
-                            let args: Vec<Term> = inst(terms)
-                                .iter()
-                                .map(|&s| Term::Const(self.store.interner.value(s)))
-                                .collect();
-                            let text =
-                                print_literal(&format!("builtin:{}", builtin.name), &args, false);
+                        LLit::Builtin { builtin, terms, negated } => {
+                            let args: Vec<Term> =
+                                inst(terms).iter().map(|&s| Term::Const(self.store.interner.value(s))).collect();
+                            let text = print_literal(&format!("builtin:{}", builtin.name), &args, false);
                             children.push(Proof {
-                                literal: if *negated {
-                                    format!("not {text}")
-                                } else {
-                                    text
-                                },
+                                literal: if *negated { format!("not {text}") } else { text },
                                 how: "builtin".into(),
                                 children: Vec::new(),
                             });
@@ -179,11 +149,7 @@ impl Engine {
                         LLit::Const(_) => {}
                     }
                 }
-                return Some(Proof {
-                    literal,
-                    how: format!("rule: {}", entry.text),
-                    children,
-                });
+                return Some(Proof { literal, how: format!("rule: {}", entry.text), children });
             }
         }
         None

@@ -16,6 +16,18 @@ use std::hash::{BuildHasher, Hash, Hasher};
 /// An interned value.
 pub type Sym = u32;
 
+/// Symbols with this bit set are small integers stored in the symbol itself (no table
+/// entry, no memory access to read them back): ids, ports and counts in policies are
+/// mostly such integers, and comparing them then costs nothing.
+const INLINE: u32 = 1 << 31;
+/// Offset that maps the inline range `[-2^30, 2^30)` onto `[0, 2^31)`.
+const INLINE_BIAS: i64 = 1 << 30;
+
+fn inline_int(i: i64) -> Option<Sym> {
+    let biased = i.checked_add(INLINE_BIAS)?;
+    (0..(1i64 << 31)).contains(&biased).then_some(INLINE | biased as u32)
+}
+
 /// Prefix of the reserved strings that stand for unbound variables in the answers of
 /// `action` policies (whose heads need not be safe). Real data never starts with NUL.
 const VAR_MARK: &str = "\u{0}var:";
@@ -23,7 +35,10 @@ const VAR_MARK: &str = "\u{0}var:";
 #[derive(Clone, Copy, Debug)]
 enum Entry {
     /// A string in the arena.
-    Str { start: u32, len: u32 },
+    Str {
+        start: u32,
+        len: u32,
+    },
     /// A string stored on its own (once the arena passes 4 GiB).
     Big(u32),
     Int(i64),
@@ -102,6 +117,9 @@ impl Interner {
     }
 
     fn get(&self, s: Sym) -> ValueRef<'_> {
+        if s & INLINE != 0 {
+            return ValueRef::Int((s & !INLINE) as i64 - INLINE_BIAS);
+        }
         match self.entries[s as usize] {
             Entry::Str { start, len } => ValueRef::Str(&self.arena[start as usize..start as usize + len as usize]),
             Entry::Big(i) => ValueRef::Str(&self.big[i as usize]),
@@ -112,12 +130,19 @@ impl Interner {
 
     /// The symbol for `v`, creating it if new.
     pub fn intern(&mut self, v: &Value) -> Sym {
+        if let Value::Int(i) = v
+            && let Some(s) = inline_int(*i)
+        {
+            return s;
+        }
         let r = ValueRef::of(v);
         let h = r.hash_with(&self.hasher);
         if let Some(&s) = self.map.find(h, |&s| self.get(s).same(r)) {
             return s;
         }
-        let next = Sym::try_from(self.entries.len()).unwrap_or(Sym::MAX);
+        // Table symbols stay below INLINE; past 2^31 distinct values the engine is far
+        // beyond any memory this runs in.
+        let next = Sym::try_from(self.entries.len()).unwrap_or(INLINE - 1).min(INLINE - 1);
         let entry = match r {
             ValueRef::Str(s) => match (u32::try_from(self.arena.len()), u32::try_from(s.len())) {
                 (Ok(start), Ok(len)) if u32::try_from(self.arena.len() + s.len()).is_ok() => {
@@ -153,6 +178,11 @@ impl Interner {
 
     /// The symbol for `v` if it was ever interned.
     pub fn lookup(&self, v: &Value) -> Option<Sym> {
+        if let Value::Int(i) = v
+            && let Some(s) = inline_int(*i)
+        {
+            return Some(s);
+        }
         let r = ValueRef::of(v);
         let h = r.hash_with(&self.hasher);
         self.map.find(h, |&s| self.get(s).same(r)).copied()
@@ -209,6 +239,18 @@ mod tests {
         let v = i.var_marker("y");
         assert_eq!(i.marker_name(v), Some("y"));
         assert_eq!(i.marker_name(c), None);
+    }
+
+    #[test]
+    fn small_ints_are_inline_and_big_ones_interned() {
+        let mut i = Interner::new();
+        for n in [0, 1, -1, (1 << 30) - 1, -(1 << 30), 1 << 30, -(1 << 30) - 1, i64::MAX, i64::MIN] {
+            let s = i.intern(&Value::Int(n));
+            assert_eq!(i.value(s), Value::Int(n), "{n}");
+            assert_eq!(i.lookup(&Value::Int(n)), Some(s));
+        }
+        assert_eq!(i.len(), 4, "only the four out-of-range ints take table entries");
+        assert_ne!(i.intern(&Value::Int(3)), i.intern(&Value::Float(3.0)));
     }
 
     #[test]

@@ -2,26 +2,15 @@
 //! updates and action invocations, then everything rolled back. Nothing persists and no
 //! action fires.
 
-use crate::datalog::engine::{
-    Answer, Engine, EngineError, PolicyKind, SimulateRequest, print_literal,
-};
+use crate::datalog::engine::{Answer, Engine, EngineError, PolicyKind, SimulateRequest, print_literal};
 use crate::datalog::syntax::{self, Rule, Sign, Term};
 use crate::datalog::value::Value;
 use std::collections::BTreeSet;
 
 /// One applied step and how to undo it.
 enum Undo {
-    Row {
-        policy: String,
-        table: String,
-        row: Vec<Value>,
-        was_insert: bool,
-    },
-    Rule {
-        policy: String,
-        text: String,
-        was_insert: bool,
-    },
+    Row { policy: String, table: String, row: Vec<Value>, was_insert: bool },
+    Rule { policy: String, text: String, was_insert: bool },
 }
 
 impl Engine {
@@ -35,10 +24,7 @@ impl Engine {
         }
         let parsed = syntax::parse(req.sequence);
         if !parsed.is_ok() {
-            return Err(EngineError::Syntax {
-                source_text: req.sequence.to_string(),
-                diagnostics: parsed.diagnostics,
-            });
+            return Err(EngineError::Syntax { source_text: req.sequence.to_string(), diagnostics: parsed.diagnostics });
         }
         let q = self.resolve_query(req.policy, req.query)?;
         let before = self.answers(req.policy, req.query)?;
@@ -54,14 +40,8 @@ impl Engine {
         let after = after?;
         let name = q.printed.clone();
         let mut out: Vec<String> = if req.delta {
-            let b: BTreeSet<String> = before
-                .iter()
-                .map(|a| print_literal(&name, a, q.modal))
-                .collect();
-            let a: BTreeSet<String> = after
-                .iter()
-                .map(|a| print_literal(&name, a, q.modal))
-                .collect();
+            let b: BTreeSet<String> = before.iter().map(|a| print_literal(&name, a, q.modal)).collect();
+            let a: BTreeSet<String> = after.iter().map(|a| print_literal(&name, a, q.modal)).collect();
             let plus = format!("{name}+");
             let minus = format!("{name}-");
             let mut v: Vec<String> = after
@@ -77,10 +57,7 @@ impl Engine {
             );
             v
         } else {
-            after
-                .iter()
-                .map(|a| print_literal(&name, a, q.modal))
-                .collect()
+            after.iter().map(|a| print_literal(&name, a, q.modal)).collect()
         };
         out.sort();
         out.dedup();
@@ -99,17 +76,12 @@ impl Engine {
     ) -> Result<(), EngineError> {
         for st in seq {
             if st.heads.len() != 1 {
-                return Err(EngineError::Sequence(format!(
-                    "Sequence contained non-action, non-update: {st}"
-                )));
+                return Err(EngineError::Sequence(format!("Sequence contained non-action, non-update: {st}")));
             }
             let head = &st.heads[0];
             let atom = &head.atom;
             if let Some(sign) = atom.sign {
-                let policy = atom
-                    .policy
-                    .clone()
-                    .unwrap_or_else(|| req.policy.to_string());
+                let policy = atom.policy.clone().unwrap_or_else(|| req.policy.to_string());
                 let mut plain = st.clone();
                 plain.heads[0].atom.sign = None;
                 if st.body.is_empty() {
@@ -120,39 +92,25 @@ impl Engine {
                     plain.heads[0].atom.policy = None;
                     let text = plain.to_string();
                     let insert = sign == Sign::Plus;
-                    let r = if insert {
-                        self.insert_rule(&policy, &text)
-                    } else {
-                        self.delete_rule(&policy, &text)
-                    };
+                    let r = if insert { self.insert_rule(&policy, &text) } else { self.delete_rule(&policy, &text) };
                     if r.is_ok() {
-                        undo.push(Undo::Rule {
-                            policy,
-                            text,
-                            was_insert: insert,
-                        });
+                        undo.push(Undo::Rule { policy, text, was_insert: insert });
                     }
                 }
                 continue;
             }
-            if st.body.is_empty()
-                && atom.policy.is_none()
-                && self.is_action(req.action_policy, &atom.table)
-            {
+            if st.body.is_empty() && atom.policy.is_none() && self.is_action(req.action_policy, &atom.table) {
                 let row = ground(st)?;
                 self.invoke_action(req, &atom.table, row, undo)?;
                 continue;
             }
-            return Err(EngineError::Sequence(format!(
-                "Sequence contained non-action, non-update: {st}"
-            )));
+            return Err(EngineError::Sequence(format!("Sequence contained non-action, non-update: {st}")));
         }
         Ok(())
     }
 
     fn is_action(&self, action_policy: &str, name: &str) -> bool {
-        self.query_values(action_policy, &format!("action({})", Value::str(name)))
-            .is_ok_and(|r| !r.is_empty())
+        self.query_values(action_policy, &format!("action({})", Value::str(name))).is_ok_and(|r| !r.is_empty())
     }
 
     /// Apply one data update; statements for policies with rules, rows for datasources.
@@ -164,14 +122,9 @@ impl Engine {
         insert: bool,
         undo: &mut Vec<Undo>,
     ) -> Result<(), EngineError> {
-        let kind = self
-            .policy_kind(policy)
-            .ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let kind = self.policy_kind(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         if kind == PolicyKind::Datasource {
-            let present = self
-                .rows(policy, table)
-                .map(|r| r.contains(&row))
-                .unwrap_or(false);
+            let present = self.rows(policy, table).map(|r| r.contains(&row)).unwrap_or(false);
             if present == insert {
                 return Ok(());
             }
@@ -182,28 +135,15 @@ impl Engine {
                 t.delete_row(policy, table, row.clone());
             }
             t.commit()?;
-            undo.push(Undo::Row {
-                policy: policy.to_string(),
-                table: table.to_string(),
-                row,
-                was_insert: insert,
-            });
+            undo.push(Undo::Row { policy: policy.to_string(), table: table.to_string(), row, was_insert: insert });
             return Ok(());
         }
         let args: Vec<String> = row.iter().map(Value::to_string).collect();
         let text = format!("{table}({})", args.join(", "));
-        let r = if insert {
-            self.insert_rule(policy, &text)
-        } else {
-            self.delete_rule(policy, &text)
-        };
+        let r = if insert { self.insert_rule(policy, &text) } else { self.delete_rule(policy, &text) };
         match r {
             Ok(_) => {
-                undo.push(Undo::Rule {
-                    policy: policy.to_string(),
-                    text,
-                    was_insert: insert,
-                });
+                undo.push(Undo::Rule { policy: policy.to_string(), text, was_insert: insert });
                 Ok(())
             }
             // Inserting a fact that exists, or deleting one that does not: no change.
@@ -269,12 +209,7 @@ impl Engine {
     fn undo(&mut self, u: Undo) {
         // Undo steps invert changes this engine just applied; they cannot fail.
         let _ = match u {
-            Undo::Row {
-                policy,
-                table,
-                row,
-                was_insert,
-            } => {
+            Undo::Row { policy, table, row, was_insert } => {
                 let mut t = self.transaction();
                 if was_insert {
                     t.delete_row(&policy, &table, row);
@@ -283,11 +218,7 @@ impl Engine {
                 }
                 t.commit()
             }
-            Undo::Rule {
-                policy,
-                text,
-                was_insert,
-            } => {
+            Undo::Rule { policy, text, was_insert } => {
                 if was_insert {
                     self.delete_rule(&policy, &text)
                 } else {
@@ -305,9 +236,7 @@ fn ground(st: &Rule) -> Result<Vec<Value>, EngineError> {
         .iter()
         .map(|a| match a.term() {
             Term::Const(v) => Ok(v.clone()),
-            Term::Var(_) => Err(EngineError::Sequence(format!(
-                "data updates must be ground: {st}"
-            ))),
+            Term::Var(_) => Err(EngineError::Sequence(format!("data updates must be ground: {st}"))),
         })
         .collect()
 }

@@ -56,9 +56,7 @@ impl Value {
     /// Numeric equality across int and float (Python's `1 == 1.0`), type equality otherwise.
     pub fn loose_eq(&self, other: &Value) -> bool {
         match (self, other) {
-            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => {
-                (*a as f64) == *b
-            }
+            (Value::Int(a), Value::Float(b)) | (Value::Float(b), Value::Int(a)) => (*a as f64) == *b,
             _ => self == other,
         }
     }
@@ -149,8 +147,7 @@ impl Ord for Value {
             (Value::Int(a), Value::Int(b)) => a.cmp(b),
             (a, b) => {
                 let (x, y) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
-                x.total_cmp(&y)
-                    .then_with(|| matches!(a, Value::Float(_)).cmp(&matches!(b, Value::Float(_))))
+                x.total_cmp(&y).then_with(|| matches!(a, Value::Float(_)).cmp(&matches!(b, Value::Float(_))))
             }
         }
     }
@@ -177,11 +174,7 @@ pub fn format_float(f: f64) -> String {
         }
         return s;
     }
-    if f.fract() == 0.0 {
-        format!("{f:.1}")
-    } else {
-        format!("{f}")
-    }
+    if f.fract() == 0.0 { format!("{f:.1}") } else { format!("{f}") }
 }
 
 /// Congress's printing: strings double-quoted without escaping, numbers as Python prints them.
@@ -243,21 +236,10 @@ mod tests {
     #[test]
     fn json_conversion_follows_value_to_congress() {
         let j: serde_json::Value = serde_json::json!([true, null, "caf\u{e9}", 7, 2.5]);
-        let got: Vec<Value> = j
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(Value::from_json_congress)
-            .collect();
+        let got: Vec<Value> = j.as_array().unwrap().iter().map(Value::from_json_congress).collect();
         assert_eq!(
             got,
-            vec![
-                Value::str("True"),
-                Value::str("None"),
-                Value::str("caf"),
-                Value::Int(7),
-                Value::Float(2.5)
-            ]
+            vec![Value::str("True"), Value::str("None"), Value::str("caf"), Value::Int(7), Value::Float(2.5)]
         );
     }
 }

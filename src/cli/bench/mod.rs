@@ -111,11 +111,7 @@ struct Reporter {
 
 impl Reporter {
     fn new(workload: &str, n: usize) -> Reporter {
-        Reporter {
-            workload: workload.to_string(),
-            n,
-            summary: Vec::new(),
-        }
+        Reporter { workload: workload.to_string(), n, summary: Vec::new() }
     }
 
     fn result(&mut self, phase: &str, secs: f64, rows: usize) {
@@ -123,14 +119,8 @@ impl Reporter {
     }
 
     fn result_as(&mut self, workload: &str, phase: &str, secs: f64, rows: usize) {
-        println!(
-            "RESULT engine=congress workload={workload} n={} phase={phase} secs={secs:.6} rows={rows}",
-            self.n
-        );
-        self.note(format!(
-            "{workload:>5} {phase:<6} {:>12} rows={rows}",
-            human_secs(secs)
-        ));
+        println!("RESULT engine=congress workload={workload} n={} phase={phase} secs={secs:.6} rows={rows}", self.n);
+        self.note(format!("{workload:>5} {phase:<6} {:>12} rows={rows}", human_secs(secs)));
     }
 
     fn rss(&mut self, facts: usize) {
@@ -177,13 +167,7 @@ fn human_secs(secs: f64) -> String {
 fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
+    let kb: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kb * 1024)
 }
 
@@ -207,19 +191,14 @@ fn engine_err(what: &str) -> impl Fn(EngineError) -> String + '_ {
 }
 
 fn count_rows(engine: &Engine, policy: &str, table: &str) -> Result<usize, String> {
-    engine
-        .rows(policy, table)
-        .map(|r| r.len())
-        .map_err(engine_err(&format!("rows of {policy}:{table}")))
+    engine.rows(policy, table).map(|r| r.len()).map_err(engine_err(&format!("rows of {policy}:{table}")))
 }
 
 fn check_count(what: &str, got: usize, expected: usize) -> Result<(), String> {
     if got == expected {
         Ok(())
     } else {
-        Err(format!(
-            "MISMATCH: {what}: the engine gives {got} rows, expected {expected}"
-        ))
+        Err(format!("MISMATCH: {what}: the engine gives {got} rows, expected {expected}"))
     }
 }
 
@@ -247,9 +226,7 @@ fn insert_rules(engine: &mut Engine, rules: &[(&str, &str)]) -> Result<Commit, S
 }
 
 fn data_dir(args: &BenchArgs) -> Result<&PathBuf, String> {
-    args.data
-        .as_ref()
-        .ok_or_else(|| "--data DIR is required for workloads a, b and d".to_string())
+    args.data.as_ref().ok_or_else(|| "--data DIR is required for workloads a, b and d".to_string())
 }
 
 // ------------------------------------------------------------------------- workload C
@@ -265,34 +242,23 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
         check_count("workload C reference", expected, documented)?;
     }
     let mut rep = Reporter::new("C", n);
-    rep.note(format!(
-        "variant: {}",
-        if args.exec { "+exec" } else { "plain" }
-    ));
+    rep.note(format!("variant: {}", if args.exec { "+exec" } else { "plain" }));
 
     let mut engine = Engine::with_default_policies();
     engine
         .create_datasource("nova", schema(&[("servers", &NOVA_SERVERS)]))
         .map_err(engine_err("create datasource nova"))?;
     engine
-        .create_datasource(
-            "neutronv2",
-            schema(&[("ports", &NEUTRON_PORTS), ("networks", &NEUTRON_NETWORKS)]),
-        )
+        .create_datasource("neutronv2", schema(&[("ports", &NEUTRON_PORTS), ("networks", &NEUTRON_NETWORKS)]))
         .map_err(engine_err("create datasource neutronv2"))?;
     if args.exec {
-        engine
-            .create_policy("reactive", PolicyKind::Nonrecursive)
-            .map_err(engine_err("create policy reactive"))?;
+        engine.create_policy("reactive", PolicyKind::Nonrecursive).map_err(engine_err("create policy reactive"))?;
     }
 
     // Three full-table pushes, in Congress's order; each table is generated (untimed)
     // just before its push, so only one table's input is alive at a time.
-    let generators: [(&str, &str, Generator); 3] = [
-        ("nova", "servers", c_servers),
-        ("neutronv2", "ports", c_ports),
-        ("neutronv2", "networks", c_networks),
-    ];
+    let generators: [(&str, &str, Generator); 3] =
+        [("nova", "servers", c_servers), ("neutronv2", "ports", c_ports), ("neutronv2", "networks", c_networks)];
     let (mut facts, mut load_secs, mut parts) = (0, 0.0, Vec::new());
     for (ds, table, generate) in generators {
         let rows = generate(n);
@@ -315,14 +281,9 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
     rep.result("eval", secs, errors);
     if args.exec {
         let pauses = commit.actions.iter().filter(|a| is_pause(a)).count();
-        rep.note(format!(
-            "eval commit fired {} actions ({pauses} pause)",
-            commit.actions.len()
-        ));
+        rep.note(format!("eval commit fired {} actions ({pauses} pause)", commit.actions.len()));
         if pauses != errors {
-            rep.note(format!(
-                "WARNING: {pauses} pause actions on rule insert, but {errors} error rows"
-            ));
+            rep.note(format!("WARNING: {pauses} pause actions on rule insert, but {errors} error rows"));
         }
     }
 
@@ -332,35 +293,21 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
     rep.result("query", secs, answers.len());
     let (warm, warm_secs) = timed(|| engine.query_values("classification", "error(x)"));
     let warm = warm.map_err(engine_err("query error(x)"))?;
-    rep.note(format!(
-        "query error(x) again (warm): {} ({} rows)",
-        human_secs(warm_secs),
-        warm.len()
-    ));
+    rep.note(format!("query error(x) again (warm): {} ({} rows)", human_secs(warm_secs), warm.len()));
     let point = format!("error(\"vm-{}\")", n / 2 + 1);
     let (hit, point_secs) = timed(|| engine.query_values("classification", &point));
     let hit = hit.map_err(engine_err("point query"))?;
-    rep.note(format!(
-        "point query {point}: {} ({} rows)",
-        human_secs(point_secs),
-        hit.len()
-    ));
+    rep.note(format!("point query {point}: {} ({} rows)", human_secs(point_secs), hit.len()));
 
     // One new ACTIVE server with no port, inserted then deleted, many times.
     let row = c_active_server_without_port(n);
     let vm = row[0].clone();
     let (mut ins, mut del) = (Vec::new(), Vec::new());
     for k in 0..args.repeat {
-        let (commit, secs) =
-            timed(|| engine.update_table("nova", "servers", vec![row.clone()], vec![]));
+        let (commit, secs) = timed(|| engine.update_table("nova", "servers", vec![row.clone()], vec![]));
         let commit = commit.map_err(engine_err("incremental insert"))?;
         ins.push(secs);
-        if args.exec
-            && !commit
-                .actions
-                .iter()
-                .any(|a| is_pause(a) && a.args == [vm.clone()])
-        {
+        if args.exec && !commit.actions.iter().any(|a| is_pause(a) && a.args == [vm.clone()]) {
             return Err(format!(
                 "inserting an ACTIVE server with no port did not fire pause({vm}): actions {:?}",
                 commit.actions
@@ -368,23 +315,14 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
         }
         if k == 0 {
             let after = count_rows(&engine, "classification", "error")?;
-            check_count(
-                "workload C error after inserting a server",
-                after,
-                expected + 1,
-            )?;
+            check_count("workload C error after inserting a server", after, expected + 1)?;
         }
-        let (commit, secs) =
-            timed(|| engine.update_table("nova", "servers", vec![], vec![row.clone()]));
+        let (commit, secs) = timed(|| engine.update_table("nova", "servers", vec![], vec![row.clone()]));
         commit.map_err(engine_err("incremental delete"))?;
         del.push(secs);
         if k == 0 {
             let after = count_rows(&engine, "classification", "error")?;
-            check_count(
-                "workload C error after deleting the server",
-                after,
-                expected,
-            )?;
+            check_count("workload C error after deleting the server", after, expected)?;
         }
     }
     rep.note(format!(
@@ -416,12 +354,7 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
     let mut rep = Reporter::new(label, n);
     let mut delta_files = Vec::new();
     if deltas {
-        for name in [
-            "ports_ins_1",
-            "ports_del_1",
-            "ports_ins_1000",
-            "ports_del_1000",
-        ] {
+        for name in ["ports_ins_1", "ports_del_1", "ports_ins_1000", "ports_del_1000"] {
             let rows = read_facts(dir, name)?;
             check_arity(name, &rows, 4)?;
             delta_files.push(rows);
@@ -451,14 +384,8 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
     let mut engine = Engine::with_default_policies();
     let (mut facts, mut load_secs) = (0, 0.0);
     for ds in ["nova", "neutron", "keystone", "glance"] {
-        let tables: Vec<(&str, &[&str])> = A_TABLES
-            .iter()
-            .filter(|t| t.0 == ds)
-            .map(|t| (t.1, t.2))
-            .collect();
-        engine
-            .create_datasource(ds, schema(&tables))
-            .map_err(engine_err(&format!("create datasource {ds}")))?;
+        let tables: Vec<(&str, &[&str])> = A_TABLES.iter().filter(|t| t.0 == ds).map(|t| (t.1, t.2)).collect();
+        engine.create_datasource(ds, schema(&tables)).map_err(engine_err(&format!("create datasource {ds}")))?;
     }
     for (ds, table, _, stem) in A_TABLES {
         let rows = data.take(stem);
@@ -480,14 +407,11 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
         check_count("workload a query error(x, y)", answers.len(), expected)?;
         rep.result("query", secs, answers.len());
     } else {
-        let [ins1, del1, ins1000, del1000] = <[Rows; 4]>::try_from(delta_files)
-            .map_err(|_| "internal error: delta files".to_string())?;
+        let [ins1, del1, ins1000, del1000] =
+            <[Rows; 4]>::try_from(delta_files).map_err(|_| "internal error: delta files".to_string())?;
         let update = |engine: &mut Engine, add: &Rows, delete: &Rows| {
-            let (commit, secs) =
-                timed(|| engine.update_table("neutron", "ports", add.clone(), delete.clone()));
-            commit
-                .map(|_| secs)
-                .map_err(engine_err("update neutron:ports"))
+            let (commit, secs) = timed(|| engine.update_table("neutron", "ports", add.clone(), delete.clone()));
+            commit.map(|_| secs).map_err(engine_err("update neutron:ports"))
         };
         let none = Rows::new();
 
@@ -505,27 +429,15 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
             count_rows(&engine, "classification", "error")?,
             expected,
         )?;
-        let labels = [
-            "insert new port",
-            "delete it",
-            "delete existing port",
-            "re-insert it",
-        ];
+        let labels = ["insert new port", "delete it", "delete existing port", "re-insert it"];
         for (label, t) in labels.iter().zip(&times) {
-            rep.note(format!(
-                "d1 {label}: median {} ({} times)",
-                human_secs(median(t.clone())),
-                t.len()
-            ));
+            rep.note(format!("d1 {label}: median {} ({} times)", human_secs(median(t.clone())), t.len()));
         }
         // The peers' d1: delete one port and insert one, then bring `error` up to date.
         let both = update(&mut engine, &ins1, &del1)?;
         let rows1 = count_rows(&engine, "classification", "error")?;
         check_count("workload d1 error", rows1, expected1)?;
-        rep.note(format!(
-            "d1 ports_ins_1 + ports_del_1 in one update: {}",
-            human_secs(both)
-        ));
+        rep.note(format!("d1 ports_ins_1 + ports_del_1 in one update: {}", human_secs(both)));
         update(&mut engine, &del1, &ins1)?;
         rep.result_as("d1", "incr", median(times.concat()), rows1);
 
@@ -534,11 +446,7 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
         for k in 0..args.repeat_big {
             apply.push(update(&mut engine, &ins1000, &del1000)?);
             if k == 0 {
-                check_count(
-                    "workload d1000 error",
-                    count_rows(&engine, "classification", "error")?,
-                    expected1000,
-                )?;
+                check_count("workload d1000 error", count_rows(&engine, "classification", "error")?, expected1000)?;
             }
             revert.push(update(&mut engine, &del1000, &ins1000)?);
         }
@@ -579,19 +487,13 @@ fn bench_b(args: &BenchArgs) -> Result<(), String> {
 
     let kinds = match args.kind {
         Some(k) => vec![k],
-        None => vec![
-            PolicyKind::Nonrecursive,
-            PolicyKind::Materialized,
-            PolicyKind::Z3,
-        ],
+        None => vec![PolicyKind::Nonrecursive, PolicyKind::Materialized, PolicyKind::Z3],
     };
     let policy = "reach";
     let mut refused = Vec::new();
     let mut eval_secs = None;
     for kind in kinds {
-        engine
-            .create_policy(policy, kind)
-            .map_err(engine_err(&format!("create {kind} policy {policy}")))?;
+        engine.create_policy(policy, kind).map_err(engine_err(&format!("create {kind} policy {policy}")))?;
         let (commit, secs) = timed(|| insert_rules(&mut engine, &[(policy, B_POLICY)]));
         match commit {
             Ok(_) => {
@@ -601,17 +503,12 @@ fn bench_b(args: &BenchArgs) -> Result<(), String> {
             }
             Err(e) => {
                 refused.push(format!("{kind}: {e}"));
-                engine
-                    .delete_policy(policy)
-                    .map_err(engine_err("delete policy"))?;
+                engine.delete_policy(policy).map_err(engine_err("delete policy"))?;
             }
         }
     }
     let Some(secs) = eval_secs else {
-        return Err(format!(
-            "no policy kind accepts the recursive rules: {}",
-            refused.join("; ")
-        ));
+        return Err(format!("no policy kind accepts the recursive rules: {}", refused.join("; ")));
     };
     let paths = count_rows(&engine, policy, "path")?;
     check_count("workload b path after eval", paths, expected)?;
@@ -656,15 +553,7 @@ mod tests {
     }
 
     fn args(workload: Workload, n: usize, exec: bool) -> BenchArgs {
-        BenchArgs {
-            workload,
-            n: Some(n),
-            data: None,
-            exec,
-            repeat: 3,
-            repeat_big: 1,
-            kind: None,
-        }
+        BenchArgs { workload, n: Some(n), data: None, exec, repeat: 3, repeat_big: 1, kind: None }
     }
 
     #[test]
@@ -677,10 +566,7 @@ mod tests {
     #[test]
     fn bad_arguments_are_errors() {
         assert!(bench(&args(Workload::A, 10, true)).is_err());
-        assert!(
-            bench(&args(Workload::B, 10, false)).is_err(),
-            "--data is required"
-        );
+        assert!(bench(&args(Workload::B, 10, false)).is_err(), "--data is required");
     }
 
     #[test]

@@ -27,26 +27,10 @@ pub const NOVA_SERVERS: [&str; 11] = [
     "created_at",
 ];
 /// `neutronv2:ports`, the real neutronv2 driver schema.
-pub const NEUTRON_PORTS: [&str; 9] = [
-    "id",
-    "tenant_id",
-    "name",
-    "network_id",
-    "mac_address",
-    "admin_state_up",
-    "status",
-    "device_id",
-    "device_owner",
-];
+pub const NEUTRON_PORTS: [&str; 9] =
+    ["id", "tenant_id", "name", "network_id", "mac_address", "admin_state_up", "status", "device_id", "device_owner"];
 /// `neutronv2:networks`, the real neutronv2 driver schema.
-pub const NEUTRON_NETWORKS: [&str; 6] = [
-    "id",
-    "tenant_id",
-    "name",
-    "status",
-    "admin_state_up",
-    "shared",
-];
+pub const NEUTRON_NETWORKS: [&str; 6] = ["id", "tenant_id", "name", "status", "admin_state_up", "shared"];
 
 /// Workload C's rules, inserted into policy `classification`.
 pub const C_CLASSIFICATION: &str = "\
@@ -69,9 +53,7 @@ pub fn c_expected_errors(n: usize) -> Option<usize> {
 
 /// The `error` row count workload C should give, computed from the generator's rules.
 pub fn c_reference_errors(n: usize) -> usize {
-    (0..n)
-        .filter(|i| !i.is_multiple_of(9) && (i.is_multiple_of(7) || i.is_multiple_of(10)))
-        .count()
+    (0..n).filter(|i| !i.is_multiple_of(9) && (i.is_multiple_of(7) || i.is_multiple_of(10))).count()
 }
 
 /// Workload C's data: servers, ports and networks, exactly as the bench README says.
@@ -87,11 +69,7 @@ fn s(text: String) -> Value {
 
 /// One `nova:servers` row of workload C.
 pub fn c_server(i: usize) -> Vec<Value> {
-    let status = if i.is_multiple_of(9) {
-        "SHUTOFF"
-    } else {
-        "ACTIVE"
-    };
+    let status = if i.is_multiple_of(9) { "SHUTOFF" } else { "ACTIVE" };
     vec![
         s(format!("vm-{i}")),
         s(format!("server-{i}")),
@@ -116,11 +94,7 @@ pub fn c_active_server_without_port(i: usize) -> Vec<Value> {
 
 /// Generate workload C for `n` servers.
 pub fn gen_c(n: usize) -> CData {
-    CData {
-        servers: c_servers(n),
-        ports: c_ports(n),
-        networks: c_networks(n),
-    }
+    CData { servers: c_servers(n), ports: c_ports(n), networks: c_networks(n) }
 }
 
 /// Workload C's `nova:servers` rows.
@@ -152,11 +126,7 @@ pub fn c_ports(n: usize) -> Rows {
 pub fn c_networks(n: usize) -> Rows {
     (0..n)
         .map(|i| {
-            let status = if i.is_multiple_of(10) {
-                "DOWN"
-            } else {
-                "ACTIVE"
-            };
+            let status = if i.is_multiple_of(10) { "DOWN" } else { "ACTIVE" };
             vec![
                 s(format!("net-{i}")),
                 s(format!("tenant-{}", i % 20)),
@@ -171,10 +141,7 @@ pub fn c_networks(n: usize) -> Rows {
 
 /// The schema map of one datasource from `(table, columns)` pairs.
 pub fn schema(tables: &[(&str, &[&str])]) -> Schema {
-    tables
-        .iter()
-        .map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect()))
-        .collect()
+    tables.iter().map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect())).collect()
 }
 
 // ------------------------------------------------------------------------- .facts files
@@ -189,17 +156,13 @@ pub fn parse_field(field: &str) -> Value {
 
 /// Parse the text of a tab-separated `.facts` file (empty lines are skipped).
 pub fn parse_facts(text: &str) -> Rows {
-    text.lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| l.split('\t').map(parse_field).collect())
-        .collect()
+    text.lines().filter(|l| !l.is_empty()).map(|l| l.split('\t').map(parse_field).collect()).collect()
 }
 
 /// Read `<dir>/<name>.facts`.
 pub fn read_facts(dir: &Path, name: &str) -> Result<Rows, String> {
     let path = dir.join(format!("{name}.facts"));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(parse_facts(&text))
 }
 
@@ -207,24 +170,9 @@ pub fn read_facts(dir: &Path, name: &str) -> Result<Rows, String> {
 
 /// Workload a's datasources: `(datasource, table, columns, file stem)`.
 pub const A_TABLES: [(&str, &str, &[&str], &str); 5] = [
-    (
-        "nova",
-        "servers",
-        &["id", "tenant", "image", "status", "host"],
-        "servers",
-    ),
-    (
-        "neutron",
-        "ports",
-        &["id", "server", "network", "ip"],
-        "ports",
-    ),
-    (
-        "neutron",
-        "networks",
-        &["id", "tenant", "shared", "lo", "hi"],
-        "networks",
-    ),
+    ("nova", "servers", &["id", "tenant", "image", "status", "host"], "servers"),
+    ("neutron", "ports", &["id", "server", "network", "ip"], "ports"),
+    ("neutron", "networks", &["id", "tenant", "shared", "lo", "hi"], "networks"),
     ("keystone", "tenants", &["id", "enabled"], "tenants"),
     ("glance", "images", &["id", "approved"], "images"),
 ];
@@ -276,11 +224,7 @@ impl AData {
 /// Fail when a row of `name` does not have `arity` fields.
 pub fn check_arity(name: &str, rows: &[Vec<Value>], arity: usize) -> Result<(), String> {
     match rows.iter().position(|r| r.len() != arity) {
-        Some(i) => Err(format!(
-            "{name}.facts line {}: {} fields, expected {arity}",
-            i + 1,
-            rows[i].len()
-        )),
+        Some(i) => Err(format!("{name}.facts line {}: {} fields, expected {arity}", i + 1, rows[i].len())),
         None => Ok(()),
     }
 }
@@ -422,10 +366,7 @@ mod tests {
     fn workload_c_row_counts_at_1000() {
         let d = gen_c(1000);
         assert_eq!(d.servers.len(), 1000);
-        assert_eq!(
-            d.ports.len(),
-            (0..1000usize).filter(|i| !i.is_multiple_of(7)).count()
-        );
+        assert_eq!(d.ports.len(), (0..1000usize).filter(|i| !i.is_multiple_of(7)).count());
         assert_eq!(d.networks.len(), 1000);
         assert!(d.servers.iter().all(|r| r.len() == NOVA_SERVERS.len()));
         assert!(d.ports.iter().all(|r| r.len() == NEUTRON_PORTS.len()));
@@ -450,24 +391,14 @@ mod tests {
             rows,
             vec![
                 vec![Value::Int(1), Value::Int(-7), Value::str("ACTIVE")],
-                vec![
-                    Value::Int(2),
-                    Value::str("3.5"),
-                    Value::str(""),
-                    Value::str("12x")
-                ],
+                vec![Value::Int(2), Value::str("3.5"), Value::str(""), Value::str("12x")],
             ]
         );
     }
 
     #[test]
     fn rule_texts_parse() {
-        for (text, rules) in [
-            (C_CLASSIFICATION, 2),
-            (C_REACTIVE, 1),
-            (A_POLICY, 12),
-            (B_POLICY, 2),
-        ] {
+        for (text, rules) in [(C_CLASSIFICATION, 2), (C_REACTIVE, 1), (A_POLICY, 12), (B_POLICY, 2)] {
             let parsed = crate::datalog::syntax::parse(text);
             assert!(parsed.is_ok(), "{text}: {:?}", parsed.diagnostics);
             assert_eq!(parsed.rules.len(), rules, "{text}");

@@ -55,10 +55,7 @@ pub(super) fn show_row(row: &[Cell]) -> String {
 }
 
 pub(super) fn show_answers(answers: &[Answer]) -> String {
-    let rows: Vec<Vec<Cell>> = answers
-        .iter()
-        .map(|a| a.iter().map(Cell::from_term).collect())
-        .collect();
+    let rows: Vec<Vec<Cell>> = answers.iter().map(|a| a.iter().map(Cell::from_term).collect()).collect();
     show_list(rows.iter().map(|r| show_row(r)))
 }
 
@@ -87,11 +84,7 @@ pub(super) fn diff_sets<T: Ord>(
     if !extra.is_empty() {
         parts.push(format!("extra {}", show_list(extra.into_iter())));
     }
-    if parts.is_empty() {
-        None
-    } else {
-        Some(parts.join("; "))
-    }
+    if parts.is_empty() { None } else { Some(parts.join("; ")) }
 }
 
 /// An action as compared: `(service, action, positional)`, plus recorded named
@@ -109,28 +102,14 @@ fn show_action(a: &ActionKey) -> String {
 pub(super) fn diff_actions(expected: &[ActionRecord], ours: &[ActionEvent]) -> Option<String> {
     let mut exp: BTreeMap<ActionKey, i64> = BTreeMap::new();
     for a in expected {
-        let named = a
-            .named
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect();
-        let key = (
-            a.service.clone(),
-            a.action.clone(),
-            a.positional.iter().map(Value::from_json_congress).collect(),
-            named,
-        );
+        let named = a.named.iter().map(|(k, v)| (k.clone(), v.to_string())).collect();
+        let key =
+            (a.service.clone(), a.action.clone(), a.positional.iter().map(Value::from_json_congress).collect(), named);
         *exp.entry(key).or_default() += 1;
     }
     let mut got: BTreeMap<ActionKey, i64> = BTreeMap::new();
     for a in ours {
-        *got.entry((
-            a.service.clone(),
-            a.action.clone(),
-            a.args.clone(),
-            Vec::new(),
-        ))
-        .or_default() += 1;
+        *got.entry((a.service.clone(), a.action.clone(), a.args.clone(), Vec::new())).or_default() += 1;
     }
     if exp == got {
         return None;
@@ -139,16 +118,9 @@ pub(super) fn diff_actions(expected: &[ActionRecord], ours: &[ActionEvent]) -> O
     let mut extra = Vec::new();
     let keys: BTreeSet<&ActionKey> = exp.keys().chain(got.keys()).collect();
     for k in keys {
-        let (e, g) = (
-            exp.get(k).copied().unwrap_or(0),
-            got.get(k).copied().unwrap_or(0),
-        );
+        let (e, g) = (exp.get(k).copied().unwrap_or(0), got.get(k).copied().unwrap_or(0));
         let times = |n: i64| {
-            if n == 1 {
-                String::new()
-            } else {
-                format!(" x{n}")
-            }
+            if n == 1 { String::new() } else { format!(" x{n}") }
         };
         if e > g {
             missing.push(format!("{}{}", show_action(k), times(e - g)));
@@ -161,10 +133,7 @@ pub(super) fn diff_actions(expected: &[ActionRecord], ours: &[ActionEvent]) -> O
         parts.push(format!("not fired {}", show_list(missing.into_iter())));
     }
     if !extra.is_empty() {
-        parts.push(format!(
-            "fired but not recorded {}",
-            show_list(extra.into_iter())
-        ));
+        parts.push(format!("fired but not recorded {}", show_list(extra.into_iter())));
     }
     Some(parts.join("; "))
 }
@@ -178,10 +147,7 @@ pub(super) fn render_answer(query: &str, answer: &Answer) -> String {
         (Some(open), Some(close)) if open < close => (&query[..open], &query[close + 1..]),
         _ => (query, ""),
     };
-    let cells: Vec<String> = answer
-        .iter()
-        .map(|t| Cell::from_term(t).to_string())
-        .collect();
+    let cells: Vec<String> = answer.iter().map(|t| Cell::from_term(t).to_string()).collect();
     format!("{}({}){}", prefix.trim_end(), cells.join(", "), suffix)
 }
 
@@ -203,12 +169,7 @@ mod tests {
     #[test]
     fn expected_cells_keep_int_and_float_apart() {
         let j: Json = serde_json::from_str(r#"[1, 1.0, "1", {"var": "y"}, true]"#).expect("json");
-        let cells: Vec<Cell> = j
-            .as_array()
-            .expect("list")
-            .iter()
-            .map(Cell::expected)
-            .collect();
+        let cells: Vec<Cell> = j.as_array().expect("list").iter().map(Cell::expected).collect();
         assert_eq!(
             cells,
             vec![
@@ -224,10 +185,7 @@ mod tests {
     #[test]
     fn renders_answers_over_the_query_text() {
         let a: Answer = vec![Term::Const(Value::str("v5"))];
-        assert_eq!(
-            render_answer("execute[inv:alpha(v)]", &a),
-            "execute[inv:alpha(\"v5\")]"
-        );
+        assert_eq!(render_answer("execute[inv:alpha(v)]", &a), "execute[inv:alpha(\"v5\")]");
         assert_eq!(render_answer("p", &Vec::new()), "p()");
         let b: Answer = vec![Term::Const(Value::str("d1")), Term::Var("y".into())];
         assert_eq!(render_answer("free(x, y)", &b), "free(\"d1\", y)");
@@ -247,13 +205,7 @@ mod tests {
             args: vec![Value::str(v)],
             policy: "classification".into(),
         };
-        assert_eq!(
-            diff_actions(
-                &[rec("a", "1"), rec("b", "2")],
-                &[ev("b", "2"), ev("a", "1")]
-            ),
-            None
-        );
+        assert_eq!(diff_actions(&[rec("a", "1"), rec("b", "2")], &[ev("b", "2"), ev("a", "1")]), None);
         let diff = diff_actions(&[rec("a", "1")], &[ev("a", "1"), ev("a", "1")]).expect("differs");
         assert_eq!(diff, "fired but not recorded [inv:a(\"1\")]");
     }

@@ -34,30 +34,16 @@ impl Deviations {
                         message: format!("a deviation id is one word, got `{id}`"),
                     });
                 }
-                list.push((
-                    i + 1,
-                    Deviation {
-                        id: id.to_string(),
-                        ..Deviation::default()
-                    },
-                ));
+                list.push((i + 1, Deviation { id: id.to_string(), ..Deviation::default() }));
                 continue;
             }
             let Some((_, current)) = list.last_mut() else {
                 continue;
             };
-            let field = |key: &str| {
-                line.strip_prefix("- ")
-                    .and_then(|l| l.strip_prefix(key))
-                    .map(str::trim)
-            };
+            let field = |key: &str| line.strip_prefix("- ").and_then(|l| l.strip_prefix(key)).map(str::trim);
             if let Some(cases) = field("cases:") {
                 current.cases.extend(
-                    cases
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|c| !c.is_empty())
-                        .map(|c| c.trim_matches('`').to_string()),
+                    cases.split(',').map(str::trim).filter(|c| !c.is_empty()).map(|c| c.trim_matches('`').to_string()),
                 );
             } else if let Some(reason) = field("reason:") {
                 current.reason = reason.to_string();
@@ -66,11 +52,7 @@ impl Deviations {
             }
         }
         for (line, d) in &list {
-            let missing = [
-                ("cases", d.cases.is_empty()),
-                ("reason", d.reason.is_empty()),
-                ("test", d.test.is_empty()),
-            ];
+            let missing = [("cases", d.cases.is_empty()), ("reason", d.reason.is_empty()), ("test", d.test.is_empty())];
             if let Some((what, _)) = missing.iter().find(|(_, m)| *m) {
                 return Err(Error::Deviations {
                     line: *line,
@@ -78,18 +60,12 @@ impl Deviations {
                 });
             }
         }
-        Ok(Deviations {
-            list: list.into_iter().map(|(_, d)| d).collect(),
-        })
+        Ok(Deviations { list: list.into_iter().map(|(_, d)| d).collect() })
     }
 
     /// The ids of the deviations that list a case.
     pub fn ids_for(&self, case: &str) -> Vec<String> {
-        self.list
-            .iter()
-            .filter(|d| d.cases.iter().any(|c| c == case))
-            .map(|d| d.id.clone())
-            .collect()
+        self.list.iter().filter(|d| d.cases.iter().any(|c| c == case)).map(|d| d.id.clone()).collect()
     }
 }
 

@@ -29,9 +29,7 @@ pub(super) struct CaseOutcome {
 
 impl CaseOutcome {
     pub(super) fn broken(text: String) -> CaseOutcome {
-        CaseOutcome {
-            mismatches: vec![Mismatch { hard: true, text }],
-        }
+        CaseOutcome { mismatches: vec![Mismatch { hard: true, text }] }
     }
 }
 
@@ -39,13 +37,11 @@ impl CaseOutcome {
 /// engine fails that case instead of the whole run.
 pub(super) fn run_isolated(case: Case) -> CaseOutcome {
     let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("conformance-case".into())
-        .spawn(move || {
-            let result = panic::catch_unwind(AssertUnwindSafe(|| Replay::new(&case).run()));
-            // The receiver may have given up (timeout); nothing to do then.
-            let _ = tx.send(result.map_err(panic_message));
-        });
+    let spawned = std::thread::Builder::new().name("conformance-case".into()).spawn(move || {
+        let result = panic::catch_unwind(AssertUnwindSafe(|| Replay::new(&case).run()));
+        // The receiver may have given up (timeout); nothing to do then.
+        let _ = tx.send(result.map_err(panic_message));
+    });
     if let Err(e) = spawned {
         return CaseOutcome::broken(format!("cannot start a thread for the case: {e}"));
     }
@@ -55,9 +51,7 @@ pub(super) fn run_isolated(case: Case) -> CaseOutcome {
         Err(mpsc::RecvTimeoutError::Timeout) => {
             CaseOutcome::broken(format!("timed out after {} s", CASE_TIMEOUT.as_secs()))
         }
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            CaseOutcome::broken("engine panicked".to_string())
-        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => CaseOutcome::broken("engine panicked".to_string()),
     }
 }
 
@@ -79,11 +73,7 @@ struct Replay<'a> {
 
 impl<'a> Replay<'a> {
     fn new(case: &'a Case) -> Self {
-        Replay {
-            case,
-            engine: Engine::with_default_policies(),
-            mismatches: Vec::new(),
-        }
+        Replay { case, engine: Engine::with_default_policies(), mismatches: Vec::new() }
     }
 
     fn differ(&mut self, text: String) {
@@ -104,21 +94,12 @@ impl<'a> Replay<'a> {
         let case = self.case;
         for (i, q) in case.queries.iter().enumerate() {
             let what = format!("query #{} {}: `{}`", i + 1, q.policy, q.query);
-            self.check_query(
-                &what,
-                &q.policy,
-                &q.query,
-                &q.expected,
-                &q.expected_rows,
-                &q.expected_error,
-            );
+            self.check_query(&what, &q.policy, &q.query, &q.expected, &q.expected_rows, &q.expected_error);
         }
         for (i, step) in case.steps.iter().enumerate() {
             self.run_step(i + 1, step);
         }
-        CaseOutcome {
-            mismatches: self.mismatches,
-        }
+        CaseOutcome { mismatches: self.mismatches }
     }
 
     /// README step 2.
@@ -127,10 +108,7 @@ impl<'a> Replay<'a> {
         for (name, schema) in &case.datasources {
             match self.engine.create_datasource(name, schema.clone()) {
                 Ok(commit) => fired.extend(commit.actions),
-                Err(e) => self.differ(format!(
-                    "create datasource {name}: {}",
-                    short(&e.to_string())
-                )),
+                Err(e) => self.differ(format!("create datasource {name}: {}", short(&e.to_string()))),
             }
         }
     }
@@ -153,12 +131,7 @@ impl<'a> Replay<'a> {
             if self.engine.policy_kind(name).is_some() {
                 continue;
             }
-            let kind_text = self
-                .case
-                .policies
-                .get(name)
-                .and_then(|p| p.kind.as_deref())
-                .unwrap_or("nonrecursive");
+            let kind_text = self.case.policies.get(name).and_then(|p| p.kind.as_deref()).unwrap_or("nonrecursive");
             let kind = match kind_text.parse::<PolicyKind>() {
                 Ok(k) => k,
                 Err(e) => {
@@ -168,10 +141,7 @@ impl<'a> Replay<'a> {
             };
             match self.engine.create_policy(name, kind) {
                 Ok(commit) => fired.extend(commit.actions),
-                Err(e) => self.differ(format!(
-                    "create policy {name} ({kind}): {}",
-                    short(&e.to_string())
-                )),
+                Err(e) => self.differ(format!("create policy {name} ({kind}): {}", short(&e.to_string()))),
             }
         }
     }
@@ -189,38 +159,22 @@ impl<'a> Replay<'a> {
                 let result = self.insert_batch(name, &spec.rules);
                 let expected = recorded.next();
                 if let Some(r) = expected
-                    && (r.rules.as_ref() != Some(&spec.rules)
-                        || r.policy.as_deref().is_some_and(|p| p != name))
+                    && (r.rules.as_ref() != Some(&spec.rules) || r.policy.as_deref().is_some_and(|p| p != name))
                 {
-                    self.hard(format!(
-                        "rule_results out of step with the batch of policy {name}"
-                    ));
+                    self.hard(format!("rule_results out of step with the batch of policy {name}"));
                 }
-                self.compare_insert(
-                    &format!("batch insert into {name}"),
-                    result,
-                    expected,
-                    fired,
-                );
+                self.compare_insert(&format!("batch insert into {name}"), result, expected, fired);
                 continue;
             }
             for rule in &spec.rules {
                 let result = self.engine.insert_rule(name, rule);
                 let expected = recorded.next();
                 if let Some(r) = expected
-                    && (r.rule.as_deref() != Some(rule.as_str())
-                        || r.policy.as_deref().is_some_and(|p| p != name))
+                    && (r.rule.as_deref() != Some(rule.as_str()) || r.policy.as_deref().is_some_and(|p| p != name))
                 {
-                    self.hard(format!(
-                        "rule_results out of step with rule `{rule}` of policy {name}"
-                    ));
+                    self.hard(format!("rule_results out of step with rule `{rule}` of policy {name}"));
                 }
-                self.compare_insert(
-                    &format!("insert into {name} `{rule}`"),
-                    result,
-                    expected,
-                    fired,
-                );
+                self.compare_insert(&format!("insert into {name} `{rule}`"), result, expected, fired);
             }
         }
         if recorded.next().is_some() {
@@ -246,14 +200,12 @@ impl<'a> Replay<'a> {
         fired: &mut Vec<ActionEvent>,
     ) {
         match (&result, expected) {
-            (Ok(_), Some(r)) if !r.accepted => self.differ(format!(
-                "{what}: accepted, but Congress rejected it ({})",
-                short(&r.congress_message)
-            )),
-            (Err(e), Some(r)) if r.accepted => self.differ(format!(
-                "{what}: rejected ({}), but Congress accepted it",
-                short(&e.to_string())
-            )),
+            (Ok(_), Some(r)) if !r.accepted => {
+                self.differ(format!("{what}: accepted, but Congress rejected it ({})", short(&r.congress_message)))
+            }
+            (Err(e), Some(r)) if r.accepted => {
+                self.differ(format!("{what}: rejected ({}), but Congress accepted it", short(&e.to_string())))
+            }
             _ => {}
         }
         if let Ok(commit) = result {
@@ -294,9 +246,7 @@ impl<'a> Replay<'a> {
         match &case.intended_executed_actions_after_setup {
             Some(intended) => {
                 if let Some(diff) = diff_actions(intended, fired) {
-                    self.hard(format!(
-                        "actions after setup differ from the intended ones: {diff}"
-                    ));
+                    self.hard(format!("actions after setup differ from the intended ones: {diff}"));
                 } else if let Some(diff) = recorded_diff {
                     self.differ(format!(
                         "actions after setup match intended_executed_actions_after_setup; the recorded ones differ: {diff}"
@@ -338,14 +288,8 @@ impl<'a> Replay<'a> {
             (Ok(answers), None) => answers,
         };
         if let Some(rows) = expected_rows {
-            let expected: BTreeSet<Vec<Cell>> = rows
-                .iter()
-                .map(|r| r.iter().map(Cell::expected).collect())
-                .collect();
-            let ours: BTreeSet<Vec<Cell>> = answers
-                .iter()
-                .map(|a| a.iter().map(Cell::from_term).collect())
-                .collect();
+            let expected: BTreeSet<Vec<Cell>> = rows.iter().map(|r| r.iter().map(Cell::expected).collect()).collect();
+            let ours: BTreeSet<Vec<Cell>> = answers.iter().map(|a| a.iter().map(Cell::from_term).collect()).collect();
             if let Some(diff) = diff_sets(&expected, &ours, |r| show_row(r)) {
                 self.differ(format!("{what}: {diff}"));
             }
@@ -376,12 +320,7 @@ impl<'a> Replay<'a> {
     }
 
     /// Run one step; `Err` names a missing field.
-    fn step_action(
-        &mut self,
-        what: &str,
-        step: &Step,
-        fired: &mut Vec<ActionEvent>,
-    ) -> Result<(), String> {
+    fn step_action(&mut self, what: &str, step: &Step, fired: &mut Vec<ActionEvent>) -> Result<(), String> {
         fn need<'s, T: ?Sized>(v: Option<&'s T>, field: &str) -> Result<&'s T, String> {
             v.ok_or_else(|| format!("no `{field}`"))
         }
@@ -389,19 +328,13 @@ impl<'a> Replay<'a> {
         match step.op.as_str() {
             "push_full" | "push_delta" => {
                 let table = need(step.table.as_deref(), "table")?;
-                let (ds, name) = table
-                    .split_once(':')
-                    .ok_or_else(|| format!("table `{table}` is not `datasource:table`"))?;
+                let (ds, name) =
+                    table.split_once(':').ok_or_else(|| format!("table `{table}` is not `datasource:table`"))?;
                 let result = if step.op == "push_full" {
                     let rows = need(step.rows.as_ref(), "rows")?;
                     self.engine.replace_table(ds, name, congress_rows(rows))
                 } else {
-                    self.engine.update_table(
-                        ds,
-                        name,
-                        congress_rows(&step.add),
-                        congress_rows(&step.delete),
-                    )
+                    self.engine.update_table(ds, name, congress_rows(&step.add), congress_rows(&step.delete))
                 };
                 self.mutation(&format!("{what} {table}"), step, result, fired);
             }
@@ -437,14 +370,7 @@ impl<'a> Replay<'a> {
             "query" => {
                 let (policy, query) = (policy()?, need(step.query.as_deref(), "query")?);
                 let what = format!("{what} {policy}: `{query}`");
-                self.check_query(
-                    &what,
-                    policy,
-                    query,
-                    &step.expected,
-                    &step.expected_rows,
-                    &step.expected_error,
-                );
+                self.check_query(&what, policy, query, &step.expected, &step.expected_rows, &step.expected_error);
             }
             "query_trace" => {
                 // The trace text is informational: it must be produced, and the answers
@@ -456,35 +382,21 @@ impl<'a> Replay<'a> {
                 {
                     self.differ(format!("{what}: no trace: {}", short(&e.to_string())));
                 }
-                self.check_query(
-                    &what,
-                    policy,
-                    query,
-                    &step.expected,
-                    &step.expected_rows,
-                    &step.expected_error,
-                );
+                self.check_query(&what, policy, query, &step.expected, &step.expected_rows, &step.expected_error);
             }
             "simulate" => {
                 let policy = policy()?;
                 let query = need(step.query.as_deref(), "query")?;
                 let sequence = need(step.sequence.as_deref(), "sequence")?;
                 let action_policy = step.action_policy.as_deref().unwrap_or("action");
-                let req = SimulateRequest {
-                    policy,
-                    query,
-                    sequence,
-                    action_policy,
-                    delta: step.delta,
-                };
+                let req = SimulateRequest { policy, query, sequence, action_policy, delta: step.delta };
                 let what = format!("{what} {policy}: `{query}` after `{sequence}`");
                 let result = self.engine.simulate(&req);
                 match (result, &step.expected_error) {
                     (Err(_), Some(_)) => {}
-                    (Ok(got), Some(err)) => self.differ(format!(
-                        "{what}: returned {got:?}, but Congress raised ({})",
-                        short(err)
-                    )),
+                    (Ok(got), Some(err)) => {
+                        self.differ(format!("{what}: returned {got:?}, but Congress raised ({})", short(err)))
+                    }
                     (Err(e), None) => self.differ(format!("{what}: {}", short(&e.to_string()))),
                     (Ok(got), None) => {
                         let mut expected = need(step.expected.as_ref(), "expected")?.clone();
@@ -501,18 +413,13 @@ impl<'a> Replay<'a> {
                 let policy = policy()?;
                 match (self.engine.tables(policy), &step.expected_error) {
                     (Err(_), Some(_)) => {}
-                    (Ok(got), Some(err)) => self.differ(format!(
-                        "{what} {policy}: returned {got:?}, but Congress raised ({})",
-                        short(err)
-                    )),
-                    (Err(e), None) => {
-                        self.differ(format!("{what} {policy}: {}", short(&e.to_string())))
+                    (Ok(got), Some(err)) => {
+                        self.differ(format!("{what} {policy}: returned {got:?}, but Congress raised ({})", short(err)))
                     }
+                    (Err(e), None) => self.differ(format!("{what} {policy}: {}", short(&e.to_string()))),
                     (Ok(got), None) => {
-                        let expected: BTreeSet<String> = need(step.expected.as_ref(), "expected")?
-                            .iter()
-                            .cloned()
-                            .collect();
+                        let expected: BTreeSet<String> =
+                            need(step.expected.as_ref(), "expected")?.iter().cloned().collect();
                         let got: BTreeSet<String> = got.into_iter().collect();
                         if let Some(diff) = diff_sets(&expected, &got, String::clone) {
                             self.differ(format!("{what} {policy}: {diff}"));
@@ -532,15 +439,12 @@ impl<'a> Replay<'a> {
                     )),
                     (Err(e), None) => self.differ(format!("{what}: {}", short(&e.to_string()))),
                     (Ok(got), None) => {
-                        let expected: BTreeSet<Vec<Cell>> =
-                            need(step.expected_rows.as_ref(), "expected_rows")?
-                                .iter()
-                                .map(|r| r.iter().map(Cell::expected).collect())
-                                .collect();
-                        let got: BTreeSet<Vec<Cell>> = got
-                            .into_iter()
-                            .map(|r| r.into_iter().map(Cell::Val).collect())
+                        let expected: BTreeSet<Vec<Cell>> = need(step.expected_rows.as_ref(), "expected_rows")?
+                            .iter()
+                            .map(|r| r.iter().map(Cell::expected).collect())
                             .collect();
+                        let got: BTreeSet<Vec<Cell>> =
+                            got.into_iter().map(|r| r.into_iter().map(Cell::Val).collect()).collect();
                         if let Some(diff) = diff_sets(&expected, &got, |r| show_row(r)) {
                             self.differ(format!("{what}: {diff}"));
                         }
@@ -554,25 +458,13 @@ impl<'a> Replay<'a> {
 
     /// Compare a state-changing step's outcome: `accepted` when recorded, otherwise an
     /// error must match `expected_error`; a committed change's actions are collected.
-    fn mutation(
-        &mut self,
-        what: &str,
-        step: &Step,
-        result: Result<Commit, EngineError>,
-        fired: &mut Vec<ActionEvent>,
-    ) {
+    fn mutation(&mut self, what: &str, step: &Step, result: Result<Commit, EngineError>, fired: &mut Vec<ActionEvent>) {
         match (&result, step.accepted, &step.expected_error) {
-            (Ok(_), Some(false), _) => {
-                self.differ(format!("{what}: accepted, but Congress rejected it"))
+            (Ok(_), Some(false), _) => self.differ(format!("{what}: accepted, but Congress rejected it")),
+            (Err(e), Some(true), _) => {
+                self.differ(format!("{what}: rejected ({}), but Congress accepted it", short(&e.to_string())))
             }
-            (Err(e), Some(true), _) => self.differ(format!(
-                "{what}: rejected ({}), but Congress accepted it",
-                short(&e.to_string())
-            )),
-            (Ok(_), None, Some(err)) => self.differ(format!(
-                "{what}: succeeded, but Congress raised ({})",
-                short(err)
-            )),
+            (Ok(_), None, Some(err)) => self.differ(format!("{what}: succeeded, but Congress raised ({})", short(err))),
             (Err(e), None, None) => self.differ(format!("{what}: {}", short(&e.to_string()))),
             _ => {}
         }
@@ -584,7 +476,5 @@ impl<'a> Replay<'a> {
 
 /// Rows as pushed by a datasource: JSON values through Congress's conversion.
 fn congress_rows(rows: &[Vec<Json>]) -> Vec<Vec<Value>> {
-    rows.iter()
-        .map(|r| r.iter().map(Value::from_json_congress).collect())
-        .collect()
+    rows.iter().map(|r| r.iter().map(Value::from_json_congress).collect()).collect()
 }

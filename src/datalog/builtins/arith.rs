@@ -30,11 +30,7 @@ pub(super) fn equal(x: &Value, y: &Value) -> Result<bool, String> {
 
 /// Python's `max(x, y)`: `y` only if `y > x`, so ties (and NaN) keep `x` and its type.
 pub(super) fn max(x: &Value, y: &Value) -> Result<Value, String> {
-    Ok(if python::compare(CmpOp::Gt, y, x)? {
-        y.clone()
-    } else {
-        x.clone()
-    })
+    Ok(if python::compare(CmpOp::Gt, y, x)? { y.clone() } else { x.clone() })
 }
 
 /// Python's `x + y`: numbers add, strings concatenate.
@@ -44,10 +40,7 @@ pub(super) fn plus(x: &Value, y: &Value) -> Result<Value, String> {
             check_len(a.len().saturating_add(b.len()))?;
             Ok(Value::from(format!("{a}{b}")))
         }
-        (Value::Str(_), _) => Err(format!(
-            "can only concatenate str (not \"{}\") to str",
-            type_name(y)
-        )),
+        (Value::Str(_), _) => Err(format!("can only concatenate str (not \"{}\") to str", type_name(y))),
         _ => numeric('+', x, y, i64::checked_add, |a, b| a + b),
     }
 }
@@ -61,10 +54,9 @@ pub(super) fn minus(x: &Value, y: &Value) -> Result<Value, String> {
 pub(super) fn mul(x: &Value, y: &Value) -> Result<Value, String> {
     match (x, y) {
         (Value::Str(s), Value::Int(n)) | (Value::Int(n), Value::Str(s)) => repeat(s, *n),
-        (Value::Str(_), other) | (other, Value::Str(_)) => Err(format!(
-            "can't multiply sequence by non-int of type '{}'",
-            type_name(other)
-        )),
+        (Value::Str(_), other) | (other, Value::Str(_)) => {
+            Err(format!("can't multiply sequence by non-int of type '{}'", type_name(other)))
+        }
         _ => numeric('*', x, y, i64::checked_mul, |a, b| a * b),
     }
 }
@@ -107,10 +99,9 @@ pub(super) fn int(x: &Value) -> Result<Value, String> {
         Value::Str(s) => match python::parse_int(s) {
             Ok(i) => Ok(Value::Int(i)),
             Err(python::IntError::Overflow) => Err(overflow()),
-            Err(python::IntError::Invalid) => Err(format!(
-                "invalid literal for int() with base 10: {}",
-                python::repr_str(s)
-            )),
+            Err(python::IntError::Invalid) => {
+                Err(format!("invalid literal for int() with base 10: {}", python::repr_str(s)))
+            }
         },
     }
 }
@@ -118,9 +109,7 @@ pub(super) fn int(x: &Value) -> Result<Value, String> {
 /// Python's `len(x)` of a string, in characters.
 pub(super) fn len(x: &Value) -> Result<Value, String> {
     match x {
-        Value::Str(s) => Ok(Value::Int(
-            i64::try_from(s.chars().count()).map_err(|_| overflow())?,
-        )),
+        Value::Str(s) => Ok(Value::Int(i64::try_from(s.chars().count()).map_err(|_| overflow())?)),
         _ => Err(format!("object of type '{}' has no len()", type_name(x))),
     }
 }
@@ -152,9 +141,7 @@ fn numeric(
     on_floats: fn(f64, f64) -> f64,
 ) -> Result<Value, String> {
     match (num(x), num(y)) {
-        (Some(Num::Int(a)), Some(Num::Int(b))) => {
-            on_ints(a, b).map(Value::Int).ok_or_else(overflow)
-        }
+        (Some(Num::Int(a)), Some(Num::Int(b))) => on_ints(a, b).map(Value::Int).ok_or_else(overflow),
         (Some(a), Some(b)) => Ok(Value::Float(on_floats(a.to_f64(), b.to_f64()))),
         _ => Err(unsupported(op, x, y)),
     }
@@ -163,11 +150,7 @@ fn numeric(
 /// Python's `a // b` on ints (rounds toward negative infinity); `None` on overflow.
 fn floor_div(a: i64, b: i64) -> Option<i64> {
     let q = a.checked_div(b)?;
-    if a % b != 0 && ((a < 0) != (b < 0)) {
-        Some(q - 1)
-    } else {
-        Some(q)
-    }
+    if a % b != 0 && ((a < 0) != (b < 0)) { Some(q - 1) } else { Some(q) }
 }
 
 /// Python's `s * n`: `n` copies of `s`, none if `n` is not positive.
@@ -179,20 +162,14 @@ fn repeat(s: &str, n: i64) -> Result<Value, String> {
 
 fn check_len(bytes: usize) -> Result<(), String> {
     if bytes > MAX_STR_BYTES {
-        Err(format!(
-            "result would be {bytes} bytes, over the {MAX_STR_BYTES}-byte limit"
-        ))
+        Err(format!("result would be {bytes} bytes, over the {MAX_STR_BYTES}-byte limit"))
     } else {
         Ok(())
     }
 }
 
 fn unsupported(op: char, x: &Value, y: &Value) -> String {
-    format!(
-        "unsupported operand type(s) for {op}: '{}' and '{}'",
-        type_name(x),
-        type_name(y)
-    )
+    format!("unsupported operand type(s) for {op}: '{}' and '{}'", type_name(x), type_name(y))
 }
 
 /// Python's ints are unbounded; ours are 64-bit.
@@ -233,10 +210,7 @@ mod tests {
         assert_eq!(max(&F(5.0), &I(5)), Ok(F(5.0)));
         assert_eq!(max(&I(2), &F(2.5)), Ok(F(2.5)));
         assert_eq!(max(&s("a"), &s("b")), Ok(s("b")));
-        assert_eq!(
-            max(&I(1), &s("a")),
-            Err("'>' not supported between instances of 'str' and 'int'".into())
-        );
+        assert_eq!(max(&I(1), &s("a")), Err("'>' not supported between instances of 'str' and 'int'".into()));
     }
 
     #[test]
@@ -262,17 +236,11 @@ mod tests {
         assert_eq!(div(&I(6), &I(-3)), Ok(I(-2)));
         assert_eq!(div(&I(8), &F(3.0)), Ok(F(8.0 / 3.0)));
         assert_eq!(div(&F(2.5), &F(0.5)), Ok(F(5.0)));
-        assert_eq!(
-            div(&I(9), &I(0)),
-            Err("integer division or modulo by zero".into())
-        );
+        assert_eq!(div(&I(9), &I(0)), Err("integer division or modulo by zero".into()));
         assert_eq!(div(&F(9.0), &I(0)), Err("float division by zero".into()));
         assert_eq!(div(&I(9), &F(-0.0)), Err("float division by zero".into()));
         assert!(div(&I(i64::MIN), &I(-1)).is_err());
-        assert_eq!(
-            div(&s("9"), &I(3)),
-            Err("unsupported operand type(s) for /: 'str' and 'int'".into())
-        );
+        assert_eq!(div(&s("9"), &I(3)), Err("unsupported operand type(s) for /: 'str' and 'int'".into()));
     }
 
     #[test]
@@ -282,26 +250,11 @@ mod tests {
         assert_eq!(mul(&I(2), &s("abc")), Ok(s("abcabc")));
         assert_eq!(mul(&s("abc"), &I(-1)), Ok(s("")));
         assert_eq!(mul(&s("abc"), &I(0)), Ok(s("")));
-        assert_eq!(
-            plus(&s("5"), &I(1)),
-            Err("can only concatenate str (not \"int\") to str".into())
-        );
-        assert_eq!(
-            plus(&I(1), &s("5")),
-            Err("unsupported operand type(s) for +: 'int' and 'str'".into())
-        );
-        assert_eq!(
-            minus(&s("a"), &s("b")),
-            Err("unsupported operand type(s) for -: 'str' and 'str'".into())
-        );
-        assert_eq!(
-            mul(&s("a"), &F(2.0)),
-            Err("can't multiply sequence by non-int of type 'float'".into())
-        );
-        assert_eq!(
-            mul(&s("a"), &s("b")),
-            Err("can't multiply sequence by non-int of type 'str'".into())
-        );
+        assert_eq!(plus(&s("5"), &I(1)), Err("can only concatenate str (not \"int\") to str".into()));
+        assert_eq!(plus(&I(1), &s("5")), Err("unsupported operand type(s) for +: 'int' and 'str'".into()));
+        assert_eq!(minus(&s("a"), &s("b")), Err("unsupported operand type(s) for -: 'str' and 'str'".into()));
+        assert_eq!(mul(&s("a"), &F(2.0)), Err("can't multiply sequence by non-int of type 'float'".into()));
+        assert_eq!(mul(&s("a"), &s("b")), Err("can't multiply sequence by non-int of type 'str'".into()));
         assert!(mul(&s("ab"), &I(i64::MAX)).is_err());
         assert!(mul(&s("ab"), &I(9 << 20)).is_err());
     }
@@ -312,27 +265,15 @@ mod tests {
         assert_eq!(float(&I(7)), Ok(F(7.0)));
         assert_eq!(float(&F(2.5)), Ok(F(2.5)));
         assert_eq!(float(&s(" 1e3 ")), Ok(F(1000.0)));
-        assert_eq!(
-            float(&s("abc")),
-            Err("could not convert string to float: 'abc'".into())
-        );
+        assert_eq!(float(&s("abc")), Err("could not convert string to float: 'abc'".into()));
         assert_eq!(int(&s("42")), Ok(I(42)));
         assert_eq!(int(&s(" -4_2 ")), Ok(I(-42)));
         assert_eq!(int(&F(-4.9)), Ok(I(-4)));
         assert_eq!(int(&F(4.9)), Ok(I(4)));
         assert_eq!(int(&I(3)), Ok(I(3)));
-        assert_eq!(
-            int(&s("4.2")),
-            Err("invalid literal for int() with base 10: '4.2'".into())
-        );
-        assert_eq!(
-            int(&F(f64::NAN)),
-            Err("cannot convert float NaN to integer".into())
-        );
-        assert_eq!(
-            int(&F(f64::INFINITY)),
-            Err("cannot convert float infinity to integer".into())
-        );
+        assert_eq!(int(&s("4.2")), Err("invalid literal for int() with base 10: '4.2'".into()));
+        assert_eq!(int(&F(f64::NAN)), Err("cannot convert float NaN to integer".into()));
+        assert_eq!(int(&F(f64::INFINITY)), Err("cannot convert float infinity to integer".into()));
         assert!(int(&F(1e19)).is_err());
         assert!(int(&s("99999999999999999999")).is_err());
     }
@@ -343,9 +284,6 @@ mod tests {
         assert_eq!(len(&s("é")), Ok(I(1)));
         assert_eq!(len(&s("")), Ok(I(0)));
         assert_eq!(len(&I(5)), Err("object of type 'int' has no len()".into()));
-        assert_eq!(
-            len(&F(5.0)),
-            Err("object of type 'float' has no len()".into())
-        );
+        assert_eq!(len(&F(5.0)), Err("object of type 'float' has no len()".into()));
     }
 }

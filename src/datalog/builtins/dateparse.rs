@@ -26,9 +26,7 @@ pub(super) fn parse(timestr: &str, today: NaiveDate) -> Result<DateTime, String>
         ymd: Ymd::default(),
         this_year: i64::from(today.year()),
     };
-    let res = parser
-        .run()
-        .map_err(|Invalid| format!("Unknown string format: {timestr}"))?;
+    let res = parser.run().map_err(|Invalid| format!("Unknown string format: {timestr}"))?;
     if res.is_empty() {
         return Err(format!("String does not contain a date: {timestr}"));
     }
@@ -96,11 +94,7 @@ fn next_token(chars: &[char], pos: &mut usize, pending: &mut VecDeque<String>) -
         let (take, next) = match current {
             LexState::Word => {
                 seen_letters = true;
-                if is_word(c) {
-                    (true, current)
-                } else {
-                    (c == '.', LexState::WordDot)
-                }
+                if is_word(c) { (true, current) } else { (c == '.', LexState::WordDot) }
             }
             LexState::Number => {
                 if is_num(c) {
@@ -170,10 +164,8 @@ fn lower(t: &str) -> String {
 }
 
 fn is_jump(t: &str) -> bool {
-    const JUMP: [&str; 18] = [
-        " ", ".", ",", ";", "-", "/", "'", "at", "on", "and", "ad", "m", "t", "of", "st", "nd",
-        "rd", "th",
-    ];
+    const JUMP: [&str; 18] =
+        [" ", ".", ",", ";", "-", "/", "'", "at", "on", "and", "ad", "m", "t", "of", "st", "nd", "rd", "th"];
     JUMP.contains(&lower(t).as_str())
 }
 
@@ -255,9 +247,7 @@ fn int(s: &str) -> Result<i64, Invalid> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Invalid);
     }
-    Ok(s.bytes().fold(0i64, |acc, b| {
-        acc.saturating_mul(10).saturating_add(i64::from(b - b'0'))
-    }))
+    Ok(s.bytes().fold(0i64, |acc, b| acc.saturating_mul(10).saturating_add(i64::from(b - b'0'))))
 }
 
 fn is_digits(s: &str) -> bool {
@@ -291,15 +281,8 @@ impl Dec {
         if (whole.is_empty() && frac.is_empty()) || !digits(whole) || !digits(frac) {
             return None;
         }
-        let whole = if whole.is_empty() {
-            0
-        } else {
-            int(whole).ok()?
-        };
-        Some(Dec {
-            whole,
-            frac: frac.to_string(),
-        })
+        let whole = if whole.is_empty() { 0 } else { int(whole).ok()? };
+        Some(Dec { whole, frac: frac.to_string() })
     }
 
     fn has_frac(&self) -> bool {
@@ -320,10 +303,7 @@ impl Dec {
 
     /// `int(60 * (value % 1))`, exactly.
     fn sixty_frac(&self) -> i64 {
-        self.frac
-            .bytes()
-            .rev()
-            .fold(0, |carry, d| (i64::from(d - b'0') * 60 + carry) / 10)
+        self.frac.bytes().rev().fold(0, |carry, d| (i64::from(d - b'0') * 60 + carry) / 10)
     }
 }
 
@@ -418,19 +398,11 @@ impl Ymd {
             (0, _) => (None, None, None),
             (1, _) => {
                 let other = v[0];
-                if other > 31 {
-                    (Some(other), None, None)
-                } else {
-                    (None, None, Some(other))
-                }
+                if other > 31 { (Some(other), None, None) } else { (None, None, Some(other)) }
             }
             (2, Some(m)) => {
                 let other = v[1 - m];
-                if other > 31 {
-                    (Some(other), Some(v[m]), None)
-                } else {
-                    (None, Some(v[m]), Some(other))
-                }
+                if other > 31 { (Some(other), Some(v[m]), None) } else { (None, Some(v[m]), Some(other)) }
             }
             (2, None) => {
                 if v[0] > 31 {
@@ -542,8 +514,7 @@ impl Res {
             && self.tzname.is_none()
             && tzoffset.is_none()
             && char_len(token) <= 5
-            && (token.chars().all(|c| c.is_ascii_uppercase())
-                || matches!(token, "UTC" | "GMT" | "Z" | "z"))
+            && (token.chars().all(|c| c.is_ascii_uppercase()) || matches!(token, "UTC" | "GMT" | "Z" | "z"))
     }
 }
 
@@ -659,10 +630,7 @@ impl Parser {
         let next = self.tok(i + 1)?.to_string();
         let len = char_len(&next);
         let (hours, minutes) = if len == 4 {
-            (
-                int(&slice(&next, 0, Some(2)))?,
-                int(&slice(&next, 2, None))?,
-            )
+            (int(&slice(&next, 0, Some(2)))?, int(&slice(&next, 2, None))?)
         } else if self.is(i + 2, ":") {
             let minutes = int(self.tok(i + 3)?)?;
             i += 2;
@@ -672,9 +640,7 @@ impl Parser {
         } else {
             return Err(Invalid);
         };
-        let offset = hours
-            .saturating_mul(3600)
-            .saturating_add(minutes.saturating_mul(60));
+        let offset = hours.saturating_mul(3600).saturating_add(minutes.saturating_mul(60));
         self.res.tzoffset = Some(sign.saturating_mul(offset));
         if i + 5 < self.tokens.len()
             && is_jump(&self.tokens[i + 2])
@@ -694,16 +660,8 @@ impl Parser {
         let n = self.tokens.len();
         let s = self.tokens[idx].clone();
         let len = char_len(&s);
-        let next_is_label = |p: &Parser| {
-            p.tokens
-                .get(idx + 1)
-                .is_some_and(|t| t == ":" || hms(t).is_some())
-        };
-        if self.ymd.len() == 3
-            && (len == 2 || len == 4)
-            && self.res.hour.is_none()
-            && !next_is_label(self)
-        {
+        let next_is_label = |p: &Parser| p.tokens.get(idx + 1).is_some_and(|t| t == ":" || hms(t).is_some());
+        if self.ymd.len() == 3 && (len == 2 || len == 4) && self.res.hour.is_none() && !next_is_label(self) {
             // 19990101T23[59]
             self.res.hour = Some(int(&slice(&s, 0, Some(2)))?);
             if len == 4 {
@@ -722,8 +680,7 @@ impl Parser {
             }
         } else if matches!(len, 8 | 12 | 14) {
             // YYYYMMDD[hhmm[ss]]
-            self.ymd
-                .append_str(&slice(&s, 0, Some(4)), Some(Label::Year))?;
+            self.ymd.append_str(&slice(&s, 0, Some(4)), Some(Label::Year))?;
             self.ymd.append_str(&slice(&s, 4, Some(6)), None)?;
             self.ymd.append_str(&slice(&s, 6, Some(8)), None)?;
             if len > 8 {
@@ -775,8 +732,7 @@ impl Parser {
                 if is_digits(&second) {
                     self.ymd.append_str(&second, None)?;
                 } else {
-                    self.ymd
-                        .push(month(&second).ok_or(Invalid)?, Some(Label::Month))?;
+                    self.ymd.push(month(&second).ok_or(Invalid)?, Some(Label::Month))?;
                 }
                 if self.is(idx + 3, &sep) {
                     let third = self.tok(idx + 4)?.to_string();
@@ -819,11 +775,7 @@ impl Parser {
             Some(idx + 2)
         } else if idx > 0 && label_at(idx - 1) {
             Some(idx - 1)
-        } else if idx > 1
-            && idx + 1 == self.tokens.len()
-            && self.is(idx - 1, " ")
-            && label_at(idx - 2)
-        {
+        } else if idx > 1 && idx + 1 == self.tokens.len() && self.is(idx - 1, " ") && label_at(idx - 2) {
             Some(idx - 2)
         } else {
             None
@@ -867,18 +819,12 @@ fn build(res: &Res, today: NaiveDate) -> Result<DateTime, String> {
     };
     let field = |v: Option<i64>, max: i64, what: &str| -> Result<u32, String> {
         let v = v.unwrap_or(0);
-        u32::try_from(v)
-            .ok()
-            .filter(|_| v <= max)
-            .ok_or_else(|| format!("{what} must be in 0..{max}"))
+        u32::try_from(v).ok().filter(|_| v <= max).ok_or_else(|| format!("{what} must be in 0..{max}"))
     };
     if !(1..=9999).contains(&year) {
         return Err(format!("year {year} is out of range"));
     }
-    let month = u32::try_from(month)
-        .ok()
-        .filter(|m| (1..=12).contains(m))
-        .ok_or("month must be in 1..12")?;
+    let month = u32::try_from(month).ok().filter(|m| (1..=12).contains(m)).ok_or("month must be in 1..12")?;
     let mut date = u32::try_from(day)
         .ok()
         .and_then(|d| NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, d))
@@ -918,12 +864,7 @@ mod tests {
     #[test]
     fn tokens_split_like_timelex() {
         let t = |s: &str| tokenize(s);
-        assert_eq!(
-            t("2020-01-02T10:11:12.5Z"),
-            [
-                "2020", "-", "01", "-", "02", "T", "10", ":", "11", ":", "12.5", "Z"
-            ]
-        );
+        assert_eq!(t("2020-01-02T10:11:12.5Z"), ["2020", "-", "01", "-", "02", "T", "10", ":", "11", ":", "12.5", "Z"]);
         assert_eq!(t("Sep.20.2009"), ["Sep", ".", "20", ".", "2009"]);
         assert_eq!(t("1.2.3"), ["1", ".", "2", ".", "3"]);
         assert_eq!(t("12,5"), ["12.5"]);
@@ -941,10 +882,7 @@ mod tests {
             ("2020-01-02", "2020-01-02 00:00:00"),
             ("2020-01-02 03:04:05", "2020-01-02 03:04:05"),
             ("2020-01-02T03:04:05", "2020-01-02 03:04:05"),
-            (
-                "2020-01-02T03:04:05.123456789Z",
-                "2020-01-02 03:04:05.123456",
-            ),
+            ("2020-01-02T03:04:05.123456789Z", "2020-01-02 03:04:05.123456"),
             ("2020-01-02 03:04:05+05:30", "2020-01-02 03:04:05"),
             ("2020-01-02 03:04:05 -0800", "2020-01-02 03:04:05"),
             ("2020-01-02 03:04:05 UTC", "2020-01-02 03:04:05"),

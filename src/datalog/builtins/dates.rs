@@ -42,13 +42,7 @@ impl DateTime {
         }
         let secs = u32::try_from(rest / US_PER_SECOND).ok()?;
         let micro = u32::try_from(rest % US_PER_SECOND).ok()?;
-        Some(DateTime {
-            date,
-            hour: secs / 3600,
-            minute: secs / 60 % 60,
-            second: secs % 60,
-            micro,
-        })
+        Some(DateTime { date, hour: secs / 3600, minute: secs / 60 % 60, second: secs % 60, micro })
     }
 
     /// Python's `datetime + timedelta` (`OverflowError` outside years 1 to 9999).
@@ -58,22 +52,13 @@ impl DateTime {
 
     /// Python's `str(dt.date())`.
     fn date_string(&self) -> String {
-        format!(
-            "{:04}-{:02}-{:02}",
-            self.date.year(),
-            self.date.month(),
-            self.date.day()
-        )
+        format!("{:04}-{:02}-{:02}", self.date.year(), self.date.month(), self.date.day())
     }
 
     /// Python's `str(dt.time())`: microseconds only when nonzero.
     fn time_string(&self) -> String {
         let hms = format!("{:02}:{:02}:{:02}", self.hour, self.minute, self.second);
-        if self.micro == 0 {
-            hms
-        } else {
-            format!("{hms}.{:06}", self.micro)
-        }
+        if self.micro == 0 { hms } else { format!("{hms}.{:06}", self.micro) }
     }
 }
 
@@ -89,10 +74,7 @@ impl std::fmt::Display for DateTime {
 fn to_datetime(x: &Value) -> Result<DateTime, String> {
     match x {
         Value::Str(s) => dateparse::parse(s, Local::now().date_naive()),
-        _ => Err(format!(
-            "Parser must be a string or character stream, not {}",
-            type_name(x)
-        )),
+        _ => Err(format!("Parser must be a string or character stream, not {}", type_name(x))),
     }
 }
 
@@ -108,12 +90,8 @@ fn to_timedelta(y: &Value) -> Result<i128, String> {
             }
             let mut total: i128 = 0;
             for (field, unit) in fields.iter().rev().zip(UNITS) {
-                let n = python::parse_int(field).map_err(|_| {
-                    format!(
-                        "invalid literal for int() with base 10: {}",
-                        python::repr_str(field)
-                    )
-                })?;
+                let n = python::parse_int(field)
+                    .map_err(|_| format!("invalid literal for int() with base 10: {}", python::repr_str(field)))?;
                 total += i128::from(n) * unit * US_PER_SECOND;
             }
             total
@@ -123,9 +101,7 @@ fn to_timedelta(y: &Value) -> Result<i128, String> {
     };
     let days = us.div_euclid(US_PER_DAY);
     if days.abs() > MAX_DELTA_DAYS {
-        return Err(format!(
-            "days={days}; must have magnitude <= {MAX_DELTA_DAYS}"
-        ));
+        return Err(format!("days={days}; must have magnitude <= {MAX_DELTA_DAYS}"));
     }
     Ok(us)
 }
@@ -141,10 +117,7 @@ fn float_seconds_to_micros(f: f64) -> Result<i128, String> {
     }
     // Far beyond timedelta's range; also keeps the casts below exact.
     if f.abs() >= 1e20 {
-        return Err(format!(
-            "days={}; must have magnitude <= {MAX_DELTA_DAYS}",
-            f / 86_400.0
-        ));
+        return Err(format!("days={}; must have magnitude <= {MAX_DELTA_DAYS}", f / 86_400.0));
     }
     let whole = f.trunc();
     let frac = f - whole;
@@ -173,11 +146,7 @@ pub(super) fn now() -> Value {
 
 pub(super) fn unpack_date(x: &Value) -> Result<Vec<Value>, String> {
     let dt = to_datetime(x)?;
-    Ok(ints([
-        dt.date.year(),
-        dt.date.month() as i32,
-        dt.date.day() as i32,
-    ]))
+    Ok(ints([dt.date.year(), dt.date.month() as i32, dt.date.day() as i32]))
 }
 
 pub(super) fn unpack_time(x: &Value) -> Result<Vec<Value>, String> {
@@ -193,10 +162,7 @@ pub(super) fn unpack_datetime(x: &Value) -> Result<Vec<Value>, String> {
 }
 
 fn ints<const N: usize>(fields: [i32; N]) -> Vec<Value> {
-    fields
-        .into_iter()
-        .map(|n| Value::Int(i64::from(n)))
-        .collect()
+    fields.into_iter().map(|n| Value::Int(i64::from(n))).collect()
 }
 
 /// `"{}:{}:{}".format(hour, minute, second)`: any values, no padding.
@@ -299,9 +265,7 @@ mod tests {
 
     #[test]
     fn now_is_a_local_timestamp() {
-        let Value::Str(t) = now() else {
-            panic!("now() is a string")
-        };
+        let Value::Str(t) = now() else { panic!("now() is a string") };
         assert_eq!(t.len(), 19);
         assert!(dateparse::parse(&t, Local::now().date_naive()).is_ok());
     }
@@ -309,20 +273,11 @@ mod tests {
     #[test]
     fn unpacking() {
         let ints = |v: &[i64]| v.iter().map(|&n| Value::Int(n)).collect::<Vec<_>>();
-        assert_eq!(
-            unpack_date(&s("2020-03-04 05:06:07")),
-            Ok(ints(&[2020, 3, 4]))
-        );
+        assert_eq!(unpack_date(&s("2020-03-04 05:06:07")), Ok(ints(&[2020, 3, 4])));
         assert_eq!(unpack_time(&s("2020-03-04 05:06:07")), Ok(ints(&[5, 6, 7])));
-        assert_eq!(
-            unpack_datetime(&s("2020-03-04T05:06:07Z")),
-            Ok(ints(&[2020, 3, 4, 5, 6, 7]))
-        );
+        assert_eq!(unpack_datetime(&s("2020-03-04T05:06:07Z")), Ok(ints(&[2020, 3, 4, 5, 6, 7])));
         assert_eq!(unpack_date(&s("2020/03/04")), Ok(ints(&[2020, 3, 4])));
-        assert_eq!(
-            unpack_time(&s("10:11:12.75+02:00")),
-            Ok(ints(&[10, 11, 12]))
-        );
+        assert_eq!(unpack_time(&s("10:11:12.75+02:00")), Ok(ints(&[10, 11, 12])));
         assert!(unpack_date(&s("not a date")).is_err());
         assert!(unpack_date(&s("2020-02-30")).is_err());
         assert!(unpack_time(&Value::Int(5)).is_err());
@@ -343,10 +298,7 @@ mod tests {
     fn extracting() {
         assert_eq!(extract_date(&s("2020-03-04 05:06:07")), Ok(s("2020-03-04")));
         assert_eq!(extract_time(&s("2020-03-04 05:06:07")), Ok(s("05:06:07")));
-        assert_eq!(
-            extract_time(&s("2020-03-04 05:06:07.25")),
-            Ok(s("05:06:07.250000"))
-        );
+        assert_eq!(extract_time(&s("2020-03-04 05:06:07.25")), Ok(s("05:06:07.250000")));
         assert_eq!(extract_date(&s("10:00")), Ok(Value::from(today())));
         assert!(extract_date(&Value::Float(1.0)).is_err());
     }
@@ -354,68 +306,26 @@ mod tests {
     #[test]
     fn seconds_since_1900() {
         assert_eq!(datetime_to_seconds(&s("1900-01-01")), Ok(Value::Int(0)));
-        assert_eq!(
-            datetime_to_seconds(&s("1900-01-02 00:00:01")),
-            Ok(Value::Int(86_401))
-        );
-        assert_eq!(
-            datetime_to_seconds(&s("1899-12-31 23:59:59.5")),
-            Ok(Value::Int(0))
-        );
-        assert_eq!(
-            datetime_to_seconds(&s("2000-01-01")),
-            Ok(Value::Int(3_155_673_600))
-        );
-        assert_eq!(
-            datetime_to_seconds(&s("0001-01-01")),
-            Ok(Value::Int(-59_926_608_000))
-        );
-        assert_eq!(
-            datetime_to_seconds(&s("9999-12-31 23:59:59.999999")),
-            Ok(Value::Int(255_611_289_600))
-        );
+        assert_eq!(datetime_to_seconds(&s("1900-01-02 00:00:01")), Ok(Value::Int(86_401)));
+        assert_eq!(datetime_to_seconds(&s("1899-12-31 23:59:59.5")), Ok(Value::Int(0)));
+        assert_eq!(datetime_to_seconds(&s("2000-01-01")), Ok(Value::Int(3_155_673_600)));
+        assert_eq!(datetime_to_seconds(&s("0001-01-01")), Ok(Value::Int(-59_926_608_000)));
+        assert_eq!(datetime_to_seconds(&s("9999-12-31 23:59:59.999999")), Ok(Value::Int(255_611_289_600)));
         assert!(datetime_to_seconds(&s("")).is_err());
     }
 
     #[test]
     fn adding_and_subtracting() {
         let base = s("2020-01-01 00:00:00");
-        assert_eq!(
-            datetime_plus(&base, &Value::Int(90)),
-            Ok(s("2020-01-01 00:01:30"))
-        );
-        assert_eq!(
-            datetime_plus(&base, &s("1:0:0:0:1")),
-            Ok(s("2020-01-08 00:00:01"))
-        );
-        assert_eq!(
-            datetime_plus(&base, &s("2:30")),
-            Ok(s("2020-01-01 00:02:30"))
-        );
-        assert_eq!(
-            datetime_plus(&base, &s(" -1 ")),
-            Ok(s("2019-12-31 23:59:59"))
-        );
-        assert_eq!(
-            datetime_plus(&base, &Value::Float(1.5)),
-            Ok(s("2020-01-01 00:00:01.500000"))
-        );
-        assert_eq!(
-            datetime_plus(&base, &Value::Float(0.0000005)),
-            Ok(s("2020-01-01 00:00:00"))
-        );
-        assert_eq!(
-            datetime_plus(&base, &Value::Float(0.0000015)),
-            Ok(s("2020-01-01 00:00:00.000002"))
-        );
-        assert_eq!(
-            datetime_minus(&base, &Value::Int(1)),
-            Ok(s("2019-12-31 23:59:59"))
-        );
-        assert_eq!(
-            datetime_minus(&base, &s("1:0:0")),
-            Ok(s("2019-12-31 23:00:00"))
-        );
+        assert_eq!(datetime_plus(&base, &Value::Int(90)), Ok(s("2020-01-01 00:01:30")));
+        assert_eq!(datetime_plus(&base, &s("1:0:0:0:1")), Ok(s("2020-01-08 00:00:01")));
+        assert_eq!(datetime_plus(&base, &s("2:30")), Ok(s("2020-01-01 00:02:30")));
+        assert_eq!(datetime_plus(&base, &s(" -1 ")), Ok(s("2019-12-31 23:59:59")));
+        assert_eq!(datetime_plus(&base, &Value::Float(1.5)), Ok(s("2020-01-01 00:00:01.500000")));
+        assert_eq!(datetime_plus(&base, &Value::Float(0.0000005)), Ok(s("2020-01-01 00:00:00")));
+        assert_eq!(datetime_plus(&base, &Value::Float(0.0000015)), Ok(s("2020-01-01 00:00:00.000002")));
+        assert_eq!(datetime_minus(&base, &Value::Int(1)), Ok(s("2019-12-31 23:59:59")));
+        assert_eq!(datetime_minus(&base, &s("1:0:0")), Ok(s("2019-12-31 23:00:00")));
         assert!(datetime_plus(&base, &s("1:2:3:4:5:6")).is_err());
         assert!(datetime_plus(&base, &s("x")).is_err());
         assert!(datetime_plus(&base, &s("")).is_err());
@@ -435,10 +345,7 @@ mod tests {
         assert_eq!(datetime_gt(&a, &b), Ok(false));
         assert_eq!(datetime_gteq(&b, &a), Ok(true));
         assert_eq!(datetime_equal(&a, &s("2020/01/01 00:00")), Ok(true));
-        assert_eq!(
-            datetime_equal(&a, &s("2020-01-01T00:00:00+05:00")),
-            Ok(true)
-        );
+        assert_eq!(datetime_equal(&a, &s("2020-01-01T00:00:00+05:00")), Ok(true));
         assert!(datetime_lt(&a, &s("garbage")).is_err());
         assert!(datetime_equal(&a, &Value::Int(2020)).is_err());
     }

@@ -80,12 +80,7 @@ impl std::fmt::Debug for Builtin {
 
 impl Builtin {
     const fn new(name: &'static str, arity: usize, inputs: usize, func: Func) -> Self {
-        Builtin {
-            name,
-            arity,
-            inputs,
-            func,
-        }
+        Builtin { name, arity, inputs, func }
     }
 
     /// The number of outputs.
@@ -97,11 +92,7 @@ impl Builtin {
     /// Err: Congress would have raised (TypeError, ZeroDivisionError, bad IP, bad date...) and silently failed the literal; we surface it.
     pub fn call(&self, inputs: &[Value]) -> Result<Option<Vec<Value>>, BuiltinError> {
         if inputs.len() != self.inputs {
-            return Err(self.error(format!(
-                "takes {} inputs, got {}",
-                self.inputs,
-                inputs.len()
-            )));
+            return Err(self.error(format!("takes {} inputs, got {}", self.inputs, inputs.len())));
         }
         let outputs = match (self.func, inputs) {
             (Func::Test(f), [x, y]) => f(x, y).map(|holds| holds.then(Vec::new)),
@@ -118,10 +109,7 @@ impl Builtin {
     }
 
     fn error(&self, message: String) -> BuiltinError {
-        BuiltinError {
-            builtin: self.name,
-            message,
-        }
+        BuiltinError { builtin: self.name, message }
     }
 }
 
@@ -156,12 +144,7 @@ static BUILTINS: [Builtin; 42] = [
     Builtin::new("pack_datetime", 7, 6, Pack(dates::pack_datetime)),
     Builtin::new("extract_date", 2, 1, Unary(dates::extract_date)),
     Builtin::new("extract_time", 2, 1, Unary(dates::extract_time)),
-    Builtin::new(
-        "datetime_to_seconds",
-        2,
-        1,
-        Unary(dates::datetime_to_seconds),
-    ),
+    Builtin::new("datetime_to_seconds", 2, 1, Unary(dates::datetime_to_seconds)),
     Builtin::new("datetime_plus", 3, 2, Binary(dates::datetime_plus)),
     Builtin::new("datetime_minus", 3, 2, Binary(dates::datetime_minus)),
     Builtin::new("datetime_lt", 2, 2, Test(dates::datetime_lt)),
@@ -211,21 +194,14 @@ mod tests {
     const F: fn(f64) -> Value = Value::Float;
 
     /// Calls builtin `name` with `inputs` and room for `outputs` outputs.
-    fn call(
-        name: &str,
-        inputs: &[Value],
-        outputs: usize,
-    ) -> Result<Option<Vec<Value>>, BuiltinError> {
+    fn call(name: &str, inputs: &[Value], outputs: usize) -> Result<Option<Vec<Value>>, BuiltinError> {
         let b = lookup(name, inputs.len() + outputs).expect("a builtin");
         b.call(inputs)
     }
 
     /// The single output, or `None` if the builtin failed or raised.
     fn out(name: &str, inputs: &[Value]) -> Option<Value> {
-        call(name, inputs, 1)
-            .ok()
-            .flatten()
-            .and_then(|v| v.into_iter().next())
+        call(name, inputs, 1).ok().flatten().and_then(|v| v.into_iter().next())
     }
 
     /// Whether a test builtin holds (an error counts as false, as in Congress).
@@ -247,10 +223,7 @@ mod tests {
                 Func::Pack(_) => (b.inputs, 1),
             };
             assert_eq!(shape, (b.inputs, b.outputs()), "{}", b.name);
-            let same = all()
-                .iter()
-                .skip(i + 1)
-                .any(|o| o.name == b.name && o.arity == b.arity);
+            let same = all().iter().skip(i + 1).any(|o| o.name == b.name && o.arity == b.arity);
             assert!(!same, "{} listed twice", b.name);
         }
     }
@@ -258,10 +231,7 @@ mod tests {
     #[test]
     fn lookup_by_name_and_arity() {
         let plus = lookup("plus", 3).expect("plus/3");
-        assert_eq!(
-            (plus.name, plus.arity, plus.inputs, plus.outputs()),
-            ("plus", 3, 2, 1)
-        );
+        assert_eq!((plus.name, plus.arity, plus.inputs, plus.outputs()), ("plus", 3, 2, 1));
         assert!(lookup("plus", 2).is_none());
         assert!(lookup("builtin:plus", 3).is_none());
         assert!(lookup("nope", 2).is_none());
@@ -285,13 +255,7 @@ mod tests {
     #[test]
     fn errors_name_the_builtin() {
         let err = call("div", &[I(1), I(0)], 1).expect_err("division by zero");
-        assert_eq!(
-            err,
-            BuiltinError {
-                builtin: "div",
-                message: "integer division or modulo by zero".into()
-            }
-        );
+        assert_eq!(err, BuiltinError { builtin: "div", message: "integer division or modulo by zero".into() });
         assert_eq!(err.to_string(), "div: integer division or modulo by zero");
     }
 
@@ -300,28 +264,15 @@ mod tests {
         assert_eq!(call("lt", &[I(1), I(2)], 0), Ok(Some(vec![])));
         assert_eq!(call("lt", &[I(2), I(1)], 0), Ok(None));
         assert!(matches!(call("now", &[], 1), Ok(Some(v)) if v.len() == 1));
-        assert_eq!(
-            call("unpack_time", &[s("2020-01-02 03:04:05")], 3),
-            Ok(Some(vec![I(3), I(4), I(5)]))
-        );
-        assert_eq!(
-            out("pack_datetime", &[I(2020), I(1), I(2), I(3), I(4), I(5)]),
-            Some(s("2020-1-2 3:4:5"))
-        );
-        assert_eq!(
-            out("validate_int", &[I(1), I(5), I(9)]),
-            Some(s("Should be less than or equal to 5"))
-        );
+        assert_eq!(call("unpack_time", &[s("2020-01-02 03:04:05")], 3), Ok(Some(vec![I(3), I(4), I(5)])));
+        assert_eq!(out("pack_datetime", &[I(2020), I(1), I(2), I(3), I(4), I(5)]), Some(s("2020-1-2 3:4:5")));
+        assert_eq!(out("validate_int", &[I(1), I(5), I(9)]), Some(s("Should be less than or equal to 5")));
         assert_eq!(out("validate_float", &[s(""), s(""), F(1.0)]), Some(s("")));
         assert_eq!(
             out("validate_string", &[s(""), I(2), s(""), s(""), s("abc")]),
             Some(s("Value 'abc' exceeds maximum length 2"))
         );
-        assert!(holds(
-            "networks_equal",
-            &s("10.0.0.1/24"),
-            &s("10.0.0.0/24")
-        ));
+        assert!(holds("networks_equal", &s("10.0.0.1/24"), &s("10.0.0.0/24")));
         assert!(holds("datetime_lt", &s("2020-01-01"), &s("2020-01-02")));
     }
 
@@ -333,14 +284,7 @@ mod tests {
             .iter()
             .filter_map(|(a, b)| {
                 let ab = [a.clone(), b.clone()];
-                Some([
-                    a.clone(),
-                    b.clone(),
-                    out("plus", &ab)?,
-                    out("minus", &ab)?,
-                    out("mul", &ab)?,
-                    out("div", &ab)?,
-                ])
+                Some([a.clone(), b.clone(), out("plus", &ab)?, out("minus", &ab)?, out("mul", &ab)?, out("div", &ab)?])
             })
             .collect();
         assert_eq!(
@@ -348,20 +292,10 @@ mod tests {
             [
                 [I(7), I(2), I(9), I(5), I(14), I(3)],
                 [F(2.5), F(0.5), F(3.0), F(2.0), F(1.25), F(5.0)],
-                [
-                    I(8),
-                    F(3.0),
-                    F(11.0),
-                    F(5.0),
-                    F(24.0),
-                    F(2.6666666666666665)
-                ],
+                [I(8), F(3.0), F(11.0), F(5.0), F(24.0), F(2.6666666666666665)],
             ]
         );
-        let sums: Vec<Value> = rows
-            .iter()
-            .filter_map(|(a, b)| out("plus", &[a.clone(), b.clone()]))
-            .collect();
+        let sums: Vec<Value> = rows.iter().filter_map(|(a, b)| out("plus", &[a.clone(), b.clone()])).collect();
         assert_eq!(sums, [I(9), F(3.0), I(9), F(11.0)]);
     }
 
@@ -382,62 +316,38 @@ mod tests {
             found
         };
         assert_eq!(pairs(&v, "lt"), [(I(3), I(5))]);
-        assert_eq!(
-            pairs(&v, "lteq"),
-            [(I(3), I(3)), (I(3), I(5)), (I(5), I(5))]
-        );
+        assert_eq!(pairs(&v, "lteq"), [(I(3), I(3)), (I(3), I(5)), (I(5), I(5))]);
         assert_eq!(pairs(&v, "equal"), [(I(3), I(3)), (I(5), I(5))]);
         assert_eq!(pairs(&w, "gt"), [(s("banana"), s("apple"))]);
         assert_eq!(
             pairs(&w, "gteq"),
-            [
-                (s("apple"), s("apple")),
-                (s("banana"), s("apple")),
-                (s("banana"), s("banana"))
-            ]
+            [(s("apple"), s("apple")), (s("banana"), s("apple")), (s("banana"), s("banana"))]
         );
-        let mx: Vec<Option<Value>> = [(3, 3), (3, 5), (5, 3), (5, 5)]
-            .iter()
-            .map(|&(a, b)| out("max", &[I(a), I(b)]))
-            .collect();
+        let mx: Vec<Option<Value>> =
+            [(3, 3), (3, 5), (5, 3), (5, 5)].iter().map(|&(a, b)| out("max", &[I(a), I(b)])).collect();
         assert_eq!(mx, [Some(I(3)), Some(I(5)), Some(I(5)), Some(I(5))]);
     }
 
     #[test]
     fn conformance_builtin_type_errors_fail_silently() {
         let vals = [(s("k1"), I(5)), (s("k2"), s("5")), (s("k3"), s("abc"))];
-        let small: Vec<&Value> = vals
-            .iter()
-            .filter(|(_, x)| holds("lt", x, &I(10)))
-            .map(|(k, _)| k)
-            .collect();
+        let small: Vec<&Value> = vals.iter().filter(|(_, x)| holds("lt", x, &I(10))).map(|(k, _)| k).collect();
         assert_eq!(small, [&s("k1")]);
         // `not lt(x, 10)` holds where lt raised.
-        let not_small: Vec<&Value> = vals
-            .iter()
-            .filter(|(_, x)| !holds("lt", x, &I(10)))
-            .map(|(k, _)| k)
-            .collect();
+        let not_small: Vec<&Value> = vals.iter().filter(|(_, x)| !holds("lt", x, &I(10))).map(|(k, _)| k).collect();
         assert_eq!(not_small, [&s("k2"), &s("k3")]);
         assert!(call("lt", &[s("5"), I(10)], 0).is_err());
-        let inc: Vec<Option<Value>> = vals
-            .iter()
-            .map(|(_, x)| out("plus", &[x.clone(), I(1)]))
-            .collect();
+        let inc: Vec<Option<Value>> = vals.iter().map(|(_, x)| out("plus", &[x.clone(), I(1)])).collect();
         assert_eq!(inc, [Some(I(6)), None, None]);
-        let twice: Vec<Option<Value>> = vals
-            .iter()
-            .map(|(_, x)| out("mul", &[x.clone(), I(2)]))
-            .collect();
+        let twice: Vec<Option<Value>> = vals.iter().map(|(_, x)| out("mul", &[x.clone(), I(2)])).collect();
         assert_eq!(twice, [Some(I(10)), Some(s("55")), Some(s("abcabc"))]);
     }
 
     #[test]
     fn conformance_builtin_strings_and_casts() {
-        for (a, b, joined, length, as_int, as_float) in [
-            ("net", "42", "net-42", 5, 42, 42.0),
-            ("vol", "7", "vol-7", 4, 7, 7.0),
-        ] {
+        for (a, b, joined, length, as_int, as_float) in
+            [("net", "42", "net-42", 5, 42, 42.0), ("vol", "7", "vol-7", 4, 7, 7.0)]
+        {
             let t = out("concat", &[s(a), s("-")]).expect("concat");
             assert_eq!(out("concat", &[t, s(b)]), Some(s(joined)));
             let j = out("concat", &[s(a), s(b)]).expect("concat");
@@ -451,17 +361,8 @@ mod tests {
 
     #[test]
     fn conformance_builtin_network_addresses() {
-        let ips = [
-            ("a", "10.0.0.5"),
-            ("b", "192.168.1.1"),
-            ("c", "10.0.0.05"),
-            ("d", "::1"),
-        ];
-        let nets = [
-            ("n1", "10.0.0.0/24"),
-            ("n2", "10.0.0.0/16"),
-            ("n3", "172.16.0.0/12"),
-        ];
+        let ips = [("a", "10.0.0.5"), ("b", "192.168.1.1"), ("c", "10.0.0.05"), ("d", "::1")];
+        let nets = [("n1", "10.0.0.0/24"), ("n2", "10.0.0.0/16"), ("n3", "172.16.0.0/12")];
         let mut inside = Vec::new();
         for (i, a) in ips {
             for (n, c) in nets {
@@ -502,8 +403,7 @@ mod tests {
             any::<i64>().prop_map(Value::Int),
             (-100i64..100).prop_map(Value::Int),
             any::<f64>().prop_map(Value::Float),
-            prop::sample::select(vec![0.0, -0.0, 0.5, 1e308, f64::INFINITY, f64::NAN])
-                .prop_map(Value::Float),
+            prop::sample::select(vec![0.0, -0.0, 0.5, 1e308, f64::INFINITY, f64::NAN]).prop_map(Value::Float),
             any::<String>().prop_map(Value::from),
             "[0-9 :./T+-]{0,24}".prop_map(Value::from),
             "[0-9a-fA-Z:./ ()_,-]{0,24}".prop_map(Value::from),

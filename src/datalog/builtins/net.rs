@@ -34,23 +34,12 @@ struct Family {
     parse: fn(&str) -> Option<u128>,
 }
 
-const V4: Family = Family {
-    version: 4,
-    width: 32,
-    parse: parse_v4,
-};
-const V6: Family = Family {
-    version: 6,
-    width: 128,
-    parse: parse_v6,
-};
+const V4: Family = Family { version: 4, width: 32, parse: parse_v4 };
+const V6: Family = Family { version: 6, width: 128, parse: parse_v6 };
 
 fn parse_v4(s: &str) -> Option<u128> {
     // netaddr rejects leading zeros itself, whatever the platform's inet_pton does.
-    if s.contains(':')
-        || s.split('.')
-            .any(|octet| octet.len() > 1 && octet.starts_with('0'))
-    {
+    if s.contains(':') || s.split('.').any(|octet| octet.len() > 1 && octet.starts_with('0')) {
         return None;
     }
     s.parse::<Ipv4Addr>().ok().map(|a| u128::from(u32::from(a)))
@@ -63,11 +52,7 @@ fn parse_v6(s: &str) -> Option<u128> {
 /// The mask of the host bits for a prefix length.
 fn hostmask(width: u32, prefix: u32) -> u128 {
     let bits = width - prefix;
-    if bits >= 128 {
-        u128::MAX
-    } else {
-        (1u128 << bits) - 1
-    }
+    if bits >= 128 { u128::MAX } else { (1u128 << bits) - 1 }
 }
 
 /// `netaddr.IPAddress(v)`.
@@ -81,12 +66,7 @@ fn address(v: &Value) -> Result<Addr, String> {
             }
             [V4, V6]
                 .iter()
-                .find_map(|f| {
-                    (f.parse)(s).map(|value| Addr {
-                        version: f.version,
-                        value,
-                    })
-                })
+                .find_map(|f| (f.parse)(s).map(|value| Addr { version: f.version, value }))
                 .ok_or_else(|| format!("failed to detect a valid IP address from {}", repr_str(s)))
         }
         Value::Int(i) => match u128::try_from(*i) {
@@ -94,29 +74,20 @@ fn address(v: &Value) -> Result<Addr, String> {
             Ok(value) => Ok(Addr { version: 6, value }),
             Err(_) => Err(format!("failed to detect a valid IP address from {i}")),
         },
-        Value::Float(_) => Err(format!(
-            "argument of type '{}' is not iterable",
-            type_name(v)
-        )),
+        Value::Float(_) => Err(format!("argument of type '{}' is not iterable", type_name(v))),
     }
 }
 
 /// `netaddr.IPNetwork(v)`: IPv4 first, then IPv6.
 fn network(v: &Value) -> Result<Net, String> {
     let Value::Str(s) = v else {
-        return Err(format!(
-            "unexpected type <class '{}'> for addr arg",
-            type_name(v)
-        ));
+        return Err(format!("unexpected type <class '{}'> for addr arg", type_name(v)));
     };
     let (addr, prefix) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (&**s, None),
     };
-    [V4, V6]
-        .iter()
-        .find_map(|f| network_in(f, addr, prefix))
-        .ok_or_else(|| format!("invalid IPNetwork {s}"))
+    [V4, V6].iter().find_map(|f| network_in(f, addr, prefix)).ok_or_else(|| format!("invalid IPNetwork {s}"))
 }
 
 /// netaddr's `parse_ip_network` for one family; `None` where it raises `AddrFormatError`.
@@ -134,11 +105,7 @@ fn network_in(family: &Family, addr: &str, prefix: Option<&str>) -> Option<Net> 
         return None;
     }
     let host = hostmask(family.width, prefix);
-    Some(Net {
-        version: family.version,
-        first: value & !host,
-        last: value | host,
-    })
+    Some(Net { version: family.version, first: value & !host, last: value | host })
 }
 
 /// The prefix length of a netmask (`255.255.255.0`) or, failing that, of a hostmask
@@ -150,11 +117,7 @@ fn mask_prefix(family: &Family, mask: &str) -> Option<u32> {
     prefixes
         .clone()
         .find(|&p| value == all ^ hostmask(family.width, p))
-        .or_else(|| {
-            prefixes
-                .into_iter()
-                .find(|&p| value == hostmask(family.width, p))
-        })
+        .or_else(|| prefixes.into_iter().find(|&p| value == hostmask(family.width, p)))
 }
 
 pub(super) fn ips_equal(x: &Value, y: &Value) -> Result<bool, String> {
@@ -208,44 +171,11 @@ mod tests {
 
     #[test]
     fn addresses_parse_strictly() {
-        assert_eq!(
-            address(&s("10.0.0.5")),
-            Ok(Addr {
-                version: 4,
-                value: 0x0a00_0005
-            })
-        );
-        assert_eq!(
-            address(&s("::1")),
-            Ok(Addr {
-                version: 6,
-                value: 1
-            })
-        );
-        assert_eq!(
-            address(&Value::Int(167_772_161)),
-            Ok(Addr {
-                version: 4,
-                value: 0x0a00_0001
-            })
-        );
-        assert_eq!(
-            address(&Value::Int(1 << 32)),
-            Ok(Addr {
-                version: 6,
-                value: 1 << 32
-            })
-        );
-        for bad in [
-            "10.0.0.05",
-            "010.0.0.1",
-            "10.0.0",
-            "10.0.0.256",
-            " 10.0.0.1",
-            "1.2.3.4/32",
-            "",
-            "fe80::1%eth0",
-        ] {
+        assert_eq!(address(&s("10.0.0.5")), Ok(Addr { version: 4, value: 0x0a00_0005 }));
+        assert_eq!(address(&s("::1")), Ok(Addr { version: 6, value: 1 }));
+        assert_eq!(address(&Value::Int(167_772_161)), Ok(Addr { version: 4, value: 0x0a00_0001 }));
+        assert_eq!(address(&Value::Int(1 << 32)), Ok(Addr { version: 6, value: 1 << 32 }));
+        for bad in ["10.0.0.05", "010.0.0.1", "10.0.0", "10.0.0.256", " 10.0.0.1", "1.2.3.4/32", "", "fe80::1%eth0"] {
             assert!(address(&s(bad)).is_err(), "{bad:?}");
         }
         assert!(address(&Value::Int(-1)).is_err());
@@ -254,56 +184,19 @@ mod tests {
 
     #[test]
     fn networks_parse_prefixes_and_masks() {
-        let net = |first: u128, last: u128| {
-            Ok(Net {
-                version: 4,
-                first,
-                last,
-            })
-        };
+        let net = |first: u128, last: u128| Ok(Net { version: 4, first, last });
         assert_eq!(network(&s("10.0.0.0/24")), net(0x0a00_0000, 0x0a00_00ff));
         assert_eq!(network(&s("10.0.0.7/24")), net(0x0a00_0000, 0x0a00_00ff));
-        assert_eq!(
-            network(&s("10.0.0.0/255.255.255.0")),
-            net(0x0a00_0000, 0x0a00_00ff)
-        );
-        assert_eq!(
-            network(&s("10.0.0.0/0.0.0.255")),
-            net(0x0a00_0000, 0x0a00_00ff)
-        );
+        assert_eq!(network(&s("10.0.0.0/255.255.255.0")), net(0x0a00_0000, 0x0a00_00ff));
+        assert_eq!(network(&s("10.0.0.0/0.0.0.255")), net(0x0a00_0000, 0x0a00_00ff));
         assert_eq!(network(&s("10.0.0.0/ 24")), net(0x0a00_0000, 0x0a00_00ff));
         assert_eq!(network(&s("10.0.0.9")), net(0x0a00_0009, 0x0a00_0009));
         assert_eq!(network(&s("0.0.0.0/0")), net(0, 0xffff_ffff));
         assert_eq!(network(&s("1.2.3.4/0.0.0.0")), net(0, 0xffff_ffff));
-        assert_eq!(
-            network(&s("1.2.3.4/255.255.255.255")),
-            net(0x0102_0304, 0x0102_0304)
-        );
-        assert_eq!(
-            network(&s("fe80::/10")),
-            Ok(Net {
-                version: 6,
-                first: 0xfe80 << 112,
-                last: (0xfec0 << 112) - 1
-            })
-        );
-        assert_eq!(
-            network(&s("::/0")),
-            Ok(Net {
-                version: 6,
-                first: 0,
-                last: u128::MAX
-            })
-        );
-        for bad in [
-            "10.0.0.0/33",
-            "10.0.0.0/-1",
-            "10.0.0.0/",
-            "10.0.0.0/255.0.255.0",
-            "10.0.0.0/24/8",
-            "x",
-            "::/129",
-        ] {
+        assert_eq!(network(&s("1.2.3.4/255.255.255.255")), net(0x0102_0304, 0x0102_0304));
+        assert_eq!(network(&s("fe80::/10")), Ok(Net { version: 6, first: 0xfe80 << 112, last: (0xfec0 << 112) - 1 }));
+        assert_eq!(network(&s("::/0")), Ok(Net { version: 6, first: 0, last: u128::MAX }));
+        for bad in ["10.0.0.0/33", "10.0.0.0/-1", "10.0.0.0/", "10.0.0.0/255.0.255.0", "10.0.0.0/24/8", "x", "::/129"] {
             assert!(network(&s(bad)).is_err(), "{bad:?}");
         }
         assert!(network(&Value::Int(5)).is_err());

@@ -163,11 +163,7 @@ pub(super) fn is_space(c: char) -> bool {
 /// non-ASCII whitespace (but not the ASCII separators `\x1c` to `\x1f`, which
 /// `str.strip()` removes).
 fn is_number_space(c: char) -> bool {
-    if c.is_ascii() {
-        matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r')
-    } else {
-        is_space(c)
-    }
+    if c.is_ascii() { matches!(c, ' ' | '\t' | '\n' | '\x0b' | '\x0c' | '\r') } else { is_space(c) }
 }
 
 /// Python's `str.isprintable()` for one character, approximately: control, format,
@@ -191,11 +187,7 @@ fn is_printable(c: char) -> bool {
 
 /// Python's `repr(s)` of a string.
 pub(super) fn repr_str(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
+    let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
     let mut out = String::with_capacity(s.len() + 2);
     out.push(quote);
     for c in s.chars() {
@@ -332,11 +324,7 @@ pub(super) fn format_g(x: f64) -> String {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
+        return if x.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     let sci = format!("{x:.5e}");
     let Some((mantissa, exp)) = sci.split_once('e') else {
@@ -354,11 +342,7 @@ pub(super) fn format_g(x: f64) -> String {
 
 /// Removes trailing zeros after a decimal point, and the point if nothing follows it.
 fn strip_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
+    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
 }
 
 #[cfg(test)]
@@ -368,28 +352,13 @@ mod tests {
     #[test]
     fn int_float_comparison_is_exact() {
         let big = (1i64 << 53) + 1;
-        assert_eq!(
-            cmp_num(Num::Int(big), Num::Float((1i64 << 53) as f64)),
-            Some(Ordering::Greater)
-        );
+        assert_eq!(cmp_num(Num::Int(big), Num::Float((1i64 << 53) as f64)), Some(Ordering::Greater));
         assert_eq!(cmp_num(Num::Int(3), Num::Float(3.5)), Some(Ordering::Less));
-        assert_eq!(
-            cmp_num(Num::Int(-3), Num::Float(-3.5)),
-            Some(Ordering::Greater)
-        );
+        assert_eq!(cmp_num(Num::Int(-3), Num::Float(-3.5)), Some(Ordering::Greater));
         assert_eq!(cmp_num(Num::Float(3.0), Num::Int(3)), Some(Ordering::Equal));
-        assert_eq!(
-            cmp_num(Num::Int(i64::MAX), Num::Float(9.3e18)),
-            Some(Ordering::Less)
-        );
-        assert_eq!(
-            cmp_num(Num::Int(i64::MIN), Num::Float(-9.3e18)),
-            Some(Ordering::Greater)
-        );
-        assert_eq!(
-            cmp_num(Num::Int(i64::MIN), Num::Float(i64::MIN as f64)),
-            Some(Ordering::Equal)
-        );
+        assert_eq!(cmp_num(Num::Int(i64::MAX), Num::Float(9.3e18)), Some(Ordering::Less));
+        assert_eq!(cmp_num(Num::Int(i64::MIN), Num::Float(-9.3e18)), Some(Ordering::Greater));
+        assert_eq!(cmp_num(Num::Int(i64::MIN), Num::Float(i64::MIN as f64)), Some(Ordering::Equal));
         assert_eq!(cmp_num(Num::Int(0), Num::Float(f64::NAN)), None);
     }
 
@@ -397,18 +366,12 @@ mod tests {
     fn comparisons_follow_python() {
         let (a, b) = (Value::str("apple"), Value::str("banana"));
         assert_eq!(compare(CmpOp::Lt, &a, &b), Ok(true));
-        assert_eq!(
-            compare(CmpOp::Lt, &Value::str("10"), &Value::str("9")),
-            Ok(true)
-        );
+        assert_eq!(compare(CmpOp::Lt, &Value::str("10"), &Value::str("9")), Ok(true));
         assert_eq!(
             compare(CmpOp::Lt, &Value::str("5"), &Value::Int(10)),
             Err("'<' not supported between instances of 'str' and 'int'".into())
         );
-        assert_eq!(
-            compare(CmpOp::Ge, &Value::Float(f64::NAN), &Value::Float(f64::NAN)),
-            Ok(false)
-        );
+        assert_eq!(compare(CmpOp::Ge, &Value::Float(f64::NAN), &Value::Float(f64::NAN)), Ok(false));
         assert!(equal(&Value::Int(1), &Value::Float(1.0)));
         assert!(!equal(&Value::Int(1), &Value::str("1")));
         assert!(!equal(&Value::Float(f64::NAN), &Value::Float(f64::NAN)));
@@ -432,10 +395,7 @@ mod tests {
         assert_eq!(repr_str("it's"), "\"it's\"");
         assert_eq!(repr_str("a'b\"c"), "'a\\'b\"c'");
         assert_eq!(repr_str("a\\b\n\t\r"), "'a\\\\b\\n\\t\\r'");
-        assert_eq!(
-            repr_str("\u{0}\u{7f}\u{a0}\u{2028}é"),
-            "'\\x00\\x7f\\xa0\\u2028é'"
-        );
+        assert_eq!(repr_str("\u{0}\u{7f}\u{a0}\u{2028}é"), "'\\x00\\x7f\\xa0\\u2028é'");
         assert_eq!(repr_str("\u{f0000}"), "'\\U000f0000'");
     }
 
@@ -448,13 +408,8 @@ mod tests {
         assert_eq!(parse_int("\u{1f}5"), Err(IntError::Invalid));
         assert_eq!(parse_int("-9223372036854775808"), Ok(i64::MIN));
         assert_eq!(parse_int("9223372036854775808"), Err(IntError::Overflow));
-        assert_eq!(
-            parse_int("99999999999999999999999999999999999999999"),
-            Err(IntError::Overflow)
-        );
-        for bad in [
-            "", " ", "4.2", "1__0", "_1", "1_", "- 1", "0x10", "1e3", "+",
-        ] {
+        assert_eq!(parse_int("99999999999999999999999999999999999999999"), Err(IntError::Overflow));
+        for bad in ["", " ", "4.2", "1__0", "_1", "1_", "- 1", "0x10", "1e3", "+"] {
             assert_eq!(parse_int(bad), Err(IntError::Invalid), "{bad:?}");
         }
     }
@@ -469,9 +424,7 @@ mod tests {
         assert_eq!(parse_float("-Infinity"), Some(f64::NEG_INFINITY));
         assert_eq!(parse_float("1e500"), Some(f64::INFINITY));
         assert!(parse_float("nan").is_some_and(f64::is_nan));
-        for bad in [
-            "", ".", "e5", "1e", "1e+", "1_.5", "1._5", "1__0", "abc", "0x1p3", "in f", "1.5.2",
-        ] {
+        for bad in ["", ".", "e5", "1e", "1e+", "1_.5", "1._5", "1__0", "abc", "0x1p3", "in f", "1.5.2"] {
             assert_eq!(parse_float(bad), None, "{bad:?}");
         }
     }

@@ -46,19 +46,11 @@ pub(super) fn validate_string(args: &[Value]) -> Result<Value, String> {
         None => None,
         Some(Value::Str(pattern)) => Some(compile(pattern, truthy(ignore_case))?),
         Some(other) => {
-            return Err(format!(
-                "'{}' object has no attribute 'pattern'",
-                type_name(other)
-            ));
+            return Err(format!("'{}' object has no attribute 'pattern'", type_name(other)));
         }
     };
     let max_length = truthy(max_length).then_some(max_length);
-    Ok(Value::from(check_string(
-        regex.as_deref(),
-        max_length,
-        truthy(quotes),
-        value,
-    )))
+    Ok(Value::from(check_string(regex.as_deref(), max_length, truthy(quotes), value)))
 }
 
 /// Congress turns an empty-string bound into `None`.
@@ -83,10 +75,7 @@ impl NumKind {
             NumKind::Int => "int",
             NumKind::Float => "float",
         };
-        format!(
-            "'{op}' not supported between instances of '{name}' and '{}'",
-            type_name(bound)
-        )
+        format!("'{op}' not supported between instances of '{name}' and '{}'", type_name(bound))
     }
 }
 
@@ -153,20 +142,14 @@ fn convert(kind: NumKind, value: &Value) -> Result<Result<Option<Value>, String>
             Ok(i) => Value::Int(i),
             Err(IntError::Overflow) => Value::Float(python::parse_float(s).unwrap_or(f64::NAN)),
             Err(IntError::Invalid) => {
-                return Ok(Err(format!(
-                    "invalid literal for int() with base 10: {}",
-                    repr_str(s)
-                )));
+                return Ok(Err(format!("invalid literal for int() with base 10: {}", repr_str(s))));
             }
         },
         (NumKind::Float, Value::Int(i)) => Value::Float(*i as f64),
         (NumKind::Float, Value::Str(s)) => match python::parse_float(s) {
             Some(f) => Value::Float(f),
             None => {
-                return Ok(Err(format!(
-                    "could not convert string to float: {}",
-                    repr_str(s)
-                )));
+                return Ok(Err(format!("could not convert string to float: {}", repr_str(s))));
             }
         },
     })))
@@ -174,12 +157,7 @@ fn convert(kind: NumKind, value: &Value) -> Result<Result<Option<Value>, String>
 
 /// oslo.config's `String(quotes=..., max_length=...)` applied to `value`, after the regex
 /// was compiled. `max_length` is `None` when it is falsy (oslo.config's `or 0`).
-fn check_string(
-    regex: Option<&Compiled>,
-    max_length: Option<&Value>,
-    quotes: bool,
-    value: &Value,
-) -> String {
+fn check_string(regex: Option<&Compiled>, max_length: Option<&Value>, quotes: bool, value: &Value) -> String {
     let mut text = to_str(value).into_owned();
     if quotes && let Some(first) = text.chars().next().filter(|c| matches!(c, '"' | '\'')) {
         if text.chars().count() == 1 || !text.ends_with(first) {
@@ -194,11 +172,7 @@ fn check_string(
             Ok(true) => {
                 let len = Value::Int(i64::try_from(text.chars().count()).unwrap_or(i64::MAX));
                 if python::compare(CmpOp::Gt, &len, limit).unwrap_or(false) {
-                    return format!(
-                        "Value {} exceeds maximum length {}",
-                        repr_str(&text),
-                        to_str(limit)
-                    );
+                    return format!("Value {} exceeds maximum length {}", repr_str(&text), to_str(limit));
                 }
             }
         }
@@ -206,11 +180,7 @@ fn check_string(
     if let Some(re) = regex
         && !re.regex.is_match(&text)
     {
-        return format!(
-            "Value {} doesn't match regex {}",
-            repr_str(&text),
-            repr_str(&re.pattern)
-        );
+        return format!("Value {} doesn't match regex {}", repr_str(&text), repr_str(&re.pattern));
     }
     String::new()
 }
@@ -241,10 +211,7 @@ fn compile(pattern: &str, ignore_case: bool) -> Result<Rc<Compiled>, String> {
         .case_insensitive(ignore_case)
         .build()
         .map_err(|e| format!("bad regular expression {}: {e}", repr_str(pattern)))?;
-    let compiled = Rc::new(Compiled {
-        pattern: pattern.to_string(),
-        regex,
-    });
+    let compiled = Rc::new(Compiled { pattern: pattern.to_string(), regex });
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();
         if cache.len() >= CACHE_LIMIT {
@@ -302,68 +269,23 @@ mod tests {
     fn integers() {
         assert_eq!(int3(I(1), I(5), I(3)), Ok(s("")));
         assert_eq!(int3(s(""), s(""), s(" 42 ")), Ok(s("")));
-        assert_eq!(
-            int3(I(1), I(5), I(0)),
-            Ok(s("Should be greater than or equal to 1"))
-        );
-        assert_eq!(
-            int3(I(1), I(5), I(9)),
-            Ok(s("Should be less than or equal to 5"))
-        );
-        assert_eq!(
-            int3(I(0), s(""), I(-1)),
-            Ok(s("Should be greater than or equal to 0"))
-        );
-        assert_eq!(
-            int3(I(1), I(5000000), I(9000000)),
-            Ok(s("Should be less than or equal to 5e+06"))
-        );
-        assert_eq!(
-            int3(F(1.5), s(""), I(1)),
-            Ok(s("Should be greater than or equal to 1.5"))
-        );
-        assert_eq!(
-            int3(I(5), I(1), I(3)),
-            Ok(s("Max value is less than min value"))
-        );
+        assert_eq!(int3(I(1), I(5), I(0)), Ok(s("Should be greater than or equal to 1")));
+        assert_eq!(int3(I(1), I(5), I(9)), Ok(s("Should be less than or equal to 5")));
+        assert_eq!(int3(I(0), s(""), I(-1)), Ok(s("Should be greater than or equal to 0")));
+        assert_eq!(int3(I(1), I(5000000), I(9000000)), Ok(s("Should be less than or equal to 5e+06")));
+        assert_eq!(int3(F(1.5), s(""), I(1)), Ok(s("Should be greater than or equal to 1.5")));
+        assert_eq!(int3(I(5), I(1), I(3)), Ok(s("Max value is less than min value")));
         assert_eq!(int3(s(""), s(""), F(3.9)), Ok(s("")));
-        assert_eq!(
-            int3(I(4), s(""), F(3.9)),
-            Ok(s("Should be greater than or equal to 4"))
-        );
+        assert_eq!(int3(I(4), s(""), F(3.9)), Ok(s("Should be greater than or equal to 4")));
         assert_eq!(int3(s(""), s(""), s("   ")), Ok(s("")));
-        assert_eq!(
-            int3(s(""), s(""), s("abc")),
-            Ok(s("invalid literal for int() with base 10: 'abc'"))
-        );
-        assert_eq!(
-            int3(s(""), s(""), s("4.2")),
-            Ok(s("invalid literal for int() with base 10: '4.2'"))
-        );
-        assert_eq!(
-            int3(s(""), s(""), F(f64::NAN)),
-            Ok(s("cannot convert float NaN to integer"))
-        );
-        assert_eq!(
-            int3(s(""), I(10), F(1e30)),
-            Ok(s("Should be less than or equal to 10"))
-        );
-        assert_eq!(
-            int3(s(""), I(10), s("99999999999999999999")),
-            Ok(s("Should be less than or equal to 10"))
-        );
-        assert_eq!(
-            int3(s("1"), I(5), I(3)),
-            Ok(s("'<' not supported between instances of 'int' and 'str'"))
-        );
-        assert_eq!(
-            int3(s("1"), s(""), I(3)),
-            Ok(s("'<' not supported between instances of 'int' and 'str'"))
-        );
-        assert_eq!(
-            int3(s("5"), s("10"), I(3)),
-            Ok(s("Max value is less than min value"))
-        );
+        assert_eq!(int3(s(""), s(""), s("abc")), Ok(s("invalid literal for int() with base 10: 'abc'")));
+        assert_eq!(int3(s(""), s(""), s("4.2")), Ok(s("invalid literal for int() with base 10: '4.2'")));
+        assert_eq!(int3(s(""), s(""), F(f64::NAN)), Ok(s("cannot convert float NaN to integer")));
+        assert_eq!(int3(s(""), I(10), F(1e30)), Ok(s("Should be less than or equal to 10")));
+        assert_eq!(int3(s(""), I(10), s("99999999999999999999")), Ok(s("Should be less than or equal to 10")));
+        assert_eq!(int3(s("1"), I(5), I(3)), Ok(s("'<' not supported between instances of 'int' and 'str'")));
+        assert_eq!(int3(s("1"), s(""), I(3)), Ok(s("'<' not supported between instances of 'int' and 'str'")));
+        assert_eq!(int3(s("5"), s("10"), I(3)), Ok(s("Max value is less than min value")));
         assert!(int3(s(""), s(""), F(f64::INFINITY)).is_err());
     }
 
@@ -371,26 +293,12 @@ mod tests {
     fn floats() {
         assert_eq!(float3(F(0.5), F(1.5), F(1.0)), Ok(s("")));
         assert_eq!(float3(F(0.5), F(1.5), I(1)), Ok(s("")));
-        assert_eq!(
-            float3(F(0.5), F(1.5), s("2")),
-            Ok(s("Should be less than or equal to 1.5"))
-        );
-        assert_eq!(
-            float3(I(1), s(""), s("0.5")),
-            Ok(s("Should be greater than or equal to 1"))
-        );
-        assert_eq!(
-            float3(s(""), s(""), s("abc")),
-            Ok(s("could not convert string to float: 'abc'"))
-        );
+        assert_eq!(float3(F(0.5), F(1.5), s("2")), Ok(s("Should be less than or equal to 1.5")));
+        assert_eq!(float3(I(1), s(""), s("0.5")), Ok(s("Should be greater than or equal to 1")));
+        assert_eq!(float3(s(""), s(""), s("abc")), Ok(s("could not convert string to float: 'abc'")));
         assert_eq!(float3(s(""), s(""), s("inf")), Ok(s("")));
         assert_eq!(float3(s(""), I(1), F(f64::NAN)), Ok(s("")));
-        assert_eq!(
-            float3(s(""), s("x"), F(1.0)),
-            Ok(s(
-                "'>' not supported between instances of 'float' and 'str'"
-            ))
-        );
+        assert_eq!(float3(s(""), s("x"), F(1.0)), Ok(s("'>' not supported between instances of 'float' and 'str'")));
     }
 
     #[test]
@@ -398,22 +306,13 @@ mod tests {
         let no = || s("");
         assert_eq!(string5("", no(), no(), no(), s("anything")), Ok(s("")));
         assert_eq!(string5("^a", no(), no(), no(), s("abc")), Ok(s("")));
-        assert_eq!(
-            string5("^a", no(), no(), no(), s("xbc")),
-            Ok(s("Value 'xbc' doesn't match regex '^a'"))
-        );
+        assert_eq!(string5("^a", no(), no(), no(), s("xbc")), Ok(s("Value 'xbc' doesn't match regex '^a'")));
         assert_eq!(string5("^a", no(), no(), I(1), s("ABC")), Ok(s("")));
         assert_eq!(string5("^a", no(), no(), s("False"), s("ABC")), Ok(s("")));
         assert_eq!(string5("b", no(), no(), no(), s("abc")), Ok(s("")));
         assert_eq!(string5("c\\Z", no(), no(), no(), s("abc")), Ok(s("")));
-        assert_eq!(
-            string5("", I(3), no(), no(), s("abcd")),
-            Ok(s("Value 'abcd' exceeds maximum length 3"))
-        );
-        assert_eq!(
-            string5("", F(3.5), no(), no(), s("abcd")),
-            Ok(s("Value 'abcd' exceeds maximum length 3.5"))
-        );
+        assert_eq!(string5("", I(3), no(), no(), s("abcd")), Ok(s("Value 'abcd' exceeds maximum length 3")));
+        assert_eq!(string5("", F(3.5), no(), no(), s("abcd")), Ok(s("Value 'abcd' exceeds maximum length 3.5")));
         assert_eq!(string5("", I(4), no(), no(), s("abcd")), Ok(s("")));
         assert_eq!(string5("", I(-1), no(), no(), s("abcd")), Ok(s("")));
         assert_eq!(
@@ -421,20 +320,11 @@ mod tests {
             Ok(s("'>' not supported between instances of 'str' and 'int'"))
         );
         assert_eq!(string5("", I(3), I(1), no(), s("'abc'")), Ok(s("")));
-        assert_eq!(
-            string5("", no(), I(1), no(), s("'abc")),
-            Ok(s("Non-closed quote: 'abc"))
-        );
-        assert_eq!(
-            string5("", no(), I(1), no(), s("\"")),
-            Ok(s("Non-closed quote: \""))
-        );
+        assert_eq!(string5("", no(), I(1), no(), s("'abc")), Ok(s("Non-closed quote: 'abc")));
+        assert_eq!(string5("", no(), I(1), no(), s("\"")), Ok(s("Non-closed quote: \"")));
         assert_eq!(string5("", no(), no(), no(), s("'abc")), Ok(s("")));
         assert_eq!(string5("^1", no(), no(), no(), F(1.5)), Ok(s("")));
-        assert_eq!(
-            string5("^2", no(), no(), no(), I(15)),
-            Ok(s("Value '15' doesn't match regex '^2'"))
-        );
+        assert_eq!(string5("^2", no(), no(), no(), I(15)), Ok(s("Value '15' doesn't match regex '^2'")));
         assert!(string5("(", no(), no(), no(), s("x")).is_err());
         assert!(string5("(?=a)", no(), no(), no(), s("x")).is_err());
         assert!(validate_string(&[I(1), no(), no(), no(), s("x")]).is_err());

@@ -11,10 +11,11 @@ pub mod relation;
 pub mod store;
 
 use crate::datalog::builtins::Builtin;
-use crate::datalog::intern::{Interner, Sym};
+use crate::datalog::intern::{Interner, Sym, ValueRef};
 use crate::datalog::value::Value;
 use hashbrown::{HashMap, HashSet};
 use relation::Relation;
+use smallvec::SmallVec;
 
 /// Index of a table in the engine's table list.
 pub type TableId = usize;
@@ -29,19 +30,9 @@ pub enum LTerm {
 /// A linked body literal.
 #[derive(Clone, Debug)]
 pub enum LLit {
-    Pos {
-        table: TableId,
-        terms: Vec<LTerm>,
-    },
-    Neg {
-        table: TableId,
-        terms: Vec<LTerm>,
-    },
-    Builtin {
-        builtin: &'static Builtin,
-        terms: Vec<LTerm>,
-        negated: bool,
-    },
+    Pos { table: TableId, terms: Vec<LTerm> },
+    Neg { table: TableId, terms: Vec<LTerm> },
+    Builtin { builtin: &'static Builtin, terms: Vec<LTerm>, negated: bool },
     Const(bool),
 }
 
@@ -123,6 +114,43 @@ pub struct Plan {
     steps: Vec<Step>,
 }
 
+/// Rows of one arity, flattened into one buffer, each with a weight (+1 inserted, -1
+/// deleted, or a derivation count): the currency of deltas and plan outputs, one
+/// allocation for a whole batch instead of one per row.
+#[derive(Clone, Debug, Default)]
+pub struct Rows {
+    pub arity: usize,
+    syms: Vec<Sym>,
+    weights: Vec<i64>,
+}
+
+impl Rows {
+    pub fn new(arity: usize) -> Self {
+        Rows { arity, syms: Vec::new(), weights: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: &[Sym], weight: i64) {
+        self.syms.extend_from_slice(row);
+        self.weights.push(weight);
+    }
+
+    pub fn len(&self) -> usize {
+        self.weights.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.weights.is_empty()
+    }
+
+    pub fn row(&self, i: usize) -> &[Sym] {
+        &self.syms[i * self.arity..(i + 1) * self.arity]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&[Sym], i64)> + '_ {
+        self.weights.iter().enumerate().map(move |(i, &w)| (self.row(i), w))
+    }
+}
+
 /// Which version of each body literal's table a plan reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ViewMode {
@@ -188,10 +216,7 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
             LLit::Pos { terms, .. } | LLit::Neg { terms, .. } => terms,
             _ => &Vec::new(),
         };
-        steps.push(Step::Delta {
-            lit: d,
-            ops: match_ops(terms, &mut bound, &[]),
-        });
+        steps.push(Step::Delta { lit: d, ops: match_ops(terms, &mut bound, &[]) });
         done[d] = true;
     }
     loop {
@@ -212,33 +237,17 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
                     progressed = true;
                 }
                 LLit::Neg { table, terms } if terms.iter().all(|t| term_bound(t, &bound)) => {
-                    steps.push(Step::Absent {
-                        lit: i,
-                        table: *table,
-                        terms: terms.clone(),
-                    });
+                    steps.push(Step::Absent { lit: i, table: *table, terms: terms.clone() });
                     done[i] = true;
                     progressed = true;
                 }
                 LLit::Pos { table, terms } if terms.iter().all(|t| term_bound(t, &bound)) => {
-                    steps.push(Step::Member {
-                        lit: i,
-                        table: *table,
-                        terms: terms.clone(),
-                    });
+                    steps.push(Step::Member { lit: i, table: *table, terms: terms.clone() });
                     done[i] = true;
                     progressed = true;
                 }
-                LLit::Builtin {
-                    builtin,
-                    terms,
-                    negated,
-                } => {
-                    let upto = if *negated {
-                        terms.len()
-                    } else {
-                        builtin.inputs
-                    };
+                LLit::Builtin { builtin, terms, negated } => {
+                    let upto = if *negated { terms.len() } else { builtin.inputs };
                     if terms[..upto].iter().all(|t| term_bound(t, &bound)) {
                         let inputs = terms[..builtin.inputs].to_vec();
                         let outputs = if *negated {
@@ -250,17 +259,9 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
                                 })
                                 .collect()
                         } else {
-                            match_ops(&terms[builtin.inputs..], &mut bound, &[])
-                                .into_iter()
-                                .map(|(_, op)| op)
-                                .collect()
+                            match_ops(&terms[builtin.inputs..], &mut bound, &[]).into_iter().map(|(_, op)| op).collect()
                         };
-                        steps.push(Step::Builtin {
-                            builtin,
-                            inputs,
-                            outputs,
-                            negated: *negated,
-                        });
+                        steps.push(Step::Builtin { builtin, inputs, outputs, negated: *negated });
                         done[i] = true;
                         progressed = true;
                     }
@@ -279,9 +280,7 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
             .filter(|(i, l)| !done[*i] && matches!(l, LLit::Pos { .. }))
             .max_by_key(|(i, l)| {
                 let n = match l {
-                    LLit::Pos { terms, .. } => {
-                        terms.iter().filter(|t| term_bound(t, &bound)).count()
-                    }
+                    LLit::Pos { terms, .. } => terms.iter().filter(|t| term_bound(t, &bound)).count(),
                     _ => 0,
                 };
                 (n, usize::MAX - i)
@@ -291,25 +290,13 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
         let LLit::Pos { table, terms } = &rule.body[i] else {
             break;
         };
-        let cols: Vec<usize> = (0..terms.len())
-            .filter(|&c| term_bound(&terms[c], &bound))
-            .collect();
+        let cols: Vec<usize> = (0..terms.len()).filter(|&c| term_bound(&terms[c], &bound)).collect();
         let key: Vec<LTerm> = cols.iter().map(|&c| terms[c]).collect();
         let ops = match_ops(terms, &mut bound, &cols);
         steps.push(if cols.is_empty() {
-            Step::Scan {
-                lit: i,
-                table: *table,
-                ops,
-            }
+            Step::Scan { lit: i, table: *table, ops }
         } else {
-            Step::Lookup {
-                lit: i,
-                table: *table,
-                cols,
-                key,
-                ops,
-            }
+            Step::Lookup { lit: i, table: *table, cols, key, ops }
         });
         done[i] = true;
     }
@@ -394,11 +381,7 @@ impl Exec<'_> {
     }
 
     fn contains(&self, table: TableId, row: &[Sym], old: bool) -> bool {
-        if old {
-            self.old_contains(table, row)
-        } else {
-            self.tables[table].contains(row)
-        }
+        if old { self.old_contains(table, row) } else { self.tables[table].contains(row) }
     }
 
     /// Run `plan` for `rule`, calling `emit(head_row, weight)` for every body
@@ -409,7 +392,7 @@ impl Exec<'_> {
         rule: &LRule,
         plan: &Plan,
         mode: ViewMode,
-        delta: &[(Vec<Sym>, i64)],
+        delta: &Rows,
         binds: &mut [Sym],
         emit: &mut dyn FnMut(&[Sym], i64, &[Sym]) -> bool,
     ) {
@@ -424,7 +407,7 @@ impl Exec<'_> {
         plan: &Plan,
         k: usize,
         mode: ViewMode,
-        delta: &[(Vec<Sym>, i64)],
+        delta: &Rows,
         binds: &mut [Sym],
         weight: i64,
         head: &mut Vec<Sym>,
@@ -447,20 +430,10 @@ impl Exec<'_> {
             Step::Fail => true,
             Step::Delta { lit, ops } => {
                 let negated = matches!(rule.body[*lit], LLit::Neg { .. });
-                for (row, w) in delta {
+                for (row, w) in delta.iter() {
                     if apply_ops(ops, row, binds) {
-                        let w = if negated { -w } else { *w };
-                        if !self.step(
-                            rule,
-                            plan,
-                            k + 1,
-                            mode,
-                            delta,
-                            binds,
-                            weight * w,
-                            head,
-                            emit,
-                        ) {
+                        let w = if negated { -w } else { w };
+                        if !self.step(rule, plan, k + 1, mode, delta, binds, weight * w, head, emit) {
                             return false;
                         }
                     }
@@ -498,21 +471,9 @@ impl Exec<'_> {
                 }
                 true
             }
-            Step::Lookup {
-                lit,
-                table,
-                cols,
-                key,
-                ops,
-            } => {
+            Step::Lookup { lit, table, cols, key, ops } => {
                 let old = mode.old_for(*lit);
-                let mut keyv: Vec<Sym> = Vec::with_capacity(key.len());
-                for t in key {
-                    keyv.push(match t {
-                        LTerm::Var(v) => binds[*v],
-                        LTerm::Const(s) => *s,
-                    });
-                }
+                let keyv = instantiate(key, binds);
                 let (tables, changed) = (self.tables, self.changed);
                 let rel = &tables[*table];
                 let ch = if old { changed.get(table) } else { None };
@@ -549,13 +510,7 @@ impl Exec<'_> {
                 true
             }
             Step::Member { lit, table, terms } | Step::Absent { lit, table, terms } => {
-                let row: Vec<Sym> = terms
-                    .iter()
-                    .map(|t| match t {
-                        LTerm::Var(v) => binds[*v],
-                        LTerm::Const(s) => *s,
-                    })
-                    .collect();
+                let row = instantiate(terms, binds);
                 let present = self.contains(*table, &row, mode.old_for(*lit));
                 let want = matches!(step, Step::Member { .. });
                 if present == want {
@@ -563,32 +518,20 @@ impl Exec<'_> {
                 }
                 true
             }
-            Step::Builtin {
-                builtin,
-                inputs,
-                outputs,
-                negated,
-            } => {
-                let args: Vec<Value> = inputs
-                    .iter()
-                    .map(|t| {
-                        self.interner
-                            .value(match t {
-                                LTerm::Var(v) => binds[*v],
-                                LTerm::Const(s) => *s,
-                            })
-                            .clone()
-                    })
-                    .collect();
+            Step::Builtin { builtin, inputs, outputs, negated } => {
+                let syms = instantiate(inputs, binds);
+                if let Some(cmp) = fast_compare(builtin, &syms, self.interner) {
+                    if cmp != *negated {
+                        return self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit);
+                    }
+                    return true;
+                }
+                let args: SmallVec<[Value; 4]> = syms.iter().map(|&s| self.interner.value(s)).collect();
                 let holds = match builtin.call(&args) {
                     Ok(Some(outs)) => {
-                        let syms: Vec<Sym> =
-                            outs.into_iter().map(|v| self.interner.intern(&v)).collect();
+                        let syms: Vec<Sym> = outs.into_iter().map(|v| self.interner.intern(&v)).collect();
                         if *negated {
-                            outputs
-                                .iter()
-                                .zip(&syms)
-                                .all(|(op, s)| check_op(*op, *s, binds))
+                            outputs.iter().zip(&syms).all(|(op, s)| check_op(*op, *s, binds))
                         } else {
                             apply_col_ops(outputs, &syms, binds)
                         }
@@ -607,6 +550,36 @@ impl Exec<'_> {
             }
         }
     }
+}
+
+/// Column values of `terms` under `binds`, without a heap allocation for short rows.
+fn instantiate(terms: &[LTerm], binds: &[Sym]) -> SmallVec<[Sym; 12]> {
+    terms
+        .iter()
+        .map(|t| match *t {
+            LTerm::Var(v) => binds[v],
+            LTerm::Const(s) => s,
+        })
+        .collect()
+}
+
+/// Comparisons of two integers decided on the spot, without building values: the
+/// common case in policies (`lt(port, lo)`), and exactly what the builtin would answer.
+fn fast_compare(builtin: &Builtin, args: &[Sym], interner: &Interner) -> Option<bool> {
+    if builtin.arity != 2 || args.len() != 2 {
+        return None;
+    }
+    let (ValueRef::Int(a), ValueRef::Int(b)) = (interner.value_ref(args[0]), interner.value_ref(args[1])) else {
+        return None;
+    };
+    Some(match builtin.name {
+        "lt" => a < b,
+        "lteq" => a <= b,
+        "gt" => a > b,
+        "gteq" => a >= b,
+        "equal" => a == b,
+        _ => return None,
+    })
 }
 
 fn check_op(op: ColOp, s: Sym, binds: &[Sym]) -> bool {

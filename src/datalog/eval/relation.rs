@@ -18,46 +18,89 @@ pub type RowId = u32;
 pub const EXPLICIT: u32 = 1 << 31;
 
 /// Rows sharing one key. Most keys have one row, so the first is inline and only
-/// further rows go to the heap (16 bytes per key instead of a `Vec` and its allocation).
+/// further rows go to the heap (16 bytes per key instead of a `Vec` and its allocation);
+/// a key with many rows (a status column) keeps them in a set so removing one stays
+/// O(1).
 #[derive(Clone, Debug)]
 struct Bucket {
     first: RowId,
-    rest: Option<Box<Vec<RowId>>>,
+    rest: Option<Box<Rest>>,
 }
+
+#[derive(Clone, Debug)]
+enum Rest {
+    Few(Vec<RowId>),
+    Many(hashbrown::HashSet<RowId, FixedState>),
+}
+
+/// Past this many extra rows a bucket switches to a set.
+const FEW: usize = 16;
 
 impl Bucket {
     fn iter(&self) -> impl Iterator<Item = RowId> + '_ {
-        std::iter::once(self.first).chain(self.rest.iter().flat_map(|r| r.iter().copied()))
+        let (few, many) = match self.rest.as_deref() {
+            Some(Rest::Few(v)) => (Some(v.iter().copied()), None),
+            Some(Rest::Many(m)) => (None, Some(m.iter().copied())),
+            None => (None, None),
+        };
+        std::iter::once(self.first).chain(few.into_iter().flatten()).chain(many.into_iter().flatten())
     }
 
-    fn contains(&self, id: RowId) -> bool {
-        self.first == id || self.rest.as_ref().is_some_and(|r| r.contains(&id))
+    fn push(&mut self, id: RowId) {
+        let rest = self.rest.get_or_insert_with(|| Box::new(Rest::Few(Vec::new())));
+        match rest.as_mut() {
+            Rest::Few(v) if v.len() < FEW => v.push(id),
+            Rest::Few(v) => {
+                let mut m: hashbrown::HashSet<RowId, FixedState> = v.drain(..).collect();
+                m.insert(id);
+                **rest = Rest::Many(m);
+            }
+            Rest::Many(m) => {
+                m.insert(id);
+            }
+        }
     }
 
     /// Remove `id`; true when the bucket is now empty.
     fn remove(&mut self, id: RowId) -> bool {
+        let Some(rest) = self.rest.as_deref_mut() else {
+            return self.first == id;
+        };
         if self.first == id {
-            match self.rest.as_mut().and_then(|r| r.pop()) {
-                Some(last) => {
-                    self.first = last;
-                    if self.rest.as_ref().is_some_and(|r| r.is_empty()) {
-                        self.rest = None;
+            let next = match rest {
+                Rest::Few(v) => v.pop(),
+                Rest::Many(m) => {
+                    let any = m.iter().next().copied();
+                    if let Some(a) = any {
+                        m.remove(&a);
                     }
-                    false
+                    any
                 }
-                None => true,
+            };
+            if let Some(n) = next {
+                self.first = n;
             }
         } else {
-            if let Some(r) = self.rest.as_mut()
-                && let Some(p) = r.iter().position(|&x| x == id)
-            {
-                r.swap_remove(p);
-                if r.is_empty() {
-                    self.rest = None;
+            match rest {
+                Rest::Few(v) => {
+                    if let Some(p) = v.iter().position(|&x| x == id) {
+                        v.swap_remove(p);
+                    }
+                }
+                Rest::Many(m) => {
+                    m.remove(&id);
                 }
             }
-            false
         }
+        let empty = match self.rest.as_deref() {
+            Some(Rest::Few(v)) => v.is_empty(),
+            Some(Rest::Many(m)) => m.is_empty(),
+            None => true,
+        };
+        if empty {
+            self.rest = None;
+        }
+        false
     }
 }
 
@@ -128,12 +171,7 @@ impl Relation {
         self.data.reserve(n * self.arity);
         self.counts.reserve(n);
         let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
-        self.set.reserve(n, |&r| {
-            hash_key(
-                hasher,
-                &data[r as usize * arity..r as usize * arity + arity],
-            )
-        });
+        self.set.reserve(n, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
     }
 
     /// The row stored in a slot.
@@ -154,19 +192,31 @@ impl Relation {
         }
         let h = hash_key(&self.hasher, row);
         let (data, arity) = (&self.data, self.arity);
-        self.set
-            .find(h, |&id| {
-                &data[id as usize * arity..id as usize * arity + arity] == row
-            })
-            .copied()
+        self.set.find(h, |&id| &data[id as usize * arity..id as usize * arity + arity] == row).copied()
     }
 
     pub fn contains(&self, row: &[Sym]) -> bool {
         self.find(row).is_some()
     }
 
+    /// The slot of `row`, inserting it with `count` when absent (one hash for both).
+    /// Returns the slot and whether it was inserted.
+    pub fn find_or_insert(&mut self, row: &[Sym], count: u32) -> (RowId, bool) {
+        let h = hash_key(&self.hasher, row);
+        let (data, arity) = (&self.data, self.arity);
+        if let Some(&id) = self.set.find(h, |&id| &data[id as usize * arity..id as usize * arity + arity] == row) {
+            return (id, false);
+        }
+        (self.insert_hashed(row, count, h), true)
+    }
+
     /// Insert a row known to be absent, with a nonzero count.
     pub fn insert_new(&mut self, row: &[Sym], count: u32) -> RowId {
+        let h = hash_key(&self.hasher, row);
+        self.insert_hashed(row, count, h)
+    }
+
+    fn insert_hashed(&mut self, row: &[Sym], count: u32, h: u64) -> RowId {
         debug_assert!(count != 0 && row.len() == self.arity);
         let id = match self.free.pop() {
             Some(id) => {
@@ -182,14 +232,8 @@ impl Relation {
                 id
             }
         };
-        let h = hash_key(&self.hasher, row);
         let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
-        self.set.insert_unique(h, id, |&r| {
-            hash_key(
-                hasher,
-                &data[r as usize * arity..r as usize * arity + arity],
-            )
-        });
+        self.set.insert_unique(h, id, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
         for ix in &mut self.indexes {
             index_add(ix, hasher, data, arity, id);
         }
@@ -216,7 +260,12 @@ impl Relation {
         }
         for ix in &mut self.indexes {
             let kh = hash_cols(hasher, row, &ix.cols);
-            if let Ok(mut e) = ix.table.find_entry(kh, |b| b.contains(id))
+            let cols = &ix.cols;
+            let same_key = |b: &Bucket| {
+                let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                cols.iter().all(|&c| other[c] == row[c])
+            };
+            if let Ok(mut e) = ix.table.find_entry(kh, same_key)
                 && e.get_mut().remove(id)
             {
                 e.remove();
@@ -252,10 +301,7 @@ impl Relation {
         if let Some(p) = self.indexes.iter().position(|ix| ix.cols == cols) {
             return p;
         }
-        let mut ix = Index {
-            cols: cols.to_vec(),
-            table: HashTable::new(),
-        };
+        let mut ix = Index { cols: cols.to_vec(), table: HashTable::new() };
         for id in 0..self.counts.len() as RowId {
             if self.counts[id as usize] != 0 {
                 index_add(&mut ix, &self.hasher, &self.data, self.arity, id);
@@ -286,18 +332,12 @@ impl Relation {
 
     /// Live rows with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (RowId, &[Sym])> + '_ {
-        (0..self.counts.len() as RowId)
-            .filter(|&id| self.counts[id as usize] != 0)
-            .map(|id| (id, self.row(id)))
+        (0..self.counts.len() as RowId).filter(|&id| self.counts[id as usize] != 0).map(|id| (id, self.row(id)))
     }
 
     /// Approximate heap bytes used (rows, counts, set and indexes).
     pub fn heap_bytes(&self) -> usize {
-        let idx: usize = self
-            .indexes
-            .iter()
-            .map(|ix| ix.table.capacity() * (std::mem::size_of::<Bucket>() + 1))
-            .sum();
+        let idx: usize = self.indexes.iter().map(|ix| ix.table.capacity() * (std::mem::size_of::<Bucket>() + 1)).sum();
         self.data.capacity() * 4 + self.counts.capacity() * 4 + self.set.capacity() * 5 + idx
     }
 }
@@ -311,22 +351,11 @@ fn index_add(ix: &mut Index, hasher: &FixedState, data: &[Sym], arity: usize, id
         cols.iter().all(|&c| other[c] == row[c])
     };
     match ix.table.find_mut(kh, same_key) {
-        Some(b) => b.rest.get_or_insert_with(Default::default).push(id),
+        Some(b) => b.push(id),
         None => {
-            ix.table.insert_unique(
-                kh,
-                Bucket {
-                    first: id,
-                    rest: None,
-                },
-                |b| {
-                    hash_cols(
-                        hasher,
-                        &data[b.first as usize * arity..b.first as usize * arity + arity],
-                        cols,
-                    )
-                },
-            );
+            ix.table.insert_unique(kh, Bucket { first: id, rest: None }, |b| {
+                hash_cols(hasher, &data[b.first as usize * arity..b.first as usize * arity + arity], cols)
+            });
         }
     }
 }

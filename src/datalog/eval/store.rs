@@ -13,30 +13,12 @@
 //! both the "old" view for later strata and the commit's report.
 
 use super::relation::{EXPLICIT, Relation};
-use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, TableId, ViewMode, plan};
+use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
 use crate::datalog::analysis::{TableKey, stratify};
 use crate::datalog::intern::{Interner, Sym};
 use hashbrown::{HashMap, HashSet};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-/// Head rows emitted by one plan run, flattened (one allocation for all rows).
-#[derive(Debug, Default)]
-struct Emitted {
-    arity: usize,
-    rows: Vec<Sym>,
-    weights: Vec<i64>,
-}
-
-impl Emitted {
-    fn iter(&self) -> impl Iterator<Item = (&[Sym], i64)> + '_ {
-        let a = self.arity;
-        self.weights
-            .iter()
-            .enumerate()
-            .map(move |(i, &w)| (&self.rows[i * a..i * a + a], w))
-    }
-}
 
 /// Rule ids are global and never reused.
 pub type RuleId = u64;
@@ -69,21 +51,10 @@ pub struct RuleEntry {
 impl RuleEntry {
     pub fn new(policy: String, text: String, rule: LRule) -> Self {
         let full = plan(&rule, None, false);
-        let deltas = rule
-            .body
-            .iter()
-            .enumerate()
-            .map(|(i, l)| l.table().map(|_| plan(&rule, Some(i), false)))
-            .collect();
+        let deltas =
+            rule.body.iter().enumerate().map(|(i, l)| l.table().map(|_| plan(&rule, Some(i), false))).collect();
         let head_bound = plan(&rule, None, true);
-        RuleEntry {
-            policy,
-            text,
-            rule,
-            full,
-            deltas,
-            head_bound,
-        }
+        RuleEntry { policy, text, rule, full, deltas, head_bound }
     }
 }
 
@@ -132,13 +103,7 @@ impl Store {
         }
         let id = self.tables.len();
         self.tables.push(Relation::new(arity));
-        self.info.push(TableInfo {
-            key: key.clone(),
-            fixed_arity: None,
-            arity: None,
-            rules: Vec::new(),
-            readers: 0,
-        });
+        self.info.push(TableInfo { key: key.clone(), fixed_arity: None, arity: None, rules: Vec::new(), readers: 0 });
         self.ids.insert(key.clone(), id);
         id
     }
@@ -152,9 +117,7 @@ impl Store {
     }
 
     pub fn intern_row(&mut self, row: &[crate::datalog::value::Value]) -> Vec<Sym> {
-        row.iter()
-            .map(|v| self.interner.intern(v))
-            .collect()
+        row.iter().map(|v| self.interner.intern(v)).collect()
     }
 
     /// Assert `row` as an explicit fact of `table`.
@@ -167,13 +130,7 @@ impl Store {
             }
             None => {
                 if rel.is_empty() && !txn.changed.contains_key(&table) {
-                    txn.changed.insert(
-                        table,
-                        Changed {
-                            all_new: true,
-                            ..Default::default()
-                        },
-                    );
+                    txn.changed.insert(table, Changed { all_new: true, ..Default::default() });
                 }
                 rel.insert_new(row, EXPLICIT);
                 if txn.track_unread || self.info[table].readers > 0 {
@@ -204,11 +161,7 @@ impl Store {
     }
 
     fn in_recursive_stratum(&self, table: TableId) -> bool {
-        !self.strata_stale
-            && self
-                .stratum_of
-                .get(&table)
-                .is_some_and(|&s| self.strata[s].recursive)
+        !self.strata_stale && self.stratum_of.get(&table).is_some_and(|&s| self.strata[s].recursive)
     }
 
     /// Add a rule (already linked); its head's stratum is rebuilt at the end.
@@ -242,16 +195,12 @@ impl Store {
         for r in self.rules.values() {
             for l in &r.rule.body {
                 match l {
-                    LLit::Pos { table, .. } => edges.push(stratify::Edge {
-                        from: *table,
-                        to: r.rule.head,
-                        negative: false,
-                    }),
-                    LLit::Neg { table, .. } => edges.push(stratify::Edge {
-                        from: *table,
-                        to: r.rule.head,
-                        negative: true,
-                    }),
+                    LLit::Pos { table, .. } => {
+                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: false })
+                    }
+                    LLit::Neg { table, .. } => {
+                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: true })
+                    }
                     _ => {}
                 }
             }
@@ -263,19 +212,11 @@ impl Store {
     fn restratify(&mut self, txn: &mut TxnState) {
         let edges = self.edges();
         let comps = stratify::components(self.tables.len(), &edges);
-        let self_loop: HashSet<TableId> = edges
-            .iter()
-            .filter(|e| e.from == e.to)
-            .map(|e| e.to)
-            .collect();
+        let self_loop: HashSet<TableId> = edges.iter().filter(|e| e.from == e.to).map(|e| e.to).collect();
         let mut strata = Vec::new();
         let mut stratum_of = HashMap::new();
         for comp in comps {
-            let with_rules: Vec<TableId> = comp
-                .iter()
-                .copied()
-                .filter(|t| !self.info[*t].rules.is_empty())
-                .collect();
+            let with_rules: Vec<TableId> = comp.iter().copied().filter(|t| !self.info[*t].rules.is_empty()).collect();
             if with_rules.is_empty() {
                 continue;
             }
@@ -309,22 +250,13 @@ impl Store {
             self.restratify(txn);
         }
         // Tables that lost their last rule keep only their explicit facts.
-        let orphans: Vec<TableId> = txn
-            .dirty
-            .iter()
-            .copied()
-            .filter(|t| self.info[*t].rules.is_empty())
-            .collect();
+        let orphans: Vec<TableId> = txn.dirty.iter().copied().filter(|t| self.info[*t].rules.is_empty()).collect();
         for t in orphans {
             self.clear_derived(txn, t);
         }
         for s in 0..self.strata.len() {
             let stratum = self.strata[s].clone();
-            let rules: Vec<RuleId> = stratum
-                .tables
-                .iter()
-                .flat_map(|t| self.info[*t].rules.iter().copied())
-                .collect();
+            let rules: Vec<RuleId> = stratum.tables.iter().flat_map(|t| self.info[*t].rules.iter().copied()).collect();
             let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
             let dirty = stratum.tables.iter().any(|t| txn.dirty.contains(t));
             let mut inputs_changed = false;
@@ -353,36 +285,15 @@ impl Store {
         }
     }
 
-    fn exec<'a>(
-        &'a mut self,
-        changed: &'a HashMap<TableId, Changed>,
-        failures: &'a mut FailureLog,
-    ) -> Exec<'a> {
-        Exec {
-            tables: &self.tables,
-            changed,
-            interner: &mut self.interner,
-            failures,
-            budget: u64::MAX,
-        }
+    fn exec<'a>(&'a mut self, changed: &'a HashMap<TableId, Changed>, failures: &'a mut FailureLog) -> Exec<'a> {
+        Exec { tables: &self.tables, changed, interner: &mut self.interner, failures, budget: u64::MAX }
     }
 
-    /// Evaluate `rule`'s plan and collect (head row, weight) pairs.
-    fn run_collect(
-        &mut self,
-        txn: &TxnState,
-        rid: RuleId,
-        which: Option<usize>,
-        mode: ViewMode,
-        delta: &[(Vec<Sym>, i64)],
-    ) -> Emitted {
-        let Some(entry) = self.rules.get(&rid).cloned() else {
-            return Emitted::default();
-        };
-        let mut out = Emitted {
-            arity: entry.rule.head_terms.len(),
-            ..Default::default()
-        };
+    /// Evaluate a plan of rule `rid` (the full plan, or the one driven by body literal
+    /// `which`) and collect the head rows with their weights.
+    fn run_collect(&mut self, txn: &TxnState, rid: RuleId, which: Option<usize>, mode: ViewMode, delta: &Rows) -> Rows {
+        let Some(entry) = self.rules.get(&rid).cloned() else { return Rows::default() };
+        let mut out = Rows::new(entry.rule.head_terms.len());
         let plan = match which {
             None => &entry.full,
             Some(i) => match &entry.deltas[i] {
@@ -395,18 +306,10 @@ impl Store {
         {
             let mut ex = self.exec(&txn.changed, &mut fails);
             let mut binds = entry.rule.init_binds.clone();
-            ex.run(
-                &entry.rule,
-                plan,
-                mode,
-                delta,
-                &mut binds,
-                &mut |h, w, _| {
-                    out.rows.extend_from_slice(h);
-                    out.weights.push(w);
-                    true
-                },
-            );
+            ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
+                out.push(h, w);
+                true
+            });
         }
         if fails.count > 0 {
             let f = self.failures.entry(rid).or_default();
@@ -417,16 +320,14 @@ impl Store {
     }
 
     /// Delta rows of table `t` from the transaction: added with +1, removed with -1.
-    fn delta_rows(txn: &TxnState, t: TableId, added: bool, removed: bool) -> Vec<(Vec<Sym>, i64)> {
-        let Some(ch) = txn.changed.get(&t) else {
-            return Vec::new();
-        };
-        let mut v = Vec::new();
+    fn delta_rows(&self, txn: &TxnState, t: TableId, added: bool, removed: bool) -> Rows {
+        let mut v = Rows::new(self.tables[t].arity());
+        let Some(ch) = txn.changed.get(&t) else { return v };
         if added {
-            v.extend(ch.added.iter().map(|r| (r.clone(), 1)));
+            ch.added.iter().for_each(|r| v.push(r, 1));
         }
         if removed {
-            v.extend(ch.removed.iter().map(|r| (r.clone(), -1)));
+            ch.removed.iter().for_each(|r| v.push(r, -1));
         }
         v
     }
@@ -436,55 +337,53 @@ impl Store {
         // Drop every derived count, keeping explicit facts.
         for &t in &stratum.tables {
             if self.tables[t].is_empty() && !txn.changed.contains_key(&t) {
-                txn.changed.insert(
-                    t,
-                    Changed {
-                        all_new: true,
-                        ..Default::default()
-                    },
-                );
+                txn.changed.insert(t, Changed { all_new: true, ..Default::default() });
             }
             self.clear_derived(txn, t);
         }
+        let none = Rows::default();
         if !stratum.recursive {
             for &rid in rules {
-                let out = self.run_collect(txn, rid, None, ViewMode::New, &[]);
+                let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
                 let head = self.rules[&rid].rule.head;
+                self.tables[head].reserve(out.len());
                 for (row, w) in out.iter() {
                     self.add_derived(txn, head, row, w);
                 }
             }
             return;
         }
-        let mut frontier: HashMap<TableId, Vec<Vec<Sym>>> = HashMap::new();
+        let mut frontier = Frontier::default();
         for &rid in rules {
-            let out = self.run_collect(txn, rid, None, ViewMode::New, &[]);
+            let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
             let head = self.rules[&rid].rule.head;
-            for (row, _) in out.iter() {
-                if self.insert_flag(txn, head, row) {
-                    frontier.entry(head).or_default().push(row.to_vec());
-                }
-            }
+            self.insert_all(txn, head, &out, &mut frontier);
         }
         // Explicit facts of the stratum seed the fixpoint too.
         for &t in &stratum.tables {
-            let explicit: Vec<Vec<Sym>> = self.tables[t]
-                .iter()
-                .filter(|(id, _)| self.tables[t].count(*id) & EXPLICIT != 0)
-                .map(|(_, r)| r.to_vec())
-                .collect();
-            frontier.entry(t).or_default().extend(explicit);
+            let rel = &self.tables[t];
+            let mut explicit = Rows::new(rel.arity());
+            rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
+            frontier.extend(t, &explicit);
         }
         let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
         self.seminaive(txn, rules, &inside, frontier);
     }
 
+    /// Mark every row of `rows` present in recursive table `t`; newly present rows go
+    /// to `frontier`.
+    fn insert_all(&mut self, txn: &mut TxnState, t: TableId, rows: &Rows, frontier: &mut Frontier) {
+        for (row, _) in rows.iter() {
+            if self.insert_flag(txn, t, row) {
+                frontier.push(t, row);
+            }
+        }
+    }
+
     /// Drop the derived part of every row of `t`, keeping explicit facts.
     fn clear_derived(&mut self, txn: &mut TxnState, t: TableId) {
-        let rows: Vec<(Vec<Sym>, u32)> = self.tables[t]
-            .iter()
-            .map(|(id, r)| (r.to_vec(), self.tables[t].count(id)))
-            .collect();
+        let rows: Vec<(Vec<Sym>, u32)> =
+            self.tables[t].iter().map(|(id, r)| (r.to_vec(), self.tables[t].count(id))).collect();
         for (row, c) in rows {
             if c & !EXPLICIT != 0
                 && let Some(id) = self.tables[t].find(&row)
@@ -499,21 +398,16 @@ impl Store {
 
     /// Mark `row` present in a recursive table; true if it was absent.
     fn insert_flag(&mut self, txn: &mut TxnState, t: TableId, row: &[Sym]) -> bool {
-        let rel = &mut self.tables[t];
-        match rel.find(row) {
-            Some(id) => {
-                let c = rel.count(id);
-                if c & !EXPLICIT == 0 {
-                    rel.set_count(id, c | 1);
-                }
-                false
-            }
-            None => {
-                rel.insert_new(row, 1);
-                txn.note(t, row, true);
-                true
+        let (id, inserted) = self.tables[t].find_or_insert(row, 1);
+        if inserted {
+            txn.note(t, row, true);
+        } else {
+            let c = self.tables[t].count(id);
+            if c & !EXPLICIT == 0 {
+                self.tables[t].set_count(id, c | 1);
             }
         }
+        inserted
     }
 
     /// Add `w` derivations of `row` to a non-recursive table.
@@ -521,62 +415,69 @@ impl Store {
         if w == 0 {
             return;
         }
-        let rel = &mut self.tables[t];
-        match rel.find(row) {
-            Some(id) => {
-                let c = rel.count(id);
-                let derived = ((c & !EXPLICIT) as i64 + w).clamp(0, (EXPLICIT - 1) as i64) as u32;
-                let new = (c & EXPLICIT) | derived;
-                rel.set_count(id, new);
-                if new == 0 {
-                    txn.note(t, row, false);
-                }
+        if w > 0 {
+            let init = (w as u64).min((EXPLICIT - 1) as u64) as u32;
+            let (id, inserted) = self.tables[t].find_or_insert(row, init);
+            if inserted {
+                txn.note(t, row, true);
+            } else {
+                let c = self.tables[t].count(id);
+                let derived = ((c & !EXPLICIT) as u64 + w as u64).min((EXPLICIT - 1) as u64) as u32;
+                self.tables[t].set_count(id, (c & EXPLICIT) | derived);
             }
-            None => {
-                if w > 0 {
-                    rel.insert_new(row, (w as u32).min(EXPLICIT - 1));
-                    txn.note(t, row, true);
-                }
+            return;
+        }
+        let rel = &mut self.tables[t];
+        if let Some(id) = rel.find(row) {
+            let c = rel.count(id);
+            let derived = ((c & !EXPLICIT) as i64 + w).clamp(0, (EXPLICIT - 1) as i64) as u32;
+            let new = (c & EXPLICIT) | derived;
+            rel.set_count(id, new);
+            if new == 0 {
+                txn.note(t, row, false);
             }
         }
     }
 
+    /// The recursive-stratum literals of a rule: (body position, table).
+    fn inside_literals(&self, rid: RuleId, inside: &HashSet<TableId>) -> Vec<(usize, TableId)> {
+        self.rules[&rid]
+            .rule
+            .body
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l {
+                LLit::Pos { table, .. } if inside.contains(table) => Some((i, *table)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The literals of a rule reading tables below the stratum, with whether negated.
+    fn outside_literals(&self, rid: RuleId, inside: &HashSet<TableId>) -> Vec<(usize, TableId, bool)> {
+        self.rules[&rid]
+            .rule
+            .body
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l {
+                LLit::Pos { table, .. } if !inside.contains(table) => Some((i, *table, false)),
+                LLit::Neg { table, .. } => Some((i, *table, true)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Semi-naive insertion to a fixpoint inside a recursive stratum.
-    fn seminaive(
-        &mut self,
-        txn: &mut TxnState,
-        rules: &[RuleId],
-        inside: &HashSet<TableId>,
-        mut frontier: HashMap<TableId, Vec<Vec<Sym>>>,
-    ) {
-        while frontier.values().any(|v| !v.is_empty()) {
-            let mut next: HashMap<TableId, Vec<Vec<Sym>>> = HashMap::new();
+    fn seminaive(&mut self, txn: &mut TxnState, rules: &[RuleId], inside: &HashSet<TableId>, mut frontier: Frontier) {
+        while !frontier.is_empty() {
+            let mut next = Frontier::default();
             for &rid in rules {
-                let body: Vec<Option<TableId>> = self.rules[&rid]
-                    .rule
-                    .body
-                    .iter()
-                    .map(|l| match l {
-                        LLit::Pos { table, .. } if inside.contains(table) => Some(*table),
-                        _ => None,
-                    })
-                    .collect();
                 let head = self.rules[&rid].rule.head;
-                for (i, t) in body.iter().enumerate() {
-                    let Some(t) = t else { continue };
-                    let Some(rows) = frontier.get(t) else {
-                        continue;
-                    };
-                    if rows.is_empty() {
-                        continue;
-                    }
-                    let delta: Vec<(Vec<Sym>, i64)> = rows.iter().map(|r| (r.clone(), 1)).collect();
-                    let out = self.run_collect(txn, rid, Some(i), ViewMode::New, &delta);
-                    for (row, _) in out.iter() {
-                        if self.insert_flag(txn, head, row) {
-                            next.entry(head).or_default().push(row.to_vec());
-                        }
-                    }
+                for (i, t) in self.inside_literals(rid, inside) {
+                    let Some(rows) = frontier.get(t) else { continue };
+                    let out = self.run_collect(txn, rid, Some(i), ViewMode::New, rows);
+                    self.insert_all(txn, head, &out, &mut next);
                 }
             }
             frontier = next;
@@ -587,19 +488,15 @@ impl Store {
     fn counting(&mut self, txn: &mut TxnState, _stratum: &Stratum, rules: &[RuleId]) {
         let mut acc: HashMap<(TableId, Vec<Sym>), i64> = HashMap::new();
         for &rid in rules {
-            let body: Vec<Option<TableId>> =
-                self.rules[&rid].rule.body.iter().map(LLit::table).collect();
+            let body: Vec<Option<TableId>> = self.rules[&rid].rule.body.iter().map(LLit::table).collect();
             let head = self.rules[&rid].rule.head;
             for (i, t) in body.iter().enumerate() {
                 let Some(t) = t else { continue };
-                let delta = Self::delta_rows(txn, *t, true, true);
+                let delta = self.delta_rows(txn, *t, true, true);
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, w) in self
-                    .run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta)
-                    .iter()
-                {
+                for (row, w) in self.run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta).iter() {
                     *acc.entry((head, row.to_vec())).or_default() += w;
                 }
             }
@@ -610,76 +507,30 @@ impl Store {
     }
 
     /// Delete-and-rederive for a recursive stratum whose inputs changed.
-    fn dred(
-        &mut self,
-        txn: &mut TxnState,
-        _stratum: &Stratum,
-        rules: &[RuleId],
-        inside: &HashSet<TableId>,
-    ) {
-        // 1. Over-delete: everything with a derivation using a removed input row.
+    fn dred(&mut self, txn: &mut TxnState, _stratum: &Stratum, rules: &[RuleId], inside: &HashSet<TableId>) {
+        // 1. Over-delete: everything with a derivation (in the old state) that uses a
+        //    removed input row, closed under the stratum's rules.
         let mut deleted: HashMap<TableId, HashSet<Vec<Sym>>> = HashMap::new();
-        let mut frontier: HashMap<TableId, Vec<Vec<Sym>>> = HashMap::new();
-        let consider = |store: &Store,
-                        deleted: &mut HashMap<TableId, HashSet<Vec<Sym>>>,
-                        t: TableId,
-                        row: Vec<Sym>|
-         -> Option<Vec<Sym>> {
-            let id = store.tables[t].find(&row)?;
-            if store.tables[t].count(id) & EXPLICIT != 0 {
-                return None;
-            }
-            deleted
-                .entry(t)
-                .or_default()
-                .insert(row.clone())
-                .then_some(row)
-        };
+        let mut frontier = Frontier::default();
         for &rid in rules {
-            let body: Vec<LLit> = self.rules[&rid].rule.body.clone();
             let head = self.rules[&rid].rule.head;
-            for (i, l) in body.iter().enumerate() {
-                let (t, neg) = match l {
-                    LLit::Pos { table, .. } if !inside.contains(table) => (*table, false),
-                    LLit::Neg { table, .. } => (*table, true),
-                    _ => continue,
-                };
-                let delta = Self::delta_rows(txn, t, neg, !neg);
+            for (i, t, neg) in self.outside_literals(rid, inside) {
+                let delta = self.delta_rows(txn, t, neg, !neg);
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, _) in self
-                    .run_collect(txn, rid, Some(i), ViewMode::Old, &delta)
-                    .iter()
-                {
-                    if let Some(r) = consider(self, &mut deleted, head, row.to_vec()) {
-                        frontier.entry(head).or_default().push(r);
-                    }
-                }
+                let out = self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta);
+                self.overdelete(head, &out, &mut deleted, &mut frontier);
             }
         }
-        while frontier.values().any(|v| !v.is_empty()) {
-            let mut next: HashMap<TableId, Vec<Vec<Sym>>> = HashMap::new();
+        while !frontier.is_empty() {
+            let mut next = Frontier::default();
             for &rid in rules {
-                let body: Vec<LLit> = self.rules[&rid].rule.body.clone();
                 let head = self.rules[&rid].rule.head;
-                for (i, l) in body.iter().enumerate() {
-                    let LLit::Pos { table, .. } = l else { continue };
-                    let Some(rows) = frontier.get(table) else {
-                        continue;
-                    };
-                    if !inside.contains(table) || rows.is_empty() {
-                        continue;
-                    }
-                    let delta: Vec<(Vec<Sym>, i64)> = rows.iter().map(|r| (r.clone(), 1)).collect();
-                    for (row, _) in self
-                        .run_collect(txn, rid, Some(i), ViewMode::Old, &delta)
-                        .iter()
-                    {
-                        if let Some(r) = consider(self, &mut deleted, head, row.to_vec()) {
-                            next.entry(head).or_default().push(r);
-                        }
-                    }
+                for (i, t) in self.inside_literals(rid, inside) {
+                    let Some(rows) = frontier.get(t) else { continue };
+                    let out = self.run_collect(txn, rid, Some(i), ViewMode::Old, rows);
+                    self.overdelete(head, &out, &mut deleted, &mut next);
                 }
             }
             frontier = next;
@@ -694,56 +545,55 @@ impl Store {
             }
         }
         // 3. Re-derive those with another support in the new state.
-        let mut seeds: HashMap<TableId, Vec<Vec<Sym>>> = HashMap::new();
+        let mut frontier = Frontier::default();
         for (&t, rows) in &deleted {
             for row in rows {
-                if self.derivable(txn, t, row) {
-                    seeds.entry(t).or_default().push(row.clone());
-                }
-            }
-        }
-        let mut frontier: HashMap<TableId, Vec<Vec<Sym>>> = HashMap::new();
-        for (t, rows) in seeds {
-            for row in rows {
-                if self.insert_flag(txn, t, &row) {
-                    frontier.entry(t).or_default().push(row);
+                if self.derivable(txn, t, row) && self.insert_flag(txn, t, row) {
+                    frontier.push(t, row);
                 }
             }
         }
         // 4. Insert what new input rows derive, then close under the rules.
         for &rid in rules {
-            let body: Vec<LLit> = self.rules[&rid].rule.body.clone();
             let head = self.rules[&rid].rule.head;
-            for (i, l) in body.iter().enumerate() {
-                let (t, neg) = match l {
-                    LLit::Pos { table, .. } if !inside.contains(table) => (*table, false),
-                    LLit::Neg { table, .. } => (*table, true),
-                    _ => continue,
-                };
-                let delta = Self::delta_rows(txn, t, !neg, neg);
+            for (i, t, neg) in self.outside_literals(rid, inside) {
+                let delta = self.delta_rows(txn, t, !neg, neg);
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, _) in self
-                    .run_collect(txn, rid, Some(i), ViewMode::New, &delta)
-                    .iter()
-                {
-                    if self.insert_flag(txn, head, row) {
-                        frontier.entry(head).or_default().push(row.to_vec());
-                    }
-                }
+                let out = self.run_collect(txn, rid, Some(i), ViewMode::New, &delta);
+                self.insert_all(txn, head, &out, &mut frontier);
             }
         }
         self.seminaive(txn, rules, inside, frontier);
     }
 
+    /// Record rows of `out` (head `t`) as over-deleted unless absent, explicit, or
+    /// already recorded; new ones go to `frontier`.
+    fn overdelete(
+        &self,
+        t: TableId,
+        out: &Rows,
+        deleted: &mut HashMap<TableId, HashSet<Vec<Sym>>>,
+        frontier: &mut Frontier,
+    ) {
+        for (row, _) in out.iter() {
+            let Some(id) = self.tables[t].find(row) else { continue };
+            if self.tables[t].count(id) & EXPLICIT != 0 {
+                continue;
+            }
+            if deleted.entry(t).or_default().insert(row.to_vec()) {
+                frontier.push(t, row);
+            }
+        }
+    }
+
     /// Whether `row` of `t` has a derivation from the current state (one rule step).
     pub fn derivable(&mut self, txn: &TxnState, t: TableId, row: &[Sym]) -> bool {
         let rids = self.info[t].rules.clone();
+        let none = Rows::default();
         for rid in rids {
-            let Some(entry) = self.rules.get(&rid).cloned() else {
-                continue;
-            };
+            let Some(entry) = self.rules.get(&rid).cloned() else { continue };
             entry.head_bound.prepare(&mut self.tables);
             let mut binds = entry.rule.init_binds.clone();
             if !bind_head(&entry.rule.head_terms, row, &mut binds) {
@@ -752,26 +602,43 @@ impl Store {
             let mut found = false;
             let mut fails = FailureLog::default();
             let mut ex = self.exec(&txn.changed, &mut fails);
-            ex.run(
-                &entry.rule,
-                &entry.head_bound,
-                ViewMode::New,
-                &[],
-                &mut binds,
-                &mut |h, _, _| {
-                    if h == row {
-                        found = true;
-                        false
-                    } else {
-                        true
-                    }
-                },
-            );
+            ex.run(&entry.rule, &entry.head_bound, ViewMode::New, &none, &mut binds, &mut |h, _, _| {
+                if h == row {
+                    found = true;
+                    false
+                } else {
+                    true
+                }
+            });
             if found {
                 return true;
             }
         }
         false
+    }
+}
+
+/// Rows newly derived per table in one round of a fixpoint.
+#[derive(Debug, Default)]
+struct Frontier(HashMap<TableId, Rows>);
+
+impl Frontier {
+    fn push(&mut self, t: TableId, row: &[Sym]) {
+        self.0.entry(t).or_insert_with(|| Rows::new(row.len())).push(row, 1);
+    }
+
+    fn extend(&mut self, t: TableId, rows: &Rows) {
+        for (r, w) in rows.iter() {
+            self.0.entry(t).or_insert_with(|| Rows::new(rows.arity)).push(r, w);
+        }
+    }
+
+    fn get(&self, t: TableId) -> Option<&Rows> {
+        self.0.get(&t).filter(|r| !r.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.values().all(Rows::is_empty)
     }
 }
 

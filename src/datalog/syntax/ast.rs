@@ -23,11 +23,7 @@ pub enum Arg {
     /// `x`
     Positional { term: Term, span: Span },
     /// `name=x`
-    Named {
-        column: String,
-        term: Term,
-        span: Span,
-    },
+    Named { column: String, term: Term, span: Span },
     /// `3=x` (zero-based column number)
     Numbered { index: u64, term: Term, span: Span },
 }
@@ -36,18 +32,14 @@ impl Arg {
     /// The argument's term.
     pub fn term(&self) -> &Term {
         match self {
-            Arg::Positional { term, .. } | Arg::Named { term, .. } | Arg::Numbered { term, .. } => {
-                term
-            }
+            Arg::Positional { term, .. } | Arg::Named { term, .. } | Arg::Numbered { term, .. } => term,
         }
     }
 
     /// Where the argument is written.
     pub fn span(&self) -> Span {
         match self {
-            Arg::Positional { span, .. } | Arg::Named { span, .. } | Arg::Numbered { span, .. } => {
-                *span
-            }
+            Arg::Positional { span, .. } | Arg::Named { span, .. } | Arg::Numbered { span, .. } => *span,
         }
     }
 }

@@ -15,35 +15,23 @@ pub struct Span {
 
 impl Span {
     pub fn new(start: usize, end: usize) -> Self {
-        Span {
-            start: start as u32,
-            end: end.max(start) as u32,
-        }
+        Span { start: start as u32, end: end.max(start) as u32 }
     }
 
     /// The smallest span covering both.
     pub fn join(self, other: Span) -> Span {
-        Span {
-            start: self.start.min(other.start),
-            end: self.end.max(other.end),
-        }
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
     }
 
     /// The same span moved `by` bytes to the right (for text embedded in a bigger file).
     pub fn shifted(self, by: usize) -> Span {
-        Span {
-            start: self.start + by as u32,
-            end: self.end + by as u32,
-        }
+        Span { start: self.start + by as u32, end: self.end + by as u32 }
     }
 
     /// 1-based line and column (in characters) of the span's start within `src`.
     pub fn line_col(self, src: &str) -> (usize, usize) {
         let start = (self.start as usize).min(src.len());
-        let start = (0..=start)
-            .rev()
-            .find(|i| src.is_char_boundary(*i))
-            .unwrap_or(0);
+        let start = (0..=start).rev().find(|i| src.is_char_boundary(*i)).unwrap_or(0);
         let before = &src[..start];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
@@ -74,23 +62,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn error(code: &'static str, message: impl Into<String>, span: Span) -> Self {
-        Diagnostic {
-            severity: Severity::Error,
-            code,
-            message: message.into(),
-            span,
-            rule: None,
-        }
+        Diagnostic { severity: Severity::Error, code, message: message.into(), span, rule: None }
     }
 
     pub fn warning(code: &'static str, message: impl Into<String>, span: Span) -> Self {
-        Diagnostic {
-            severity: Severity::Warning,
-            code,
-            message: message.into(),
-            span,
-            rule: None,
-        }
+        Diagnostic { severity: Severity::Warning, code, message: message.into(), span, rule: None }
     }
 
     pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
@@ -145,11 +121,7 @@ impl fmt::Display for Diagnostic {
 
 /// Render every diagnostic, in order, separated by blank lines.
 pub fn render_all(diags: &[Diagnostic], file_name: &str, src: &str) -> String {
-    diags
-        .iter()
-        .map(|d| d.render(file_name, src))
-        .collect::<Vec<_>>()
-        .join("\n")
+    diags.iter().map(|d| d.render(file_name, src)).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -168,8 +140,7 @@ mod tests {
     #[test]
     fn render_shows_location_and_caret() {
         let src = "p(x) :- q(y)";
-        let d = Diagnostic::error("unsafe-head", "variable x is not bound", Span::new(2, 3))
-            .with_rule(src);
+        let d = Diagnostic::error("unsafe-head", "variable x is not bound", Span::new(2, 3)).with_rule(src);
         let out = d.render("a.congress", src);
         assert!(out.contains("a.congress:1:3"), "{out}");
         assert!(out.contains('^'), "{out}");

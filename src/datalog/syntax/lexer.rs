@@ -76,13 +76,7 @@ pub(super) struct Lexed {
 
 /// Split `src` into tokens. Never fails; problems are reported as diagnostics.
 pub(super) fn lex(src: &str) -> Lexed {
-    let mut lexer = Lexer {
-        src,
-        bytes: src.as_bytes(),
-        pos: 0,
-        newline: false,
-        out: Lexed::default(),
-    };
+    let mut lexer = Lexer { src, bytes: src.as_bytes(), pos: 0, newline: false, out: Lexed::default() };
     lexer.run();
     lexer.out
 }
@@ -97,9 +91,7 @@ struct Lexer<'s> {
 }
 
 /// String prefixes Congress accepts before a quote; the `b` forms make byte strings.
-const STRING_PREFIXES: [&str; 14] = [
-    "r", "R", "u", "U", "b", "B", "br", "Br", "bR", "BR", "rb", "rB", "Rb", "RB",
-];
+const STRING_PREFIXES: [&str; 14] = ["r", "R", "u", "U", "b", "B", "br", "Br", "bR", "BR", "rb", "rB", "Rb", "RB"];
 
 fn is_ident_start(b: u8) -> bool {
     b.is_ascii_alphabetic() || b == b'_' || b == b'.'
@@ -137,28 +129,20 @@ impl Lexer<'_> {
 
     /// Length of the run of bytes from `from` that satisfy `pred`.
     fn run_len(&self, from: usize, pred: impl Fn(u8) -> bool) -> usize {
-        self.bytes
-            .get(from..)
-            .map_or(0, |rest| rest.iter().take_while(|b| pred(**b)).count())
+        self.bytes.get(from..).map_or(0, |rest| rest.iter().take_while(|b| pred(**b)).count())
     }
 
     /// Emit a token from the current position to `end` and move past it.
     fn push(&mut self, kind: TokenKind, end: usize) {
         let span = Span::new(self.pos, end);
-        self.out.tokens.push(Token {
-            kind,
-            span,
-            newline_before: self.newline,
-        });
+        self.out.tokens.push(Token { kind, span, newline_before: self.newline });
         self.newline = false;
         self.pos = end;
     }
 
     /// Emit an error token from the current position to `end`, with a diagnostic.
     fn push_error(&mut self, end: usize, message: String) {
-        self.out
-            .diagnostics
-            .push(Diagnostic::error(LEX, message, Span::new(self.pos, end)));
+        self.out.diagnostics.push(Diagnostic::error(LEX, message, Span::new(self.pos, end)));
         self.push(TokenKind::Error, end);
     }
 
@@ -277,11 +261,8 @@ impl Lexer<'_> {
     /// A token starting with a digit: an integer, a float, or an error.
     fn number(&mut self) {
         let start = self.pos;
-        if self.peek(0) == Some(b'0')
-            && matches!(self.peek(1), Some(b'x' | b'X' | b'b' | b'B' | b'o' | b'O'))
-        {
-            let end =
-                start + 2 + self.run_len(start + 2, |b| b.is_ascii_alphanumeric() || b == b'_');
+        if self.peek(0) == Some(b'0') && matches!(self.peek(1), Some(b'x' | b'X' | b'b' | b'B' | b'o' | b'O')) {
+            let end = start + 2 + self.run_len(start + 2, |b| b.is_ascii_alphanumeric() || b == b'_');
             let message = format!(
                 "hexadecimal/binary/octal literals are not supported: '{}' (write it in decimal)",
                 clip(&self.src[start..end])
@@ -327,10 +308,7 @@ impl Lexer<'_> {
             }
         }
         if bytes && !self.src[self.pos..at].is_ascii() {
-            return self.push_error(
-                at,
-                "byte string literals may only contain ASCII characters".to_owned(),
-            );
+            return self.push_error(at, "byte string literals may only contain ASCII characters".to_owned());
         }
         self.push(TokenKind::Str, at);
     }
@@ -353,8 +331,7 @@ impl Lexer<'_> {
                 None => return Err((at, "unterminated string literal")),
                 Some(b'\\') => at = self.after_escape(at),
                 Some(b'\n' | b'\r') if !triple => {
-                    let message =
-                        "unterminated string literal (only triple-quoted strings may span lines)";
+                    let message = "unterminated string literal (only triple-quoted strings may span lines)";
                     return Err((at, message));
                 }
                 Some(_) => at += 1,
@@ -426,31 +403,18 @@ mod tests {
     }
 
     fn texts(src: &str) -> Vec<&str> {
-        lex(src)
-            .tokens
-            .iter()
-            .filter(|t| t.kind != Eof)
-            .map(|t| &src[t.range()])
-            .collect()
+        lex(src).tokens.iter().filter(|t| t.kind != Eof).map(|t| &src[t.range()]).collect()
     }
 
     fn only_diagnostic(src: &str) -> Diagnostic {
         let lexed = lex(src);
-        assert_eq!(
-            lexed.diagnostics.len(),
-            1,
-            "{src:?}: {:?}",
-            lexed.diagnostics
-        );
+        assert_eq!(lexed.diagnostics.len(), 1, "{src:?}: {:?}", lexed.diagnostics);
         lexed.diagnostics[0].clone()
     }
 
     #[test]
     fn identifiers_may_contain_and_start_with_dots() {
-        assert_eq!(
-            texts("servers.pause .x _ True a1_b.c"),
-            ["servers.pause", ".x", "_", "True", "a1_b.c"]
-        );
+        assert_eq!(texts("servers.pause .x _ True a1_b.c"), ["servers.pause", ".x", "_", "True", "a1_b.c"]);
         assert_eq!(kinds("servers.pause .x"), [Ident, Ident, Eof]);
     }
 
@@ -465,10 +429,7 @@ mod tests {
     fn punctuation() {
         assert_eq!(
             kinds("( ) [ ] , :- : = + - ! ; ."),
-            [
-                LParen, RParen, LBracket, RBracket, Comma, ColonMinus, Colon, Equal, Plus, Minus,
-                Bang, Semi, Dot, Eof
-            ]
+            [LParen, RParen, LBracket, RBracket, Comma, ColonMinus, Colon, Equal, Plus, Minus, Bang, Semi, Dot, Eof]
         );
         assert_eq!(kinds(":="), [Colon, Equal, Eof]);
         assert_eq!(kinds("p:-q"), [Ident, ColonMinus, Ident, Eof]);
@@ -495,21 +456,14 @@ mod tests {
         for lit in ["0x1F", "0b101", "0o17", "0X1f", "0B1", "0O7", "0x"] {
             let src = format!("h({lit})");
             let d = only_diagnostic(&src);
-            assert!(
-                d.message
-                    .starts_with("hexadecimal/binary/octal literals are not supported"),
-                "{}",
-                d.message
-            );
+            assert!(d.message.starts_with("hexadecimal/binary/octal literals are not supported"), "{}", d.message);
             assert_eq!(d.span, Span::new(2, 2 + lit.len()), "{lit}");
         }
     }
 
     #[test]
     fn floats() {
-        for lit in [
-            "1.5", ".5", "2.", "1e3", "1.5E-2", "1E+3", "007.5", "0.0", "1.e5", ".5e3",
-        ] {
+        for lit in ["1.5", ".5", "2.", "1e3", "1.5E-2", "1E+3", "007.5", "0.0", "1.e5", ".5e3"] {
             assert_eq!(kinds(lit), [Float, Eof], "{lit}");
         }
         assert_eq!(texts("1.5.3"), ["1.5", ".3"]);
@@ -567,10 +521,7 @@ line""""#,
         let lexed = lex(src);
         assert_eq!(lexed.diagnostics.len(), 1);
         assert_eq!(lexed.diagnostics[0].span, Span::new(2, 6));
-        assert_eq!(
-            kinds(src),
-            [Ident, LParen, Error, Ident, LParen, Int, RParen, Eof]
-        );
+        assert_eq!(kinds(src), [Ident, LParen, Error, Ident, LParen, Int, RParen, Eof]);
         let d = only_diagnostic(r#"p("""abc""#);
         assert!(d.message.starts_with("unterminated triple-quoted"));
         let d = only_diagnostic(r#"p("abc\"#);
@@ -611,20 +562,11 @@ line""""#,
     fn junk_is_one_error_per_run() {
         let lexed = lex("p(@@é$) % q");
         assert_eq!(lexed.diagnostics.len(), 2, "{:?}", lexed.diagnostics);
-        assert_eq!(
-            lexed.diagnostics[0].message,
-            "unexpected characters starting with '@'"
-        );
+        assert_eq!(lexed.diagnostics[0].message, "unexpected characters starting with '@'");
         assert_eq!(lexed.diagnostics[1].message, "unexpected character '%'");
-        assert_eq!(
-            kinds("p(@@é$) % q"),
-            [Ident, LParen, Error, RParen, Error, Ident, Eof]
-        );
+        assert_eq!(kinds("p(@@é$) % q"), [Ident, LParen, Error, RParen, Error, Ident, Eof]);
         assert_eq!(kinds("a/b"), [Ident, Error, Ident, Eof]);
-        assert_eq!(
-            only_diagnostic("\u{a0}").message,
-            "unexpected character '\\u{a0}'"
-        );
+        assert_eq!(only_diagnostic("\u{a0}").message, "unexpected character '\\u{a0}'");
     }
 
     #[test]
@@ -632,16 +574,10 @@ line""""#,
         let src = "é'ü\n\"ß\\";
         let lexed = lex(src);
         for t in &lexed.tokens {
-            assert!(
-                src.is_char_boundary(t.span.start as usize)
-                    && src.is_char_boundary(t.span.end as usize)
-            );
+            assert!(src.is_char_boundary(t.span.start as usize) && src.is_char_boundary(t.span.end as usize));
         }
         for d in &lexed.diagnostics {
-            assert!(
-                src.is_char_boundary(d.span.start as usize)
-                    && src.is_char_boundary(d.span.end as usize)
-            );
+            assert!(src.is_char_boundary(d.span.start as usize) && src.is_char_boundary(d.span.end as usize));
         }
     }
 

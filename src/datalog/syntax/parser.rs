@@ -37,18 +37,10 @@ const PARSE: &str = "parse";
 pub(super) fn parse(src: &str) -> Parsed {
     if u32::try_from(src.len()).is_err() {
         let message = "policy text is too large (the limit is 4 GiB)";
-        return Parsed {
-            rules: Vec::new(),
-            diagnostics: vec![Diagnostic::error(PARSE, message, Span::new(0, 0))],
-        };
+        return Parsed { rules: Vec::new(), diagnostics: vec![Diagnostic::error(PARSE, message, Span::new(0, 0))] };
     }
     let lexed = lexer::lex(src);
-    let mut parser = Parser {
-        src,
-        tokens: lexed.tokens,
-        pos: 0,
-        diagnostics: lexed.diagnostics,
-    };
+    let mut parser = Parser { src, tokens: lexed.tokens, pos: 0, diagnostics: lexed.diagnostics };
     let rules = parser.statements();
     let mut diagnostics = parser.diagnostics;
     diagnostics.sort_by_key(|d| d.span.start);
@@ -78,10 +70,7 @@ fn starts_statement(kind: TokenKind) -> bool {
 /// it does not mark a statement boundary during recovery.
 fn expects_more(kind: TokenKind) -> bool {
     use TokenKind::*;
-    matches!(
-        kind,
-        Comma | ColonMinus | LParen | LBracket | Colon | Equal | Bang
-    )
+    matches!(kind, Comma | ColonMinus | LParen | LBracket | Colon | Equal | Bang)
 }
 
 impl Parser<'_> {
@@ -127,11 +116,7 @@ impl Parser<'_> {
 
     /// Consume a token of `kind`, or report `expected …, found …` at the next token.
     fn expect(&mut self, kind: TokenKind, expected: &str) -> PResult<Token> {
-        if self.peek_kind(0) == kind {
-            Ok(self.bump())
-        } else {
-            Err(self.expected(expected))
-        }
+        if self.peek_kind(0) == kind { Ok(self.bump()) } else { Err(self.expected(expected)) }
     }
 
     /// Report `expected {what}, found {next token}` at the next token.
@@ -150,8 +135,7 @@ impl Parser<'_> {
     }
 
     fn error_span(&mut self, span: Span, message: String) -> Failed {
-        self.diagnostics
-            .push(Diagnostic::error(PARSE, message, span));
+        self.diagnostics.push(Diagnostic::error(PARSE, message, span));
         Failed
     }
 
@@ -186,10 +170,8 @@ impl Parser<'_> {
         self.end_of_statement("',', ':-' or the end of the statement")?;
         let fact = rule(heads, Vec::new());
         if fact.heads.iter().any(|h| h.negated) {
-            let message = format!(
-                "a fact cannot be negated: '{}' (only body literals may use 'not')",
-                clip(&fact.to_string())
-            );
+            let message =
+                format!("a fact cannot be negated: '{}' (only body literals may use 'not')", clip(&fact.to_string()));
             self.error_span(fact.span, message);
             return Ok(None);
         }
@@ -254,20 +236,11 @@ impl Parser<'_> {
         let first = self.peek();
         let negated = self.negation();
         if self.peek_kind(0) != TokenKind::Ident {
-            let what = if negated {
-                "an atom after the negation".to_owned()
-            } else {
-                format!("a literal {context}")
-            };
+            let what = if negated { "an atom after the negation".to_owned() } else { format!("a literal {context}") };
             return Err(self.expected(&what));
         }
         let (modal, atom, end) = self.fact()?;
-        Ok(Literal {
-            negated,
-            modal,
-            atom,
-            span: first.span.join(end),
-        })
+        Ok(Literal { negated, modal, atom, span: first.span.join(end) })
     }
 
     /// Consume a negation if one is here.
@@ -275,9 +248,7 @@ impl Parser<'_> {
         let tok = self.peek();
         let is_negation = match tok.kind {
             TokenKind::Bang => true,
-            TokenKind::Ident => {
-                matches!(self.text(tok), "not" | "NOT") && self.peek_kind(1) == TokenKind::Ident
-            }
+            TokenKind::Ident => matches!(self.text(tok), "not" | "NOT") && self.peek_kind(1) == TokenKind::Ident,
             _ => false,
         };
         if is_negation {
@@ -305,10 +276,8 @@ impl Parser<'_> {
             "insert" => Modal::Insert,
             "delete" => Modal::Delete,
             other => {
-                let message = format!(
-                    "unknown modal '{}': only execute[...], insert[...] and delete[...] exist",
-                    clip(other)
-                );
+                let message =
+                    format!("unknown modal '{}': only execute[...], insert[...] and delete[...] exist", clip(other));
                 return Err(self.error(keyword, message));
             }
         };
@@ -317,10 +286,7 @@ impl Parser<'_> {
             return Err(self.expected(&format!("an atom after '{}['", modal.keyword())));
         }
         let atom = self.atom()?;
-        let close = self.expect(
-            TokenKind::RBracket,
-            &format!("']' to close '{}['", modal.keyword()),
-        )?;
+        let close = self.expect(TokenKind::RBracket, &format!("']' to close '{}['", modal.keyword()))?;
         Ok((Some(modal), atom, close.span))
     }
 
@@ -344,14 +310,7 @@ impl Parser<'_> {
             args = parsed;
             span = span.join(close);
         }
-        Ok(Atom {
-            policy,
-            table,
-            sign,
-            args,
-            span,
-            name_span,
-        })
+        Ok(Atom { policy, table, sign, args, span, name_span })
     }
 
     /// `ID (':' ID)*`: the first `:` splits policy from table (`a:b:c` is policy `a`,
@@ -368,11 +327,7 @@ impl Parser<'_> {
             rest.push(src.get(part.range()).unwrap_or(""));
         }
         let first = self.text(first).to_owned();
-        if rest.is_empty() {
-            Ok((None, first, span))
-        } else {
-            Ok((Some(first), rest.join(":"), span))
-        }
+        if rest.is_empty() { Ok((None, first, span)) } else { Ok((Some(first), rest.join(":"), span)) }
     }
 
     /// `'(' [param (',' param)*] ')'`: the arguments and the span of `)`.
@@ -400,10 +355,7 @@ impl Parser<'_> {
         let is_column = matches!(first.kind, TokenKind::Ident | TokenKind::Int);
         if !is_column || self.peek_kind(1) != TokenKind::Equal {
             let term = self.term()?;
-            return Ok(Arg::Positional {
-                term,
-                span: first.span,
-            });
+            return Ok(Arg::Positional { term, span: first.span });
         }
         let column = match first.kind {
             TokenKind::Int => Column::Number(self.column_number(first)?),
@@ -438,9 +390,7 @@ impl Parser<'_> {
             TokenKind::Str => Term::Const(Value::str(string_value(self.text(tok)))),
             TokenKind::Int => Term::Const(Value::Int(self.integer(tok)?)),
             TokenKind::Float => Term::Const(Value::Float(self.float(tok)?)),
-            TokenKind::Minus | TokenKind::Plus
-                if matches!(self.peek_kind(1), TokenKind::Int | TokenKind::Float) =>
-            {
+            TokenKind::Minus | TokenKind::Plus if matches!(self.peek_kind(1), TokenKind::Int | TokenKind::Float) => {
                 let found = self.describe(tok);
                 let message = format!(
                     "expected an argument (a variable, number or string), found {found}: \
@@ -490,11 +440,7 @@ enum Column {
 fn rule(heads: Vec<Literal>, body: Vec<Literal>) -> Rule {
     let first = heads.first().map(|l| l.span).unwrap_or_default();
     let last = body.last().or(heads.last()).map_or(first, |l| l.span);
-    Rule {
-        heads,
-        body,
-        span: first.join(last),
-    }
+    Rule { heads, body, span: first.join(last) }
 }
 
 /// The value of a string token, converted as Congress does: drop one character from each
@@ -512,11 +458,7 @@ mod tests {
 
     fn ok(src: &str) -> Vec<Rule> {
         let parsed = parse(src);
-        assert!(
-            parsed.diagnostics.is_empty(),
-            "{src:?}: {:?}",
-            parsed.diagnostics
-        );
+        assert!(parsed.diagnostics.is_empty(), "{src:?}: {:?}", parsed.diagnostics);
         parsed.rules
     }
 
@@ -528,11 +470,7 @@ mod tests {
 
     fn errors(src: &str) -> Vec<Diagnostic> {
         let parsed = parse(src);
-        assert!(
-            !parsed.diagnostics.is_empty(),
-            "{src:?} parsed: {:?}",
-            parsed.rules
-        );
+        assert!(!parsed.diagnostics.is_empty(), "{src:?} parsed: {:?}", parsed.rules);
         parsed.diagnostics
     }
 
@@ -548,12 +486,7 @@ mod tests {
     }
 
     fn args(src: &str) -> Vec<Term> {
-        one(src).heads[0]
-            .atom
-            .args
-            .iter()
-            .map(|a| a.term().clone())
-            .collect()
+        one(src).heads[0].atom.args.iter().map(|a| a.term().clone()).collect()
     }
 
     fn str_const(s: &str) -> Term {
@@ -595,10 +528,7 @@ mod tests {
                 str_const("a"),
             ]
         );
-        assert_eq!(
-            args("p(.x, servers.pause)"),
-            vec![Term::Var(".x".into()), Term::Var("servers.pause".into())]
-        );
+        assert_eq!(args("p(.x, servers.pause)"), vec![Term::Var(".x".into()), Term::Var("servers.pause".into())]);
     }
 
     #[test]
@@ -607,24 +537,12 @@ mod tests {
         let src = r#"s(u"pre", "a\"b", 'it''s', "tab\there", """ab""", '', r'x\'y', b"z")"#;
         assert_eq!(
             args(src),
-            [
-                "\"pre",
-                "a\\\"b",
-                "it''s",
-                "tab\\there",
-                "\"\"ab\"\"",
-                "",
-                "'x\\'y",
-                "\"z"
-            ]
-            .into_iter()
-            .map(str_const)
-            .collect::<Vec<_>>()
+            ["\"pre", "a\\\"b", "it''s", "tab\\there", "\"\"ab\"\"", "", "'x\\'y", "\"z"]
+                .into_iter()
+                .map(str_const)
+                .collect::<Vec<_>>()
         );
-        assert_eq!(
-            args("s('''multi\nline''')"),
-            vec![str_const("''multi\nline''")]
-        );
+        assert_eq!(args("s('''multi\nline''')"), vec![str_const("''multi\nline''")]);
     }
 
     #[test]
@@ -640,17 +558,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(
-            matches!(&args[2], Arg::Numbered { index: 3, term, .. } if *term == str_const("z"))
-        );
-        assert!(matches!(
-            &args[3],
-            Arg::Numbered {
-                index: 0,
-                term: Term::Const(Value::Int(1)),
-                ..
-            }
-        ));
+        assert!(matches!(&args[2], Arg::Numbered { index: 3, term, .. } if *term == str_const("z")));
+        assert!(matches!(&args[3], Arg::Numbered { index: 0, term: Term::Const(Value::Int(1)), .. }));
     }
 
     #[test]
@@ -660,10 +569,7 @@ mod tests {
         assert_eq!(atom.table, "b:c");
         assert_eq!(atom.name_span, Span::new(0, 5));
         let atom = one("nova:servers(x)").heads[0].atom.clone();
-        assert_eq!(
-            (atom.policy.as_deref(), atom.table.as_str()),
-            (Some("nova"), "servers")
-        );
+        assert_eq!((atom.policy.as_deref(), atom.table.as_str()), (Some("nova"), "servers"));
         let atom = one("servers.pause(x)").heads[0].atom.clone();
         assert_eq!((atom.policy, atom.table.as_str()), (None, "servers.pause"));
     }
@@ -694,12 +600,7 @@ mod tests {
 
     #[test]
     fn negation_forms() {
-        for src in [
-            "p(x) :- q(x), not r(x)",
-            "p(x) :- q(x), NOT r(x)",
-            "p(x) :- q(x), !r(x)",
-            "p(x) :- q(x), ! r(x)",
-        ] {
+        for src in ["p(x) :- q(x), not r(x)", "p(x) :- q(x), NOT r(x)", "p(x) :- q(x), !r(x)", "p(x) :- q(x), ! r(x)"] {
             let rule = one(src);
             assert!(rule.body[1].negated, "{src}");
             assert_eq!(rule.body[1].atom.table, "r", "{src}");
@@ -728,10 +629,7 @@ mod tests {
 
     #[test]
     fn terminators_are_optional() {
-        assert_eq!(
-            printed("p(1); q(2). r(3)\ns(4);"),
-            ["p(1)", "q(2)", "r(3)", "s(4)"]
-        );
+        assert_eq!(printed("p(1); q(2). r(3)\ns(4);"), ["p(1)", "q(2)", "r(3)", "s(4)"]);
         assert_eq!(printed("p(x) :- q(x);"), ["p(x) :- q(x)"]);
     }
 
@@ -740,10 +638,7 @@ mod tests {
         // Congress reads these as several statements; the API then says `multiple_rules`.
         assert_eq!(printed("p(1) p(2)"), ["p(1)", "p(2)"]);
         assert_eq!(printed("p(x) :- q(x) r(x)"), ["p(x) :- q(x)", "r(x)"]);
-        assert_eq!(
-            printed("p(x) :- q(x) and r(x)"),
-            ["p(x) :- q(x)", "and()", "r(x)"]
-        );
+        assert_eq!(printed("p(x) :- q(x) and r(x)"), ["p(x) :- q(x)", "and()", "r(x)"]);
     }
 
     #[test]
@@ -754,8 +649,7 @@ mod tests {
 
     #[test]
     fn whitespace_and_comments_between_tokens() {
-        let rules =
-            ok("// header\np ( x ) /* c */ :-\n  # note\n  nova : servers ( x ) , q - ( x )\n");
+        let rules = ok("// header\np ( x ) /* c */ :-\n  # note\n  nova : servers ( x ) , q - ( x )\n");
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].to_string(), "p(x) :- nova:servers(x), q-(x)");
     }
@@ -764,24 +658,15 @@ mod tests {
     fn empty_input_and_comments_only() {
         for src in ["", "   \n\t", "/* only a comment */", "// c", "# c\n# d\n"] {
             let parsed = parse(src);
-            assert!(
-                parsed.rules.is_empty() && parsed.diagnostics.is_empty(),
-                "{src:?}"
-            );
+            assert!(parsed.rules.is_empty() && parsed.diagnostics.is_empty(), "{src:?}");
         }
     }
 
     #[test]
     fn line_comments_may_end_at_end_of_input() {
         // Deviation: Congress demands the newline.
-        assert_eq!(
-            printed("c(9) // line comment without trailing newline"),
-            ["c(9)"]
-        );
-        assert_eq!(
-            printed("c(9) # hash comment without trailing newline"),
-            ["c(9)"]
-        );
+        assert_eq!(printed("c(9) // line comment without trailing newline"), ["c(9)"]);
+        assert_eq!(printed("c(9) # hash comment without trailing newline"), ["c(9)"]);
     }
 
     #[test]
@@ -789,14 +674,8 @@ mod tests {
         let src = "head(x) :- nova:servers(x, name=\"n\")";
         let rule = one(src);
         let atom = &rule.body[0].atom;
-        assert_eq!(
-            &src[atom.name_span.start as usize..atom.name_span.end as usize],
-            "nova:servers"
-        );
-        assert_eq!(
-            &src[atom.span.start as usize..atom.span.end as usize],
-            "nova:servers(x, name=\"n\")"
-        );
+        assert_eq!(&src[atom.name_span.start as usize..atom.name_span.end as usize], "nova:servers");
+        assert_eq!(&src[atom.span.start as usize..atom.span.end as usize], "nova:servers(x, name=\"n\")");
         let arg = atom.args[1].span();
         assert_eq!(&src[arg.start as usize..arg.end as usize], "name=\"n\"");
     }
@@ -805,55 +684,34 @@ mod tests {
 
     #[test]
     fn unclosed_argument_list() {
-        assert_eq!(
-            error("p(x :- q(x)"),
-            "1:5: expected ')' or ',' after argument, found ':-'"
-        );
+        assert_eq!(error("p(x :- q(x)"), "1:5: expected ')' or ',' after argument, found ':-'");
     }
 
     #[test]
     fn trailing_comma_is_an_error_at_end_of_input() {
-        assert_eq!(
-            error("p(x) :- q(x),"),
-            "1:14: expected a literal after ',', found end of input"
-        );
+        assert_eq!(error("p(x) :- q(x),"), "1:14: expected a literal after ',', found end of input");
         assert_eq!(errors("p(x) :- q(x),")[0].span, Span::new(13, 13));
-        assert_eq!(
-            error("p(x) :-"),
-            "1:8: expected a literal after ':-', found end of input"
-        );
+        assert_eq!(error("p(x) :-"), "1:8: expected a literal after ':-', found end of input");
     }
 
     #[test]
     fn negative_literals_are_an_error() {
         let msg = error("p(-1)");
         assert!(msg.starts_with("1:3: expected an argument"), "{msg}");
-        assert!(
-            msg.contains("signed number literals are not supported"),
-            "{msg}"
-        );
-        assert_eq!(
-            error("p(-x)"),
-            "1:3: expected an argument (a variable, number or string), found '-'"
-        );
+        assert!(msg.contains("signed number literals are not supported"), "{msg}");
+        assert_eq!(error("p(-x)"), "1:3: expected an argument (a variable, number or string), found '-'");
     }
 
     #[test]
     fn unterminated_string() {
         let d = &errors("p(\"unterminated)")[0];
         assert_eq!(d.code, "lex");
-        assert_eq!(
-            error("p(\"unterminated)"),
-            "1:3: unterminated string literal"
-        );
+        assert_eq!(error("p(\"unterminated)"), "1:3: unterminated string literal");
     }
 
     #[test]
     fn colon_equals_is_an_error() {
-        assert_eq!(
-            error("p(x) := q(x)"),
-            "1:6: expected ',', ':-' or the end of the statement, found ':'"
-        );
+        assert_eq!(error("p(x) := q(x)"), "1:6: expected ',', ':-' or the end of the statement, found ':'");
         assert!(parse("p(x) := q(x)").rules.is_empty());
     }
 
@@ -869,83 +727,38 @@ mod tests {
     fn hex_binary_octal_are_an_error() {
         for src in ["h(0x1F)", "h(0b101)", "h(0o17)"] {
             let msg = error(src);
-            assert!(
-                msg.starts_with("1:3: hexadecimal/binary/octal literals are not supported"),
-                "{msg}"
-            );
+            assert!(msg.starts_with("1:3: hexadecimal/binary/octal literals are not supported"), "{msg}");
         }
     }
 
     #[test]
     fn integer_overflow_is_an_error() {
-        assert_eq!(
-            args("p(9223372036854775807)"),
-            vec![Term::Const(Value::Int(i64::MAX))]
-        );
+        assert_eq!(args("p(9223372036854775807)"), vec![Term::Const(Value::Int(i64::MAX))]);
         let msg = error("p(9223372036854775808)");
-        assert!(
-            msg.starts_with("1:3: integer literal 9223372036854775808 does not fit in 64 bits"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("1:3: integer literal 9223372036854775808 does not fit in 64 bits"), "{msg}");
         let msg = error("p(99999999999999999999999=x)");
         assert!(msg.contains("column number"), "{msg}");
     }
 
     #[test]
     fn other_syntax_errors() {
-        assert_eq!(
-            error("p(1), q(2)"),
-            "1:11: expected ':-' after the head literals of a rule, found end of input"
-        );
+        assert_eq!(error("p(1), q(2)"), "1:11: expected ':-' after the head literals of a rule, found end of input");
         assert!(error("not p(1)").starts_with("1:1: a fact cannot be negated"));
         assert_eq!(
             error("p(x) :- foo[q(x)]"),
             "1:9: unknown modal 'foo': only execute[...], insert[...] and delete[...] exist"
         );
-        assert_eq!(
-            error("execute[p(x)"),
-            "1:13: expected ']' to close 'execute[', found end of input"
-        );
-        assert_eq!(
-            error("execute[]"),
-            "1:9: expected an atom after 'execute[', found ']'"
-        );
-        assert_eq!(
-            error("nova:(x)"),
-            "1:6: expected a name after ':' in a table name, found '('"
-        );
-        assert_eq!(
-            error(":- q(x)"),
-            "1:1: expected a literal at the start of a statement, found ':-'"
-        );
-        assert_eq!(
-            error("p(x) :- !"),
-            "1:10: expected an atom after the negation, found end of input"
-        );
-        assert_eq!(
-            error("p(x=)"),
-            "1:5: expected an argument (a variable, number or string), found ')'"
-        );
-        assert_eq!(
-            error("p(\"a\" = 1)"),
-            "1:7: expected ')' or ',' after argument, found '='"
-        );
-        assert_eq!(
-            error("p(\"a\" \"b\")"),
-            "1:7: expected ')' or ',' after argument, found the string \"b\""
-        );
-        assert_eq!(
-            error("p(1) ;;"),
-            "1:7: expected a literal at the start of a statement, found ';'"
-        );
-        assert_eq!(
-            error("p(1) 2"),
-            "1:6: expected ',', ':-' or the end of the statement, found '2'"
-        );
-        assert_eq!(
-            error("insert[p(1) :- true]"),
-            "1:13: expected ']' to close 'insert[', found ':-'"
-        );
+        assert_eq!(error("execute[p(x)"), "1:13: expected ']' to close 'execute[', found end of input");
+        assert_eq!(error("execute[]"), "1:9: expected an atom after 'execute[', found ']'");
+        assert_eq!(error("nova:(x)"), "1:6: expected a name after ':' in a table name, found '('");
+        assert_eq!(error(":- q(x)"), "1:1: expected a literal at the start of a statement, found ':-'");
+        assert_eq!(error("p(x) :- !"), "1:10: expected an atom after the negation, found end of input");
+        assert_eq!(error("p(x=)"), "1:5: expected an argument (a variable, number or string), found ')'");
+        assert_eq!(error("p(\"a\" = 1)"), "1:7: expected ')' or ',' after argument, found '='");
+        assert_eq!(error("p(\"a\" \"b\")"), "1:7: expected ')' or ',' after argument, found the string \"b\"");
+        assert_eq!(error("p(1) ;;"), "1:7: expected a literal at the start of a statement, found ';'");
+        assert_eq!(error("p(1) 2"), "1:6: expected ',', ':-' or the end of the statement, found '2'");
+        assert_eq!(error("insert[p(1) :- true]"), "1:13: expected ']' to close 'insert[', found ':-'");
     }
 
     // ----- recovery -----------------------------------------------------------------
@@ -970,15 +783,7 @@ good3(2).
         assert!(at[1].starts_with("4:6: expected an argument"), "{at:?}");
         assert!(at[2].starts_with("8:9: expected ','"), "{at:?}");
         let printed: Vec<String> = parsed.rules.iter().map(Rule::to_string).collect();
-        assert_eq!(
-            printed,
-            [
-                "p(x) :- q(x)",
-                "good1(1)",
-                "good2(x) :- q(x), r(x)",
-                "good3(2)"
-            ]
-        );
+        assert_eq!(printed, ["p(x) :- q(x)", "good1(1)", "good2(x) :- q(x), r(x)", "good3(2)"]);
     }
 
     #[test]
@@ -995,14 +800,8 @@ good3(2).
         let src = "p(x) :- q(x), 1bad,\n  r(x)\ngood(1)";
         let parsed = parse(src);
         assert_eq!(parsed.diagnostics.len(), 1, "{:?}", parsed.diagnostics);
-        assert_eq!(
-            parsed.diagnostics[0].short(src),
-            "1:15: expected a literal after ',', found '1'"
-        );
-        assert_eq!(
-            parsed.rules.iter().map(Rule::to_string).collect::<Vec<_>>(),
-            ["good(1)"]
-        );
+        assert_eq!(parsed.diagnostics[0].short(src), "1:15: expected a literal after ',', found '1'");
+        assert_eq!(parsed.rules.iter().map(Rule::to_string).collect::<Vec<_>>(), ["good(1)"]);
     }
 
     #[test]
@@ -1011,19 +810,10 @@ good3(2).
         let parsed = parse(src);
         let at: Vec<String> = parsed.diagnostics.iter().map(|d| d.short(src)).collect();
         assert_eq!(at.len(), 4, "{at:?}");
-        assert!(
-            at[0].starts_with("1:3: integer literals cannot have leading zeros"),
-            "{at:?}"
-        );
-        assert!(
-            at[1].starts_with("2:3: unterminated string literal"),
-            "{at:?}"
-        );
+        assert!(at[0].starts_with("1:3: integer literals cannot have leading zeros"), "{at:?}");
+        assert!(at[1].starts_with("2:3: unterminated string literal"), "{at:?}");
         assert!(at[2].starts_with("4:3: unexpected character '@'"), "{at:?}");
-        assert!(
-            at[3].starts_with("5:6: unterminated block comment"),
-            "{at:?}"
-        );
+        assert!(at[3].starts_with("5:6: unterminated block comment"), "{at:?}");
         let printed: Vec<String> = parsed.rules.iter().map(Rule::to_string).collect();
         assert_eq!(printed, ["r(1)", "u(2)"]);
     }
@@ -1057,9 +847,7 @@ good3(2).
 
     #[test]
     fn many_rules() {
-        let src: String = (0..50_000)
-            .map(|i| format!("p{i}(x, {i}) :- q(x, \"s\"), not r(x)\n"))
-            .collect();
+        let src: String = (0..50_000).map(|i| format!("p{i}(x, {i}) :- q(x, \"s\"), not r(x)\n")).collect();
         assert_eq!(ok(&src).len(), 50_000);
         let bad: String = (0..50_000).map(|i| format!("p{i}(x :- q(x)\n")).collect();
         let parsed = parse(&bad);
@@ -1072,11 +860,7 @@ good3(2).
             let src = open.repeat(100_000);
             let parsed = parse(&src);
             assert!(!parsed.diagnostics.is_empty(), "{open}");
-            assert!(
-                parsed.diagnostics.len() <= 2,
-                "{open}: {}",
-                parsed.diagnostics.len()
-            );
+            assert!(parsed.diagnostics.len() <= 2, "{open}: {}", parsed.diagnostics.len());
         }
         let src = format!("p{})", "(".repeat(100_000));
         assert_eq!(errors(&src).len(), 1);
