@@ -225,7 +225,7 @@ enum Op {
     DeletePolicy(String),
     InsertRule { policy: String, text: String, single: bool },
     DeleteRule { policy: String, text: String },
-    Row { policy: String, table: String, row: Vec<Value>, insert: bool },
+    Rows { policy: String, table: String, rows: Vec<Vec<Value>>, insert: bool },
     ReplaceTable { policy: String, table: String, rows: Vec<Vec<Value>> },
 }
 
@@ -264,11 +264,21 @@ impl Transaction<'_> {
         self
     }
     pub fn insert_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
-        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: true });
+        self.ops.push(Op::Rows { policy: policy.to_string(), table: table.to_string(), rows: vec![row], insert: true });
         self
     }
     pub fn delete_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
-        self.ops.push(Op::Row { policy: policy.to_string(), table: table.to_string(), row, insert: false });
+        self.ops.push(Op::Rows { policy: policy.to_string(), table: table.to_string(), rows: vec![row], insert: false });
+        self
+    }
+    /// Insert many rows into a datasource table (a page of a driver's poll).
+    pub fn insert_rows(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> &mut Self {
+        self.ops.push(Op::Rows { policy: policy.to_string(), table: table.to_string(), rows, insert: true });
+        self
+    }
+    /// Delete many rows from a datasource table.
+    pub fn delete_rows(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> &mut Self {
+        self.ops.push(Op::Rows { policy: policy.to_string(), table: table.to_string(), rows, insert: false });
         self
     }
     pub fn replace_table(&mut self, policy: &str, table: &str, rows: Vec<Vec<Value>>) -> &mut Self {
@@ -297,7 +307,7 @@ enum Action {
     DropPolicy(String),
     AddStatement(String, Statement),
     RemoveStatement(String, RuleId),
-    Row(TableKey, Vec<Value>, bool),
+    Rows(TableKey, Vec<Vec<Value>>, bool),
     Replace(TableKey, Vec<Vec<Value>>),
 }
 
@@ -428,9 +438,12 @@ impl Stage<'_> {
                 }
                 self.actions.push(Action::RemoveStatement(policy, st.id));
             }
-            Op::Row { policy, table, row, insert } => {
-                let key = self.data_table(&policy, &table, row.len())?;
-                self.actions.push(Action::Row(key, row, insert));
+            Op::Rows { policy, table, rows, insert } => {
+                let n = self.table_width(&policy, &table)?;
+                if let Some(bad) = rows.iter().find(|r| r.len() != n) {
+                    return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: bad.len() });
+                }
+                self.actions.push(Action::Rows(TableKey::new(&policy, &table), rows, insert));
             }
             Op::ReplaceTable { policy, table, rows } => {
                 let n = self.table_width(&policy, &table)?;
@@ -456,14 +469,6 @@ impl Stage<'_> {
                 .ok_or_else(|| EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() }),
             None => Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind }),
         }
-    }
-
-    fn data_table(&self, policy: &str, table: &str, width: usize) -> Result<TableKey, EngineError> {
-        let n = self.table_width(policy, table)?;
-        if n != width {
-            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: width });
-        }
-        Ok(TableKey::new(policy, table))
     }
 
     fn add_statement(&mut self, policy: &str, kind: PolicyKind, rule: &Rule, text: &str) -> Result<(), EngineError> {
@@ -648,17 +653,12 @@ impl Engine {
         delete: Vec<Vec<Value>>,
     ) -> Result<Commit, EngineError> {
         let mut t = self.transaction();
-        for row in delete {
-            t.delete_row(policy, table, row);
-        }
-        for row in add {
-            t.insert_row(policy, table, row);
-        }
+        t.delete_rows(policy, table, delete).insert_rows(policy, table, add);
         t.commit()
     }
 
     fn commit(&mut self, ops: Vec<Op>, report_rows: bool) -> Result<Commit, EngineError> {
-        let structural = ops.iter().any(|o| !matches!(o, Op::Row { .. } | Op::ReplaceTable { .. }));
+        let structural = ops.iter().any(|o| !matches!(o, Op::Rows { .. } | Op::ReplaceTable { .. }));
         let (actions, next_rule) = {
             let mut stage = Stage {
                 engine: self,
@@ -672,9 +672,14 @@ impl Engine {
                 // Data-only: validate against the live policies without copying them.
                 for op in ops {
                     match op {
-                        Op::Row { policy, table, row, insert } => {
-                            let key = self.data_key(&policy, &table, Some(row.len()))?;
-                            stage.actions.push(Action::Row(key, row, insert));
+                        Op::Rows { policy, table, rows, insert } => {
+                            let key = self.data_key(&policy, &table, None)?;
+                            let n =
+                                self.policies[&policy].schema.as_ref().and_then(|s| s.get(&table)).map_or(0, Vec::len);
+                            if let Some(bad) = rows.iter().find(|r| r.len() != n) {
+                                return Err(EngineError::RowArity { table: key.to_string(), expected: n, got: bad.len() });
+                            }
+                            stage.actions.push(Action::Rows(key, rows, insert));
                         }
                         Op::ReplaceTable { policy, table, rows } => {
                             let key = self.data_key(&policy, &table, None)?;
@@ -863,13 +868,21 @@ impl Engine {
                 }
                 self.arity_use(&st.compiled, false);
             }
-            Action::Row(key, row, insert) => {
-                let id = self.store.table_id(&key, row.len());
-                let row = self.store.intern_row(&row);
+            Action::Rows(key, rows, insert) => {
+                let width = rows.first().map_or(0, Vec::len);
+                let id = self.store.table_id(&key, width);
                 if insert {
-                    self.store.set_explicit(txn, id, &row);
-                } else {
-                    self.store.clear_explicit(txn, id, &row);
+                    self.store.tables[id].reserve(rows.len());
+                }
+                let mut buf = Vec::with_capacity(width);
+                for r in &rows {
+                    buf.clear();
+                    buf.extend(r.iter().map(|v| self.store.interner.intern(v)));
+                    if insert {
+                        self.store.set_explicit(txn, id, &buf);
+                    } else {
+                        self.store.clear_explicit(txn, id, &buf);
+                    }
                 }
             }
             Action::Replace(key, rows) => {
