@@ -310,3 +310,14 @@ fn hostile_inputs_are_rejected_or_handled_quickly() {
     let long = format!("l(x) :- {}", vec!["p0(x)"; 1000].join(", "));
     assert!(e.insert_rule("classification", &long).is_err(), "over-long bodies are refused");
 }
+
+#[test]
+fn readme_example_works() -> Result<(), EngineError> {
+    let mut engine = Engine::with_default_policies();
+    engine.create_datasource("nova", [("servers".into(), vec!["id".into(), "status".into()])].into())?;
+    engine.insert_rules("classification", r#"error(vm) :- nova:servers(id=vm, status="ERROR")"#)?;
+    let commit = engine.replace_table("nova", "servers", vec![vec![Value::str("vm-1"), Value::str("ERROR")]])?;
+    assert_eq!(commit.changes[0].added.len(), 1);
+    assert_eq!(engine.query_values("classification", "error(x)")?, vec![vec![s("vm-1")]]);
+    Ok(())
+}

@@ -132,6 +132,17 @@ fn hash_cols(hasher: &FixedState, row: &[Sym], cols: &[usize]) -> u64 {
     h.finish()
 }
 
+/// Row equality without a `memcmp` call for the short rows that dominate.
+#[inline]
+fn row_eq(a: &[Sym], b: &[Sym]) -> bool {
+    match (a, b) {
+        ([a0], [b0]) => a0 == b0,
+        ([a0, a1], [b0, b1]) => a0 == b0 && a1 == b1,
+        ([a0, a1, a2], [b0, b1, b2]) => a0 == b0 && a1 == b1 && a2 == b2,
+        _ => a == b,
+    }
+}
+
 fn hash_key(hasher: &FixedState, key: &[Sym]) -> u64 {
     let mut h = hasher.build_hasher();
     for &k in key {
@@ -192,7 +203,7 @@ impl Relation {
         }
         let h = hash_key(&self.hasher, row);
         let (data, arity) = (&self.data, self.arity);
-        self.set.find(h, |&id| &data[id as usize * arity..id as usize * arity + arity] == row).copied()
+        self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row)).copied()
     }
 
     pub fn contains(&self, row: &[Sym]) -> bool {
@@ -204,7 +215,7 @@ impl Relation {
     pub fn find_or_insert(&mut self, row: &[Sym], count: u32) -> (RowId, bool) {
         let h = hash_key(&self.hasher, row);
         let (data, arity) = (&self.data, self.arity);
-        if let Some(&id) = self.set.find(h, |&id| &data[id as usize * arity..id as usize * arity + arity] == row) {
+        if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row)) {
             return (id, false);
         }
         (self.insert_hashed(row, count, h), true)
@@ -274,6 +285,16 @@ impl Relation {
         self.counts[id as usize] = 0;
         self.free.push(id);
         self.len -= 1;
+        if self.len == 0 {
+            // Start afresh: new rows get dense, ordered slots again.
+            self.data.clear();
+            self.counts.clear();
+            self.free.clear();
+            self.set.clear();
+            for ix in &mut self.indexes {
+                ix.table.clear();
+            }
+        }
     }
 
     /// Add `delta` to the count of `row` (inserting it when absent). Returns the count

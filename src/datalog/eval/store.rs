@@ -373,9 +373,25 @@ impl Store {
     /// Mark every row of `rows` present in recursive table `t`; newly present rows go
     /// to `frontier`.
     fn insert_all(&mut self, txn: &mut TxnState, t: TableId, rows: &Rows, frontier: &mut Frontier) {
+        if rows.is_empty() {
+            return;
+        }
+        let next = frontier.0.entry(t).or_insert_with(|| Rows::new(rows.arity));
+        let all_new = txn.changed.get(&t).is_some_and(|c| c.all_new);
+        let rel = &mut self.tables[t];
+        rel.reserve(rows.len());
         for (row, _) in rows.iter() {
-            if self.insert_flag(txn, t, row) {
-                frontier.push(t, row);
+            let (id, inserted) = rel.find_or_insert(row, 1);
+            if inserted {
+                next.push(row, 1);
+                if !all_new {
+                    txn.note(t, row, true);
+                }
+            } else {
+                let c = rel.count(id);
+                if c & !EXPLICIT == 0 {
+                    rel.set_count(id, c | 1);
+                }
             }
         }
     }
