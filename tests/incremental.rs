@@ -39,13 +39,14 @@ fn neg_source(d: usize, pick: usize) -> String {
 fn rule_text(template: u8, d: usize, a: usize, b: usize, c: i64) -> String {
     let head = format!("d{d}");
     let (pa, pb, nb) = (pos_source(d, a), pos_source(d, b), neg_source(d, b));
-    match template % 7 {
+    match template % 8 {
         0 => format!("{head}(x, y) :- {pa}(x, y)"),
         1 => format!("{head}(x, y) :- {pa}(x, z), {pb}(z, y)"),
         2 => format!("{head}(x, y) :- {pa}(x, y), not {nb}(y, x)"),
         3 => format!("{head}(x, y) :- {pa}(x, y), builtin:lt(x, y)"),
         4 => format!("{head}(x, x) :- {pa}(x, {c})"),
         5 => format!("{head}(x, z) :- {pa}(x, y), builtin:plus(y, 1, z), builtin:lt(z, 5)"),
+        6 => format!("{head}(x, w) :- {pa}(x, y), {pb}(y, z), {pa}(z, w), not {nb}(x, w)"),
         _ => format!("execute[svc:act{d}(x)] :- {pa}(x, y), not {nb}(y, x)"),
     }
 }
@@ -62,6 +63,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
             .prop_map(|(table, a, b, insert)| Op::Row { table, row: (a, b), insert }),
         1 => (any::<u8>(), 0..4usize, 0..8usize, 0..8usize, 0..5i64, any::<bool>())
             .prop_map(|(t, d, a, b, c, insert)| Op::Rule { text: rule_text(t, d, a, b, c), insert }),
+        // Explicit facts in derived tables (recursive ones included).
+        1 => (0..4usize, 0..5i64, 0..5i64, any::<bool>())
+            .prop_map(|(d, a, b, insert)| Op::Rule { text: format!("d{d}({a}, {b})"), insert }),
     ]
 }
 

@@ -1060,7 +1060,7 @@ impl Engine {
             return Ok(Vec::new());
         };
         let mut out: Vec<Answer> = self.match_rows(table, &q.terms).iter().map(|r| self.answer(r)).collect();
-        out.sort_by(|a, b| answer_key(a).cmp(&answer_key(b)));
+        out.sort_by_key(answer_key);
         Ok(out)
     }
 

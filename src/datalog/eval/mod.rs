@@ -356,6 +356,10 @@ pub struct FailureLog {
     pub last: String,
 }
 
+/// Receives each body instantiation: the head row, its weight and the bindings;
+/// returns false to stop the search.
+pub type Emit<'e> = dyn FnMut(&[Sym], i64, &[Sym]) -> bool + 'e;
+
 /// Everything a plan reads, plus where it writes side information.
 pub struct Exec<'a> {
     pub tables: &'a [Relation],
@@ -394,7 +398,7 @@ impl Exec<'_> {
         mode: ViewMode,
         delta: &Rows,
         binds: &mut [Sym],
-        emit: &mut dyn FnMut(&[Sym], i64, &[Sym]) -> bool,
+        emit: &mut Emit<'_>,
     ) {
         let mut head = vec![0; rule.head_terms.len()];
         self.step(rule, plan, 0, mode, delta, binds, 1, &mut head, emit);
@@ -411,7 +415,7 @@ impl Exec<'_> {
         binds: &mut [Sym],
         weight: i64,
         head: &mut Vec<Sym>,
-        emit: &mut dyn FnMut(&[Sym], i64, &[Sym]) -> bool,
+        emit: &mut Emit<'_>,
     ) -> bool {
         if self.budget == 0 {
             return false;

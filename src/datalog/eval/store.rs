@@ -9,6 +9,7 @@
 //! - a recursive stratum uses delete-and-rederive (DRed): over-delete everything that
 //!   lost a support, re-derive what still has one, then insert semi-naively;
 //! - a stratum whose rules changed, or whose input was bulk-loaded, is rebuilt.
+//!
 //! Every presence change is recorded in the transaction's [`Changed`] sets, which is
 //! both the "old" view for later strata and the commit's report.
 
@@ -87,6 +88,8 @@ pub struct TxnState {
     pub changed: HashMap<TableId, Changed>,
     /// Tables whose stratum must be rebuilt.
     pub dirty: HashSet<TableId>,
+    /// Tables with rules whose explicit facts changed (a recursive stratum is rebuilt).
+    pub explicit: HashSet<TableId>,
 }
 
 impl TxnState {
@@ -138,8 +141,8 @@ impl Store {
                 }
             }
         }
-        if self.in_recursive_stratum(table) {
-            txn.dirty.insert(table);
+        if !self.info[table].rules.is_empty() {
+            txn.explicit.insert(table);
         }
     }
 
@@ -155,8 +158,8 @@ impl Store {
                 }
             }
         }
-        if self.in_recursive_stratum(table) {
-            txn.dirty.insert(table);
+        if !self.info[table].rules.is_empty() {
+            txn.explicit.insert(table);
         }
     }
 
@@ -249,6 +252,9 @@ impl Store {
         if self.strata_stale {
             self.restratify(txn);
         }
+        // Explicit facts inside a recursive stratum seed its fixpoint: rebuild it.
+        let seeded: Vec<TableId> = txn.explicit.iter().copied().filter(|&t| self.in_recursive_stratum(t)).collect();
+        txn.dirty.extend(seeded);
         // Tables that lost their last rule keep only their explicit facts.
         let orphans: Vec<TableId> = txn.dirty.iter().copied().filter(|t| self.info[*t].rules.is_empty()).collect();
         for t in orphans {
