@@ -321,3 +321,21 @@ fn readme_example_works() -> Result<(), EngineError> {
     assert_eq!(engine.query_values("classification", "error(x)")?, vec![vec![s("vm-1")]]);
     Ok(())
 }
+
+#[test]
+fn recreating_a_datasource_with_another_width_is_refused_while_rules_use_it() {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("ds", schema(&[("t", &["a", "b"])])).unwrap();
+    e.insert_rule("classification", "p(x) :- ds:t(x, y)").unwrap();
+    e.replace_table("ds", "t", vec![vec![Value::Int(1), Value::Int(2)]]).unwrap();
+    e.delete_policy("ds").unwrap();
+    assert!(e.query_values("classification", "p(x)").unwrap().is_empty());
+    let err = e.create_datasource("ds", schema(&[("t", &["a"])])).unwrap_err();
+    assert!(matches!(err, EngineError::SchemaConflict { used: 2, columns: 1, .. }), "{err}");
+    e.create_datasource("ds", schema(&[("t", &["a", "b"])])).unwrap();
+    e.replace_table("ds", "t", vec![vec![Value::Int(3), Value::Int(4)]]).unwrap();
+    assert_eq!(e.query_values("classification", "p(x)").unwrap(), vec![vec![Value::Int(3)]]);
+    e.delete_rule("classification", "p(x) :- ds:t(x, y)").unwrap();
+    e.delete_policy("ds").unwrap();
+    e.create_datasource("ds", schema(&[("t", &["a"])])).unwrap();
+}

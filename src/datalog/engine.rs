@@ -111,6 +111,8 @@ pub enum EngineError {
     RuleNotPermitted { policy: String, kind: PolicyKind },
     #[error("{table}: row has {got} values but the table has {expected} columns")]
     RowArity { table: String, expected: usize, got: usize },
+    #[error("table {table} would have {columns} columns, but rules already use it with {used}")]
+    SchemaConflict { table: String, columns: usize, used: usize },
     #[error("invalid simulate sequence: {0}")]
     Sequence(String),
     #[error("invalid query: {0}")]
@@ -268,7 +270,12 @@ impl Transaction<'_> {
         self
     }
     pub fn delete_row(&mut self, policy: &str, table: &str, row: Vec<Value>) -> &mut Self {
-        self.ops.push(Op::Rows { policy: policy.to_string(), table: table.to_string(), rows: vec![row], insert: false });
+        self.ops.push(Op::Rows {
+            policy: policy.to_string(),
+            table: table.to_string(),
+            rows: vec![row],
+            insert: false,
+        });
         self
     }
     /// Insert many rows into a datasource table (a page of a driver's poll).
@@ -373,6 +380,20 @@ impl Stage<'_> {
                 if name.is_empty() || name == "builtin" || name.contains(':') {
                     return Err(EngineError::Query(format!("invalid policy name `{name}`")));
                 }
+                // Rules elsewhere may already read tables of this (re-created)
+                // datasource: their arity must agree with the schema.
+                for (table, cols) in schema.iter().flatten() {
+                    let key = TableKey::new(&name, table);
+                    if let Some(used) = self.known_arity(&key)
+                        && used != cols.len()
+                    {
+                        return Err(EngineError::SchemaConflict {
+                            table: key.to_string(),
+                            columns: cols.len(),
+                            used,
+                        });
+                    }
+                }
                 self.policies.insert(
                     name.clone(),
                     PolicyState { kind, schema: schema.clone(), statements: BTreeMap::new(), dups: HashMap::new() },
@@ -441,7 +462,11 @@ impl Stage<'_> {
             Op::Rows { policy, table, rows, insert } => {
                 let n = self.table_width(&policy, &table)?;
                 if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                    return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: bad.len() });
+                    return Err(EngineError::RowArity {
+                        table: format!("{policy}:{table}"),
+                        expected: n,
+                        got: bad.len(),
+                    });
                 }
                 self.actions.push(Action::Rows(TableKey::new(&policy, &table), rows, insert));
             }
@@ -677,7 +702,11 @@ impl Engine {
                             let n =
                                 self.policies[&policy].schema.as_ref().and_then(|s| s.get(&table)).map_or(0, Vec::len);
                             if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                                return Err(EngineError::RowArity { table: key.to_string(), expected: n, got: bad.len() });
+                                return Err(EngineError::RowArity {
+                                    table: key.to_string(),
+                                    expected: n,
+                                    got: bad.len(),
+                                });
                             }
                             stage.actions.push(Action::Rows(key, rows, insert));
                         }
@@ -805,8 +834,14 @@ impl Engine {
                         let key = TableKey::new(&name, table);
                         let id = self.store.table_id(&key, cols.len());
                         self.store.ensure_arity(id, cols.len());
-                        self.store.info[id].fixed_arity = Some(cols.len());
-                        self.store.info[id].arity = Some((cols.len(), 1));
+                        let info = &mut self.store.info[id];
+                        info.fixed_arity = Some(cols.len());
+                        // Rules of other policies may already use the table (with the
+                        // same arity: staging checked it); the schema is one more use.
+                        info.arity = Some(match info.arity {
+                            Some((a, k)) => (a, k + 1),
+                            None => (cols.len(), 1),
+                        });
                     }
                 }
                 self.policies
@@ -823,8 +858,12 @@ impl Engine {
                             for row in rows {
                                 self.store.clear_explicit(txn, id, &row);
                             }
-                            self.store.info[id].fixed_arity = None;
-                            self.store.info[id].arity = None;
+                            let info = &mut self.store.info[id];
+                            info.fixed_arity = None;
+                            info.arity = match info.arity {
+                                Some((a, k)) if k > 1 => Some((a, k - 1)),
+                                _ => None,
+                            };
                         }
                     }
                 }
