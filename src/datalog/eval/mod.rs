@@ -16,6 +16,7 @@ use crate::datalog::value::Value;
 use hashbrown::{HashMap, HashSet};
 use relation::Relation;
 use smallvec::SmallVec;
+use std::sync::OnceLock;
 
 /// Index of a table in the engine's table list.
 pub type TableId = usize;
@@ -86,6 +87,8 @@ enum Step {
         cols: Vec<usize>,
         key: Vec<LTerm>,
         ops: Vec<(usize, ColOp)>,
+        /// The index on `cols`, resolved by [`Plan::prepare`] (indexes are never dropped).
+        index: OnceLock<usize>,
     },
     /// A fully bound positive literal (membership test).
     Member {
@@ -296,7 +299,7 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
         steps.push(if cols.is_empty() {
             Step::Scan { lit: i, table: *table, ops }
         } else {
-            Step::Lookup { lit: i, table: *table, cols, key, ops }
+            Step::Lookup { lit: i, table: *table, cols, key, ops, index: OnceLock::new() }
         });
         done[i] = true;
     }
@@ -311,8 +314,9 @@ impl Plan {
     /// Make sure every index this plan looks up exists.
     pub fn prepare(&self, tables: &mut [Relation]) {
         for s in &self.steps {
-            if let Step::Lookup { table, cols, .. } = s {
-                tables[*table].ensure_index(cols);
+            if let Step::Lookup { table, cols, index, .. } = s {
+                let ix = tables[*table].ensure_index(cols);
+                index.get_or_init(|| ix);
             }
         }
     }
@@ -475,7 +479,7 @@ impl Exec<'_> {
                 }
                 true
             }
-            Step::Lookup { lit, table, cols, key, ops } => {
+            Step::Lookup { lit, table, cols, key, ops, index } => {
                 let old = mode.old_for(*lit);
                 let keyv = instantiate(key, binds);
                 let (tables, changed) = (self.tables, self.changed);
@@ -484,7 +488,8 @@ impl Exec<'_> {
                 if ch.is_some_and(|c| c.all_new) {
                     return true;
                 }
-                let Some(ix) = rel.index_id(cols) else {
+                let cached = index.get().copied().filter(|&ix| rel.index_cols(ix) == Some(cols.as_slice()));
+                let Some(ix) = cached.or_else(|| rel.index_id(cols)) else {
                     return true;
                 };
                 for id in rel.lookup(ix, &keyv) {

@@ -215,7 +215,8 @@ impl Relation {
     pub fn find_or_insert(&mut self, row: &[Sym], count: u32) -> (RowId, bool) {
         let h = hash_key(&self.hasher, row);
         let (data, arity) = (&self.data, self.arity);
-        if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row)) {
+        if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row))
+        {
             return (id, false);
         }
         (self.insert_hashed(row, count, h), true)
@@ -330,6 +331,12 @@ impl Relation {
         }
         self.indexes.push(ix);
         self.indexes.len() - 1
+    }
+
+    /// The columns of index `ix`, if it exists.
+    #[inline]
+    pub fn index_cols(&self, ix: usize) -> Option<&[usize]> {
+        self.indexes.get(ix).map(|i| i.cols.as_slice())
     }
 
     /// The index on these columns, if it exists.
