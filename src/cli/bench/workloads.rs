@@ -5,7 +5,9 @@
 use crate::datalog::Value;
 use crate::datalog::engine::Schema;
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 
 /// One table's rows.
 pub type Rows = Vec<Vec<Value>>;
@@ -92,6 +94,22 @@ pub fn c_active_server_without_port(i: usize) -> Vec<Value> {
     row
 }
 
+/// Server i's row of one table of workload C, if the table has one.
+pub type CRow = fn(usize) -> Option<Vec<Value>>;
+
+/// Workload C's tables in Congress's push order: `(datasource, table, row i)`, where row
+/// i is `None` when the table has no row for server i (ports of servers with i % 7 == 0).
+pub const C_TABLES: [(&str, &str, CRow); 3] = [
+    ("nova", "servers", |i| Some(c_server(i))),
+    ("neutronv2", "ports", c_port),
+    ("neutronv2", "networks", |i| Some(c_network(i))),
+];
+
+/// Workload C's rows of one table for `n` servers, generated lazily (in push order).
+pub fn c_rows(row: CRow, n: usize) -> impl Iterator<Item = Vec<Value>> {
+    (0..n).filter_map(row)
+}
+
 /// Generate workload C for `n` servers.
 pub fn gen_c(n: usize) -> CData {
     CData { servers: c_servers(n), ports: c_ports(n), networks: c_networks(n) }
@@ -104,39 +122,43 @@ pub fn c_servers(n: usize) -> Rows {
 
 /// Workload C's `neutronv2:ports` rows (none for servers with i % 7 == 0).
 pub fn c_ports(n: usize) -> Rows {
-    (0..n)
-        .filter(|i| !i.is_multiple_of(7))
-        .map(|i| {
-            vec![
-                s(format!("port-{i}")),
-                s(format!("tenant-{}", i % 20)),
-                Value::str(""),
-                s(format!("net-{i}")),
-                s(format!("fa:16:3e:{i:x}")),
-                Value::str("True"),
-                Value::str("ACTIVE"),
-                s(format!("vm-{i}")),
-                Value::str("compute:nova"),
-            ]
-        })
-        .collect()
+    c_rows(c_port, n).collect()
 }
 
 /// Workload C's `neutronv2:networks` rows.
 pub fn c_networks(n: usize) -> Rows {
-    (0..n)
-        .map(|i| {
-            let status = if i.is_multiple_of(10) { "DOWN" } else { "ACTIVE" };
-            vec![
-                s(format!("net-{i}")),
-                s(format!("tenant-{}", i % 20)),
-                s(format!("n{i}")),
-                Value::str(status),
-                Value::str("True"),
-                Value::str("False"),
-            ]
-        })
-        .collect()
+    (0..n).map(c_network).collect()
+}
+
+/// Server i's `neutronv2:ports` row, if it has one (not when i % 7 == 0).
+pub fn c_port(i: usize) -> Option<Vec<Value>> {
+    if i.is_multiple_of(7) {
+        return None;
+    }
+    Some(vec![
+        s(format!("port-{i}")),
+        s(format!("tenant-{}", i % 20)),
+        Value::str(""),
+        s(format!("net-{i}")),
+        s(format!("fa:16:3e:{i:x}")),
+        Value::str("True"),
+        Value::str("ACTIVE"),
+        s(format!("vm-{i}")),
+        Value::str("compute:nova"),
+    ])
+}
+
+/// One `neutronv2:networks` row of workload C.
+pub fn c_network(i: usize) -> Vec<Value> {
+    let status = if i.is_multiple_of(10) { "DOWN" } else { "ACTIVE" };
+    vec![
+        s(format!("net-{i}")),
+        s(format!("tenant-{}", i % 20)),
+        s(format!("n{i}")),
+        Value::str(status),
+        Value::str("True"),
+        Value::str("False"),
+    ]
 }
 
 /// The schema map of one datasource from `(table, columns)` pairs.
@@ -154,16 +176,66 @@ pub fn parse_field(field: &str) -> Value {
     }
 }
 
-/// Parse the text of a tab-separated `.facts` file (empty lines are skipped).
-pub fn parse_facts(text: &str) -> Rows {
-    text.lines().filter(|l| !l.is_empty()).map(|l| l.split('\t').map(parse_field).collect()).collect()
+/// Parse one line of a `.facts` file (tab-separated fields).
+pub fn parse_line(line: &str) -> Vec<Value> {
+    line.split('\t').map(parse_field).collect()
 }
 
-/// Read `<dir>/<name>.facts`.
-pub fn read_facts(dir: &Path, name: &str) -> Result<Rows, String> {
-    let path = dir.join(format!("{name}.facts"));
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    Ok(parse_facts(&text))
+/// Parse the text of a tab-separated `.facts` file (empty lines are skipped).
+pub fn parse_facts(text: &str) -> Rows {
+    text.lines().filter(|l| !l.is_empty()).map(parse_line).collect()
+}
+
+/// The rows of `<dir>/<name>.facts`, read and parsed one line at a time (the file is
+/// never held in memory whole); a row without `arity` fields is an error. Empty lines
+/// are skipped.
+pub struct FactsReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    line: String,
+    lineno: usize,
+    arity: usize,
+}
+
+impl FactsReader {
+    /// Open `<dir>/<name>.facts`, whose rows must have `arity` fields.
+    pub fn open(dir: &Path, name: &str, arity: usize) -> Result<FactsReader, String> {
+        let path = dir.join(format!("{name}.facts"));
+        let file = File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(FactsReader { path, reader: BufReader::with_capacity(1 << 16, file), line: String::new(), lineno: 0, arity })
+    }
+}
+
+impl Iterator for FactsReader {
+    type Item = Result<Vec<Value>, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            self.line.clear();
+            self.lineno += 1;
+            match self.reader.read_line(&mut self.line) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => return Some(Err(format!("cannot read {}: {e}", self.path.display()))),
+            }
+            let text = self.line.strip_suffix('\n').unwrap_or(&self.line);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if text.is_empty() {
+                continue;
+            }
+            let row = parse_line(text);
+            if row.len() != self.arity {
+                let (path, line, got) = (self.path.display(), self.lineno, row.len());
+                return Some(Err(format!("{path} line {line}: {got} fields, expected {}", self.arity)));
+            }
+            return Some(Ok(row));
+        }
+    }
+}
+
+/// Read all of `<dir>/<name>.facts` (rows of `arity` fields).
+pub fn read_facts(dir: &Path, name: &str, arity: usize) -> Result<Rows, String> {
+    FactsReader::open(dir, name, arity)?.collect()
 }
 
 // ------------------------------------------------------------------------- workload a / d
@@ -203,9 +275,7 @@ impl AData {
     pub fn read(dir: &Path) -> Result<AData, String> {
         let mut tables = HashMap::new();
         for (_, _, cols, stem) in A_TABLES {
-            let rows = read_facts(dir, stem)?;
-            check_arity(stem, &rows, cols.len())?;
-            tables.insert(stem, rows);
+            tables.insert(stem, read_facts(dir, stem, cols.len())?);
         }
         Ok(AData { tables })
     }
@@ -213,19 +283,6 @@ impl AData {
     /// The rows of one table (empty when absent).
     pub fn table(&self, stem: &str) -> &[Vec<Value>] {
         self.tables.get(stem).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    /// Move the rows of one table out (empty when absent).
-    pub fn take(&mut self, stem: &str) -> Rows {
-        self.tables.remove(stem).unwrap_or_default()
-    }
-}
-
-/// Fail when a row of `name` does not have `arity` fields.
-pub fn check_arity(name: &str, rows: &[Vec<Value>], arity: usize) -> Result<(), String> {
-    match rows.iter().position(|r| r.len() != arity) {
-        Some(i) => Err(format!("{name}.facts line {}: {} fields, expected {arity}", i + 1, rows[i].len())),
-        None => Ok(()),
     }
 }
 
