@@ -339,3 +339,22 @@ fn recreating_a_datasource_with_another_width_is_refused_while_rules_use_it() {
     e.delete_policy("ds").unwrap();
     e.create_datasource("ds", schema(&[("t", &["a"])])).unwrap();
 }
+
+#[test]
+fn simulate_data_updates_may_name_columns() {
+    let mut e = cloud();
+    e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    let mut req = SimulateRequest {
+        policy: "classification",
+        query: "error(x)",
+        sequence: "neutron:ports+(device=\"a\", id=\"p\")",
+        action_policy: "action",
+        delta: true,
+    };
+    assert_eq!(e.simulate(&req).unwrap(), vec!["error-(\"a\")"]);
+    req.sequence = "neutron:ports+(device=\"a\")";
+    assert!(matches!(e.simulate(&req), Err(EngineError::Sequence(m)) if m.contains("every column")));
+    req.sequence = "neutron:ports+(colour=\"a\", id=\"p\")";
+    assert!(matches!(e.simulate(&req), Err(EngineError::Sequence(m)) if m.contains("colour")));
+    assert_eq!(errors(&e), vec![vec![s("a")]]);
+}

@@ -5,7 +5,17 @@
 //! here, a variant below, a match arm in [`run`].
 
 pub mod bench;
+pub mod check;
+pub mod completions;
 pub mod conformance;
+pub mod crds;
+pub mod eval;
+pub mod explain;
+pub mod fmt;
+pub mod input_args;
+pub mod load;
+pub mod simulate;
+pub mod test;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +36,23 @@ pub enum Command {
     Conformance(conformance::ConformanceArgs),
     /// Time the engine on the shared bench workloads (C, a, b, d) and print RESULT lines.
     Bench(bench::BenchArgs),
+    /// Run policy unit tests (congress-test.yaml, *.test.yaml): expected rows and actions.
+    Test(test::TestArgs),
+    /// Simulate a sequence of changes (Congress's simulate) and print a query's answers.
+    Simulate(simulate::SimulateArgs),
+    /// Print the proof tree of a derived row: the rules and facts that make it hold.
+    Explain(explain::ExplainArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(completions::CompletionsArgs),
+    /// Evaluate policies over fixtures: print every policy's violations (the `error`
+    /// table) or a query's answers, and the actions that would fire (never executed).
+    Eval(eval::EvalArgs),
+    /// Parse and analyse policy sources only; print every diagnostic with its snippet.
+    Check(check::CheckArgs),
+    /// Rewrite rule text in canonical form (`.congress` files and Policy manifests).
+    Fmt(fmt::FmtArgs),
+    /// Print the CustomResourceDefinitions of every congress kind (or --write them).
+    Crds(crds::CrdsArgs),
 }
 
 /// Parse the command line and run the subcommand.
@@ -34,6 +61,14 @@ pub fn run() -> ExitCode {
     match cli.command {
         Command::Conformance(args) => conformance::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Test(args) => test::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Explain(args) => explain::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Check(args) => check::run(args),
+        Command::Fmt(args) => fmt::run(args),
+        Command::Crds(args) => crds::run(args),
     }
 }
 

@@ -387,11 +387,7 @@ impl Stage<'_> {
                     if let Some(used) = self.known_arity(&key)
                         && used != cols.len()
                     {
-                        return Err(EngineError::SchemaConflict {
-                            table: key.to_string(),
-                            columns: cols.len(),
-                            used,
-                        });
+                        return Err(EngineError::SchemaConflict { table: key.to_string(), columns: cols.len(), used });
                     }
                 }
                 self.policies.insert(

@@ -3,7 +3,7 @@
 //! action fires.
 
 use crate::datalog::engine::{Answer, Engine, EngineError, PolicyKind, SimulateRequest, print_literal};
-use crate::datalog::syntax::{self, Rule, Sign, Term};
+use crate::datalog::syntax::{self, Arg, Rule, Sign, Term};
 use crate::datalog::value::Value;
 use std::collections::BTreeSet;
 
@@ -86,7 +86,8 @@ impl Engine {
                 plain.heads[0].atom.sign = None;
                 if st.body.is_empty() {
                     plain.heads[0].atom.policy = None;
-                    let row = ground(&plain)?;
+                    let columns = self.schema(&policy).and_then(|s| s.get(&atom.table)).cloned();
+                    let row = ground(&plain, columns.as_deref())?;
                     self.sim_row(&policy, &atom.table, row, sign == Sign::Plus, undo)?;
                 } else {
                     plain.heads[0].atom.policy = None;
@@ -100,7 +101,7 @@ impl Engine {
                 continue;
             }
             if st.body.is_empty() && atom.policy.is_none() && self.is_action(req.action_policy, &atom.table) {
-                let row = ground(st)?;
+                let row = ground(st, None)?;
                 self.invoke_action(req, &atom.table, row, undo)?;
                 continue;
             }
@@ -229,14 +230,37 @@ impl Engine {
     }
 }
 
-fn ground(st: &Rule) -> Result<Vec<Value>, EngineError> {
-    st.heads[0]
-        .atom
-        .args
-        .iter()
-        .map(|a| match a.term() {
-            Term::Const(v) => Ok(v.clone()),
-            Term::Var(_) => Err(EngineError::Sequence(format!("data updates must be ground: {st}"))),
-        })
-        .collect()
+/// The row a ground data update writes. Column references (`id="vm-1"`) are resolved
+/// against the datasource's columns; every column must then be given.
+fn ground(st: &Rule, columns: Option<&[String]>) -> Result<Vec<Value>, EngineError> {
+    let bad = |why: &str| EngineError::Sequence(format!("{why}: {st}"));
+    let mut row: Vec<Option<Value>> = Vec::new();
+    for arg in &st.heads[0].atom.args {
+        let value = match arg.term() {
+            Term::Const(v) => v.clone(),
+            Term::Var(_) => return Err(bad("data updates must be ground")),
+        };
+        let index = match arg {
+            Arg::Positional { .. } => row.len(),
+            Arg::Named { column, .. } => columns
+                .and_then(|c| c.iter().position(|n| n == column))
+                .ok_or_else(|| bad(&format!("no column `{column}` in this table")))?,
+            Arg::Numbered { index, .. } => *index as usize,
+        };
+        if let Some(c) = columns
+            && index >= c.len()
+        {
+            return Err(bad(&format!("the table has {} columns", c.len())));
+        }
+        if row.len() <= index {
+            row.resize(index + 1, None);
+        }
+        if row[index].replace(value).is_some() {
+            return Err(bad(&format!("column {index} is given twice")));
+        }
+    }
+    if let Some(c) = columns {
+        row.resize(c.len(), None);
+    }
+    row.into_iter().map(|v| v.ok_or_else(|| bad("a data update must give every column"))).collect()
 }
