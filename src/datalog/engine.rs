@@ -455,41 +455,12 @@ impl Stage<'_> {
                 }
                 self.actions.push(Action::RemoveStatement(policy, st.id));
             }
-            Op::Rows { policy, table, rows, insert } => {
-                let n = self.table_width(&policy, &table)?;
-                if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                    return Err(EngineError::RowArity {
-                        table: format!("{policy}:{table}"),
-                        expected: n,
-                        got: bad.len(),
-                    });
-                }
-                self.actions.push(Action::Rows(TableKey::new(&policy, &table), rows, insert));
-            }
-            Op::ReplaceTable { policy, table, rows } => {
-                let n = self.table_width(&policy, &table)?;
-                if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                    return Err(EngineError::RowArity {
-                        table: format!("{policy}:{table}"),
-                        expected: n,
-                        got: bad.len(),
-                    });
-                }
-                self.actions.push(Action::Replace(TableKey::new(&policy, &table), rows));
+            op @ (Op::Rows { .. } | Op::ReplaceTable { .. }) => {
+                let action = data_action(&self.policies, op)?;
+                self.actions.push(action);
             }
         }
         Ok(())
-    }
-
-    fn table_width(&self, policy: &str, table: &str) -> Result<usize, EngineError> {
-        let p = self.policy(policy)?;
-        match &p.schema {
-            Some(s) => s
-                .get(table)
-                .map(Vec::len)
-                .ok_or_else(|| EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() }),
-            None => Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind }),
-        }
     }
 
     fn add_statement(&mut self, policy: &str, kind: PolicyKind, rule: &Rule, text: &str) -> Result<(), EngineError> {
@@ -581,6 +552,31 @@ fn parse_error(e: ParseOneError, text: &str) -> EngineError {
             EngineError::MultipleRules(r.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "))
         }
     }
+}
+
+/// Validate a data change (rows of a datasource table) against `policies`.
+fn data_action(policies: &BTreeMap<String, PolicyState>, op: Op) -> Result<Action, EngineError> {
+    let (policy, table, rows, insert) = match op {
+        Op::Rows { policy, table, rows, insert } => (policy, table, rows, Some(insert)),
+        Op::ReplaceTable { policy, table, rows } => (policy, table, rows, None),
+        _ => return Err(EngineError::Query("not a data change".into())),
+    };
+    let p = policies.get(&policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.clone()))?;
+    let Some(schema) = &p.schema else {
+        return Err(EngineError::RuleNotPermitted { policy, kind: p.kind });
+    };
+    let n = schema
+        .get(&table)
+        .map(Vec::len)
+        .ok_or_else(|| EngineError::NoSuchTable { policy: policy.clone(), table: table.clone() })?;
+    if let Some(bad) = rows.iter().find(|r| r.len() != n) {
+        return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: n, got: bad.len() });
+    }
+    let key = TableKey::new(&policy, &table);
+    Ok(match insert {
+        Some(insert) => Action::Rows(key, rows, insert),
+        None => Action::Replace(key, rows),
+    })
 }
 
 /// Statement identity: the canonical text with integral floats printed as integers.
@@ -692,35 +688,7 @@ impl Engine {
             if !structural {
                 // Data-only: validate against the live policies without copying them.
                 for op in ops {
-                    match op {
-                        Op::Rows { policy, table, rows, insert } => {
-                            let key = self.data_key(&policy, &table, None)?;
-                            let n =
-                                self.policies[&policy].schema.as_ref().and_then(|s| s.get(&table)).map_or(0, Vec::len);
-                            if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                                return Err(EngineError::RowArity {
-                                    table: key.to_string(),
-                                    expected: n,
-                                    got: bad.len(),
-                                });
-                            }
-                            stage.actions.push(Action::Rows(key, rows, insert));
-                        }
-                        Op::ReplaceTable { policy, table, rows } => {
-                            let key = self.data_key(&policy, &table, None)?;
-                            let n =
-                                self.policies[&policy].schema.as_ref().and_then(|s| s.get(&table)).map_or(0, Vec::len);
-                            if let Some(bad) = rows.iter().find(|r| r.len() != n) {
-                                return Err(EngineError::RowArity {
-                                    table: key.to_string(),
-                                    expected: n,
-                                    got: bad.len(),
-                                });
-                            }
-                            stage.actions.push(Action::Replace(key, rows));
-                        }
-                        _ => {}
-                    }
+                    stage.actions.push(data_action(&self.policies, op)?);
                 }
             } else {
                 for op in ops {
@@ -739,22 +707,6 @@ impl Engine {
         }
         self.store.propagate(&mut txn);
         Ok(self.report(&txn, report_rows))
-    }
-
-    fn data_key(&self, policy: &str, table: &str, width: Option<usize>) -> Result<TableKey, EngineError> {
-        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
-        let Some(schema) = &p.schema else {
-            return Err(EngineError::RuleNotPermitted { policy: policy.to_string(), kind: p.kind });
-        };
-        let cols = schema
-            .get(table)
-            .ok_or_else(|| EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() })?;
-        if let Some(w) = width
-            && w != cols.len()
-        {
-            return Err(EngineError::RowArity { table: format!("{policy}:{table}"), expected: cols.len(), got: w });
-        }
-        Ok(TableKey::new(policy, table))
     }
 
     fn arity_use(&mut self, c: &Compiled, add: bool) {
