@@ -676,6 +676,8 @@ impl Engine {
 
     fn commit(&mut self, ops: Vec<Op>, report_rows: bool) -> Result<Commit, EngineError> {
         let structural = ops.iter().any(|o| !matches!(o, Op::Rows { .. } | Op::ReplaceTable { .. }));
+        let span = tracing::debug_span!("commit", ops = ops.len(), structural);
+        let _entered = span.enter();
         let (actions, next_rule) = {
             let mut stage = Stage {
                 engine: self,
@@ -706,7 +708,9 @@ impl Engine {
             self.apply(&mut txn, a);
         }
         self.store.propagate(&mut txn);
-        Ok(self.report(&txn, report_rows))
+        let commit = self.report(&txn, report_rows);
+        tracing::debug!(tables = commit.changes.len(), actions = commit.actions.len(), "committed");
+        Ok(commit)
     }
 
     fn arity_use(&mut self, c: &Compiled, add: bool) {
