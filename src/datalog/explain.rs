@@ -2,11 +2,12 @@
 //! materialised tables top-down (one satisfying rule instantiation per derived row), so
 //! nothing is recorded while evaluating. Trace: the same search, printed.
 
-use crate::datalog::engine::{Engine, EngineError, Proof, print_literal};
+use crate::datalog::engine::{Engine, EngineError, Proof};
 use crate::datalog::eval::relation::EXPLICIT;
 use crate::datalog::eval::store::{TxnState, bind_head};
 use crate::datalog::eval::{Exec, FailureLog, LLit, LTerm, Rows, TableId, ViewMode};
 use crate::datalog::intern::Sym;
+use crate::datalog::query::print_literal;
 use crate::datalog::syntax::Term;
 use hashbrown::HashSet;
 use std::fmt::Write as _;

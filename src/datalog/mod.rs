@@ -7,6 +7,7 @@ pub mod engine;
 pub mod eval;
 pub mod explain;
 pub mod intern;
+pub mod query;
 pub mod simulate;
 pub mod syntax;
 pub mod value;

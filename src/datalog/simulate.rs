@@ -2,7 +2,8 @@
 //! updates and action invocations, then everything rolled back. Nothing persists and no
 //! action fires.
 
-use crate::datalog::engine::{Answer, Engine, EngineError, PolicyKind, SimulateRequest, print_literal};
+use crate::datalog::engine::{Answer, Engine, EngineError, PolicyKind, SimulateRequest};
+use crate::datalog::query::print_literal;
 use crate::datalog::syntax::{self, Arg, Rule, Sign, Term};
 use crate::datalog::value::Value;
 use std::collections::BTreeSet;
