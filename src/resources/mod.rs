@@ -41,10 +41,12 @@ pub struct Condition {
     /// `True`, `False` or `Unknown`.
     pub status: String,
     /// A CamelCase machine-readable reason.
-    #[serde(default)]
+    // Omitted when empty, so the schema carries no `default: ""`: kube-apiserver v1.20 reads
+    // an empty-string default as null and rejects the CRD.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// A human-readable message.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// The `metadata.generation` the condition was computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,8 +60,71 @@ pub struct Condition {
 pub fn crds() -> Vec<(String, CustomResourceDefinition)> {
     [Policy::crd(), LibraryPolicy::crd(), Datasource::crd(), ActionRequest::crd()]
         .into_iter()
+        .map(structural)
         .map(|crd| (format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default()), crd))
         .collect()
+}
+
+/// Rewrite each version's schema into what kube-apiserver accepts as a structural schema
+/// (checked against v1.20.2); see [`structural_schema`].
+fn structural(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        if let Some(props) = version.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) {
+            let mut value = serde_json::to_value(&*props).expect("a schema always serialises");
+            structural_schema(&mut value);
+            *props = serde_json::from_value(value).expect("a rewritten schema is still a schema");
+        }
+    }
+    crd
+}
+
+/// Rewrite one schema, recursively, for kube-apiserver's structural-schema rules:
+/// - `null` is dropped from `enum` (schemars lists it for `Option<enum>`; `nullable: true`
+///   already allows null, kubectl's client-side validation rejects the CRD, and kube-apiserver
+///   before 1.20.11 mishandles literal nulls in enums);
+/// - a schema that accepts anything (`serde_json::Value`: `{}` as array items or map values,
+///   `additionalProperties: true`) has no type, which a structural schema forbids, and its
+///   content would be pruned: it becomes `x-kubernetes-preserve-unknown-fields: true`,
+///   `nullable: true`.
+pub fn structural_schema(schema: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Some(obj) = schema.as_object_mut() else {
+        if *schema == Value::Bool(true) {
+            *schema = any_value();
+        }
+        return;
+    };
+    if let Some(Value::Array(values)) = obj.get_mut("enum") {
+        values.retain(|v| !v.is_null());
+    }
+    const SHAPED: [&str; 9] =
+        ["type", "properties", "items", "anyOf", "oneOf", "allOf", "not", "$ref", "x-kubernetes-int-or-string"];
+    if !SHAPED.iter().any(|k| obj.contains_key(*k)) && !obj.contains_key("x-kubernetes-preserve-unknown-fields") {
+        if let Value::Object(any) = any_value() {
+            obj.extend(any);
+        }
+        return;
+    }
+    for key in ["items", "additionalProperties", "not"] {
+        if let Some(sub) = obj.get_mut(key) {
+            structural_schema(sub);
+        }
+    }
+    for key in ["properties", "patternProperties"] {
+        if let Some(Value::Object(props)) = obj.get_mut(key) {
+            props.values_mut().for_each(structural_schema);
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Value::Array(subs)) = obj.get_mut(key) {
+            subs.iter_mut().for_each(structural_schema);
+        }
+    }
+}
+
+/// The schema of a value of any shape (`serde_json::Value`), kept as written.
+fn any_value() -> serde_json::Value {
+    serde_json::json!({"x-kubernetes-preserve-unknown-fields": true, "nullable": true})
 }
 
 /// One CRD as YAML.
@@ -70,4 +135,59 @@ pub fn crd_yaml(crd: &CustomResourceDefinition) -> String {
 /// Every CRD as one multi-document YAML stream (`---` separated).
 pub fn all_crds_yaml() -> String {
     crds().iter().map(|(_, crd)| format!("---\n{}", crd_yaml(crd))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// Every schema node, depth first.
+    fn nodes(schema: &Value, out: &mut Vec<Value>) {
+        out.push(schema.clone());
+        for key in ["items", "additionalProperties"] {
+            if let Some(sub) = schema.get(key).filter(|s| s.is_object()) {
+                nodes(sub, out);
+            }
+        }
+        if let Some(Value::Object(props)) = schema.get("properties") {
+            props.values().for_each(|p| nodes(p, out));
+        }
+    }
+
+    /// What kube-apiserver v1.20.2 rejected or pruned in the CRDs schemars generates.
+    #[test]
+    fn crd_schemas_are_structural_for_kube_1_20() {
+        for (name, crd) in crds() {
+            let schema = crd.spec.versions[0].schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap();
+            let mut all = Vec::new();
+            nodes(&serde_json::to_value(schema).unwrap(), &mut all);
+            for node in all {
+                let typed = node.get("type").is_some() || node.get("x-kubernetes-preserve-unknown-fields").is_some();
+                assert!(typed, "{name}: untyped schema {node}");
+                assert_ne!(node.get("default"), Some(&json!("")), "{name}: empty-string default in {node}");
+                assert_ne!(node.get("additionalProperties"), Some(&json!(true)), "{name}: {node}");
+                if let Some(Value::Array(values)) = node.get("enum") {
+                    assert!(!values.contains(&Value::Null), "{name}: null in enum {node}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn any_value_schemas_preserve_unknown_fields() {
+        let mut schema = json!({
+            "type": "object",
+            "properties": {
+                "list": {"type": "array", "items": {}},
+                "map": {"type": "object", "additionalProperties": true},
+                "kind": {"type": "string", "nullable": true, "enum": ["a", null]},
+            }
+        });
+        structural_schema(&mut schema);
+        let any = json!({"x-kubernetes-preserve-unknown-fields": true, "nullable": true});
+        assert_eq!(schema["properties"]["list"]["items"], any);
+        assert_eq!(schema["properties"]["map"]["additionalProperties"], any);
+        assert_eq!(schema["properties"]["kind"]["enum"], json!(["a"]));
+    }
 }
