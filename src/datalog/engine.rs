@@ -787,7 +787,6 @@ impl Engine {
                         let id = self.store.table_id(&key, cols.len());
                         self.store.ensure_arity(id, cols.len());
                         let info = &mut self.store.info[id];
-                        info.fixed_arity = Some(cols.len());
                         // Rules of other policies may already use the table (with the
                         // same arity: staging checked it); the schema is one more use.
                         info.arity = Some(match info.arity {
@@ -811,7 +810,6 @@ impl Engine {
                                 self.store.clear_explicit(txn, id, &row);
                             }
                             let info = &mut self.store.info[id];
-                            info.fixed_arity = None;
                             info.arity = match info.arity {
                                 Some((a, k)) if k > 1 => Some((a, k - 1)),
                                 _ => None,

@@ -168,14 +168,6 @@ impl Interner {
         next
     }
 
-    /// Make room for about `n` more distinct values.
-    pub fn reserve(&mut self, n: usize) {
-        self.entries.reserve(n);
-        let mut map = std::mem::take(&mut self.map);
-        map.reserve(n, |&s| self.get(s).hash_with(&self.hasher));
-        self.map = map;
-    }
-
     /// The symbol for `v` if it was ever interned.
     pub fn lookup(&self, v: &Value) -> Option<Sym> {
         if let Value::Int(i) = v

@@ -74,13 +74,8 @@ enum Step {
         lit: usize,
         ops: Vec<(usize, ColOp)>,
     },
-    /// Iterate every row of a table.
-    Scan {
-        lit: usize,
-        table: TableId,
-        ops: Vec<(usize, ColOp)>,
-    },
-    /// Look rows up by bound columns.
+    /// Rows of a table whose bound columns `cols` equal `key`: every row when nothing
+    /// is bound (a scan), else an index lookup.
     Lookup {
         lit: usize,
         table: TableId,
@@ -296,11 +291,7 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
         let cols: Vec<usize> = (0..terms.len()).filter(|&c| term_bound(&terms[c], &bound)).collect();
         let key: Vec<LTerm> = cols.iter().map(|&c| terms[c]).collect();
         let ops = match_ops(terms, &mut bound, &cols);
-        steps.push(if cols.is_empty() {
-            Step::Scan { lit: i, table: *table, ops }
-        } else {
-            Step::Lookup { lit: i, table: *table, cols, key, ops, index: OnceLock::new() }
-        });
+        steps.push(Step::Lookup { lit: i, table: *table, cols, key, ops, index: OnceLock::new() });
         done[i] = true;
     }
     // Anything left is unsafe (only possible in action policies): it cannot hold.
@@ -314,7 +305,9 @@ impl Plan {
     /// Make sure every index this plan looks up exists.
     pub fn prepare(&self, tables: &mut [Relation]) {
         for s in &self.steps {
-            if let Step::Lookup { table, cols, index, .. } = s {
+            if let Step::Lookup { table, cols, index, .. } = s
+                && !cols.is_empty()
+            {
                 let ix = tables[*table].ensure_index(cols);
                 index.get_or_init(|| ix);
             }
@@ -448,72 +441,33 @@ impl Exec<'_> {
                 }
                 true
             }
-            Step::Scan { lit, table, ops } => {
-                let old = mode.old_for(*lit);
-                let (tables, changed) = (self.tables, self.changed);
-                let ch = if old { changed.get(table) } else { None };
-                if ch.is_some_and(|c| c.all_new) {
-                    return true;
-                }
-                for (_, row) in tables[*table].iter() {
-                    if let Some(ch) = ch
-                        && !ch.added.is_empty()
-                        && ch.added.contains(row)
-                    {
-                        continue;
-                    }
-                    if apply_ops(ops, row, binds)
-                        && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
-                    {
-                        return false;
-                    }
-                }
-                if let Some(ch) = ch {
-                    for row in &ch.removed {
-                        if apply_ops(ops, row, binds)
-                            && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
-                        {
-                            return false;
-                        }
-                    }
-                }
-                true
-            }
             Step::Lookup { lit, table, cols, key, ops, index } => {
-                let old = mode.old_for(*lit);
                 let keyv = instantiate(key, binds);
                 let (tables, changed) = (self.tables, self.changed);
                 let rel = &tables[*table];
-                let ch = if old { changed.get(table) } else { None };
+                // The old view is the current rows minus those added, plus those removed.
+                let ch = if mode.old_for(*lit) { changed.get(table) } else { None };
                 if ch.is_some_and(|c| c.all_new) {
                     return true;
                 }
-                let cached = index.get().copied().filter(|&ix| rel.index_cols(ix) == Some(cols.as_slice()));
-                let Some(ix) = cached.or_else(|| rel.index_id(cols)) else {
-                    return true;
+                let (all, matching) = if cols.is_empty() {
+                    (Some(rel.iter().map(|(_, r)| r)), None)
+                } else {
+                    let cached = index.get().copied().filter(|&ix| rel.index_cols(ix) == Some(cols.as_slice()));
+                    let Some(ix) = cached.or_else(|| rel.index_id(cols)) else {
+                        return true;
+                    };
+                    (None, Some(rel.lookup(ix, &keyv).map(|id| rel.row(id))))
                 };
-                for id in rel.lookup(ix, &keyv) {
-                    let row = rel.row(id);
-                    if let Some(ch) = ch
-                        && !ch.added.is_empty()
-                        && ch.added.contains(row)
-                    {
-                        continue;
-                    }
+                let current = all.into_iter().flatten().chain(matching.into_iter().flatten());
+                let added = ch.map(|c| &c.added).filter(|a| !a.is_empty());
+                let removed = ch.into_iter().flat_map(|c| c.removed.iter().map(Vec::as_slice));
+                let removed = removed.filter(|row| cols.iter().zip(&keyv).all(|(&c, &kv)| row[c] == kv));
+                for row in current.filter(|row| !added.is_some_and(|a| a.contains(*row))).chain(removed) {
                     if apply_ops(ops, row, binds)
                         && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
                     {
                         return false;
-                    }
-                }
-                if let Some(ch) = ch {
-                    for row in &ch.removed {
-                        if cols.iter().zip(&keyv).all(|(&c, &kv)| row[c] == kv)
-                            && apply_ops(ops, row, binds)
-                            && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
-                        {
-                            return false;
-                        }
                     }
                 }
                 true

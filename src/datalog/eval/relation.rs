@@ -298,26 +298,6 @@ impl Relation {
         }
     }
 
-    /// Add `delta` to the count of `row` (inserting it when absent). Returns the count
-    /// before and after.
-    pub fn add_count(&mut self, row: &[Sym], delta: i64) -> (u32, u32) {
-        match self.find(row) {
-            Some(id) => {
-                let old = self.counts[id as usize];
-                let new = (old as i64 + delta).clamp(0, u32::MAX as i64) as u32;
-                self.set_count(id, new);
-                (old, new)
-            }
-            None => {
-                let new = delta.clamp(0, u32::MAX as i64) as u32;
-                if new > 0 {
-                    self.insert_new(row, new);
-                }
-                (0, new)
-            }
-        }
-    }
-
     /// The index on exactly these columns (sorted, nonempty), built now if missing.
     pub fn ensure_index(&mut self, cols: &[usize]) -> usize {
         if let Some(p) = self.indexes.iter().position(|ix| ix.cols == cols) {
@@ -361,12 +341,6 @@ impl Relation {
     /// Live rows with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (RowId, &[Sym])> + '_ {
         (0..self.counts.len() as RowId).filter(|&id| self.counts[id as usize] != 0).map(|id| (id, self.row(id)))
-    }
-
-    /// Approximate heap bytes used (rows, counts, set and indexes).
-    pub fn heap_bytes(&self) -> usize {
-        let idx: usize = self.indexes.iter().map(|ix| ix.table.capacity() * (std::mem::size_of::<Bucket>() + 1)).sum();
-        self.data.capacity() * 4 + self.counts.capacity() * 4 + self.set.capacity() * 5 + idx
     }
 }
 
@@ -426,9 +400,11 @@ mod tests {
     #[test]
     fn counts_add_and_vanish_at_zero() {
         let mut r = Relation::new(1);
-        assert_eq!(r.add_count(&[5], 2), (0, 2));
-        assert_eq!(r.add_count(&[5], -1), (2, 1));
-        assert_eq!(r.add_count(&[5], -1), (1, 0));
+        assert_eq!(r.find_or_insert(&[5], 2), (0, true));
+        assert_eq!(r.find_or_insert(&[5], 9), (0, false));
+        r.set_count(0, 1);
+        assert_eq!(r.count(0), 1);
+        r.set_count(0, 0);
         assert!(r.is_empty());
     }
 

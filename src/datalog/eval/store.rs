@@ -28,8 +28,6 @@ pub type RuleId = u64;
 #[derive(Clone, Debug)]
 pub struct TableInfo {
     pub key: TableKey,
-    /// Fixed by a datasource schema.
-    pub fixed_arity: Option<usize>,
     /// Arity in use by rules and facts, with the number of statements using it.
     pub arity: Option<(usize, u32)>,
     /// Rules whose head is this table.
@@ -106,7 +104,7 @@ impl Store {
         }
         let id = self.tables.len();
         self.tables.push(Relation::new(arity));
-        self.info.push(TableInfo { key: key.clone(), fixed_arity: None, arity: None, rules: Vec::new(), readers: 0 });
+        self.info.push(TableInfo { key: key.clone(), arity: None, rules: Vec::new(), readers: 0 });
         self.ids.insert(key.clone(), id);
         id
     }
