@@ -480,9 +480,9 @@ fn statements_of(doc: &Doc, rules: &Option<Vec<RuleEntry>>, text: &Option<String
     Vec::new()
 }
 
-const POLICY_FIELDS: &[&str] = &["rules", "text", "kind", "enforcement", "libraryRef", "description"];
+const POLICY_FIELDS: &[&str] = &["rules", "text", "kind", "enforcement", "libraryRef", "description", "report"];
 const LIBRARY_FIELDS: &[&str] = &["description", "kind", "rules", "text", "dependsOn"];
-const DATASOURCE_FIELDS: &[&str] = &["driver", "tables", "pollIntervalSeconds", "config"];
+const DATASOURCE_FIELDS: &[&str] = &["driver", "tables", "pollIntervalSeconds", "config", "kubernetes"];
 
 fn policy_from_doc(doc: &Doc, kind: &str, errors: &mut Vec<LoadError>) -> Option<PolicySource> {
     let name = metadata_name(doc, errors)?;

@@ -14,6 +14,7 @@ pub mod explain;
 pub mod fmt;
 pub mod input_args;
 pub mod load;
+pub mod operator;
 pub mod simulate;
 pub mod test;
 
@@ -53,6 +54,9 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Print the CustomResourceDefinitions of every congress kind (or --write them).
     Crds(crds::CrdsArgs),
+    /// Run the Kubernetes operator: reconcile Policies and Datasources, write status,
+    /// PolicyReports and events, serve /metrics.
+    Operator(operator::OperatorArgs),
 }
 
 /// Parse the command line and run the subcommand.
@@ -69,6 +73,7 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Crds(args) => crds::run(args),
+        Command::Operator(args) => operator::run(args),
     }
 }
 

@@ -26,7 +26,9 @@ pub struct ActionArgs {
     shortname = "car",
     status = "ActionRequestStatus",
     printcolumn = r#"{"name":"Action","type":"string","jsonPath":".spec.name"}"#,
-    printcolumn = r#"{"name":"Approved","type":"boolean","jsonPath":".spec.approved"}"#
+    printcolumn = r#"{"name":"Approved","type":"boolean","jsonPath":".spec.approved"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ActionRequestSpec {

@@ -15,9 +15,14 @@ pub mod library_policy;
 pub mod policy;
 
 pub use action_request::{ActionArgs, ActionRequest, ActionRequestSpec, ActionRequestStatus};
-pub use datasource::{Datasource, DatasourceSpec, DatasourceStatus, TableSchema};
+pub use datasource::{
+    ChildTable, ColumnMapping, Datasource, DatasourceSpec, DatasourceStatus, KubernetesSource, TableMapping, TableSchema,
+    TableStatus, WatchedResource,
+};
 pub use library_policy::{LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
-pub use policy::{Enforcement, Policy, PolicyKindSpec, PolicySpec, PolicyStatus, RuleEntry};
+pub use policy::{
+    Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus, ReportSpec, RuleEntry, ViolationSample,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -66,8 +66,11 @@ pub enum Enforcement {
     plural = "policies",
     shortname = "cpol",
     status = "PolicyStatus",
+    printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".spec.kind"}"#,
     printcolumn = r#"{"name":"Enforcement","type":"string","jsonPath":".spec.enforcement"}"#,
-    printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#
+    printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PolicySpec {
@@ -89,6 +92,27 @@ pub struct PolicySpec {
     /// What the policy is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// How violation rows map to Kubernetes objects in PolicyReports (rows holding the `uid`
+    /// of a watched object are mapped without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportSpec>,
+}
+
+/// Which columns of an `error` row name a Kubernetes object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportSpec {
+    /// `apiVersion` of the object (e.g. `v1`).
+    pub api_version: String,
+    /// `kind` of the object (e.g. `Pod`).
+    pub kind: String,
+    /// The 0-based column holding the object's name.
+    #[schemars(range(min = 0, max = 1023))]
+    pub name_column: u32,
+    /// The 0-based column holding the object's namespace (absent: cluster-scoped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1023))]
+    pub namespace_column: Option<u32>,
 }
 
 impl PolicySpec {
@@ -119,14 +143,50 @@ impl Policy {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyStatus {
+    /// `Accepted` (the rules loaded) and `Ready` (loaded and evaluated).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// Rows in the policy's `error` table.
     #[serde(default)]
     pub violations: u64,
+    /// Up to 20 violation rows, oldest first, each with the time it was first seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violation_sample: Vec<ViolationSample>,
+    /// Why the last version was not accepted: one entry per diagnostic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<PolicyDiagnostic>,
+    /// Builtin failures and unknown policy references in the loaded rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// RFC 3339 time of the evaluation that last changed the violations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation_time: Option<String>,
     /// The `metadata.generation` last loaded into the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// One violation row and when it was first seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViolationSample {
+    /// The row, as `error(...)` prints.
+    pub row: String,
+    /// RFC 3339 time the row first appeared.
+    pub first_seen: String,
+}
+
+/// A parse or analysis error in a policy's rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyDiagnostic {
+    /// The rule's `name` (or `rules[i]`, or `text`).
+    pub rule: String,
+    /// 1-based line within that rule's text.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    pub message: String,
 }
 
 #[cfg(test)]

@@ -1,0 +1,378 @@
+//! `congress operator`: the reconcilers and what they share.
+//!
+//! One engine per replica ([`engine::SharedEngine`]), fed by datasource drivers and
+//! policies; one reconciler per kind ([`policy`], [`datasource`]); leader election
+//! ([`leader`]) decides which replica writes; [`metrics`] serves `/metrics`, `/healthz` and
+//! `/readyz`. Data flows one way: drivers -> engine -> the policies whose `error` rows
+//! changed are reconciled -> status, reports, events.
+
+pub mod datasource;
+pub mod engine;
+pub mod leader;
+pub mod metrics;
+pub mod policy;
+pub mod reports;
+
+use crate::drivers::kubernetes::ObjectIndex;
+use crate::resources::{Condition, Datasource, LibraryPolicy, Policy, PolicyStatus};
+use futures::StreamExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+/// Everything that can fail in a reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("a lock was poisoned by a panic")]
+    Poisoned,
+}
+
+/// How the operator runs.
+#[derive(Clone, Debug)]
+pub struct OperatorConfig {
+    pub http_addr: SocketAddr,
+    /// None: no election, this replica always leads.
+    pub lease: Option<leader::LeaseConfig>,
+}
+
+/// What reconcilers and drivers share.
+pub struct Context {
+    pub client: Client,
+    pub engine: Arc<engine::SharedEngine>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub objects: Arc<ObjectIndex>,
+    pub recorder: Recorder,
+    leader: watch::Receiver<bool>,
+    policies: Mutex<HashMap<String, policy::PolicyState>>,
+    drivers: Mutex<HashMap<String, datasource::DriverHandle>>,
+    datasource_store: OnceLock<Store<Datasource>>,
+}
+
+impl Context {
+    pub fn is_leader(&self) -> bool {
+        *self.leader.borrow()
+    }
+
+    /// Run `f` on `policy`'s state (created on first use).
+    pub fn policy_state<T>(&self, policy: &str, f: impl FnOnce(&mut policy::PolicyState) -> T) -> T {
+        let mut states = self.policies.lock().unwrap_or_else(|p| p.into_inner());
+        f(states.entry(policy.to_string()).or_default())
+    }
+
+    fn forget_policy(&self, policy: &str) {
+        self.policies.lock().unwrap_or_else(|p| p.into_inner()).remove(policy);
+    }
+
+    /// Names of the policies this replica has state for.
+    pub fn loaded_policies(&self) -> Vec<String> {
+        self.policies.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+    }
+
+    /// Every Datasource has been seen and each driver has delivered its first listing (or
+    /// cannot run), so the engine holds the cluster's state.
+    pub fn datasources_synced(&self) -> bool {
+        let Some(store) = self.datasource_store.get() else { return false };
+        if store.wait_until_ready().now_or_never().is_none() {
+            return false;
+        }
+        let drivers = self.drivers.lock().unwrap_or_else(|p| p.into_inner());
+        store.state().iter().all(|ds| drivers.get(&ds.name_any()).is_some_and(|d| d.settled()))
+    }
+}
+
+use futures::FutureExt;
+
+/// The engine's name for a resource: Kubernetes names may hold `-`, which the policy
+/// language's identifiers do not, so `-` becomes `_` (names never hold `_`, so this is
+/// one-to-one).
+pub fn engine_name(resource: &str) -> String {
+    resource.replace('-', "_")
+}
+
+/// The resource name of an engine name (see [`engine_name`]).
+pub fn resource_name(engine: &str) -> String {
+    engine.replace('_', "-")
+}
+
+/// The current time, RFC 3339 in UTC with seconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A condition; keeps the old transition time when the status did not change.
+pub fn condition(
+    old: &impl HasConditions,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Condition {
+    let previous = old.conditions().iter().find(|c| c.type_ == type_);
+    let last_transition_time = match previous {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Some(now_rfc3339()),
+    };
+    let mut message = message.to_string();
+    if message.len() > 4000 {
+        let mut cut = 4000;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+    }
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Statuses with conditions.
+pub trait HasConditions {
+    fn conditions(&self) -> &[Condition];
+}
+
+impl HasConditions for PolicyStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+impl HasConditions for crate::resources::DatasourceStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+/// Add `finalizer` to a cluster-scoped object (a JSON merge patch of the list).
+async fn add_finalizer<K>(ctx: &Context, name: &str, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let Some(obj) = api.get_opt(name).await? else { return Ok(()) };
+    let mut list = obj.finalizers().to_vec();
+    if list.iter().any(|f| f == finalizer) {
+        return Ok(());
+    }
+    list.push(finalizer.to_string());
+    let patch = serde_json::json!({"metadata": {"finalizers": list, "resourceVersion": obj.resource_version()}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
+
+/// Remove `finalizer` from a cluster-scoped object.
+async fn remove_finalizer<K>(ctx: &Context, obj: &K, finalizer: &str) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(ctx.client.clone());
+    let list: Vec<String> = obj.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
+    let patch = serde_json::json!({"metadata": {"finalizers": list, "resourceVersion": obj.resource_version()}});
+    match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(error = %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// Run the operator until SIGTERM or SIGINT.
+pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let client = Client::try_default().await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
+    let engine = Arc::new(engine::SharedEngine::new(changed_tx.clone(), metrics.clone()));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (leader_tx, leader_rx) = watch::channel(config.lease.is_none());
+    let identity = config.lease.as_ref().map_or_else(|| "congress-operator".to_string(), |l| l.identity.clone());
+    let reporter = Reporter { controller: "congress-operator".into(), instance: Some(identity) };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        engine,
+        metrics: metrics.clone(),
+        objects: Arc::new(ObjectIndex::default()),
+        recorder: Recorder::new(client.clone(), reporter),
+        leader: leader_rx.clone(),
+        policies: Mutex::new(HashMap::new()),
+        drivers: Mutex::new(HashMap::new()),
+        datasource_store: OnceLock::new(),
+    });
+
+    // HTTP endpoints.
+    let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
+    tracing::info!(addr = %config.http_addr, "serving /metrics, /healthz, /readyz");
+    let mut http_shutdown = shutdown_rx.clone();
+    let http = tokio::spawn(async move {
+        let serve = axum::serve(listener, metrics::router(metrics.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = http_shutdown.changed().await;
+            });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+
+    // Leader election.
+    let election = config.lease.clone().map(|lease| {
+        tokio::spawn(leader::run(client.clone(), lease, leader_tx.clone(), shutdown_rx.clone()))
+    });
+    if config.lease.is_none() {
+        ctx.metrics.leader.set(1);
+    }
+
+    // Datasources.
+    let ds_controller = Controller::new(Api::<Datasource>::all(client.clone()), watcher::Config::default());
+    let _ = ctx.datasource_store.set(ds_controller.store());
+    let (ds_trigger_tx, ds_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Datasource>>();
+
+    // Policies: reconciled on change, when their violations change, when a LibraryPolicy
+    // they name changes, and all at once on becoming leader.
+    let policy_controller = Controller::new(Api::<Policy>::all(client.clone()), watcher::Config::default());
+    let policy_store = policy_controller.store();
+    let (policy_trigger_tx, policy_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Policy>>();
+    let lib_store = policy_store.clone();
+    let policy_controller = policy_controller
+        .watches(Api::<LibraryPolicy>::all(client.clone()), watcher::Config::default(), move |lib| {
+            let name = lib.name_any();
+            lib_store
+                .state()
+                .into_iter()
+                .filter(|p| p.spec.library_ref.as_deref() == Some(name.as_str()))
+                .map(|p| ObjectRef::from_obj(&*p))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_on(futures::stream::select(
+            receiver_stream(changed_rx).map(|engine| ObjectRef::new(&resource_name(&engine))),
+            receiver_stream(policy_trigger_rx),
+        ));
+
+    // Leadership changes: forget what was published (the other replica wrote since) and
+    // reconcile everything.
+    let watch_ctx = ctx.clone();
+    let mut leader_updates = leader_rx.clone();
+    let (p_store, d_store) = (policy_store.clone(), ctx.datasource_store.get().cloned());
+    let leadership = tokio::spawn(async move {
+        while leader_updates.changed().await.is_ok() {
+            let leads = *leader_updates.borrow();
+            watch_ctx.metrics.leader.set(i64::from(leads));
+            if leads {
+                for name in watch_ctx.loaded_policies() {
+                    watch_ctx.policy_state(&name, policy::PolicyState::forget_published);
+                }
+                for p in p_store.state() {
+                    let _ = policy_trigger_tx.send(ObjectRef::from_obj(&*p));
+                }
+                for d in d_store.iter().flat_map(|s| s.state()) {
+                    let _ = ds_trigger_tx.send(ObjectRef::from_obj(&*d));
+                }
+            }
+        }
+    });
+
+    // Readiness follows the datasources' first sync.
+    let ready_ctx = ctx.clone();
+    let readiness = tokio::spawn(async move {
+        loop {
+            ready_ctx.metrics.set_ready(ready_ctx.datasources_synced());
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+
+    let shutdown = {
+        let tx = shutdown_tx.clone();
+        async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            let _ = tx.send(true);
+        }
+    };
+    tokio::spawn(shutdown);
+    let stop = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+
+    let ds_run = ds_controller
+        .reconcile_on(receiver_stream(ds_trigger_rx))
+        .graceful_shutdown_on(stop(shutdown_rx.clone()))
+        .run(datasource::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let policy_run = policy_controller
+        .graceful_shutdown_on(stop(shutdown_rx.clone()))
+        .run(policy::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    tokio::join!(ds_run, policy_run);
+
+    readiness.abort();
+    leadership.abort();
+    if let Some(e) = election {
+        // The election loop releases the lease when it sees the shutdown.
+        let _ = tokio::time::timeout(Duration::from_secs(5), e).await;
+    }
+    let _ = http.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn receiver_stream<T: Send + 'static>(rx: mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_names_round_trip() {
+        assert_eq!(engine_name("pod-registry"), "pod_registry");
+        assert_eq!(resource_name(&engine_name("a-b-c.d")), "a-b-c.d");
+    }
+
+    #[test]
+    fn conditions_keep_their_transition_time_while_status_holds() {
+        let mut old = PolicyStatus::default();
+        let c = condition(&old, "Ready", "True", "R", "m", Some(1));
+        let mut kept = c.clone();
+        kept.last_transition_time = Some("2020-01-01T00:00:00Z".into());
+        old.conditions = vec![kept];
+        let again = condition(&old, "Ready", "True", "Other", "m2", Some(2));
+        assert_eq!(again.last_transition_time.as_deref(), Some("2020-01-01T00:00:00Z"));
+        let flipped = condition(&old, "Ready", "False", "R", "m", Some(2));
+        assert_ne!(flipped.last_transition_time.as_deref(), Some("2020-01-01T00:00:00Z"));
+        assert!(condition(&old, "Ready", "False", "R", &"x".repeat(10_000), None).message.len() <= 4000);
+    }
+}

@@ -1,0 +1,543 @@
+//! The `Policy` reconciler. Every replica loads policies into its engine (a warm standby);
+//! the leader also publishes: status (conditions, violations, a sample with first-seen
+//! times, warnings), the policy's reports, and events as violations appear and clear.
+//!
+//! Loading is all or nothing: the new version replaces the old in one engine transaction,
+//! so a version that does not parse or analyse leaves the previous one running, and the
+//! status says why (`Accepted=False`, each diagnostic with its rule and `line:col`).
+//! Publishing starts only once every datasource has synced, so a restart never reports
+//! violations as cleared merely because the cluster has not been read yet; the state it
+//! compares against (what was reported, and since when) is read back from the reports.
+
+use super::reports::{self, ReportBook, Violation};
+use super::{Context, Error, condition, engine_name, now_rfc3339};
+use crate::datalog::syntax;
+use crate::datalog::{EngineError, PolicyKind, Value};
+use crate::resources::{
+    LibraryPolicy, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus, RuleEntry, ViolationSample, API_VERSION,
+};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The finalizer that unloads a policy and deletes its reports.
+pub const FINALIZER: &str = "congress.dev/policy";
+/// At most this many violation rows in `status.violationSample`.
+pub const SAMPLE: usize = 20;
+/// Events per policy: a burst of this many, then one per [`EVENT_REFILL`].
+const EVENT_BURST: f64 = 10.0;
+const EVENT_REFILL: Duration = Duration::from_secs(6);
+
+/// What the operator keeps per policy between reconciles.
+#[derive(Default)]
+pub struct PolicyState {
+    /// Digest of the statements loaded into the engine (kind and texts).
+    loaded: Option<String>,
+    /// Why the latest version was not loaded.
+    failure: Option<LoadFailure>,
+    /// The reports as written (None until read back from the API by the leader).
+    book: Option<ReportBook>,
+    /// Every current violation's first-seen time.
+    first_seen: HashMap<String, String>,
+    /// Event tokens and when they were last refilled.
+    tokens: f64,
+    refilled: Option<Instant>,
+}
+
+impl PolicyState {
+    /// Forget what was published (another replica may have written since).
+    pub fn forget_published(&mut self) {
+        self.book = None;
+    }
+}
+
+/// Why a version of a policy was not loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadFailure {
+    pub reason: &'static str,
+    pub message: String,
+    pub diagnostics: Vec<PolicyDiagnostic>,
+}
+
+impl LoadFailure {
+    fn new(reason: &'static str, message: impl Into<String>) -> LoadFailure {
+        LoadFailure { reason, message: message.into(), diagnostics: Vec::new() }
+    }
+}
+
+/// The statements of a policy version: (label for diagnostics, text, one statement only).
+struct Source {
+    kind: PolicyKind,
+    statements: Vec<(String, String, bool)>,
+}
+
+impl Source {
+    fn digest(&self) -> String {
+        let mut d = self.kind.to_string();
+        for (_, text, single) in &self.statements {
+            d.push('\u{0}');
+            d.push(if *single { '1' } else { 'n' });
+            d.push_str(text);
+        }
+        d
+    }
+}
+
+fn statements(rules: &Option<Vec<RuleEntry>>, text: &Option<String>, prefix: &str) -> Vec<(String, String, bool)> {
+    if let Some(rules) = rules {
+        return rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("{prefix}{}", r.name.clone().unwrap_or_else(|| format!("rules[{i}]"))), r.rule.clone(), true))
+            .collect();
+    }
+    text.iter().map(|t| (format!("{prefix}text"), t.clone(), false)).collect()
+}
+
+async fn source(spec: &PolicySpec, ctx: &Context) -> Result<Source, LoadFailure> {
+    spec.validate().map_err(|m| LoadFailure::new("InvalidSpec", m))?;
+    let Some(lib) = &spec.library_ref else {
+        return Ok(Source { kind: spec.policy_kind(), statements: statements(&spec.rules, &spec.text, "") });
+    };
+    let api: Api<LibraryPolicy> = Api::all(ctx.client.clone());
+    let found = api
+        .get_opt(lib)
+        .await
+        .map_err(|e| LoadFailure::new("LibraryPolicyUnavailable", format!("reading LibraryPolicy {lib}: {e}")))?
+        .ok_or_else(|| LoadFailure::new("LibraryPolicyNotFound", format!("LibraryPolicy {lib} does not exist")))?;
+    found.spec.validate().map_err(|m| LoadFailure::new("InvalidLibraryPolicy", format!("LibraryPolicy {lib}: {m}")))?;
+    let kind = spec.kind.or(found.spec.kind).unwrap_or_default().into();
+    Ok(Source { kind, statements: statements(&found.spec.rules, &found.spec.text, &format!("{lib}/")) })
+}
+
+/// Parse every statement on its own, so every syntax error is reported, not just the first.
+fn syntax_errors(src: &Source) -> Vec<PolicyDiagnostic> {
+    let mut out = Vec::new();
+    for (label, text, _) in &src.statements {
+        for d in syntax::parse(text).diagnostics {
+            out.push(diagnostic(label, text, &d));
+        }
+    }
+    out
+}
+
+fn diagnostic(label: &str, text: &str, d: &syntax::Diagnostic) -> PolicyDiagnostic {
+    let (line, column) = d.span.line_col(text);
+    PolicyDiagnostic { rule: label.to_string(), line: line as u32, column: column as u32, message: d.message.clone() }
+}
+
+fn engine_failure(src: &Source, e: &EngineError) -> LoadFailure {
+    let reason = match e {
+        EngineError::Syntax { .. } => "SyntaxError",
+        EngineError::Analysis { .. } => "AnalysisError",
+        EngineError::PolicyExists(_) => "NameConflict",
+        _ => "Rejected",
+    };
+    let mut f = LoadFailure::new(reason, e.to_string());
+    if let Some((text, diags)) = e.diagnostics() {
+        let label = src
+            .statements
+            .iter()
+            .find(|(_, t, _)| t.trim() == text.trim())
+            .map_or_else(|| "text".to_string(), |(l, _, _)| l.clone());
+        f.diagnostics = diags.iter().map(|d| diagnostic(&label, text, d)).collect();
+    }
+    f
+}
+
+/// Load `policy`'s current version into the engine unless it is already loaded.
+async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
+    let name = policy.name_any();
+    let engine = engine_name(&name);
+    let src = source(&policy.spec, ctx).await?;
+    let digest = src.digest();
+    if ctx.policy_state(&name, |s| s.loaded.as_ref() == Some(&digest)) {
+        return Ok(());
+    }
+    let syntax = syntax_errors(&src);
+    if !syntax.is_empty() {
+        let message = syntax.iter().map(|d| format!("{} {}:{}: {}", d.rule, d.line, d.column, d.message)).collect::<Vec<_>>();
+        return Err(LoadFailure { reason: "SyntaxError", message: message.join("; "), diagnostics: syntax });
+    }
+    let exists = ctx.engine.read(|e| e.policy_kind(&engine).is_some());
+    let loaded_by_us = ctx.policy_state(&name, |s| s.loaded.is_some());
+    if exists && !loaded_by_us {
+        return Err(LoadFailure::new("NameConflict", format!("`{engine}` is already the name of a datasource")));
+    }
+    ctx.engine
+        .change(|txn| {
+            if exists {
+                txn.delete_policy(&engine);
+            }
+            txn.create_policy(&engine, src.kind);
+            for (_, text, single) in &src.statements {
+                if *single {
+                    txn.insert_rule(&engine, text);
+                } else {
+                    txn.insert_rules(&engine, text);
+                }
+            }
+        })
+        .map_err(|e| engine_failure(&src, &e))?;
+    ctx.engine.touch(&engine);
+    ctx.policy_state(&name, |s| s.loaded = Some(digest));
+    // Other policies may have been reading this one while it was unknown.
+    for other in ctx.loaded_policies() {
+        if other != name {
+            ctx.engine.touch(&engine_name(&other));
+        }
+    }
+    tracing::info!(policy = %name, "loaded");
+    Ok(())
+}
+
+/// Reconcile one Policy.
+pub async fn reconcile(policy: Arc<Policy>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let span = tracing::debug_span!("reconcile", kind = "Policy", name = %policy.name_any());
+    let result = tracing::Instrument::instrument(reconcile_inner(&policy, &ctx), span).await;
+    ctx.metrics
+        .reconcile_seconds
+        .get_or_create(&super::metrics::KindLabel { kind: "Policy".into() })
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
+    let name = policy.name_any();
+    if policy.meta().deletion_timestamp.is_some() {
+        return cleanup(policy, ctx).await;
+    }
+    let leader = ctx.is_leader();
+    if leader && !policy.finalizers().iter().any(|f| f == FINALIZER) {
+        super::add_finalizer::<Policy>(ctx, &name, FINALIZER).await?;
+    }
+    let failure = load(policy, ctx).await.err();
+    if let Some(f) = &failure {
+        tracing::warn!(policy = %name, reason = f.reason, message = %f.message, "not loaded");
+    }
+    ctx.policy_state(&name, |s| s.failure.clone_from(&failure));
+    if !leader {
+        return Ok(Action::await_change());
+    }
+    if !ctx.datasources_synced() {
+        return Ok(Action::requeue(Duration::from_millis(300)));
+    }
+    publish(policy, ctx).await?;
+    let again = if failure.as_ref().is_some_and(|f| f.reason.starts_with("LibraryPolicy")) { 10 } else { 300 };
+    Ok(Action::requeue(Duration::from_secs(again)))
+}
+
+async fn cleanup(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
+    let name = policy.name_any();
+    let engine = engine_name(&name);
+    if ctx.policy_state(&name, |s| s.loaded.is_some()) {
+        if let Err(e) = ctx.engine.change(|txn| {
+            txn.delete_policy(&engine);
+        }) {
+            tracing::warn!(policy = %name, error = %e, "unload failed");
+        }
+    }
+    ctx.forget_policy(&name);
+    ctx.metrics.violations.remove(&super::metrics::PolicyLabel { policy: name.clone() });
+    if ctx.is_leader() && policy.finalizers().iter().any(|f| f == FINALIZER) {
+        reports::delete_all(&ctx.client, &name).await?;
+        super::remove_finalizer::<Policy>(ctx, policy, FINALIZER).await?;
+    }
+    tracing::info!(policy = %name, "unloaded");
+    Ok(Action::await_change())
+}
+
+/// The text of an `error` row.
+fn row_text(row: &[Value]) -> String {
+    let cells: Vec<String> = row.iter().map(Value::to_string).collect();
+    format!("error({})", cells.join(", "))
+}
+
+fn violations(policy: &Policy, ctx: &Context) -> Vec<(String, Vec<Value>)> {
+    let engine = engine_name(&policy.name_any());
+    let rows = ctx.engine.read(|e| if e.policy_kind(&engine).is_some() { e.rows(&engine, "error").ok() } else { None });
+    let mut out: Vec<(String, Vec<Value>)> =
+        rows.unwrap_or_default().into_iter().map(|r| (reports::row_key(&row_text(&r)), r)).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+fn resource_of(policy: &Policy, row: &[Value], ctx: &Context) -> Option<crate::drivers::kubernetes::ObjectRef> {
+    if let Some(spec) = &policy.spec.report {
+        let cell = |i: u32| row.get(i as usize).and_then(Value::as_str).map(str::to_string);
+        let name = cell(spec.name_column)?;
+        let namespace = spec.namespace_column.and_then(cell);
+        return Some(crate::drivers::kubernetes::ObjectRef {
+            api_version: spec.api_version.clone(),
+            kind: spec.kind.clone(),
+            namespace,
+            name,
+            uid: String::new(),
+        });
+    }
+    row.iter().filter_map(Value::as_str).find_map(|s| ctx.objects.get(s))
+}
+
+fn warnings(engine: &str, ctx: &Context) -> Vec<String> {
+    ctx.engine.read(|e| {
+        let mut out: Vec<String> = e
+            .warnings()
+            .into_iter()
+            .filter(|w| w.policy == engine)
+            .map(|w| format!("{}: {}", w.rule, w.message))
+            .collect();
+        out.extend(e.builtin_failures().into_iter().filter(|f| f.policy == engine).map(|f| {
+            format!("{}: {} builtin failure(s), the last: {}", f.rule, f.count, f.last_error)
+        }));
+        out.sort();
+        out.dedup();
+        out.truncate(20);
+        out
+    })
+}
+
+/// Write status, reports and events for `policy` (leader only).
+async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
+    let name = policy.name_any();
+    // Read back what was reported before (first publish since start or since leading).
+    if ctx.policy_state(&name, |s| s.book.is_none()) {
+        let existing = reports::load(&ctx.client, &name).await?;
+        let book = ReportBook::from_existing(existing);
+        let seen = book.first_seen();
+        ctx.policy_state(&name, |s| {
+            for (k, t) in seen {
+                s.first_seen.entry(k).or_insert(t);
+            }
+            s.book = Some(book);
+        });
+    }
+    let rows = violations(policy, ctx);
+    let now = now_rfc3339();
+    let list: Vec<Violation> = ctx.policy_state(&name, |s| {
+        let current: BTreeSet<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
+        s.first_seen.retain(|k, _| current.contains(k.as_str()));
+        rows.iter()
+            .map(|(key, row)| Violation {
+                key: key.clone(),
+                row: serde_json::Value::Array(row.iter().map(Value::to_json).collect()),
+                resource: resource_of(policy, row, ctx),
+                first_seen: s.first_seen.entry(key.clone()).or_insert_with(|| now.clone()).clone(),
+            })
+            .collect()
+    });
+    // Reports: the parts that changed.
+    let (changes, before) = ctx.policy_state(&name, |s| {
+        let book = s.book.get_or_insert_with(ReportBook::default);
+        let before: BTreeSet<String> = book.first_seen().into_keys().collect();
+        book.set(&name, &list);
+        (book.changes(), before)
+    });
+    for change in &changes {
+        if let Err(e) = reports::write(&ctx.client, &name, change).await {
+            tracing::warn!(policy = %name, error = %e, "report write failed");
+            // Read back from the API next time: some parts may have been written.
+            ctx.policy_state(&name, PolicyState::forget_published);
+            return Err(e.into());
+        }
+        ctx.policy_state(&name, |s| {
+            if let Some(b) = s.book.as_mut() {
+                b.written(change);
+            }
+        });
+    }
+    let after: BTreeSet<String> = list.iter().map(|v| v.key.clone()).collect();
+    let appeared: Vec<&Violation> = list.iter().filter(|v| !before.contains(&v.key)).collect();
+    let cleared: Vec<&String> = before.difference(&after).collect();
+    emit_events(policy, ctx, &appeared, &cleared).await;
+    // Status.
+    let failure = ctx.policy_state(&name, |s| s.failure.clone());
+    let loaded = ctx.policy_state(&name, |s| s.loaded.is_some());
+    let old = policy.status.clone().unwrap_or_default();
+    let changed = !appeared.is_empty() || !cleared.is_empty();
+    let status = status(policy, &old, failure.as_ref(), loaded, &list, warnings(&engine_name(&name), ctx), changed);
+    ctx.metrics.violations.get_or_create(&super::metrics::PolicyLabel { policy: name.clone() }).set(list.len() as i64);
+    if status != old {
+        let api: Api<Policy> = Api::all(ctx.client.clone());
+        let body = json!({"apiVersion": API_VERSION, "kind": "Policy", "status": status});
+        api.patch_status(&name, &PatchParams::apply(reports::MANAGER).force(), &Patch::Apply(&body)).await?;
+    }
+    Ok(())
+}
+
+fn status(
+    policy: &Policy,
+    old: &PolicyStatus,
+    failure: Option<&LoadFailure>,
+    loaded: bool,
+    list: &[Violation],
+    warnings: Vec<String>,
+    changed: bool,
+) -> PolicyStatus {
+    let generation = policy.meta().generation;
+    let accepted = match failure {
+        None => condition(old, "Accepted", "True", "Loaded", "the rules are loaded", generation),
+        Some(f) => condition(old, "Accepted", "False", f.reason, &f.message, generation),
+    };
+    let ready = match (loaded, failure) {
+        (true, None) => condition(old, "Ready", "True", "Evaluated", "violations are up to date", generation),
+        (true, Some(_)) => condition(
+            old,
+            "Ready",
+            "True",
+            "PreviousVersionActive",
+            "the previously accepted version is still enforced",
+            generation,
+        ),
+        (false, _) => condition(old, "Ready", "False", "NotLoaded", "no version of the rules is loaded", generation),
+    };
+    let mut sample: Vec<ViolationSample> =
+        list.iter().map(|v| ViolationSample { row: v.key.clone(), first_seen: v.first_seen.clone() }).collect();
+    sample.sort_by(|a, b| (&a.first_seen, &a.row).cmp(&(&b.first_seen, &b.row)));
+    sample.truncate(SAMPLE);
+    PolicyStatus {
+        conditions: vec![accepted, ready],
+        violations: list.len() as u64,
+        violation_sample: sample,
+        diagnostics: failure.map(|f| f.diagnostics.clone()).unwrap_or_default(),
+        warnings,
+        last_evaluation_time: if changed || old.last_evaluation_time.is_none() {
+            Some(now_rfc3339())
+        } else {
+            old.last_evaluation_time.clone()
+        },
+        observed_generation: generation,
+    }
+}
+
+/// Events for violations that appeared and cleared, at most [`EVENT_BURST`] at once per
+/// policy; past that, one event sums up the rest.
+async fn emit_events(policy: &Policy, ctx: &Context, appeared: &[&Violation], cleared: &[&String]) {
+    if appeared.is_empty() && cleared.is_empty() {
+        return;
+    }
+    let name = policy.name_any();
+    let mut budget = ctx.policy_state(&name, |s| {
+        let now = Instant::now();
+        let elapsed = s.refilled.map_or(EVENT_BURST * EVENT_REFILL.as_secs_f64(), |t| (now - t).as_secs_f64());
+        s.tokens = (s.tokens + elapsed / EVENT_REFILL.as_secs_f64()).min(EVENT_BURST);
+        s.refilled = Some(now);
+        let n = s.tokens.floor();
+        s.tokens -= n;
+        n as usize
+    });
+    let reference = policy.object_ref(&());
+    let mut events = Vec::new();
+    let total = appeared.len() + cleared.len();
+    for v in appeared {
+        events.push(Event {
+            type_: EventType::Warning,
+            reason: "ViolationFound".into(),
+            note: Some(truncate(&v.key, 1000)),
+            action: "Evaluate".into(),
+            secondary: v.resource.as_ref().map(object_reference),
+        });
+    }
+    for key in cleared {
+        events.push(Event {
+            type_: EventType::Normal,
+            reason: "ViolationCleared".into(),
+            note: Some(truncate(key, 1000)),
+            action: "Evaluate".into(),
+            secondary: None,
+        });
+    }
+    if events.len() > budget {
+        // Keep one token for the summary.
+        budget = budget.saturating_sub(1);
+        let shown = budget;
+        events.truncate(budget);
+        if shown < total {
+            events.push(Event {
+                type_: EventType::Warning,
+                reason: "ViolationsChanged".into(),
+                note: Some(format!(
+                    "{} violation(s) appeared and {} cleared; {} not shown as events (see the policy's reports)",
+                    appeared.len(),
+                    cleared.len(),
+                    total - shown
+                )),
+                action: "Evaluate".into(),
+                secondary: None,
+            });
+        }
+    }
+    for ev in events {
+        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+            tracing::warn!(policy = %name, error = %e, "event not recorded");
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+fn object_reference(o: &crate::drivers::kubernetes::ObjectRef) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(o.api_version.clone()),
+        kind: Some(o.kind.clone()),
+        name: Some(o.name.clone()),
+        namespace: o.namespace.clone(),
+        uid: (!o.uid.is_empty()).then(|| o.uid.clone()),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_labels_name_each_statement() {
+        let rules = Some(vec![
+            RuleEntry { name: Some("bad-image".into()), comment: None, rule: "error(x) :- p(x)".into() },
+            RuleEntry { name: None, comment: None, rule: "p(1)".into() },
+        ]);
+        let s = statements(&rules, &None, "");
+        assert_eq!(s[0].0, "bad-image");
+        assert_eq!(s[1].0, "rules[1]");
+        let s = statements(&None, &Some("p(1)\nq(2)".into()), "lib/");
+        assert_eq!((s[0].0.as_str(), s[0].2), ("lib/text", false));
+    }
+
+    #[test]
+    fn syntax_errors_carry_rule_and_line_col() {
+        let src = Source {
+            kind: PolicyKind::Nonrecursive,
+            statements: vec![
+                ("ok".into(), "p(1)".into(), true),
+                ("broken".into(), "error(x) :-\n  p(x".into(), true),
+            ],
+        };
+        let d = syntax_errors(&src);
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].rule, "broken");
+        assert_eq!(d[0].line, 2);
+        assert!(d[0].column > 1);
+    }
+
+    #[test]
+    fn rows_print_as_error_literals() {
+        assert_eq!(row_text(&[Value::str("a"), Value::Int(3)]), "error(\"a\", 3)");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+}

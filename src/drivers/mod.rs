@@ -1,0 +1,43 @@
+//! Drivers: what fills a `Datasource`'s tables. A driver runs as a task, turns what it
+//! sees into row changes, and hands them to a [`Sink`] (the operator's engine) one batch
+//! per transaction; it reports its health through a [`DriverStatus`] channel.
+//!
+//! Data flows one way: driver -> [`Sink`] -> engine tables -> rules.
+
+pub mod kubernetes;
+pub mod rowset;
+pub mod translate;
+
+use crate::datalog::{EngineError, Value};
+use std::collections::BTreeMap;
+
+/// Rows that appeared in and disappeared from one table.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TableChange {
+    pub table: String,
+    pub added: Vec<Vec<Value>>,
+    pub removed: Vec<Vec<Value>>,
+}
+
+/// Where drivers send their changes: one call is one all-or-nothing transaction.
+pub trait Sink: Send + Sync + 'static {
+    /// Apply `changes` to the tables of datasource `datasource` (its engine name).
+    fn apply(&self, datasource: &str, changes: Vec<TableChange>) -> Result<(), EngineError>;
+}
+
+/// What a driver last reported about itself.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DriverStatus {
+    /// Every source has delivered its first complete listing.
+    pub synced: bool,
+    /// Row counts per table.
+    pub rows: BTreeMap<String, u64>,
+    /// RFC 3339 time of the last batch applied.
+    pub last_sync: Option<String>,
+    /// The last error (cleared by the next successful batch).
+    pub last_error: Option<String>,
+    /// Errors seen since the driver started.
+    pub errors: u64,
+    /// Seconds the last batch took from its first event to its commit.
+    pub lag_seconds: f64,
+}
