@@ -15,7 +15,9 @@ pub enum LogFormat {
 
 /// Arguments of `congress operator`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  congress operator\n  KUBECONFIG=./kubeconfig congress operator --leader-election=false --log-format text\n\nThe kubeconfig is $KUBECONFIG, ~/.kube/config, or the in-cluster service account.\nRUST_LOG sets the log filter (default: info).")]
+#[command(
+    after_help = "Examples:\n  congress operator\n  KUBECONFIG=./kubeconfig congress operator --leader-election=false --log-format text\n\nThe kubeconfig is $KUBECONFIG, ~/.kube/config, or the in-cluster service account.\nRUST_LOG sets the log filter (default: info)."
+)]
 pub struct OperatorArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]

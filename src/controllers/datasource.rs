@@ -87,7 +87,11 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
     if ctx.is_leader() {
         write_status(ds, ctx, &status, failure.as_ref()).await?;
     }
-    Ok(Action::requeue(if status.synced || failure.is_some() { Duration::from_secs(30) } else { Duration::from_secs(2) }))
+    Ok(Action::requeue(if status.synced || failure.is_some() {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(2)
+    }))
 }
 
 fn stop(ctx: &Context, name: &str) {
@@ -95,12 +99,12 @@ fn stop(ctx: &Context, name: &str) {
         d.remove(name);
     }
     let engine = engine_name(name);
-    if ctx.engine.read(|e| e.policy_kind(&engine).is_some()) {
-        if let Err(e) = ctx.engine.change(|txn| {
+    if ctx.engine.read(|e| e.policy_kind(&engine).is_some())
+        && let Err(e) = ctx.engine.change(|txn| {
             txn.delete_policy(&engine);
-        }) {
-            tracing::warn!(datasource = %name, error = %e, "could not remove the tables");
-        }
+        })
+    {
+        tracing::warn!(datasource = %name, error = %e, "could not remove the tables");
     }
 }
 
@@ -128,7 +132,9 @@ fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, spec: St
                 None => handle.failure = Some(("InvalidSpec", "driver `kubernetes` needs `spec.kubernetes`".into())),
                 Some(source) => match kubernetes::translators(&source) {
                     Err(e) => handle.failure = Some(("InvalidMapping", e.to_string())),
-                    Ok(_) => handle.task = Some(tokio::spawn(run_kubernetes(ctx.clone(), name.to_string(), source, tx))),
+                    Ok(_) => {
+                        handle.task = Some(tokio::spawn(run_kubernetes(ctx.clone(), name.to_string(), source, tx)))
+                    }
                 },
             },
             other => {
@@ -203,7 +209,9 @@ async fn write_status(
     let ready = match (failure, driver.synced) {
         (Some((reason, message)), _) => condition(&old, "Ready", "False", reason, message, generation),
         (None, true) => condition(&old, "Ready", "True", "Synced", "the tables hold what the driver sees", generation),
-        (None, false) => condition(&old, "Ready", "False", "Syncing", "waiting for the first complete listing", generation),
+        (None, false) => {
+            condition(&old, "Ready", "False", "Syncing", "waiting for the first complete listing", generation)
+        }
     };
     let tables = ds
         .spec

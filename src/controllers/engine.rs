@@ -112,8 +112,15 @@ mod tests {
         })
         .unwrap();
         while changed.try_recv().is_ok() {}
-        e.apply("kube", vec![TableChange { table: "pods".into(), added: vec![vec![Value::str("p1"), Value::str("evil")]], removed: vec![] }])
-            .unwrap();
+        e.apply(
+            "kube",
+            vec![TableChange {
+                table: "pods".into(),
+                added: vec![vec![Value::str("p1"), Value::str("evil")]],
+                removed: vec![],
+            }],
+        )
+        .unwrap();
         assert_eq!(errors(&e, "a"), vec![vec![Value::str("p1")]]);
         assert_eq!(changed.try_recv().ok().as_deref(), Some("a"));
         // Replace b (read by a) with a version that matches nothing, then back.

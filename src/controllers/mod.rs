@@ -8,6 +8,7 @@
 
 pub mod datasource;
 pub mod engine;
+pub mod events;
 pub mod leader;
 pub mod metrics;
 pub mod policy;
@@ -18,7 +19,6 @@ use crate::resources::{Condition, Datasource, LibraryPolicy, Policy, PolicyStatu
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -52,7 +52,8 @@ pub struct Context {
     pub engine: Arc<engine::SharedEngine>,
     pub metrics: Arc<metrics::Metrics>,
     pub objects: Arc<ObjectIndex>,
-    pub recorder: Recorder,
+    /// This replica's name (events, the lease).
+    pub identity: String,
     leader: watch::Receiver<bool>,
     policies: Mutex<HashMap<String, policy::PolicyState>>,
     drivers: Mutex<HashMap<String, datasource::DriverHandle>>,
@@ -162,7 +163,10 @@ impl HasConditions for crate::resources::DatasourceStatus {
 /// Add `finalizer` to a cluster-scoped object (a JSON merge patch of the list).
 async fn add_finalizer<K>(ctx: &Context, name: &str, finalizer: &str) -> Result<(), Error>
 where
-    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
     let api: Api<K> = Api::all(ctx.client.clone());
     let Some(obj) = api.get_opt(name).await? else { return Ok(()) };
@@ -179,7 +183,10 @@ where
 /// Remove `finalizer` from a cluster-scoped object.
 async fn remove_finalizer<K>(ctx: &Context, obj: &K, finalizer: &str) -> Result<(), Error>
 where
-    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope> + Clone + DeserializeOwned + std::fmt::Debug,
+    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
 {
     let api: Api<K> = Api::all(ctx.client.clone());
     let list: Vec<String> = obj.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
@@ -205,13 +212,12 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (leader_tx, leader_rx) = watch::channel(config.lease.is_none());
     let identity = config.lease.as_ref().map_or_else(|| "congress-operator".to_string(), |l| l.identity.clone());
-    let reporter = Reporter { controller: "congress-operator".into(), instance: Some(identity) };
     let ctx = Arc::new(Context {
         client: client.clone(),
         engine,
         metrics: metrics.clone(),
         objects: Arc::new(ObjectIndex::default()),
-        recorder: Recorder::new(client.clone(), reporter),
+        identity,
         leader: leader_rx.clone(),
         policies: Mutex::new(HashMap::new()),
         drivers: Mutex::new(HashMap::new()),
@@ -223,19 +229,19 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     tracing::info!(addr = %config.http_addr, "serving /metrics, /healthz, /readyz");
     let mut http_shutdown = shutdown_rx.clone();
     let http = tokio::spawn(async move {
-        let serve = axum::serve(listener, metrics::router(metrics.clone()))
-            .with_graceful_shutdown(async move {
-                let _ = http_shutdown.changed().await;
-            });
+        let serve = axum::serve(listener, metrics::router(metrics.clone())).with_graceful_shutdown(async move {
+            let _ = http_shutdown.changed().await;
+        });
         if let Err(e) = serve.await {
             tracing::error!(error = %e, "HTTP server failed");
         }
     });
 
     // Leader election.
-    let election = config.lease.clone().map(|lease| {
-        tokio::spawn(leader::run(client.clone(), lease, leader_tx.clone(), shutdown_rx.clone()))
-    });
+    let election = config
+        .lease
+        .clone()
+        .map(|lease| tokio::spawn(leader::run(client.clone(), lease, leader_tx.clone(), shutdown_rx.clone())));
     if config.lease.is_none() {
         ctx.metrics.leader.set(1);
     }

@@ -14,11 +14,10 @@ use super::{Context, Error, condition, engine_name, now_rfc3339};
 use crate::datalog::syntax;
 use crate::datalog::{EngineError, PolicyKind, Value};
 use crate::resources::{
-    LibraryPolicy, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus, RuleEntry, ViolationSample, API_VERSION,
+    API_VERSION, LibraryPolicy, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus, RuleEntry, ViolationSample,
 };
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::collections::{BTreeSet, HashMap};
@@ -47,6 +46,8 @@ pub struct PolicyState {
     /// Event tokens and when they were last refilled.
     tokens: f64,
     refilled: Option<Instant>,
+    /// Changes not shown as events since the last summary.
+    suppressed: usize,
 }
 
 impl PolicyState {
@@ -93,7 +94,12 @@ fn statements(rules: &Option<Vec<RuleEntry>>, text: &Option<String>, prefix: &st
         return rules
             .iter()
             .enumerate()
-            .map(|(i, r)| (format!("{prefix}{}", r.name.clone().unwrap_or_else(|| format!("rules[{i}]"))), r.rule.clone(), true))
+            .map(|(i, r)| {
+                let label = format!("{prefix}{}", r.name.clone().unwrap_or_else(|| format!("rules[{i}]")));
+                // Trailing blank lines (YAML's `|` blocks end with one) would put an
+                // end-of-input error on the line after the rule.
+                (label, r.rule.trim_end().to_string(), true)
+            })
             .collect();
     }
     text.iter().map(|t| (format!("{prefix}text"), t.clone(), false)).collect()
@@ -161,7 +167,8 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
     }
     let syntax = syntax_errors(&src);
     if !syntax.is_empty() {
-        let message = syntax.iter().map(|d| format!("{} {}:{}: {}", d.rule, d.line, d.column, d.message)).collect::<Vec<_>>();
+        let message =
+            syntax.iter().map(|d| format!("{} {}:{}: {}", d.rule, d.line, d.column, d.message)).collect::<Vec<_>>();
         return Err(LoadFailure { reason: "SyntaxError", message: message.join("; "), diagnostics: syntax });
     }
     let exists = ctx.engine.read(|e| e.policy_kind(&engine).is_some());
@@ -236,12 +243,12 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
 async fn cleanup(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
     let name = policy.name_any();
     let engine = engine_name(&name);
-    if ctx.policy_state(&name, |s| s.loaded.is_some()) {
-        if let Err(e) = ctx.engine.change(|txn| {
+    if ctx.policy_state(&name, |s| s.loaded.is_some())
+        && let Err(e) = ctx.engine.change(|txn| {
             txn.delete_policy(&engine);
-        }) {
-            tracing::warn!(policy = %name, error = %e, "unload failed");
-        }
+        })
+    {
+        tracing::warn!(policy = %name, error = %e, "unload failed");
     }
     ctx.forget_policy(&name);
     ctx.metrics.violations.remove(&super::metrics::PolicyLabel { policy: name.clone() });
@@ -293,9 +300,12 @@ fn warnings(engine: &str, ctx: &Context) -> Vec<String> {
             .filter(|w| w.policy == engine)
             .map(|w| format!("{}: {}", w.rule, w.message))
             .collect();
-        out.extend(e.builtin_failures().into_iter().filter(|f| f.policy == engine).map(|f| {
-            format!("{}: {} builtin failure(s), the last: {}", f.rule, f.count, f.last_error)
-        }));
+        out.extend(
+            e.builtin_failures()
+                .into_iter()
+                .filter(|f| f.policy == engine)
+                .map(|f| format!("{}: {} builtin failure(s), the last: {}", f.rule, f.count, f.last_error)),
+        );
         out.sort();
         out.dedup();
         out.truncate(20);
@@ -423,58 +433,48 @@ async fn emit_events(policy: &Policy, ctx: &Context, appeared: &[&Violation], cl
         return;
     }
     let name = policy.name_any();
-    let mut budget = ctx.policy_state(&name, |s| {
+    // Tokens refill over time up to the burst; each event takes one.
+    let budget = ctx.policy_state(&name, |s| {
         let now = Instant::now();
         let elapsed = s.refilled.map_or(EVENT_BURST * EVENT_REFILL.as_secs_f64(), |t| (now - t).as_secs_f64());
         s.tokens = (s.tokens + elapsed / EVENT_REFILL.as_secs_f64()).min(EVENT_BURST);
         s.refilled = Some(now);
-        let n = s.tokens.floor();
-        s.tokens -= n;
-        n as usize
+        s.tokens.floor() as usize
     });
-    let reference = policy.object_ref(&());
     let mut events = Vec::new();
     let total = appeared.len() + cleared.len();
     for v in appeared {
-        events.push(Event {
-            type_: EventType::Warning,
-            reason: "ViolationFound".into(),
-            note: Some(truncate(&v.key, 1000)),
-            action: "Evaluate".into(),
-            secondary: v.resource.as_ref().map(object_reference),
+        let on = v.resource.as_ref().map(|o| match &o.namespace {
+            Some(ns) => format!(" ({} {ns}/{})", o.kind, o.name),
+            None => format!(" ({} {})", o.kind, o.name),
         });
+        events.push(("Warning", "ViolationFound", format!("{}{}", truncate(&v.key, 900), on.unwrap_or_default())));
     }
     for key in cleared {
-        events.push(Event {
-            type_: EventType::Normal,
-            reason: "ViolationCleared".into(),
-            note: Some(truncate(key, 1000)),
-            action: "Evaluate".into(),
-            secondary: None,
-        });
+        events.push(("Normal", "ViolationCleared", truncate(key, 900)));
     }
-    if events.len() > budget {
-        // Keep one token for the summary.
-        budget = budget.saturating_sub(1);
-        let shown = budget;
-        events.truncate(budget);
-        if shown < total {
-            events.push(Event {
-                type_: EventType::Warning,
-                reason: "ViolationsChanged".into(),
-                note: Some(format!(
-                    "{} violation(s) appeared and {} cleared; {} not shown as events (see the policy's reports)",
-                    appeared.len(),
-                    cleared.len(),
-                    total - shown
-                )),
-                action: "Evaluate".into(),
-                secondary: None,
-            });
+    let suppressed = ctx.policy_state(&name, |s| s.suppressed);
+    if events.len() > budget || (suppressed > 0 && budget > 0) {
+        // Keep one token for a summary of what is not shown.
+        let shown = budget.saturating_sub(1).min(events.len());
+        let hidden = total - shown + suppressed;
+        events.truncate(shown);
+        if budget > 0 {
+            let note = format!(
+                "{} violation(s) appeared and {} cleared; {hidden} change(s) not shown as events (see the policy's reports)",
+                appeared.len(),
+                cleared.len(),
+            );
+            events.push(("Warning", "ViolationsChanged", note));
+            ctx.policy_state(&name, |s| s.suppressed = 0);
+        } else {
+            ctx.policy_state(&name, |s| s.suppressed = hidden);
         }
     }
-    for ev in events {
-        if let Err(e) = ctx.recorder.publish(&ev, &reference).await {
+    let used = events.len();
+    ctx.policy_state(&name, |s| s.tokens = (s.tokens - used as f64).max(0.0));
+    for (type_, reason, message) in events {
+        if let Err(e) = super::events::publish(ctx, policy, type_, reason, &message).await {
             tracing::warn!(policy = %name, error = %e, "event not recorded");
         }
     }
@@ -489,17 +489,6 @@ fn truncate(s: &str, max: usize) -> String {
         cut -= 1;
     }
     format!("{}…", &s[..cut])
-}
-
-fn object_reference(o: &crate::drivers::kubernetes::ObjectRef) -> k8s_openapi::api::core::v1::ObjectReference {
-    k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some(o.api_version.clone()),
-        kind: Some(o.kind.clone()),
-        name: Some(o.name.clone()),
-        namespace: o.namespace.clone(),
-        uid: (!o.uid.is_empty()).then(|| o.uid.clone()),
-        ..Default::default()
-    }
 }
 
 #[cfg(test)]
@@ -523,10 +512,7 @@ mod tests {
     fn syntax_errors_carry_rule_and_line_col() {
         let src = Source {
             kind: PolicyKind::Nonrecursive,
-            statements: vec![
-                ("ok".into(), "p(1)".into(), true),
-                ("broken".into(), "error(x) :-\n  p(x".into(), true),
-            ],
+            statements: vec![("ok".into(), "p(1)".into(), true), ("broken".into(), "error(x) :-\n  p(x".into(), true)],
         };
         let d = syntax_errors(&src);
         assert_eq!(d.len(), 1, "{d:?}");

@@ -16,12 +16,13 @@ pub mod policy;
 
 pub use action_request::{ActionArgs, ActionRequest, ActionRequestSpec, ActionRequestStatus};
 pub use datasource::{
-    ChildTable, ColumnMapping, Datasource, DatasourceSpec, DatasourceStatus, KubernetesSource, TableMapping, TableSchema,
-    TableStatus, WatchedResource,
+    ChildTable, ColumnMapping, Datasource, DatasourceSpec, DatasourceStatus, KubernetesSource, TableMapping,
+    TableSchema, TableStatus, WatchedResource,
 };
 pub use library_policy::{LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
 pub use policy::{
-    Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus, ReportSpec, RuleEntry, ViolationSample,
+    Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus, ReportSpec, RuleEntry,
+    ViolationSample,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -99,6 +100,17 @@ pub fn structural_schema(schema: &mut serde_json::Value) {
         }
         return;
     };
+    if obj.contains_key("$ref") {
+        // A recursive type (a child table's own children): structural schemas cannot
+        // refer to themselves, so the third level is kept as written and checked by the
+        // operator (its status says what is wrong).
+        *schema = serde_json::json!({
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true,
+            "description": "Nested further: checked by the operator, not by the schema."
+        });
+        return;
+    }
     if let Some(Value::Array(values)) = obj.get_mut("enum") {
         values.retain(|v| !v.is_null());
     }
@@ -172,6 +184,7 @@ mod tests {
                 assert!(typed, "{name}: untyped schema {node}");
                 assert_ne!(node.get("default"), Some(&json!("")), "{name}: empty-string default in {node}");
                 assert_ne!(node.get("additionalProperties"), Some(&json!(true)), "{name}: {node}");
+                assert!(node.get("$ref").is_none(), "{name}: $ref in {node}");
                 if let Some(Value::Array(values)) = node.get("enum") {
                     assert!(!values.contains(&Value::Null), "{name}: null in enum {node}");
                 }

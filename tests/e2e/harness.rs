@@ -1,0 +1,279 @@
+//! The e2e harness: a throwaway control plane per test (`e2e/cluster.sh up`, torn down by
+//! its watchdog when the test process exits, whatever way it exits), the CRDs applied, and
+//! the operator as a child process that is killed when dropped.
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, ApiResource, GroupVersionKind, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("CONGRESS_E2E_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/congress-e2e"))
+}
+
+/// A running control plane.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    /// Start etcd and kube-apiserver, apply the congress and policy-report CRDs.
+    pub async fn up() -> Cluster {
+        let apiserver = cache().join("kube-apiserver");
+        assert!(
+            apiserver.exists(),
+            "{} is missing: run `bash e2e/install.sh` first (the README's test command does)",
+            apiserver.display()
+        );
+        let dir = tempfile::Builder::new().prefix("congress-e2e-").tempdir().expect("a temporary directory");
+        let out = Command::new("bash")
+            .arg(repo().join("e2e/cluster.sh"))
+            .args(["up"])
+            .arg(dir.path())
+            .args(["--owner", &std::process::id().to_string()])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run e2e/cluster.sh");
+        assert!(out.status.success(), "cluster.sh up failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let cluster = Cluster { kubeconfig: dir.path().join("kubeconfig"), dir };
+        cluster.kubectl(&["apply", "-f", &repo().join("crds").display().to_string()]);
+        cluster.apply(&policy_report_crds());
+        cluster.kubectl(&["wait", "--for", "condition=established", "--timeout=60s", "crd", "--all"]);
+        cluster
+    }
+
+    /// Run kubectl against this cluster; panics with its output when it fails.
+    pub fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_with(args, None)
+    }
+
+    fn kubectl_with(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            pipe.write_all(input.as_bytes()).expect("write to kubectl");
+        }
+        let out = child.wait_with_output().expect("kubectl output");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f -` of `yaml`.
+    pub fn apply(&self, yaml: &str) {
+        self.kubectl_with(&["apply", "-f", "-"], Some(yaml));
+    }
+
+    pub async fn client(&self) -> Client {
+        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read the kubeconfig");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
+        Client::try_from(config).expect("a client")
+    }
+
+    pub async fn create_pod(&self, p: Pod) {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let api: Api<Pod> = Api::namespaced(self.client().await, &ns);
+        api.create(&PostParams::default(), &p).await.expect("create a pod");
+    }
+
+    /// Create many pods, `parallel` requests at a time.
+    pub async fn create_pods(&self, pods: Vec<Pod>, parallel: usize) {
+        use futures::StreamExt;
+        let client = self.client().await;
+        futures::stream::iter(pods)
+            .map(|p| {
+                let api: Api<Pod> =
+                    Api::namespaced(client.clone(), p.metadata.namespace.as_deref().unwrap_or_default());
+                async move { api.create(&PostParams::default(), &p).await.map(|_| ()) }
+            })
+            .buffer_unordered(parallel)
+            .for_each(|r| async move { r.expect("create a pod") })
+            .await;
+    }
+
+    pub async fn create_namespace(&self, name: &str) {
+        let api: Api<Namespace> = Api::all(self.client().await);
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+        api.create(&PostParams::default(), &ns).await.expect("create a namespace");
+    }
+
+    /// Who holds the operator's lease.
+    pub async fn lease_holder(&self) -> Option<String> {
+        let api: Api<Lease> = Api::namespaced(self.client().await, "congress-system");
+        api.get_opt("congress-operator").await.ok()??.spec?.holder_identity
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(repo().join("e2e/cluster.sh")).arg("down").arg(self.dir.path()).output();
+    }
+}
+
+/// The wgpolicyk8s.io CRDs as the chart renders them.
+fn policy_report_crds() -> String {
+    let helm = cache().join("helm");
+    let out = Command::new(&helm)
+        .args(["template", "congress"])
+        .arg(repo().join("charts/congress"))
+        .args(["--set", "policyReportCRDs.install=true", "--show-only", "templates/policyreport-crds.yaml"])
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e} (run `bash e2e/install.sh`)", helm.display()));
+    assert!(out.status.success(), "helm template failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn policy_report() -> ApiResource {
+    ApiResource::from_gvk(&GroupVersionKind::gvk("wgpolicyk8s.io", "v1alpha2", "PolicyReport"))
+}
+
+/// A pod with one container.
+pub fn pod(namespace: &str, name: &str, image: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"containers": [{"name": "app", "image": image}]}
+    }))
+    .expect("a pod")
+}
+
+/// The operator as a child process (killed when dropped).
+pub struct Operator {
+    child: Option<Child>,
+    addr: String,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl Operator {
+    pub fn start(cluster: &Cluster, identity: &str, election: bool) -> Operator {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let log = cluster.dir().join(format!("operator-{identity}.log"));
+        let file = std::fs::File::create(&log).expect("a log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_congress"))
+            .args(["operator", "--http-addr", &addr, "--lease-namespace", "congress-system", "--identity", identity])
+            .arg(format!("--leader-election={election}"))
+            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("RUST_LOG", "info,kube=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start the operator");
+        Operator { child: Some(child), addr, log }
+    }
+
+    /// SIGKILL: no chance to release the lease.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// GET a path of the operator's HTTP server ("" when it does not answer).
+    pub async fn get(&self, path: &str) -> String {
+        let addr = self.addr.clone();
+        let path = path.to_string();
+        tokio::task::spawn_blocking(move || http_get(&addr, &path).unwrap_or_default()).await.unwrap_or_default()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM first (graceful: releases the lease), then SIGKILL.
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default())
+}
+
+/// A condition the test waits for: `Option<T>` (Some = met) or `bool`.
+pub trait Met<T> {
+    fn met(self) -> Option<T>;
+}
+
+impl<T> Met<T> for Option<T> {
+    fn met(self) -> Option<T> {
+        self
+    }
+}
+
+impl Met<()> for bool {
+    fn met(self) -> Option<()> {
+        self.then_some(())
+    }
+}
+
+/// Poll `check` until it is met (60 s at most), then return what it found; on timeout,
+/// panic with the operator's log tail.
+pub async fn eventually<T, M, F, Fut>(what: &str, op: &Operator, mut check: F) -> T
+where
+    M: Met<T>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = M>,
+{
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(v) = check().await.met() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; operator log:\n{}", op.log_tail());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
