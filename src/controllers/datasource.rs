@@ -42,9 +42,12 @@ impl Drop for DriverHandle {
 }
 
 impl DriverHandle {
-    /// Synced, or never going to be (so it must not hold publishing back).
+    /// Synced, or failing (so it must not hold the other datasources' policies back: a
+    /// datasource whose kind is not served, or that may not be listed, reports its error and
+    /// the rest publish).
     pub fn settled(&self) -> bool {
-        self.failure.is_some() || self.status.borrow().synced
+        let status = self.status.borrow();
+        self.failure.is_some() || status.synced || status.last_error.is_some()
     }
 }
 

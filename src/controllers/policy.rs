@@ -41,6 +41,8 @@ pub struct PolicyState {
     failure: Option<LoadFailure>,
     /// The reports as written (None until read back from the API by the leader).
     book: Option<ReportBook>,
+    /// The status this replica last wrote.
+    status: Option<PolicyStatus>,
     /// Every current violation's first-seen time.
     first_seen: HashMap<String, String>,
     /// Event tokens and when they were last refilled.
@@ -54,6 +56,7 @@ impl PolicyState {
     /// Forget what was published (another replica may have written since).
     pub fn forget_published(&mut self) {
         self.book = None;
+        self.status = None;
     }
 }
 
@@ -342,13 +345,36 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
             })
             .collect()
     });
-    // Reports: the parts that changed.
+    // What changed since the last publish.
     let (changes, before) = ctx.policy_state(&name, |s| {
         let book = s.book.get_or_insert_with(ReportBook::default);
         let before: BTreeSet<String> = book.first_seen().into_keys().collect();
         book.set(&name, &list);
         (book.changes(), before)
     });
+    let after: BTreeSet<String> = list.iter().map(|v| v.key.clone()).collect();
+    let appeared: Vec<&Violation> = list.iter().filter(|v| !before.contains(&v.key)).collect();
+    let cleared: Vec<&String> = before.difference(&after).collect();
+    // Status first: it is what users and tools watch.
+    let (failure, loaded, written) =
+        ctx.policy_state(&name, |s| (s.failure.clone(), s.loaded.is_some(), s.status.clone()));
+    // Compare with what this replica last wrote: the cached object may not show it yet.
+    let old = written.or_else(|| policy.status.clone()).unwrap_or_default();
+    let changed = !appeared.is_empty() || !cleared.is_empty();
+    let status = status(policy, &old, failure.as_ref(), loaded, &list, warnings(&engine_name(&name), ctx), changed);
+    ctx.metrics.violations.get_or_create(&super::metrics::PolicyLabel { policy: name.clone() }).set(list.len() as i64);
+    if status != old {
+        let api: Api<Policy> = Api::all(ctx.client.clone());
+        let body = json!({"apiVersion": API_VERSION, "kind": "Policy", "status": status});
+        if let Err(e) =
+            api.patch_status(&name, &PatchParams::apply(reports::MANAGER).force(), &Patch::Apply(&body)).await
+        {
+            ctx.policy_state(&name, PolicyState::forget_published);
+            return Err(e.into());
+        }
+        ctx.policy_state(&name, |s| s.status = Some(status));
+    }
+    // Reports: the parts that changed.
     for change in &changes {
         if let Err(e) = reports::write(&ctx.client, &name, change).await {
             tracing::warn!(policy = %name, error = %e, "report write failed");
@@ -362,22 +388,7 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
             }
         });
     }
-    let after: BTreeSet<String> = list.iter().map(|v| v.key.clone()).collect();
-    let appeared: Vec<&Violation> = list.iter().filter(|v| !before.contains(&v.key)).collect();
-    let cleared: Vec<&String> = before.difference(&after).collect();
     emit_events(policy, ctx, &appeared, &cleared).await;
-    // Status.
-    let failure = ctx.policy_state(&name, |s| s.failure.clone());
-    let loaded = ctx.policy_state(&name, |s| s.loaded.is_some());
-    let old = policy.status.clone().unwrap_or_default();
-    let changed = !appeared.is_empty() || !cleared.is_empty();
-    let status = status(policy, &old, failure.as_ref(), loaded, &list, warnings(&engine_name(&name), ctx), changed);
-    ctx.metrics.violations.get_or_create(&super::metrics::PolicyLabel { policy: name.clone() }).set(list.len() as i64);
-    if status != old {
-        let api: Api<Policy> = Api::all(ctx.client.clone());
-        let body = json!({"apiVersion": API_VERSION, "kind": "Policy", "status": status});
-        api.patch_status(&name, &PatchParams::apply(reports::MANAGER).force(), &Patch::Apply(&body)).await?;
-    }
     Ok(())
 }
 

@@ -83,6 +83,26 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `kubectl apply -f -` of `yaml`, expected to be refused: kubectl's stderr.
+    pub fn apply_refused(&self, yaml: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(mut pipe) = child.stdin.take() {
+            pipe.write_all(yaml.as_bytes()).expect("write to kubectl");
+        }
+        let out = child.wait_with_output().expect("kubectl output");
+        assert!(!out.status.success(), "kubectl accepted:\n{yaml}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// `kubectl apply -f -` of `yaml`.
     pub fn apply(&self, yaml: &str) {
         self.kubectl_with(&["apply", "-f", "-"], Some(yaml));
@@ -191,6 +211,12 @@ impl Operator {
             .spawn()
             .expect("start the operator");
         Operator { child: Some(child), addr, log }
+    }
+
+    /// The operator's process id.
+    #[allow(dead_code)] // used by benches/operator.rs, which shares this file
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// SIGKILL: no chance to release the lease.

@@ -278,3 +278,77 @@ async fn the_standby_takes_over_and_a_restart_reports_nothing_twice() {
     assert_eq!(events(&cluster, "ViolationFound").await.len(), found, "no duplicate events");
     assert_eq!(events(&cluster, "ViolationCleared").await.len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_manifests_are_refused_or_reported_and_the_rest_keeps_working() {
+    let cluster = Cluster::up().await;
+    // Refused by the schema, before the operator sees them.
+    let e = cluster.apply_refused(&POLICY.replace("  rules:", "  enforcement: sometimes\n  rules:"));
+    assert!(e.contains("enforcement") && e.contains("Unsupported value"), "{e}");
+    let e = cluster
+        .apply_refused(&DATASOURCE.replace("apiVersion: v1\n      kind: Pod", "apiVersion: v1\n      kind: pod"));
+    assert!(e.contains("kind"), "{e}");
+
+    // Accepted by the schema, reported by the operator: a mapping that cannot work, and a
+    // kind the server does not serve. The good datasource and policy keep working.
+    cluster.apply(DATASOURCE);
+    cluster.apply(POLICY);
+    cluster.apply(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {name: bad-mapping}
+spec:
+  driver: kubernetes
+  kubernetes:
+    resources:
+    - {apiVersion: v1, kind: Pod, table: p, columns: [{name: x, path: $parent.uid}]}
+---
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {name: no-such-kind}
+spec:
+  driver: kubernetes
+  kubernetes:
+    resources:
+    - {apiVersion: example.com/v1, kind: Gadget, table: gadgets, columns: [{name: x, path: metadata.name}]}
+---
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {name: nova}
+spec:
+  driver: nova
+  tables: [{name: servers, columns: [id, status]}]
+"#,
+    );
+    let op = Operator::start(&cluster, "only", false);
+    let ds: Api<congress::resources::Datasource> = Api::all(cluster.client().await);
+    let ready = |name: &'static str| {
+        let ds = ds.clone();
+        async move {
+            let s = ds.get(name).await.ok()?.status?;
+            let c = s.conditions.iter().find(|c| c.type_ == "Ready")?.clone();
+            Some((c, s.last_error))
+        }
+    };
+    let (c, _) = eventually("bad-mapping reported", &op, || async {
+        ready("bad-mapping").await.filter(|(c, _)| c.status == "False")
+    })
+    .await;
+    assert_eq!(c.reason, "InvalidMapping");
+    assert!(c.message.contains("`$parent` is only meaningful in a child table"), "{}", c.message);
+    let (_, last_error) =
+        eventually("no-such-kind reported", &op, || async { ready("no-such-kind").await.filter(|(_, e)| e.is_some()) })
+            .await;
+    assert!(last_error.unwrap().contains("Gadget"));
+    let (c, _) = eventually("nova reported", &op, || async { ready("nova").await }).await;
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnsupportedDriver"));
+
+    cluster.create_pod(pod("default", "bad", "evil.io/app:1")).await;
+    eventually("the good policy still works", &op, || async {
+        violations(&cluster, "approved-images").await == Some(1)
+    })
+    .await;
+    let metrics = op.get("/metrics").await;
+    assert!(metrics.contains("congress_datasource_sync_errors_total{datasource=\"no-such-kind\"}"), "{metrics}");
+}
