@@ -238,6 +238,8 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
     if !ctx.datasources_synced() {
         return Ok(Action::requeue(Duration::from_millis(300)));
     }
+    // Ready as soon as the leader publishes (the readiness loop would say so within 500 ms).
+    ctx.metrics.set_ready(true);
     publish(policy, ctx).await?;
     let again = if failure.as_ref().is_some_and(|f| f.reason.starts_with("LibraryPolicy")) { 10 } else { 300 };
     Ok(Action::requeue(Duration::from_secs(again)))

@@ -136,7 +136,7 @@ async fn a_violation_shows_in_status_report_metrics_and_events_then_clears() {
     assert!(metrics.contains("congress_policy_violations{policy=\"approved-images\"} 1"), "{metrics}");
     assert!(metrics.contains("congress_reconcile_duration_seconds_count{kind=\"Policy\"}"), "{metrics}");
     assert_eq!(op.get("/healthz").await, "ok");
-    assert_eq!(op.get("/readyz").await, "ok");
+    eventually("/readyz", &op, || async { op.get("/readyz").await == "ok" }).await;
     eventually("a ViolationFound event", &op, || async { !events(&cluster, "ViolationFound").await.is_empty() }).await;
 
     // The datasource's status lists its tables and rows.
