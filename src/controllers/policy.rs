@@ -45,11 +45,46 @@ pub struct PolicyState {
     status: Option<PolicyStatus>,
     /// Every current violation's first-seen time.
     first_seen: HashMap<String, String>,
-    /// Event tokens and when they were last refilled.
+    /// How many events the policy may still record.
+    events: EventBudget,
+}
+
+/// A token bucket for one policy's events: a burst of [`EVENT_BURST`], then one token per
+/// [`EVENT_REFILL`]. What does not fit is counted and summed up in one event once a token is
+/// free again.
+#[derive(Debug, Default)]
+pub struct EventBudget {
     tokens: f64,
     refilled: Option<Instant>,
     /// Changes not shown as events since the last summary.
     suppressed: usize,
+}
+
+impl EventBudget {
+    /// The events to record now, and, when some are held back, the number of changes a
+    /// summary event must mention (the summary takes the last token).
+    pub fn plan<E>(&mut self, now: Instant, mut events: Vec<E>) -> (Vec<E>, Option<usize>) {
+        let refill = EVENT_REFILL.as_secs_f64();
+        let elapsed = self.refilled.map_or(EVENT_BURST * refill, |t| now.saturating_duration_since(t).as_secs_f64());
+        self.tokens = (self.tokens + elapsed / refill).min(EVENT_BURST);
+        self.refilled = Some(now);
+        let budget = self.tokens.floor() as usize;
+        let mut summary = None;
+        if events.len() > budget || (self.suppressed > 0 && budget > 0) {
+            let shown = budget.saturating_sub(1).min(events.len());
+            let hidden = events.len() - shown + self.suppressed;
+            events.truncate(shown);
+            if budget > 0 {
+                summary = Some(hidden);
+                self.suppressed = 0;
+            } else {
+                self.suppressed = hidden;
+            }
+        }
+        let used = events.len() + usize::from(summary.is_some());
+        self.tokens = (self.tokens - used as f64).max(0.0);
+        (events, summary)
+    }
 }
 
 impl PolicyState {
@@ -446,16 +481,7 @@ async fn emit_events(policy: &Policy, ctx: &Context, appeared: &[&Violation], cl
         return;
     }
     let name = policy.name_any();
-    // Tokens refill over time up to the burst; each event takes one.
-    let budget = ctx.policy_state(&name, |s| {
-        let now = Instant::now();
-        let elapsed = s.refilled.map_or(EVENT_BURST * EVENT_REFILL.as_secs_f64(), |t| (now - t).as_secs_f64());
-        s.tokens = (s.tokens + elapsed / EVENT_REFILL.as_secs_f64()).min(EVENT_BURST);
-        s.refilled = Some(now);
-        s.tokens.floor() as usize
-    });
     let mut events = Vec::new();
-    let total = appeared.len() + cleared.len();
     for v in appeared {
         let on = v.resource.as_ref().map(|o| match &o.namespace {
             Some(ns) => format!(" ({} {ns}/{})", o.kind, o.name),
@@ -466,26 +492,15 @@ async fn emit_events(policy: &Policy, ctx: &Context, appeared: &[&Violation], cl
     for key in cleared {
         events.push(("Normal", "ViolationCleared", truncate(key, 900)));
     }
-    let suppressed = ctx.policy_state(&name, |s| s.suppressed);
-    if events.len() > budget || (suppressed > 0 && budget > 0) {
-        // Keep one token for a summary of what is not shown.
-        let shown = budget.saturating_sub(1).min(events.len());
-        let hidden = total - shown + suppressed;
-        events.truncate(shown);
-        if budget > 0 {
-            let note = format!(
-                "{} violation(s) appeared and {} cleared; {hidden} change(s) not shown as events (see the policy's reports)",
-                appeared.len(),
-                cleared.len(),
-            );
-            events.push(("Warning", "ViolationsChanged", note));
-            ctx.policy_state(&name, |s| s.suppressed = 0);
-        } else {
-            ctx.policy_state(&name, |s| s.suppressed = hidden);
-        }
+    let (mut events, hidden) = ctx.policy_state(&name, |s| s.events.plan(Instant::now(), events));
+    if let Some(hidden) = hidden {
+        let note = format!(
+            "{} violation(s) appeared and {} cleared; {hidden} change(s) not shown as events (see the policy's reports)",
+            appeared.len(),
+            cleared.len(),
+        );
+        events.push(("Warning", "ViolationsChanged", note));
     }
-    let used = events.len();
-    ctx.policy_state(&name, |s| s.tokens = (s.tokens - used as f64).max(0.0));
     for (type_, reason, message) in events {
         if let Err(e) = super::events::publish(ctx, policy, type_, reason, &message).await {
             tracing::warn!(policy = %name, error = %e, "event not recorded");
@@ -507,6 +522,24 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_are_rate_limited_and_the_rest_summed_up() {
+        let mut b = EventBudget::default();
+        let t0 = Instant::now();
+        // A burst fits whole.
+        let (shown, summary) = b.plan(t0, vec![1; 10]);
+        assert_eq!((shown.len(), summary), (10, None));
+        // No tokens left: nothing now, but the changes are remembered.
+        let (shown, summary) = b.plan(t0, vec![1; 5]);
+        assert_eq!((shown.len(), summary), (0, None));
+        // One refill later: the token goes to a summary of the 5 held back and 1 new.
+        let (shown, summary) = b.plan(t0 + EVENT_REFILL, vec![1]);
+        assert_eq!((shown.len(), summary), (0, Some(6)));
+        // After a long quiet spell the burst is back, and a flood is cut to 9 + a summary.
+        let (shown, summary) = b.plan(t0 + EVENT_REFILL * 100, vec![1; 5000]);
+        assert_eq!((shown.len(), summary), (9, Some(4991)));
+    }
 
     #[test]
     fn rule_labels_name_each_statement() {
