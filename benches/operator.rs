@@ -13,45 +13,11 @@
 mod harness;
 
 use futures::StreamExt;
-use harness::{Cluster, Operator, pod};
+use harness::{Cluster, DATASOURCE, Operator, POLICY, pod};
 use kube::api::Api;
 use kube::runtime::watcher;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-const DATASOURCE: &str = r#"
-apiVersion: congress.dev/v1alpha1
-kind: Datasource
-metadata: {name: kube}
-spec:
-  driver: kubernetes
-  kubernetes:
-    resources:
-    - apiVersion: v1
-      kind: Pod
-      table: pods
-      columns:
-      - {name: uid, path: metadata.uid}
-      - {name: namespace, path: metadata.namespace}
-      - {name: name, path: metadata.name}
-      children:
-      - path: spec.containers
-        table: containers
-        columns:
-        - {name: pod, path: $parent.uid}
-        - {name: name, path: name}
-        - {name: image, path: image}
-"#;
-
-const POLICY: &str = r#"
-apiVersion: congress.dev/v1alpha1
-kind: Policy
-metadata: {name: approved-images}
-spec:
-  rules:
-  - rule: approved("registry.example.com/app:1")
-  - rule: error(uid, ns, name, image) :- kube:pods(uid, ns, name), kube:containers(uid, c, image), not approved(image)
-"#;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

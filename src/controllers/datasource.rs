@@ -16,7 +16,7 @@ use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -52,14 +52,8 @@ impl DriverHandle {
 }
 
 pub async fn reconcile(ds: Arc<Datasource>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
     let span = tracing::debug_span!("reconcile", kind = "Datasource", name = %ds.name_any());
-    let result = tracing::Instrument::instrument(reconcile_inner(&ds, &ctx), span).await;
-    ctx.metrics
-        .reconcile_seconds
-        .get_or_create(&super::metrics::KindLabel { kind: "Datasource".into() })
-        .observe(started.elapsed().as_secs_f64());
-    result
+    super::timed(&ctx, "Datasource", tracing::Instrument::instrument(reconcile_inner(&ds, &ctx), span)).await
 }
 
 async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, Error> {
@@ -67,13 +61,13 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
     let engine = engine_name(&name);
     if ds.meta().deletion_timestamp.is_some() {
         stop(ctx, &name);
-        if ctx.is_leader() && ds.finalizers().iter().any(|f| f == FINALIZER) {
-            super::remove_finalizer::<Datasource>(ctx, ds, FINALIZER).await?;
+        if ctx.is_leader() {
+            super::set_finalizer(ctx, ds, FINALIZER, false).await?;
         }
         return Ok(Action::await_change());
     }
-    if ctx.is_leader() && !ds.finalizers().iter().any(|f| f == FINALIZER) {
-        super::add_finalizer::<Datasource>(ctx, &name, FINALIZER).await?;
+    if ctx.is_leader() {
+        super::set_finalizer(ctx, ds, FINALIZER, true).await?;
     }
     let spec = serde_json::to_string(&ds.spec).unwrap_or_default();
     let running = ctx.drivers.lock().map(|d| d.get(&name).is_some_and(|h| h.spec == spec)).unwrap_or(false);
@@ -102,11 +96,7 @@ fn stop(ctx: &Context, name: &str) {
         d.remove(name);
     }
     let engine = engine_name(name);
-    if ctx.engine.read(|e| e.policy_kind(&engine).is_some())
-        && let Err(e) = ctx.engine.change(|txn| {
-            txn.delete_policy(&engine);
-        })
-    {
+    if let Err(e) = ctx.engine.remove(&engine) {
         tracing::warn!(datasource = %name, error = %e, "could not remove the tables");
     }
 }
@@ -167,8 +157,8 @@ async fn run_kubernetes(
     let mut updates = status.subscribe();
     let metrics = ctx.metrics.clone();
     let label2 = label.clone();
-    // Export the driver's status as metrics.
-    let exporter = tokio::spawn(async move {
+    // Export the driver's status as metrics (ends when the driver task, and so `status`, goes).
+    tokio::spawn(async move {
         while updates.changed().await.is_ok() {
             let s = updates.borrow().clone();
             metrics.sync_lag_seconds.get_or_create(&label2).set(s.lag_seconds);
@@ -195,9 +185,6 @@ async fn run_kubernetes(
             status.send_modify(|s| s.last_error = Some(e.to_string()));
         }
         tokio::time::sleep(kubernetes::RESTART_DELAY).await;
-        if exporter.is_finished() {
-            break;
-        }
     }
 }
 

@@ -56,6 +56,17 @@ impl SharedEngine {
         Ok(commit)
     }
 
+    /// Delete policy (or datasource) `policy` with its tables, if it is loaded.
+    pub fn remove(&self, policy: &str) -> Result<(), EngineError> {
+        if self.read(|e| e.policy_kind(policy).is_none()) {
+            return Ok(());
+        }
+        self.change(|txn| {
+            txn.delete_policy(policy);
+        })
+        .map(|_| ())
+    }
+
     /// Announce `policy` as changed (its warnings may differ after another policy loaded).
     pub fn touch(&self, policy: &str) {
         let _ = self.changed.send(policy.to_string());

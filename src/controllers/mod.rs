@@ -111,6 +111,15 @@ pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+pub fn prefix(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let cut = (0..=max).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+    &s[..cut]
+}
+
 /// A condition; keeps the old transition time when the status did not change.
 pub fn condition(
     old: &impl HasConditions,
@@ -125,14 +134,7 @@ pub fn condition(
         Some(c) if c.status == status => c.last_transition_time.clone(),
         _ => Some(now_rfc3339()),
     };
-    let mut message = message.to_string();
-    if message.len() > 4000 {
-        let mut cut = 4000;
-        while !message.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        message.truncate(cut);
-    }
+    let message = prefix(message, 4000).to_string();
     Condition {
         type_: type_.into(),
         status: status.into(),
@@ -160,42 +162,42 @@ impl HasConditions for crate::resources::DatasourceStatus {
     }
 }
 
-/// Add `finalizer` to a cluster-scoped object (a JSON merge patch of the list).
-async fn add_finalizer<K>(ctx: &Context, name: &str, finalizer: &str) -> Result<(), Error>
+/// Add (`present`) or remove `finalizer` on a cluster-scoped object, unless it already is
+/// that way: a JSON merge patch of the list, guarded by the object's `resourceVersion` (a
+/// stale object gets 409 Conflict and the reconcile is retried).
+async fn set_finalizer<K>(ctx: &Context, obj: &K, finalizer: &str, present: bool) -> Result<(), Error>
 where
     K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug,
 {
-    let api: Api<K> = Api::all(ctx.client.clone());
-    let Some(obj) = api.get_opt(name).await? else { return Ok(()) };
-    let mut list = obj.finalizers().to_vec();
-    if list.iter().any(|f| f == finalizer) {
+    let has = obj.finalizers().iter().any(|f| f == finalizer);
+    if has == present {
         return Ok(());
     }
-    list.push(finalizer.to_string());
-    let patch = serde_json::json!({"metadata": {"finalizers": list, "resourceVersion": obj.resource_version()}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    Ok(())
-}
-
-/// Remove `finalizer` from a cluster-scoped object.
-async fn remove_finalizer<K>(ctx: &Context, obj: &K, finalizer: &str) -> Result<(), Error>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
+    let mut list: Vec<String> = obj.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
+    if present {
+        list.push(finalizer.to_string());
+    }
     let api: Api<K> = Api::all(ctx.client.clone());
-    let list: Vec<String> = obj.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
     let patch = serde_json::json!({"metadata": {"finalizers": list, "resourceVersion": obj.resource_version()}});
     match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Run one reconcile of `kind`, recording its duration.
+async fn timed<T>(ctx: &Context, kind: &str, reconcile: impl std::future::Future<Output = T>) -> T {
+    let started = std::time::Instant::now();
+    let result = reconcile.await;
+    ctx.metrics
+        .reconcile_seconds
+        .get_or_create(&metrics::KindLabel { kind: kind.into() })
+        .observe(started.elapsed().as_secs_f64());
+    result
 }
 
 fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {

@@ -243,14 +243,8 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
 
 /// Reconcile one Policy.
 pub async fn reconcile(policy: Arc<Policy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let started = Instant::now();
     let span = tracing::debug_span!("reconcile", kind = "Policy", name = %policy.name_any());
-    let result = tracing::Instrument::instrument(reconcile_inner(&policy, &ctx), span).await;
-    ctx.metrics
-        .reconcile_seconds
-        .get_or_create(&super::metrics::KindLabel { kind: "Policy".into() })
-        .observe(started.elapsed().as_secs_f64());
-    result
+    super::timed(&ctx, "Policy", tracing::Instrument::instrument(reconcile_inner(&policy, &ctx), span)).await
 }
 
 async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
@@ -259,8 +253,8 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
         return cleanup(policy, ctx).await;
     }
     let leader = ctx.is_leader();
-    if leader && !policy.finalizers().iter().any(|f| f == FINALIZER) {
-        super::add_finalizer::<Policy>(ctx, &name, FINALIZER).await?;
+    if leader {
+        super::set_finalizer(ctx, policy, FINALIZER, true).await?;
     }
     let failure = load(policy, ctx).await.err();
     if let Some(f) = &failure {
@@ -283,10 +277,9 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
 async fn cleanup(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
     let name = policy.name_any();
     let engine = engine_name(&name);
+    // Only what this policy loaded: a datasource may own the name.
     if ctx.policy_state(&name, |s| s.loaded.is_some())
-        && let Err(e) = ctx.engine.change(|txn| {
-            txn.delete_policy(&engine);
-        })
+        && let Err(e) = ctx.engine.remove(&engine)
     {
         tracing::warn!(policy = %name, error = %e, "unload failed");
     }
@@ -294,7 +287,7 @@ async fn cleanup(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
     ctx.metrics.violations.remove(&super::metrics::PolicyLabel { policy: name.clone() });
     if ctx.is_leader() && policy.finalizers().iter().any(|f| f == FINALIZER) {
         reports::delete_all(&ctx.client, &name).await?;
-        super::remove_finalizer::<Policy>(ctx, policy, FINALIZER).await?;
+        super::set_finalizer(ctx, policy, FINALIZER, false).await?;
     }
     tracing::info!(policy = %name, "unloaded");
     Ok(Action::await_change())
@@ -383,15 +376,14 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
             .collect()
     });
     // What changed since the last publish.
-    let (changes, before) = ctx.policy_state(&name, |s| {
+    let (changes, delta) = ctx.policy_state(&name, |s| {
         let book = s.book.get_or_insert_with(ReportBook::default);
-        let before: BTreeSet<String> = book.first_seen().into_keys().collect();
-        book.set(&name, &list);
-        (book.changes(), before)
+        let delta = book.set(&name, &list);
+        (book.changes(), delta)
     });
-    let after: BTreeSet<String> = list.iter().map(|v| v.key.clone()).collect();
-    let appeared: Vec<&Violation> = list.iter().filter(|v| !before.contains(&v.key)).collect();
-    let cleared: Vec<&String> = before.difference(&after).collect();
+    let added: BTreeSet<&str> = delta.added.iter().map(String::as_str).collect();
+    let appeared: Vec<&Violation> = list.iter().filter(|v| added.contains(v.key.as_str())).collect();
+    let cleared: Vec<&String> = delta.removed.iter().collect();
     // Status first: it is what users and tools watch.
     let (failure, loaded, written) =
         ctx.policy_state(&name, |s| (s.failure.clone(), s.loaded.is_some(), s.status.clone()));
@@ -509,14 +501,8 @@ async fn emit_events(policy: &Policy, ctx: &Context, appeared: &[&Violation], cl
 }
 
 fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &s[..cut])
+    let kept = super::prefix(s, max);
+    if kept.len() == s.len() { s.to_string() } else { format!("{kept}…") }
 }
 
 #[cfg(test)]

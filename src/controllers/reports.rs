@@ -45,13 +45,9 @@ pub fn row_key(text: &str) -> String {
     if text.len() <= MAX_KEY {
         return text.to_string();
     }
-    let mut cut = MAX_KEY - 20;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
     let mut h = DefaultHasher::new();
     text.hash(&mut h);
-    format!("{}…#{:016x}", &text[..cut], h.finish())
+    format!("{}…#{:016x}", super::prefix(text, MAX_KEY - 20), h.finish())
 }
 
 /// Where a report lives: a namespace, or the cluster.
@@ -61,8 +57,36 @@ pub type Scope = Option<String>;
 struct Part {
     results: BTreeMap<String, Json>,
     bytes: usize,
-    /// The results last written (None: never written, or must be deleted).
-    written: Option<BTreeMap<String, Json>>,
+    /// The part exists in the API.
+    exists: bool,
+    /// `results` changed since the part was last written.
+    dirty: bool,
+}
+
+impl Part {
+    fn remove(&mut self, key: &str) -> bool {
+        let Some(r) = self.results.remove(key) else { return false };
+        self.bytes = self.bytes.saturating_sub(size(&r));
+        self.dirty = true;
+        true
+    }
+
+    fn insert(&mut self, key: &str, result: Json) {
+        let n = size(&result);
+        if let Some(old) = self.results.insert(key.to_string(), result) {
+            self.bytes = self.bytes.saturating_sub(size(&old));
+        }
+        self.bytes += n;
+        self.dirty = true;
+    }
+}
+
+/// The keys a [`ReportBook::set`] added and removed (a row that moved between scopes is
+/// in neither).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BookDelta {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
 }
 
 /// One write the book needs.
@@ -98,7 +122,7 @@ impl ReportBook {
                     part.results.insert(key.to_string(), r);
                 }
             }
-            part.written = Some(part.results.clone());
+            part.exists = true;
         }
         book
     }
@@ -118,13 +142,15 @@ impl ReportBook {
         out
     }
 
-    /// Make the book hold exactly `violations` (for policy `policy`).
-    pub fn set(&mut self, policy: &str, violations: &[Violation]) {
+    /// Make the book hold exactly `violations` (for policy `policy`); returns the keys
+    /// that appeared and disappeared.
+    pub fn set(&mut self, policy: &str, violations: &[Violation]) -> BookDelta {
         let mut wanted: BTreeMap<Scope, BTreeMap<&str, &Violation>> = BTreeMap::new();
         for v in violations {
             let scope = v.resource.as_ref().and_then(|r| r.namespace.clone());
             wanted.entry(scope).or_default().insert(v.key.as_str(), v);
         }
+        let mut removed = BTreeSet::new();
         // Drop what is no longer wanted (or moved scope).
         for (scope, parts) in &mut self.scopes {
             let keep = wanted.get(scope);
@@ -132,26 +158,23 @@ impl ReportBook {
                 let gone: Vec<String> =
                     part.results.keys().filter(|k| keep.is_none_or(|w| !w.contains_key(k.as_str()))).cloned().collect();
                 for k in gone {
-                    if let Some(r) = part.results.remove(&k) {
-                        part.bytes = part.bytes.saturating_sub(size(&r));
-                    }
+                    part.remove(&k);
+                    removed.insert(k);
                 }
             }
         }
         // Add what is new, to the first part with room; refresh what changed in place.
+        let mut added = Vec::new();
         for (scope, rows) in wanted {
             let parts = self.scopes.entry(scope).or_default();
             for (key, v) in rows {
-                let result = result_json(policy, v);
                 if let Some(part) = parts.iter_mut().find(|p| p.results.contains_key(key)) {
-                    if part.results.get(key) != Some(&result) {
-                        let n = size(&result);
-                        if let Some(old) = part.results.insert(key.to_string(), result) {
-                            part.bytes = part.bytes.saturating_sub(size(&old)) + n;
-                        }
+                    if !part.results.get(key).is_some_and(|r| describes(r, v)) {
+                        part.insert(key, result_json(policy, v));
                     }
                     continue;
                 }
+                let result = result_json(policy, v);
                 let n = size(&result);
                 let i = match parts.iter().position(|p| p.results.len() < MAX_RESULTS && p.bytes + n <= MAX_BYTES) {
                     Some(i) => i,
@@ -160,23 +183,26 @@ impl ReportBook {
                         parts.len() - 1
                     }
                 };
-                parts[i].results.insert(key.to_string(), result);
-                parts[i].bytes += n;
+                parts[i].insert(key, result);
+                if !removed.remove(key) {
+                    added.push(key.to_string());
+                }
             }
         }
+        BookDelta { added, removed: removed.into_iter().collect() }
     }
 
-    /// The writes that make the API match the book (parts whose content differs from what
-    /// was last written, and parts now empty to delete).
+    /// The writes that make the API match the book (parts changed since they were written,
+    /// and parts now empty to delete).
     pub fn changes(&self) -> Vec<ReportChange> {
         let mut out = Vec::new();
         for (scope, parts) in &self.scopes {
             for (i, part) in parts.iter().enumerate() {
                 if part.results.is_empty() {
-                    if part.written.is_some() {
+                    if part.exists {
                         out.push(ReportChange::Delete { scope: scope.clone(), part: i });
                     }
-                } else if part.written.as_ref() != Some(&part.results) {
+                } else if part.dirty || !part.exists {
                     out.push(ReportChange::Apply {
                         scope: scope.clone(),
                         part: i,
@@ -192,11 +218,12 @@ impl ReportBook {
     pub fn written(&mut self, change: &ReportChange) {
         let (ReportChange::Apply { scope, part, .. } | ReportChange::Delete { scope, part }) = change;
         if let Some(p) = self.scopes.get_mut(scope).and_then(|parts| parts.get_mut(*part)) {
-            p.written = if p.results.is_empty() { None } else { Some(p.results.clone()) };
+            p.exists = matches!(change, ReportChange::Apply { .. });
+            p.dirty = false;
         }
         // Trailing parts that are empty and deleted are forgotten.
         if let Some(parts) = self.scopes.get_mut(scope) {
-            while parts.last().is_some_and(|p| p.results.is_empty() && p.written.is_none()) {
+            while parts.last().is_some_and(|p| p.results.is_empty() && !p.exists) {
                 parts.pop();
             }
             if parts.is_empty() {
@@ -209,6 +236,23 @@ impl ReportBook {
     pub fn parts(&self) -> BTreeMap<Scope, usize> {
         self.scopes.iter().map(|(s, p)| (s.clone(), p.len())).collect()
     }
+}
+
+/// Whether `result` (as written) still describes `v`: the same first-seen time and the same
+/// object. Cheaper than building the result again and comparing.
+fn describes(result: &Json, v: &Violation) -> bool {
+    let seen = result.pointer("/properties/firstSeen").and_then(Json::as_str) == Some(v.first_seen.as_str());
+    let object = result.pointer("/resources/0");
+    let same_object = match (&v.resource, object) {
+        (None, None) => true,
+        (Some(o), Some(r)) => {
+            r.get("name").and_then(Json::as_str) == Some(o.name.as_str())
+                && r.get("kind").and_then(Json::as_str) == Some(o.kind.as_str())
+                && r.get("namespace").and_then(Json::as_str) == o.namespace.as_deref()
+        }
+        _ => false,
+    };
+    seen && same_object
 }
 
 /// One `results[]` entry.
@@ -377,7 +421,9 @@ mod tests {
         rows.remove(0);
         rows.push(v(0, Some("a")));
         rows[2498].key = "error(\"aaa-new\")".into();
-        book.set("p", &rows);
+        let delta = book.set("p", &rows);
+        assert_eq!(delta.added, vec!["error(\"aaa-new\")".to_string()]);
+        assert_eq!(delta.removed, vec!["error(\"pod-02499\")".to_string()]);
         let changes = apply_all(&mut book);
         assert_eq!(changes.len(), 1, "{changes:?}");
         // Everything clears: every part is deleted and the book forgets them.

@@ -208,8 +208,8 @@ fn on_event(
         watcher::Event::Apply(obj) => {
             let Some(oref) = object_ref(&obj, r) else { return };
             let new = translate(&obj, t);
-            let old = state.objects.insert(oref.uid.clone(), new.clone());
-            replace(rows, old, Some(&new));
+            replace(rows, state.objects.remove(&oref.uid), Some(&new));
+            state.objects.insert(oref.uid.clone(), new);
             index.insert(oref);
         }
         watcher::Event::Delete(obj) => {

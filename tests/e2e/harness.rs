@@ -22,6 +22,51 @@ fn cache() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/congress-e2e"))
 }
 
+/// A `kubernetes` Datasource over Pods (with their containers) and Namespaces.
+pub const DATASOURCE: &str = r#"
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {name: kube}
+spec:
+  driver: kubernetes
+  kubernetes:
+    resources:
+    - apiVersion: v1
+      kind: Pod
+      table: pods
+      columns:
+      - {name: uid, path: metadata.uid}
+      - {name: namespace, path: metadata.namespace}
+      - {name: name, path: metadata.name}
+      children:
+      - path: spec.containers
+        table: containers
+        columns:
+        - {name: pod, path: $parent.uid}
+        - {name: name, path: name}
+        - {name: image, path: image}
+    - apiVersion: v1
+      kind: Namespace
+      table: namespaces
+      columns:
+      - {name: name, path: metadata.name}
+      - {name: registry, path: 'metadata.labels["congress.dev/registry"]'}
+"#;
+
+/// Pods whose image is not an approved one (the registry, the image and the tag, as an
+/// allowlist of images; the language has no string prefix builtin).
+pub const POLICY: &str = r#"
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: approved-images}
+spec:
+  rules:
+  - name: approved
+    rule: approved("registry.example.com/app:1")
+  - name: unapproved-image
+    rule: error(uid, ns, name, image) :- kube:pods(uid, ns, name), kube:containers(uid, c, image), not approved(image)
+"#;
+
 /// A running control plane.
 pub struct Cluster {
     dir: tempfile::TempDir,
@@ -60,6 +105,17 @@ impl Cluster {
     }
 
     fn kubectl_with(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run_kubectl(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn run_kubectl(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
         let mut child = Command::new("kubectl")
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -73,32 +129,12 @@ impl Cluster {
             use std::io::Write;
             pipe.write_all(input.as_bytes()).expect("write to kubectl");
         }
-        let out = child.wait_with_output().expect("kubectl output");
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        child.wait_with_output().expect("kubectl output")
     }
 
     /// `kubectl apply -f -` of `yaml`, expected to be refused: kubectl's stderr.
     pub fn apply_refused(&self, yaml: &str) -> String {
-        use std::io::Write;
-        let mut child = Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        if let Some(mut pipe) = child.stdin.take() {
-            pipe.write_all(yaml.as_bytes()).expect("write to kubectl");
-        }
-        let out = child.wait_with_output().expect("kubectl output");
+        let out = self.run_kubectl(&["apply", "-f", "-"], Some(yaml));
         assert!(!out.status.success(), "kubectl accepted:\n{yaml}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     }

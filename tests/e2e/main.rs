@@ -5,55 +5,11 @@
 
 mod harness;
 
-use harness::{Cluster, Operator, eventually, pod};
+use harness::{Cluster, DATASOURCE, Operator, POLICY, eventually, pod};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::json;
 use std::time::Duration;
-
-const DATASOURCE: &str = r#"
-apiVersion: congress.dev/v1alpha1
-kind: Datasource
-metadata: {name: kube}
-spec:
-  driver: kubernetes
-  kubernetes:
-    resources:
-    - apiVersion: v1
-      kind: Pod
-      table: pods
-      columns:
-      - {name: uid, path: metadata.uid}
-      - {name: namespace, path: metadata.namespace}
-      - {name: name, path: metadata.name}
-      children:
-      - path: spec.containers
-        table: containers
-        columns:
-        - {name: pod, path: $parent.uid}
-        - {name: name, path: name}
-        - {name: image, path: image}
-    - apiVersion: v1
-      kind: Namespace
-      table: namespaces
-      columns:
-      - {name: name, path: metadata.name}
-      - {name: registry, path: 'metadata.labels["congress.dev/registry"]'}
-"#;
-
-/// Pods whose image is not an approved one (the registry, the image and the tag, as an
-/// allowlist of images; the language has no string prefix builtin).
-const POLICY: &str = r#"
-apiVersion: congress.dev/v1alpha1
-kind: Policy
-metadata: {name: approved-images}
-spec:
-  rules:
-  - name: approved
-    rule: approved("registry.example.com/app:1")
-  - name: unapproved-image
-    rule: error(uid, ns, name, image) :- kube:pods(uid, ns, name), kube:containers(uid, c, image), not approved(image)
-"#;
 
 const BROKEN_POLICY: &str = r#"
 apiVersion: congress.dev/v1alpha1
