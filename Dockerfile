@@ -7,6 +7,7 @@
 #        docker run --rm REGISTRY/congress:0.1.0 --version
 # The default command is `congress operator` (in-cluster config from the pod's ServiceAccount);
 # the Helm chart (charts/congress) passes its flags. BuildKit is required (cache mounts).
+# Built without default features: `congress bench` (the bench workloads) stays out of the image.
 
 ARG RUST_IMAGE=rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
@@ -26,7 +27,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin congress \
+    cargo build --release --locked --no-default-features --bin congress \
  && install -D -m 0755 target/release/congress /out/congress \
  && strip --strip-debug /out/congress
 

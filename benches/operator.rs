@@ -62,7 +62,7 @@ async fn main() {
     let started = Instant::now();
     let load: Vec<_> = (0..pods).map(|i| pod("load", &format!("p-{i:05}"), "registry.example.com/app:1")).collect();
     cluster.create_pods(load, 32).await;
-    let ds: Api<congress::resources::Datasource> = Api::all(cluster.client().await);
+    let ds: Api<congress_model::resources::Datasource> = Api::all(cluster.client().await);
     harness::eventually("every pod in the pods table", &op, || async {
         let s = ds.get("kube").await.ok()?.status?;
         s.tables.iter().any(|t| t.name == "pods" && t.rows as usize == pods).then_some(())
@@ -72,7 +72,7 @@ async fn main() {
 
     // Watch the policy: every status change, with when it arrived.
     let (tx, mut rx) = mpsc::unbounded_channel::<(u64, Instant)>();
-    let policies: Api<congress::resources::Policy> = Api::all(cluster.client().await);
+    let policies: Api<congress_model::resources::Policy> = Api::all(cluster.client().await);
     tokio::spawn(async move {
         let mut stream = watcher(policies, watcher::Config::default()).boxed();
         while let Some(Ok(ev)) = stream.next().await {

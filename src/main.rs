@@ -1,4 +1,11 @@
-//! The `congress` binary: every subcommand lives in `congress::cli`.
+//! The `congress` binary: the command line ([`cli`], one module per subcommand) and the
+//! operator's reconcilers ([`controllers`]). The engine (`congress_engine`), the resource
+//! types and loaders (`congress_model`), the drivers (`congress_drivers`, this package's
+//! library) and the conformance replay (`congress_conformance`) are crates of their own, so
+//! what may depend on what is checked by the compiler: see `docs/architecture.md`.
+
+mod cli;
+mod controllers;
 
 // The engine allocates and frees many small values (interned strings, rows in flight);
 // mimalloc is markedly faster than the system allocator at that. `no_thp` keeps it from
@@ -8,5 +15,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    congress::cli::run()
+    cli::run()
 }

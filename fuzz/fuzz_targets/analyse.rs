@@ -4,7 +4,7 @@
 //! and a rejected load must leave the engine as it was.
 #![no_main]
 
-use congress::datalog::{Engine, PolicyKind, Value};
+use congress_engine::{Engine, PolicyKind, Value};
 use libfuzzer_sys::fuzz_target;
 
 fn engine() -> Engine {

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let src = String::from_utf8_lossy(data);
-    let parsed = congress::datalog::syntax::parse(&src);
+    let parsed = congress_engine::syntax::parse(&src);
     for d in &parsed.diagnostics {
         let (start, end) = (d.span.start as usize, d.span.end as usize);
         assert!(

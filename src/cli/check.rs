@@ -1,6 +1,6 @@
 //! `congress check`: parse and analyse policy sources only, reporting every diagnostic.
 
-use crate::cli::load::{self, FixtureSet, LoadError, PolicySource};
+use congress_model::load::{self, FixtureSet, LoadError, PolicySource};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,7 +1,7 @@
 //! `congress crds`: the CustomResourceDefinitions of every congress kind, generated from
 //! the Rust types in `src/resources/`.
 
-use crate::resources;
+use congress_model::resources;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,7 +51,7 @@ pub fn write(dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::resources;
+    use congress_model::resources;
 
     #[test]
     fn committed_crds_are_up_to_date() {

@@ -2,8 +2,8 @@
 //! table (or a query's answers) and the actions that would fire (never executed).
 
 use crate::cli::check::print_errors;
-use crate::cli::load::{self, LoadError, Loaded};
-use crate::datalog::{ActionEvent, Value};
+use congress_engine::{ActionEvent, Value};
+use congress_model::load::{self, LoadError, Loaded};
 use serde_json::json;
 use std::io::IsTerminal;
 use std::path::PathBuf;

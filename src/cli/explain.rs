@@ -3,8 +3,8 @@
 
 use crate::cli::input_args::{InputArgs, pick_policy};
 use crate::cli::simulate::print_engine_error;
-use crate::datalog::EngineError;
-use crate::datalog::engine::Proof;
+use congress_engine::EngineError;
+use congress_engine::Proof;
 use serde_json::json;
 use std::fmt::Write as _;
 use std::process::ExitCode;

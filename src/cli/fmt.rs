@@ -6,7 +6,7 @@
 //! strings change (`rule:` values and literal `text: |` blocks); the rest of the file is
 //! kept byte for byte. Values whose exact extent in the file cannot be found are left alone.
 
-use crate::datalog::syntax;
+use congress_engine::syntax;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -2,8 +2,8 @@
 //! into an engine (errors printed with `file:line:col`, exit 2), and picking the policy a
 //! query or row is about when `--policy` is not given.
 
-use crate::cli::load::{self, FixtureSet, LoadError, Loaded, PolicySource};
-use crate::datalog::Engine;
+use congress_engine::Engine;
+use congress_model::load::{self, FixtureSet, LoadError, Loaded, PolicySource};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,6 +4,7 @@
 //! struct, and [`run`] dispatches it to that module's `run(args)`. To add one: a module
 //! here, a variant below, a match arm in [`run`].
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod check;
 pub mod completions;
@@ -13,7 +14,6 @@ pub mod eval;
 pub mod explain;
 pub mod fmt;
 pub mod input_args;
-pub mod load;
 pub mod operator;
 pub mod simulate;
 pub mod test;
@@ -36,6 +36,7 @@ pub enum Command {
     /// compare (documented deviations: docs/deviations.md).
     Conformance(conformance::ConformanceArgs),
     /// Time the engine on the shared bench workloads (C, a, b, d) and print RESULT lines.
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
     /// Run policy unit tests (congress-test.yaml, *.test.yaml): expected rows and actions.
     Test(test::TestArgs),
@@ -64,6 +65,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Conformance(args) => conformance::run(args),
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args),
         Command::Test(args) => test::run(args),
         Command::Simulate(args) => simulate::run(args),

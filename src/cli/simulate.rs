@@ -3,9 +3,9 @@
 //! answered, and everything undone; nothing is executed.
 
 use crate::cli::input_args::{InputArgs, pick_policy};
-use crate::datalog::engine::SimulateRequest;
-use crate::datalog::syntax::diag::render_all;
-use crate::datalog::{EngineError, PolicyKind};
+use congress_engine::SimulateRequest;
+use congress_engine::syntax::diag::render_all;
+use congress_engine::{EngineError, PolicyKind};
 use std::process::ExitCode;
 
 const EXAMPLES: &str = "\

@@ -36,9 +36,9 @@
 //! file or its inputs cannot be loaded or a test is malformed (unknown table, bad query).
 
 use crate::cli::input_args::{literal_table, load_all, pick_policy};
-use crate::cli::load::PolicySource;
-use crate::datalog::engine::SimulateRequest;
-use crate::datalog::{ActionEvent, Engine, PolicyKind, Value};
+use congress_engine::SimulateRequest;
+use congress_engine::{ActionEvent, Engine, PolicyKind, Value};
+use congress_model::load::PolicySource;
 use serde::Deserialize;
 use serde_json::Value as Json;
 use std::collections::BTreeSet;

@@ -8,9 +8,9 @@
 //! and the status says the driver is unsupported.
 
 use super::{Context, Error, condition, engine_name};
-use crate::drivers::kubernetes;
-use crate::drivers::{DriverStatus, Sink};
-use crate::resources::{API_VERSION, Datasource, DatasourceStatus, TableStatus};
+use congress_drivers::kubernetes;
+use congress_drivers::{DriverStatus, Sink};
+use congress_model::resources::{API_VERSION, Datasource, DatasourceStatus, TableStatus};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -117,7 +117,7 @@ fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, spec: St
     });
     match (created, exists) {
         (Err(e), _) => handle.failure = Some(("Rejected", e.to_string())),
-        (Ok(_), Some(kind)) if kind != crate::datalog::PolicyKind::Datasource => {
+        (Ok(_), Some(kind)) if kind != congress_engine::PolicyKind::Datasource => {
             handle.failure = Some(("NameConflict", format!("`{engine}` is already the name of a policy")));
         }
         (Ok(_), _) => match ds.spec.driver.as_str() {
@@ -149,7 +149,7 @@ fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, spec: St
 async fn run_kubernetes(
     ctx: Arc<Context>,
     name: String,
-    source: crate::resources::KubernetesSource,
+    source: congress_model::resources::KubernetesSource,
     status: watch::Sender<DriverStatus>,
 ) {
     let label = super::metrics::DatasourceLabel { datasource: name.clone() };

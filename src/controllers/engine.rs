@@ -4,8 +4,8 @@
 //! announced on a channel that triggers their reconcile (status, reports, events).
 
 use super::metrics::Metrics;
-use crate::datalog::{Commit, Engine, EngineError, Transaction};
-use crate::drivers::{Sink, TableChange};
+use congress_drivers::{Sink, TableChange};
+use congress_engine::{Commit, Engine, EngineError, Transaction};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
@@ -87,7 +87,7 @@ impl Sink for SharedEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datalog::{PolicyKind, Value};
+    use congress_engine::{PolicyKind, Value};
     use tokio::sync::mpsc::unbounded_channel;
 
     fn shared() -> (SharedEngine, tokio::sync::mpsc::UnboundedReceiver<String>) {
@@ -116,7 +116,7 @@ mod tests {
         let (e, mut changed) = shared();
         load(&e, "a", "error(x) :- b:bad(x), kube:pods(x, \"evil\")").unwrap();
         load(&e, "b", "bad(x) :- kube:pods(x, y)").unwrap();
-        let mut schema = crate::datalog::engine::Schema::new();
+        let mut schema = congress_engine::Schema::new();
         schema.insert("pods".into(), vec!["name".into(), "registry".into()]);
         e.change(|t| {
             t.create_datasource("kube", schema.clone());

@@ -14,8 +14,8 @@ pub mod metrics;
 pub mod policy;
 pub mod reports;
 
-use crate::drivers::kubernetes::ObjectIndex;
-use crate::resources::{Condition, Datasource, LibraryPolicy, Policy, PolicyStatus};
+use congress_drivers::kubernetes::ObjectIndex;
+use congress_model::resources::{Condition, Datasource, LibraryPolicy, Policy, PolicyStatus};
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -92,24 +92,8 @@ impl Context {
     }
 }
 
+pub use congress_model::{engine_name, now_rfc3339, resource_name};
 use futures::FutureExt;
-
-/// The engine's name for a resource: Kubernetes names may hold `-`, which the policy
-/// language's identifiers do not, so `-` becomes `_` (names never hold `_`, so this is
-/// one-to-one).
-pub fn engine_name(resource: &str) -> String {
-    resource.replace('-', "_")
-}
-
-/// The resource name of an engine name (see [`engine_name`]).
-pub fn resource_name(engine: &str) -> String {
-    engine.replace('_', "-")
-}
-
-/// The current time, RFC 3339 in UTC with seconds.
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub fn prefix(s: &str, max: usize) -> &str {
@@ -156,7 +140,7 @@ impl HasConditions for PolicyStatus {
     }
 }
 
-impl HasConditions for crate::resources::DatasourceStatus {
+impl HasConditions for congress_model::resources::DatasourceStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }
@@ -363,12 +347,6 @@ async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn engine_names_round_trip() {
-        assert_eq!(engine_name("pod-registry"), "pod_registry");
-        assert_eq!(resource_name(&engine_name("a-b-c.d")), "a-b-c.d");
-    }
 
     #[test]
     fn conditions_keep_their_transition_time_while_status_holds() {

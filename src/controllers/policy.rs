@@ -11,9 +11,9 @@
 
 use super::reports::{self, ReportBook, Violation};
 use super::{Context, Error, condition, engine_name, now_rfc3339};
-use crate::datalog::syntax;
-use crate::datalog::{EngineError, PolicyKind, Value};
-use crate::resources::{
+use congress_engine::syntax;
+use congress_engine::{EngineError, PolicyKind, Value};
+use congress_model::resources::{
     API_VERSION, LibraryPolicy, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus, RuleEntry, ViolationSample,
 };
 use kube::api::{Api, Patch, PatchParams};
@@ -309,12 +309,12 @@ fn violations(policy: &Policy, ctx: &Context) -> Vec<(String, Vec<Value>)> {
     out
 }
 
-fn resource_of(policy: &Policy, row: &[Value], ctx: &Context) -> Option<crate::drivers::kubernetes::ObjectRef> {
+fn resource_of(policy: &Policy, row: &[Value], ctx: &Context) -> Option<congress_drivers::kubernetes::ObjectRef> {
     if let Some(spec) = &policy.spec.report {
         let cell = |i: u32| row.get(i as usize).and_then(Value::as_str).map(str::to_string);
         let name = cell(spec.name_column)?;
         let namespace = spec.namespace_column.and_then(cell);
-        return Some(crate::drivers::kubernetes::ObjectRef {
+        return Some(congress_drivers::kubernetes::ObjectRef {
             api_version: spec.api_version.clone(),
             kind: spec.kind.clone(),
             namespace,

@@ -9,7 +9,7 @@
 //! that follow it. The [`ReportBook`] of a policy is rebuilt from the reports in the API
 //! when the operator starts (or becomes leader), so nothing is lost or written twice.
 
-use crate::drivers::kubernetes::ObjectRef;
+use congress_drivers::kubernetes::ObjectRef;
 use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
 use serde_json::{Value as Json, json};
@@ -232,7 +232,8 @@ impl ReportBook {
         }
     }
 
-    /// Number of parts in each scope (for tests and status).
+    /// Number of parts in each scope.
+    #[cfg(test)]
     pub fn parts(&self) -> BTreeMap<Scope, usize> {
         self.scopes.iter().map(|(s, p)| (s.clone(), p.len())).collect()
     }

@@ -7,7 +7,7 @@
 use super::rowset::RowSet;
 use super::translate::{TableRows, Translator};
 use super::{DriverStatus, Sink};
-use crate::resources::{KubernetesSource, WatchedResource};
+use congress_model::resources::{KubernetesSource, WatchedResource};
 use futures::StreamExt;
 use hashbrown::HashMap;
 use kube::Client;
@@ -157,7 +157,7 @@ pub async fn run(
         status.send_modify(|s| {
             s.synced = synced;
             s.rows = rows.rows_per_table().clone();
-            s.last_sync = Some(crate::controllers::now_rfc3339());
+            s.last_sync = Some(congress_model::now_rfc3339());
             s.last_error.clone_from(&last_error);
             s.errors = errors;
             s.lag_seconds = lag.as_secs_f64();
@@ -248,7 +248,7 @@ pub const RESTART_DELAY: Duration = Duration::from_secs(5);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::{ColumnMapping, TableMapping};
+    use congress_model::resources::{ColumnMapping, TableMapping};
 
     fn resource(api_version: &str) -> WatchedResource {
         WatchedResource {
@@ -293,8 +293,8 @@ mod tests {
         on_event(watcher::Event::InitApply(pod("3", "c")), &r, &t, &mut state, &mut rows, &index);
         on_event(watcher::Event::InitDone, &r, &t, &mut state, &mut rows, &index);
         let c = rows.take_changes();
-        assert_eq!(c[0].added, vec![vec![crate::datalog::Value::str("c")]]);
-        assert_eq!(c[0].removed, vec![vec![crate::datalog::Value::str("a")]]);
+        assert_eq!(c[0].added, vec![vec![congress_engine::Value::str("c")]]);
+        assert_eq!(c[0].removed, vec![vec![congress_engine::Value::str("a")]]);
         assert!(state.synced);
         assert!(index.get("1").is_none() && index.get("3").is_some());
         on_event(watcher::Event::Delete(pod("3", "c")), &r, &t, &mut state, &mut rows, &index);

@@ -3,12 +3,15 @@
 //! per transaction; it reports its health through a [`DriverStatus`] channel.
 //!
 //! Data flows one way: driver -> [`Sink`] -> engine tables -> rules.
+//!
+//! This is the library of the root package (`congress_drivers`): the controllers depend on
+//! it, never the other way round, and the compiler keeps it so.
 
 pub mod kubernetes;
 pub mod rowset;
 pub mod translate;
 
-use crate::datalog::{EngineError, Value};
+use congress_engine::{EngineError, Value};
 use std::collections::BTreeMap;
 
 /// Rows that appeared in and disappeared from one table.

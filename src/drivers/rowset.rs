@@ -4,7 +4,7 @@
 //! effect per row, so a row removed and re-added in one batch changes nothing.
 
 use super::TableChange;
-use crate::datalog::Value;
+use congress_engine::Value;
 use hashbrown::HashMap;
 use std::collections::BTreeMap;
 

@@ -3,8 +3,8 @@
 //! child row carrying columns of its parent (Congress's parent-key translator, generalised:
 //! `$parent.COLUMN` may name any column of the parent row).
 
-use crate::datalog::Value;
-use crate::resources::{ColumnMapping, TableMapping};
+use congress_engine::Value;
+use congress_model::resources::{ColumnMapping, TableMapping};
 use std::collections::{BTreeMap, HashSet};
 
 /// Why a table mapping cannot be used.
@@ -214,7 +214,7 @@ fn lookup<'v>(mut v: &'v serde_json::Value, steps: &[Step]) -> Option<&'v serde_
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resources::ChildTable;
+    use congress_model::resources::ChildTable;
     use serde_json::json;
 
     fn col(name: &str, path: &str) -> ColumnMapping {

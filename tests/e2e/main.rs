@@ -26,7 +26,7 @@ spec:
 "#;
 
 async fn policy_status(cluster: &Cluster, name: &str) -> serde_json::Value {
-    let api: Api<congress::resources::Policy> = Api::all(cluster.client().await);
+    let api: Api<congress_model::resources::Policy> = Api::all(cluster.client().await);
     match api.get_opt(name).await {
         Ok(Some(p)) => serde_json::to_value(p.status).unwrap_or_default(),
         _ => serde_json::Value::Null,
@@ -96,7 +96,7 @@ async fn a_violation_shows_in_status_report_metrics_and_events_then_clears() {
     eventually("a ViolationFound event", &op, || async { !events(&cluster, "ViolationFound").await.is_empty() }).await;
 
     // The datasource's status lists its tables and rows.
-    let ds: Api<congress::resources::Datasource> = Api::all(cluster.client().await);
+    let ds: Api<congress_model::resources::Datasource> = Api::all(cluster.client().await);
     let ds_status = eventually("the Datasource status", &op, || async {
         let s = ds.get("kube").await.ok()?.status?;
         s.tables.iter().any(|t| t.name == "pods" && t.rows == 2).then_some(s)
@@ -152,7 +152,7 @@ async fn a_broken_version_is_refused_with_line_col_and_the_previous_one_keeps_wo
 
     // Deleting the policy removes its report (and the finalizer lets it go).
     eventually("the report", &op, || async { (reports(&cluster, "default").await.len() == 1).then_some(()) }).await;
-    let api: Api<congress::resources::Policy> = Api::all(cluster.client().await);
+    let api: Api<congress_model::resources::Policy> = Api::all(cluster.client().await);
     api.delete("approved-images", &DeleteParams::default()).await.expect("delete the policy");
     eventually("the policy to be gone", &op, || async {
         api.get_opt("approved-images").await.ok()?.is_none().then_some(())
@@ -278,7 +278,7 @@ spec:
 "#,
     );
     let op = Operator::start(&cluster, "only", false);
-    let ds: Api<congress::resources::Datasource> = Api::all(cluster.client().await);
+    let ds: Api<congress_model::resources::Datasource> = Api::all(cluster.client().await);
     let ready = |name: &'static str| {
         let ds = ds.clone();
         async move {

@@ -35,8 +35,8 @@
 
 pub mod workloads;
 
-use crate::datalog::engine::{Commit, Engine, PolicyKind};
-use crate::datalog::{EngineError, Value};
+use congress_engine::{Commit, Engine, PolicyKind};
+use congress_engine::{EngineError, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -526,7 +526,7 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn is_pause(a: &crate::datalog::ActionEvent) -> bool {
+fn is_pause(a: &congress_engine::ActionEvent) -> bool {
     a.service == "nova" && a.action.ends_with("pause")
 }
 

@@ -2,8 +2,8 @@
 //! read from disk, the rule texts, and plain-Rust reference answers used to check the
 //! engine's counts (never timed).
 
-use crate::datalog::Value;
-use crate::datalog::engine::Schema;
+use congress_engine::Schema;
+use congress_engine::Value;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -59,6 +59,7 @@ pub fn c_reference_errors(n: usize) -> usize {
 }
 
 /// Workload C's data: servers, ports and networks, exactly as the bench README says.
+#[cfg(test)]
 pub struct CData {
     pub servers: Rows,
     pub ports: Rows,
@@ -111,21 +112,25 @@ pub fn c_rows(row: CRow, n: usize) -> impl Iterator<Item = Vec<Value>> {
 }
 
 /// Generate workload C for `n` servers.
+#[cfg(test)]
 pub fn gen_c(n: usize) -> CData {
     CData { servers: c_servers(n), ports: c_ports(n), networks: c_networks(n) }
 }
 
 /// Workload C's `nova:servers` rows.
+#[cfg(test)]
 pub fn c_servers(n: usize) -> Rows {
     (0..n).map(c_server).collect()
 }
 
 /// Workload C's `neutronv2:ports` rows (none for servers with i % 7 == 0).
+#[cfg(test)]
 pub fn c_ports(n: usize) -> Rows {
     c_rows(c_port, n).collect()
 }
 
 /// Workload C's `neutronv2:networks` rows.
+#[cfg(test)]
 pub fn c_networks(n: usize) -> Rows {
     (0..n).map(c_network).collect()
 }
@@ -182,6 +187,7 @@ pub fn parse_line(line: &str) -> Vec<Value> {
 }
 
 /// Parse the text of a tab-separated `.facts` file (empty lines are skipped).
+#[cfg(test)]
 pub fn parse_facts(text: &str) -> Rows {
     text.lines().filter(|l| !l.is_empty()).map(parse_line).collect()
 }
@@ -456,7 +462,7 @@ mod tests {
     #[test]
     fn rule_texts_parse() {
         for (text, rules) in [(C_CLASSIFICATION, 2), (C_REACTIVE, 1), (A_POLICY, 12), (B_POLICY, 2)] {
-            let parsed = crate::datalog::syntax::parse(text);
+            let parsed = congress_engine::syntax::parse(text);
             assert!(parsed.is_ok(), "{text}: {:?}", parsed.diagnostics);
             assert_eq!(parsed.rules.len(), rules, "{text}");
         }

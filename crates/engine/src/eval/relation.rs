@@ -1,0 +1,419 @@
+//! Row storage for one table: a flat arena of interned rows with a derivation count per
+//! row, a hash set for membership and hash indexes on column subsets built on demand.
+//!
+//! Written by hand rather than with `HashMap<Vec<Sym>, _>` because a row is then a slice of
+//! one shared arena (no allocation per row, a few machine words per fact) and indexes
+//! hold row ids instead of copies of rows: this is what keeps a stored fact under the
+//! memory target.
+
+use crate::intern::Sym;
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hasher};
+
+/// A row's slot in its relation; stable while the row lives.
+pub type RowId = u32;
+
+/// Bit of a row's count meaning "asserted as a fact" (explicit), as opposed to derived.
+pub const EXPLICIT: u32 = 1 << 31;
+
+/// Rows sharing one key. Most keys have one row, so the first is inline and only
+/// further rows go to the heap (16 bytes per key instead of a `Vec` and its allocation);
+/// a key with many rows (a status column) keeps them in a set so removing one stays
+/// O(1).
+#[derive(Clone, Debug)]
+struct Bucket {
+    first: RowId,
+    rest: Option<Box<Rest>>,
+}
+
+#[derive(Clone, Debug)]
+enum Rest {
+    Few(Vec<RowId>),
+    Many(hashbrown::HashSet<RowId, FixedState>),
+}
+
+/// Past this many extra rows a bucket switches to a set.
+const FEW: usize = 16;
+
+impl Bucket {
+    fn iter(&self) -> impl Iterator<Item = RowId> + '_ {
+        let (few, many) = match self.rest.as_deref() {
+            Some(Rest::Few(v)) => (Some(v.iter().copied()), None),
+            Some(Rest::Many(m)) => (None, Some(m.iter().copied())),
+            None => (None, None),
+        };
+        std::iter::once(self.first).chain(few.into_iter().flatten()).chain(many.into_iter().flatten())
+    }
+
+    fn push(&mut self, id: RowId) {
+        let rest = self.rest.get_or_insert_with(|| Box::new(Rest::Few(Vec::new())));
+        match rest.as_mut() {
+            Rest::Few(v) if v.len() < FEW => v.push(id),
+            Rest::Few(v) => {
+                let mut m: hashbrown::HashSet<RowId, FixedState> = v.drain(..).collect();
+                m.insert(id);
+                **rest = Rest::Many(m);
+            }
+            Rest::Many(m) => {
+                m.insert(id);
+            }
+        }
+    }
+
+    /// Remove `id`; true when the bucket is now empty.
+    fn remove(&mut self, id: RowId) -> bool {
+        let Some(rest) = self.rest.as_deref_mut() else {
+            return self.first == id;
+        };
+        if self.first == id {
+            let next = match rest {
+                Rest::Few(v) => v.pop(),
+                Rest::Many(m) => {
+                    let any = m.iter().next().copied();
+                    if let Some(a) = any {
+                        m.remove(&a);
+                    }
+                    any
+                }
+            };
+            if let Some(n) = next {
+                self.first = n;
+            }
+        } else {
+            match rest {
+                Rest::Few(v) => {
+                    if let Some(p) = v.iter().position(|&x| x == id) {
+                        v.swap_remove(p);
+                    }
+                }
+                Rest::Many(m) => {
+                    m.remove(&id);
+                }
+            }
+        }
+        let empty = match self.rest.as_deref() {
+            Some(Rest::Few(v)) => v.is_empty(),
+            Some(Rest::Many(m)) => m.is_empty(),
+            None => true,
+        };
+        if empty {
+            self.rest = None;
+        }
+        false
+    }
+}
+
+/// A hash index on some columns: key -> rows with that key.
+#[derive(Clone, Debug)]
+struct Index {
+    cols: Vec<usize>,
+    table: HashTable<Bucket>,
+}
+
+/// One table's rows.
+#[derive(Clone, Debug)]
+pub struct Relation {
+    arity: usize,
+    data: Vec<Sym>,
+    counts: Vec<u32>,
+    free: Vec<RowId>,
+    set: HashTable<RowId>,
+    indexes: Vec<Index>,
+    len: usize,
+    hasher: FixedState,
+}
+
+fn hash_cols(hasher: &FixedState, row: &[Sym], cols: &[usize]) -> u64 {
+    let mut h = hasher.build_hasher();
+    for &c in cols {
+        h.write_u32(row[c]);
+    }
+    h.finish()
+}
+
+/// Row equality without a `memcmp` call for the short rows that dominate.
+#[inline]
+fn row_eq(a: &[Sym], b: &[Sym]) -> bool {
+    match (a, b) {
+        ([a0], [b0]) => a0 == b0,
+        ([a0, a1], [b0, b1]) => a0 == b0 && a1 == b1,
+        ([a0, a1, a2], [b0, b1, b2]) => a0 == b0 && a1 == b1 && a2 == b2,
+        _ => a == b,
+    }
+}
+
+fn hash_key(hasher: &FixedState, key: &[Sym]) -> u64 {
+    let mut h = hasher.build_hasher();
+    for &k in key {
+        h.write_u32(k);
+    }
+    h.finish()
+}
+
+impl Relation {
+    pub fn new(arity: usize) -> Self {
+        Relation {
+            arity,
+            data: Vec::new(),
+            counts: Vec::new(),
+            free: Vec::new(),
+            set: HashTable::new(),
+            indexes: Vec::new(),
+            len: 0,
+            hasher: FixedState::with_seed(0x5eed),
+        }
+    }
+
+    pub fn arity(&self) -> usize {
+        self.arity
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Make room for `n` more rows.
+    pub fn reserve(&mut self, n: usize) {
+        self.data.reserve(n * self.arity);
+        self.counts.reserve(n);
+        let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
+        self.set.reserve(n, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
+    }
+
+    /// The row stored in a slot.
+    pub fn row(&self, id: RowId) -> &[Sym] {
+        let s = id as usize * self.arity;
+        &self.data[s..s + self.arity]
+    }
+
+    /// The count of a slot (0 for a free slot).
+    pub fn count(&self, id: RowId) -> u32 {
+        self.counts[id as usize]
+    }
+
+    /// The slot holding `row`, if present.
+    pub fn find(&self, row: &[Sym]) -> Option<RowId> {
+        if row.len() != self.arity {
+            return None;
+        }
+        let h = hash_key(&self.hasher, row);
+        let (data, arity) = (&self.data, self.arity);
+        self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row)).copied()
+    }
+
+    pub fn contains(&self, row: &[Sym]) -> bool {
+        self.find(row).is_some()
+    }
+
+    /// The slot of `row`, inserting it with `count` when absent (one hash for both).
+    /// Returns the slot and whether it was inserted.
+    pub fn find_or_insert(&mut self, row: &[Sym], count: u32) -> (RowId, bool) {
+        let h = hash_key(&self.hasher, row);
+        let (data, arity) = (&self.data, self.arity);
+        if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row))
+        {
+            return (id, false);
+        }
+        (self.insert_hashed(row, count, h), true)
+    }
+
+    /// Insert a row known to be absent, with a nonzero count.
+    pub fn insert_new(&mut self, row: &[Sym], count: u32) -> RowId {
+        let h = hash_key(&self.hasher, row);
+        self.insert_hashed(row, count, h)
+    }
+
+    fn insert_hashed(&mut self, row: &[Sym], count: u32, h: u64) -> RowId {
+        debug_assert!(count != 0 && row.len() == self.arity);
+        let id = match self.free.pop() {
+            Some(id) => {
+                let s = id as usize * self.arity;
+                self.data[s..s + self.arity].copy_from_slice(row);
+                self.counts[id as usize] = count;
+                id
+            }
+            None => {
+                let id = self.counts.len() as RowId;
+                self.data.extend_from_slice(row);
+                self.counts.push(count);
+                id
+            }
+        };
+        let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
+        self.set.insert_unique(h, id, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
+        for ix in &mut self.indexes {
+            index_add(ix, hasher, data, arity, id);
+        }
+        self.len += 1;
+        id
+    }
+
+    /// Set a live row's count; a count of zero removes the row.
+    pub fn set_count(&mut self, id: RowId, count: u32) {
+        if count == 0 {
+            self.remove(id);
+        } else {
+            self.counts[id as usize] = count;
+        }
+    }
+
+    /// Remove a live row.
+    pub fn remove(&mut self, id: RowId) {
+        let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
+        let row = &data[id as usize * arity..id as usize * arity + arity];
+        let h = hash_key(hasher, row);
+        if let Ok(e) = self.set.find_entry(h, |&r| r == id) {
+            e.remove();
+        }
+        for ix in &mut self.indexes {
+            let kh = hash_cols(hasher, row, &ix.cols);
+            let cols = &ix.cols;
+            let same_key = |b: &Bucket| {
+                let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                cols.iter().all(|&c| other[c] == row[c])
+            };
+            if let Ok(mut e) = ix.table.find_entry(kh, same_key)
+                && e.get_mut().remove(id)
+            {
+                e.remove();
+            }
+        }
+        self.counts[id as usize] = 0;
+        self.free.push(id);
+        self.len -= 1;
+        if self.len == 0 {
+            // Start afresh: new rows get dense, ordered slots again.
+            self.data.clear();
+            self.counts.clear();
+            self.free.clear();
+            self.set.clear();
+            for ix in &mut self.indexes {
+                ix.table.clear();
+            }
+        }
+    }
+
+    /// The index on exactly these columns (sorted, nonempty), built now if missing.
+    pub fn ensure_index(&mut self, cols: &[usize]) -> usize {
+        if let Some(p) = self.indexes.iter().position(|ix| ix.cols == cols) {
+            return p;
+        }
+        let mut ix = Index { cols: cols.to_vec(), table: HashTable::new() };
+        for id in 0..self.counts.len() as RowId {
+            if self.counts[id as usize] != 0 {
+                index_add(&mut ix, &self.hasher, &self.data, self.arity, id);
+            }
+        }
+        self.indexes.push(ix);
+        self.indexes.len() - 1
+    }
+
+    /// The columns of index `ix`, if it exists.
+    #[inline]
+    pub fn index_cols(&self, ix: usize) -> Option<&[usize]> {
+        self.indexes.get(ix).map(|i| i.cols.as_slice())
+    }
+
+    /// The index on these columns, if it exists.
+    pub fn index_id(&self, cols: &[usize]) -> Option<usize> {
+        self.indexes.iter().position(|ix| ix.cols == cols)
+    }
+
+    /// Rows whose indexed columns equal `key` (in the index's column order).
+    pub fn lookup(&self, index: usize, key: &[Sym]) -> impl Iterator<Item = RowId> + '_ {
+        let ix = &self.indexes[index];
+        let h = hash_key(&self.hasher, key);
+        let (data, arity) = (&self.data, self.arity);
+        ix.table
+            .find(h, |b| {
+                let row = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                ix.cols.iter().zip(key).all(|(&c, &k)| row[c] == k)
+            })
+            .into_iter()
+            .flat_map(Bucket::iter)
+    }
+
+    /// Live rows with their ids.
+    pub fn iter(&self) -> impl Iterator<Item = (RowId, &[Sym])> + '_ {
+        (0..self.counts.len() as RowId).filter(|&id| self.counts[id as usize] != 0).map(|id| (id, self.row(id)))
+    }
+}
+
+fn index_add(ix: &mut Index, hasher: &FixedState, data: &[Sym], arity: usize, id: RowId) {
+    let row = &data[id as usize * arity..id as usize * arity + arity];
+    let kh = hash_cols(hasher, row, &ix.cols);
+    let cols = &ix.cols;
+    let same_key = |b: &Bucket| {
+        let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+        cols.iter().all(|&c| other[c] == row[c])
+    };
+    match ix.table.find_mut(kh, same_key) {
+        Some(b) => b.push(id),
+        None => {
+            ix.table.insert_unique(kh, Bucket { first: id, rest: None }, |b| {
+                hash_cols(hasher, &data[b.first as usize * arity..b.first as usize * arity + arity], cols)
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_find_remove_reuses_slots() {
+        let mut r = Relation::new(2);
+        let a = r.insert_new(&[1, 2], 1);
+        let b = r.insert_new(&[1, 3], EXPLICIT);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.find(&[1, 3]), Some(b));
+        r.remove(a);
+        assert!(!r.contains(&[1, 2]));
+        let c = r.insert_new(&[4, 4], 2);
+        assert_eq!(c, a, "freed slot is reused");
+        assert_eq!(r.row(c), &[4, 4]);
+        assert_eq!(r.iter().count(), 2);
+    }
+
+    #[test]
+    fn indexes_follow_inserts_and_removes() {
+        let mut r = Relation::new(3);
+        for i in 0..100u32 {
+            r.insert_new(&[i % 3, i, 7], 1);
+        }
+        let ix = r.ensure_index(&[0, 2]);
+        assert_eq!(r.lookup(ix, &[1, 7]).count(), 33);
+        let id = r.find(&[1, 1, 7]).unwrap();
+        r.remove(id);
+        assert_eq!(r.lookup(ix, &[1, 7]).count(), 32);
+        r.insert_new(&[1, 1000, 7], 1);
+        assert_eq!(r.lookup(ix, &[1, 7]).count(), 33);
+        assert_eq!(r.lookup(ix, &[9, 7]).count(), 0);
+    }
+
+    #[test]
+    fn counts_add_and_vanish_at_zero() {
+        let mut r = Relation::new(1);
+        assert_eq!(r.find_or_insert(&[5], 2), (0, true));
+        assert_eq!(r.find_or_insert(&[5], 9), (0, false));
+        r.set_count(0, 1);
+        assert_eq!(r.count(0), 1);
+        r.set_count(0, 0);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn zero_arity_rows_work() {
+        let mut r = Relation::new(0);
+        assert!(!r.contains(&[]));
+        r.insert_new(&[], 1);
+        assert!(r.contains(&[]));
+        assert_eq!(r.iter().count(), 1);
+    }
+}

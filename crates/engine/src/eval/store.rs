@@ -1,0 +1,690 @@
+//! The materialised state and its incremental maintenance.
+//!
+//! Every table with rules belongs to a stratum (a strongly connected component of the
+//! dependency graph). A committed change is propagated stratum by stratum in dependency
+//! order:
+//! - a non-recursive stratum keeps, per row, the number of body instantiations that
+//!   derive it (counting, Gupta et al. 1993); a change to an input adds the telescoped
+//!   delta joins, so a row vanishes exactly when its count reaches zero;
+//! - a recursive stratum uses delete-and-rederive (DRed): over-delete everything that
+//!   lost a support, re-derive what still has one, then insert semi-naively;
+//! - a stratum whose rules changed, or whose input was bulk-loaded, is rebuilt.
+//!
+//! Every presence change is recorded in the transaction's [`Changed`] sets, which is
+//! both the "old" view for later strata and the commit's report.
+
+use super::relation::{EXPLICIT, Relation};
+use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
+use crate::analysis::TableKey;
+use crate::intern::{Interner, Sym};
+use crate::stratify;
+use hashbrown::{HashMap, HashSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Rule ids are global and never reused.
+pub type RuleId = u64;
+
+/// Metadata of one table.
+#[derive(Clone, Debug)]
+pub struct TableInfo {
+    pub key: TableKey,
+    /// Arity in use by rules and facts, with the number of statements using it.
+    pub arity: Option<(usize, u32)>,
+    /// Rules whose head is this table.
+    pub rules: Vec<RuleId>,
+    /// Number of rule body literals reading this table.
+    pub readers: u32,
+}
+
+/// A linked rule with its cached plans.
+#[derive(Clone, Debug)]
+pub struct RuleEntry {
+    pub policy: String,
+    pub text: String,
+    pub rule: LRule,
+    pub full: Plan,
+    pub deltas: Vec<Option<Plan>>,
+    pub head_bound: Plan,
+}
+
+impl RuleEntry {
+    pub fn new(policy: String, text: String, rule: LRule) -> Self {
+        let full = plan(&rule, None, false);
+        let deltas =
+            rule.body.iter().enumerate().map(|(i, l)| l.table().map(|_| plan(&rule, Some(i), false))).collect();
+        let head_bound = plan(&rule, None, true);
+        RuleEntry { policy, text, rule, full, deltas, head_bound }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Stratum {
+    tables: Vec<TableId>,
+    recursive: bool,
+}
+
+/// All tables, rules and the interner.
+#[derive(Clone, Debug, Default)]
+pub struct Store {
+    pub tables: Vec<Relation>,
+    pub info: Vec<TableInfo>,
+    pub ids: HashMap<TableKey, TableId>,
+    pub rules: BTreeMap<RuleId, Arc<RuleEntry>>,
+    pub interner: Interner,
+    pub failures: HashMap<RuleId, FailureLog>,
+    strata: Vec<Stratum>,
+    /// (stratum index) per table, for tables with rules.
+    stratum_of: HashMap<TableId, usize>,
+    strata_stale: bool,
+}
+
+/// The running transaction's bookkeeping.
+#[derive(Debug, Default)]
+pub struct TxnState {
+    /// Record changes of tables no rule reads (needed only to report them).
+    pub track_unread: bool,
+    pub changed: HashMap<TableId, Changed>,
+    /// Tables whose stratum must be rebuilt.
+    pub dirty: HashSet<TableId>,
+    /// Tables with rules whose explicit facts changed (a recursive stratum is rebuilt).
+    pub explicit: HashSet<TableId>,
+}
+
+impl TxnState {
+    fn note(&mut self, table: TableId, row: &[Sym], appeared: bool) {
+        self.changed.entry(table).or_default().note(row, appeared);
+    }
+}
+
+impl Store {
+    /// The id of a table, creating it (empty) when new.
+    pub fn table_id(&mut self, key: &TableKey, arity: usize) -> TableId {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.tables.len();
+        self.tables.push(Relation::new(arity));
+        self.info.push(TableInfo { key: key.clone(), arity: None, rules: Vec::new(), readers: 0 });
+        self.ids.insert(key.clone(), id);
+        id
+    }
+
+    /// A table's relation with the given arity. A table's arity can change only while it
+    /// is empty and unused (a policy deleted and re-created differently).
+    pub fn ensure_arity(&mut self, id: TableId, arity: usize) {
+        if self.tables[id].arity() != arity && self.tables[id].is_empty() {
+            self.tables[id] = Relation::new(arity);
+        }
+    }
+
+    pub fn intern_row(&mut self, row: &[crate::value::Value]) -> Vec<Sym> {
+        row.iter().map(|v| self.interner.intern(v)).collect()
+    }
+
+    /// Assert `row` as an explicit fact of `table`.
+    pub fn set_explicit(&mut self, txn: &mut TxnState, table: TableId, row: &[Sym]) {
+        let rel = &mut self.tables[table];
+        match rel.find(row) {
+            Some(id) => {
+                let c = rel.count(id);
+                rel.set_count(id, c | EXPLICIT);
+            }
+            None => {
+                if rel.is_empty() && !txn.changed.contains_key(&table) {
+                    txn.changed.insert(table, Changed { all_new: true, ..Default::default() });
+                }
+                rel.insert_new(row, EXPLICIT);
+                if txn.track_unread || self.info[table].readers > 0 {
+                    txn.note(table, row, true);
+                }
+            }
+        }
+        if !self.info[table].rules.is_empty() {
+            txn.explicit.insert(table);
+        }
+    }
+
+    /// Retract an explicit fact of `table`.
+    pub fn clear_explicit(&mut self, txn: &mut TxnState, table: TableId, row: &[Sym]) {
+        let rel = &mut self.tables[table];
+        if let Some(id) = rel.find(row) {
+            let c = rel.count(id);
+            if c & EXPLICIT != 0 {
+                rel.set_count(id, c & !EXPLICIT);
+                if c & !EXPLICIT == 0 && (txn.track_unread || self.info[table].readers > 0) {
+                    txn.note(table, row, false);
+                }
+            }
+        }
+        if !self.info[table].rules.is_empty() {
+            txn.explicit.insert(table);
+        }
+    }
+
+    fn in_recursive_stratum(&self, table: TableId) -> bool {
+        !self.strata_stale && self.stratum_of.get(&table).is_some_and(|&s| self.strata[s].recursive)
+    }
+
+    /// Add a rule (already linked); its head's stratum is rebuilt at the end.
+    pub fn add_rule(&mut self, txn: &mut TxnState, id: RuleId, entry: RuleEntry) {
+        let head = entry.rule.head;
+        self.info[head].rules.push(id);
+        for t in entry.rule.body.iter().filter_map(LLit::table) {
+            self.info[t].readers += 1;
+        }
+        self.rules.insert(id, Arc::new(entry));
+        txn.dirty.insert(head);
+        self.strata_stale = true;
+    }
+
+    /// Remove a rule; its head's stratum is rebuilt at the end.
+    pub fn remove_rule(&mut self, txn: &mut TxnState, id: RuleId) -> Option<Arc<RuleEntry>> {
+        let entry = self.rules.remove(&id)?;
+        let head = entry.rule.head;
+        self.info[head].rules.retain(|r| *r != id);
+        for t in entry.rule.body.iter().filter_map(LLit::table) {
+            self.info[t].readers = self.info[t].readers.saturating_sub(1);
+        }
+        self.failures.remove(&id);
+        txn.dirty.insert(head);
+        self.strata_stale = true;
+        Some(entry)
+    }
+
+    fn edges(&self) -> Vec<stratify::Edge> {
+        let mut edges = Vec::new();
+        for r in self.rules.values() {
+            for l in &r.rule.body {
+                match l {
+                    LLit::Pos { table, .. } => {
+                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: false })
+                    }
+                    LLit::Neg { table, .. } => {
+                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: true })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        edges
+    }
+
+    /// Recompute strata; tables whose stratum changed shape are marked dirty.
+    fn restratify(&mut self, txn: &mut TxnState) {
+        let edges = self.edges();
+        let comps = stratify::components(self.tables.len(), &edges);
+        let self_loop: HashSet<TableId> = edges.iter().filter(|e| e.from == e.to).map(|e| e.to).collect();
+        let mut strata = Vec::new();
+        let mut stratum_of = HashMap::new();
+        for comp in comps {
+            let with_rules: Vec<TableId> = comp.iter().copied().filter(|t| !self.info[*t].rules.is_empty()).collect();
+            if with_rules.is_empty() {
+                continue;
+            }
+            let recursive = comp.len() > 1 || self_loop.contains(&comp[0]);
+            let mut tables = comp.clone();
+            tables.sort_unstable();
+            for &t in &tables {
+                stratum_of.insert(t, strata.len());
+            }
+            strata.push(Stratum { tables, recursive });
+        }
+        // Shape changes force rebuilds (count semantics differ between strata kinds).
+        for (&t, &s) in &stratum_of {
+            let new = &strata[s];
+            let same = self.stratum_of.get(&t).is_some_and(|&o| {
+                let old: &Stratum = &self.strata[o];
+                old.recursive == new.recursive && old.tables == new.tables
+            });
+            if !same {
+                txn.dirty.insert(t);
+            }
+        }
+        self.strata = strata;
+        self.stratum_of = stratum_of;
+        self.strata_stale = false;
+    }
+
+    /// Bring every derived table up to date with the transaction's changes.
+    pub fn propagate(&mut self, txn: &mut TxnState) {
+        if self.strata_stale {
+            self.restratify(txn);
+        }
+        // Explicit facts inside a recursive stratum seed its fixpoint: rebuild it.
+        let seeded: Vec<TableId> = txn.explicit.iter().copied().filter(|&t| self.in_recursive_stratum(t)).collect();
+        txn.dirty.extend(seeded);
+        // Tables that lost their last rule keep only their explicit facts.
+        let orphans: Vec<TableId> = txn.dirty.iter().copied().filter(|t| self.info[*t].rules.is_empty()).collect();
+        for t in orphans {
+            self.clear_derived(txn, t);
+        }
+        for s in 0..self.strata.len() {
+            let stratum = self.strata[s].clone();
+            let rules: Vec<RuleId> = stratum.tables.iter().flat_map(|t| self.info[*t].rules.iter().copied()).collect();
+            let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
+            let dirty = stratum.tables.iter().any(|t| txn.dirty.contains(t));
+            let mut inputs_changed = false;
+            let mut bulk = false;
+            for r in &rules {
+                for l in &self.rules[r].rule.body {
+                    if let Some(t) = l.table()
+                        && !inside.contains(&t)
+                        && let Some(ch) = txn.changed.get(&t)
+                        && !ch.is_empty()
+                    {
+                        inputs_changed = true;
+                        bulk |= ch.all_new;
+                    }
+                }
+            }
+            if dirty || bulk {
+                self.rebuild(txn, &stratum, &rules);
+            } else if inputs_changed {
+                if stratum.recursive {
+                    self.dred(txn, &stratum, &rules, &inside);
+                } else {
+                    self.counting(txn, &stratum, &rules);
+                }
+            }
+        }
+    }
+
+    fn exec<'a>(&'a mut self, changed: &'a HashMap<TableId, Changed>, failures: &'a mut FailureLog) -> Exec<'a> {
+        Exec { tables: &self.tables, changed, interner: &mut self.interner, failures, budget: u64::MAX }
+    }
+
+    /// Evaluate a plan of rule `rid` (the full plan, or the one driven by body literal
+    /// `which`) and collect the head rows with their weights.
+    fn run_collect(&mut self, txn: &TxnState, rid: RuleId, which: Option<usize>, mode: ViewMode, delta: &Rows) -> Rows {
+        let Some(entry) = self.rules.get(&rid).cloned() else { return Rows::default() };
+        let mut out = Rows::new(entry.rule.head_terms.len());
+        let plan = match which {
+            None => &entry.full,
+            Some(i) => match &entry.deltas[i] {
+                Some(p) => p,
+                None => return out,
+            },
+        };
+        plan.prepare(&mut self.tables);
+        let mut fails = FailureLog::default();
+        {
+            let mut ex = self.exec(&txn.changed, &mut fails);
+            let mut binds = entry.rule.init_binds.clone();
+            ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
+                out.push(h, w);
+                true
+            });
+        }
+        if fails.count > 0 {
+            let f = self.failures.entry(rid).or_default();
+            f.count += fails.count;
+            f.last = fails.last;
+        }
+        out
+    }
+
+    /// Delta rows of table `t` from the transaction: added with +1, removed with -1.
+    fn delta_rows(&self, txn: &TxnState, t: TableId, added: bool, removed: bool) -> Rows {
+        let mut v = Rows::new(self.tables[t].arity());
+        let Some(ch) = txn.changed.get(&t) else { return v };
+        if added {
+            ch.added.iter().for_each(|r| v.push(r, 1));
+        }
+        if removed {
+            ch.removed.iter().for_each(|r| v.push(r, -1));
+        }
+        v
+    }
+
+    /// Recompute a stratum from its inputs.
+    fn rebuild(&mut self, txn: &mut TxnState, stratum: &Stratum, rules: &[RuleId]) {
+        // Drop every derived count, keeping explicit facts.
+        for &t in &stratum.tables {
+            if self.tables[t].is_empty() && !txn.changed.contains_key(&t) {
+                txn.changed.insert(t, Changed { all_new: true, ..Default::default() });
+            }
+            self.clear_derived(txn, t);
+        }
+        let none = Rows::default();
+        if !stratum.recursive {
+            for &rid in rules {
+                let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
+                let head = self.rules[&rid].rule.head;
+                self.tables[head].reserve(out.len());
+                for (row, w) in out.iter() {
+                    self.add_derived(txn, head, row, w);
+                }
+            }
+            return;
+        }
+        let mut frontier = Frontier::default();
+        for &rid in rules {
+            let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
+            let head = self.rules[&rid].rule.head;
+            self.insert_all(txn, head, &out, &mut frontier);
+        }
+        // Explicit facts of the stratum seed the fixpoint too.
+        for &t in &stratum.tables {
+            let rel = &self.tables[t];
+            let mut explicit = Rows::new(rel.arity());
+            rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
+            frontier.extend(t, &explicit);
+        }
+        let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
+        self.seminaive(txn, rules, &inside, frontier);
+    }
+
+    /// Mark every row of `rows` present in recursive table `t`; newly present rows go
+    /// to `frontier`.
+    fn insert_all(&mut self, txn: &mut TxnState, t: TableId, rows: &Rows, frontier: &mut Frontier) {
+        if rows.is_empty() {
+            return;
+        }
+        let next = frontier.0.entry(t).or_insert_with(|| Rows::new(rows.arity));
+        let all_new = txn.changed.get(&t).is_some_and(|c| c.all_new);
+        let rel = &mut self.tables[t];
+        rel.reserve(rows.len());
+        for (row, _) in rows.iter() {
+            let (id, inserted) = rel.find_or_insert(row, 1);
+            if inserted {
+                next.push(row, 1);
+                if !all_new {
+                    txn.note(t, row, true);
+                }
+            } else {
+                let c = rel.count(id);
+                if c & !EXPLICIT == 0 {
+                    rel.set_count(id, c | 1);
+                }
+            }
+        }
+    }
+
+    /// Drop the derived part of every row of `t`, keeping explicit facts.
+    fn clear_derived(&mut self, txn: &mut TxnState, t: TableId) {
+        let rows: Vec<(Vec<Sym>, u32)> =
+            self.tables[t].iter().map(|(id, r)| (r.to_vec(), self.tables[t].count(id))).collect();
+        for (row, c) in rows {
+            if c & !EXPLICIT != 0
+                && let Some(id) = self.tables[t].find(&row)
+            {
+                self.tables[t].set_count(id, c & EXPLICIT);
+                if c & EXPLICIT == 0 {
+                    txn.note(t, &row, false);
+                }
+            }
+        }
+    }
+
+    /// Mark `row` present in a recursive table; true if it was absent.
+    fn insert_flag(&mut self, txn: &mut TxnState, t: TableId, row: &[Sym]) -> bool {
+        let (id, inserted) = self.tables[t].find_or_insert(row, 1);
+        if inserted {
+            txn.note(t, row, true);
+        } else {
+            let c = self.tables[t].count(id);
+            if c & !EXPLICIT == 0 {
+                self.tables[t].set_count(id, c | 1);
+            }
+        }
+        inserted
+    }
+
+    /// Add `w` derivations of `row` to a non-recursive table.
+    fn add_derived(&mut self, txn: &mut TxnState, t: TableId, row: &[Sym], w: i64) {
+        if w == 0 {
+            return;
+        }
+        if w > 0 {
+            let init = (w as u64).min((EXPLICIT - 1) as u64) as u32;
+            let (id, inserted) = self.tables[t].find_or_insert(row, init);
+            if inserted {
+                txn.note(t, row, true);
+            } else {
+                let c = self.tables[t].count(id);
+                let derived = ((c & !EXPLICIT) as u64 + w as u64).min((EXPLICIT - 1) as u64) as u32;
+                self.tables[t].set_count(id, (c & EXPLICIT) | derived);
+            }
+            return;
+        }
+        let rel = &mut self.tables[t];
+        if let Some(id) = rel.find(row) {
+            let c = rel.count(id);
+            let derived = ((c & !EXPLICIT) as i64 + w).clamp(0, (EXPLICIT - 1) as i64) as u32;
+            let new = (c & EXPLICIT) | derived;
+            rel.set_count(id, new);
+            if new == 0 {
+                txn.note(t, row, false);
+            }
+        }
+    }
+
+    /// The recursive-stratum literals of a rule: (body position, table).
+    fn inside_literals(&self, rid: RuleId, inside: &HashSet<TableId>) -> Vec<(usize, TableId)> {
+        self.rules[&rid]
+            .rule
+            .body
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l {
+                LLit::Pos { table, .. } if inside.contains(table) => Some((i, *table)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The literals of a rule reading tables below the stratum, with whether negated.
+    fn outside_literals(&self, rid: RuleId, inside: &HashSet<TableId>) -> Vec<(usize, TableId, bool)> {
+        self.rules[&rid]
+            .rule
+            .body
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| match l {
+                LLit::Pos { table, .. } if !inside.contains(table) => Some((i, *table, false)),
+                LLit::Neg { table, .. } => Some((i, *table, true)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Semi-naive insertion to a fixpoint inside a recursive stratum.
+    fn seminaive(&mut self, txn: &mut TxnState, rules: &[RuleId], inside: &HashSet<TableId>, mut frontier: Frontier) {
+        while !frontier.is_empty() {
+            let mut next = Frontier::default();
+            for &rid in rules {
+                let head = self.rules[&rid].rule.head;
+                for (i, t) in self.inside_literals(rid, inside) {
+                    let Some(rows) = frontier.get(t) else { continue };
+                    let out = self.run_collect(txn, rid, Some(i), ViewMode::New, rows);
+                    self.insert_all(txn, head, &out, &mut next);
+                }
+            }
+            frontier = next;
+        }
+    }
+
+    /// Counting maintenance of a non-recursive stratum.
+    fn counting(&mut self, txn: &mut TxnState, _stratum: &Stratum, rules: &[RuleId]) {
+        let mut acc: HashMap<(TableId, Vec<Sym>), i64> = HashMap::new();
+        for &rid in rules {
+            let body: Vec<Option<TableId>> = self.rules[&rid].rule.body.iter().map(LLit::table).collect();
+            let head = self.rules[&rid].rule.head;
+            for (i, t) in body.iter().enumerate() {
+                let Some(t) = t else { continue };
+                let delta = self.delta_rows(txn, *t, true, true);
+                if delta.is_empty() {
+                    continue;
+                }
+                for (row, w) in self.run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta).iter() {
+                    *acc.entry((head, row.to_vec())).or_default() += w;
+                }
+            }
+        }
+        for ((t, row), w) in acc {
+            self.add_derived(txn, t, &row, w);
+        }
+    }
+
+    /// Delete-and-rederive for a recursive stratum whose inputs changed.
+    fn dred(&mut self, txn: &mut TxnState, _stratum: &Stratum, rules: &[RuleId], inside: &HashSet<TableId>) {
+        // 1. Over-delete: everything with a derivation (in the old state) that uses a
+        //    removed input row, closed under the stratum's rules.
+        let mut deleted: HashMap<TableId, HashSet<Vec<Sym>>> = HashMap::new();
+        let mut frontier = Frontier::default();
+        for &rid in rules {
+            let head = self.rules[&rid].rule.head;
+            for (i, t, neg) in self.outside_literals(rid, inside) {
+                let delta = self.delta_rows(txn, t, neg, !neg);
+                if delta.is_empty() {
+                    continue;
+                }
+                let out = self.run_collect(txn, rid, Some(i), ViewMode::Old, &delta);
+                self.overdelete(head, &out, &mut deleted, &mut frontier);
+            }
+        }
+        while !frontier.is_empty() {
+            let mut next = Frontier::default();
+            for &rid in rules {
+                let head = self.rules[&rid].rule.head;
+                for (i, t) in self.inside_literals(rid, inside) {
+                    let Some(rows) = frontier.get(t) else { continue };
+                    let out = self.run_collect(txn, rid, Some(i), ViewMode::Old, rows);
+                    self.overdelete(head, &out, &mut deleted, &mut next);
+                }
+            }
+            frontier = next;
+        }
+        // 2. Remove the over-deleted rows.
+        for (&t, rows) in &deleted {
+            for row in rows {
+                if let Some(id) = self.tables[t].find(row) {
+                    self.tables[t].remove(id);
+                    txn.note(t, row, false);
+                }
+            }
+        }
+        // 3. Re-derive those with another support in the new state.
+        let mut frontier = Frontier::default();
+        for (&t, rows) in &deleted {
+            for row in rows {
+                if self.derivable(txn, t, row) && self.insert_flag(txn, t, row) {
+                    frontier.push(t, row);
+                }
+            }
+        }
+        // 4. Insert what new input rows derive, then close under the rules.
+        for &rid in rules {
+            let head = self.rules[&rid].rule.head;
+            for (i, t, neg) in self.outside_literals(rid, inside) {
+                let delta = self.delta_rows(txn, t, !neg, neg);
+                if delta.is_empty() {
+                    continue;
+                }
+                let out = self.run_collect(txn, rid, Some(i), ViewMode::New, &delta);
+                self.insert_all(txn, head, &out, &mut frontier);
+            }
+        }
+        self.seminaive(txn, rules, inside, frontier);
+    }
+
+    /// Record rows of `out` (head `t`) as over-deleted unless absent, explicit, or
+    /// already recorded; new ones go to `frontier`.
+    fn overdelete(
+        &self,
+        t: TableId,
+        out: &Rows,
+        deleted: &mut HashMap<TableId, HashSet<Vec<Sym>>>,
+        frontier: &mut Frontier,
+    ) {
+        for (row, _) in out.iter() {
+            let Some(id) = self.tables[t].find(row) else { continue };
+            if self.tables[t].count(id) & EXPLICIT != 0 {
+                continue;
+            }
+            if deleted.entry(t).or_default().insert(row.to_vec()) {
+                frontier.push(t, row);
+            }
+        }
+    }
+
+    /// Whether `row` of `t` has a derivation from the current state (one rule step).
+    pub fn derivable(&mut self, txn: &TxnState, t: TableId, row: &[Sym]) -> bool {
+        let rids = self.info[t].rules.clone();
+        let none = Rows::default();
+        for rid in rids {
+            let Some(entry) = self.rules.get(&rid).cloned() else { continue };
+            entry.head_bound.prepare(&mut self.tables);
+            let mut binds = entry.rule.init_binds.clone();
+            if !bind_head(&entry.rule.head_terms, row, &mut binds) {
+                continue;
+            }
+            let mut found = false;
+            let mut fails = FailureLog::default();
+            let mut ex = self.exec(&txn.changed, &mut fails);
+            ex.run(&entry.rule, &entry.head_bound, ViewMode::New, &none, &mut binds, &mut |h, _, _| {
+                if h == row {
+                    found = true;
+                    false
+                } else {
+                    true
+                }
+            });
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Rows newly derived per table in one round of a fixpoint.
+#[derive(Debug, Default)]
+struct Frontier(HashMap<TableId, Rows>);
+
+impl Frontier {
+    fn push(&mut self, t: TableId, row: &[Sym]) {
+        self.0.entry(t).or_insert_with(|| Rows::new(row.len())).push(row, 1);
+    }
+
+    fn extend(&mut self, t: TableId, rows: &Rows) {
+        for (r, w) in rows.iter() {
+            self.0.entry(t).or_insert_with(|| Rows::new(rows.arity)).push(r, w);
+        }
+    }
+
+    fn get(&self, t: TableId) -> Option<&Rows> {
+        self.0.get(&t).filter(|r| !r.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.values().all(Rows::is_empty)
+    }
+}
+
+/// Bind a rule's head terms to a row; false when a constant or repeated variable
+/// does not match.
+pub fn bind_head(head: &[LTerm], row: &[Sym], binds: &mut [Sym]) -> bool {
+    if head.len() != row.len() {
+        return false;
+    }
+    let mut set = vec![false; binds.len()];
+    for (t, &s) in head.iter().zip(row) {
+        match t {
+            LTerm::Const(c) => {
+                if *c != s {
+                    return false;
+                }
+            }
+            LTerm::Var(v) => {
+                if set[*v] && binds[*v] != s {
+                    return false;
+                }
+                set[*v] = true;
+                binds[*v] = s;
+            }
+        }
+    }
+    true
+}

@@ -1,0 +1,268 @@
+//! Reading the engine: queries (constants, repeated variables, answers as sets), table
+//! rows and names, statements, and the findings that do not stop evaluation (builtin
+//! failures, references to policies that do not exist).
+
+use crate::analysis::{CLit, Compiled, TableKey};
+use crate::engine::Engine;
+use crate::eval::TableId;
+use crate::intern::Sym;
+use crate::syntax::{self, Modal, Sign, Term};
+use crate::types::{Answer, BuiltinFailures, EngineError, EngineWarning};
+use crate::value::Value;
+use std::collections::{BTreeSet, HashMap};
+
+/// A query literal resolved against the engine.
+pub(crate) struct ResolvedQuery {
+    pub table: Option<TableId>,
+    pub terms: Vec<Term>,
+    /// The name to print answers with (`error`, `nova:servers`, `execute[nova:p]`).
+    pub printed: String,
+    pub modal: bool,
+}
+
+impl Engine {
+    /// Resolve the table a query literal reads in `policy`.
+    pub(crate) fn resolve_query(&self, policy: &str, query: &str) -> Result<ResolvedQuery, EngineError> {
+        if !self.policies.contains_key(policy) {
+            return Err(EngineError::NoSuchPolicy(policy.to_string()));
+        }
+        let rule = syntax::parse_one(query).map_err(|e| EngineError::Query(e.to_string()))?;
+        if rule.heads.len() != 1 || !rule.body.is_empty() || rule.heads[0].negated {
+            return Err(EngineError::Query(format!("a query is one literal, not `{rule}`")));
+        }
+        let lit = &rule.heads[0];
+        let atom = &lit.atom;
+        let qualified = match &atom.policy {
+            Some(p) => format!("{p}:{}", atom.table),
+            None => atom.table.clone(),
+        };
+        let sign = match atom.sign {
+            Some(Sign::Plus) => "+",
+            Some(Sign::Minus) => "-",
+            None => "",
+        };
+        let (key, printed) = match lit.modal {
+            Some(Modal::Execute) => (
+                TableKey { policy: policy.to_string(), name: qualified.clone(), execute: true },
+                format!("execute[{qualified}"),
+            ),
+            Some(m) => {
+                return Err(EngineError::Query(format!("`{}[...]` cannot be queried", m.keyword())));
+            }
+            None => {
+                let pol = atom.policy.clone().unwrap_or_else(|| policy.to_string());
+                (TableKey::new(&pol, &format!("{}{sign}", atom.table)), format!("{qualified}{sign}"))
+            }
+        };
+        // Congress's select() does not expand column references: such a query is empty.
+        let positional = atom.args.iter().all(|a| matches!(a, syntax::Arg::Positional { .. }));
+        let terms: Vec<Term> = atom.args.iter().map(|a| a.term().clone()).collect();
+        let table =
+            self.store.ids.get(&key).copied().filter(|&id| positional && self.store.tables[id].arity() == terms.len());
+        Ok(ResolvedQuery { table, terms, printed, modal: lit.modal.is_some() })
+    }
+
+    /// Rows of `table` matching a query's constants and repeated variables.
+    pub(crate) fn match_rows(&self, table: TableId, terms: &[Term]) -> Vec<Vec<Sym>> {
+        let mut consts: Vec<(usize, Option<Sym>)> = Vec::new();
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut same: Vec<(usize, usize)> = Vec::new();
+        for (i, t) in terms.iter().enumerate() {
+            match t {
+                Term::Const(v) => consts.push((i, self.store.interner.lookup(v))),
+                Term::Var(name) => match first.get(name.as_str()) {
+                    Some(&j) => same.push((i, j)),
+                    None => {
+                        first.insert(name, i);
+                    }
+                },
+            }
+        }
+        if consts.iter().any(|(_, s)| s.is_none()) {
+            return Vec::new();
+        }
+        self.store.tables[table]
+            .iter()
+            .filter(|(_, r)| consts.iter().all(|(i, s)| Some(r[*i]) == *s) && same.iter().all(|(i, j)| r[*i] == r[*j]))
+            .map(|(_, r)| r.to_vec())
+            .collect()
+    }
+
+    fn answer(&self, row: &[Sym]) -> Answer {
+        row.iter()
+            .map(|&s| match self.store.interner.marker_name(s) {
+                Some(name) => Term::Var(name.to_string()),
+                None => Term::Const(self.store.interner.value(s)),
+            })
+            .collect()
+    }
+
+    /// Answers to a query literal in `policy`, as a sorted set.
+    pub fn query(&self, policy: &str, query: &str) -> Result<Vec<Answer>, EngineError> {
+        let q = self.resolve_query(policy, query)?;
+        let Some(table) = q.table else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Answer> = self.match_rows(table, &q.terms).iter().map(|r| self.answer(r)).collect();
+        out.sort_by_key(answer_key);
+        Ok(out)
+    }
+
+    /// Answers as plain values (variables of action policies print as their names).
+    pub fn query_values(&self, policy: &str, query: &str) -> Result<Vec<Vec<Value>>, EngineError> {
+        let q = self.resolve_query(policy, query)?;
+        let Some(table) = q.table else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Vec<Value>> = self.match_rows(table, &q.terms).iter().map(|r| self.values(r)).collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Answers printed as Congress prints them: `p("a", 1)`.
+    pub fn query_strings(&self, policy: &str, query: &str) -> Result<Vec<String>, EngineError> {
+        let q = self.resolve_query(policy, query)?;
+        let Some(table) = q.table else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<String> = self
+            .match_rows(table, &q.terms)
+            .iter()
+            .map(|r| print_literal(&q.printed, &self.answer(r), q.modal))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// Every row of a table. `table` may name another policy's table (`nova:servers`).
+    pub fn rows(&self, policy: &str, table: &str) -> Result<Vec<Vec<Value>>, EngineError> {
+        if !self.policies.contains_key(policy) {
+            return Err(EngineError::NoSuchPolicy(policy.to_string()));
+        }
+        let key = match table.split_once(':') {
+            Some((p, t)) => TableKey::new(p, t),
+            None => TableKey::new(policy, table),
+        };
+        let not_found = || EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() };
+        if !self.tables(policy)?.iter().any(|t| t == table) && key.policy == policy {
+            return Err(not_found());
+        }
+        let Some(&id) = self.store.ids.get(&key) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<Vec<Value>> = self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The tables a policy mentions (heads, facts, bodies; `policy:table` for other
+    /// policies' tables; not builtins or execute tables), sorted.
+    pub fn tables(&self, policy: &str) -> Result<Vec<String>, EngineError> {
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let mut out = BTreeSet::new();
+        if let Some(s) = &p.schema {
+            out.extend(s.keys().cloned());
+        }
+        let name = |k: &TableKey| {
+            if k.policy == policy { k.name.clone() } else { format!("{}:{}", k.policy, k.name) }
+        };
+        for st in p.statements.values() {
+            match &st.compiled {
+                Compiled::Fact { key, .. } => {
+                    out.insert(name(key));
+                }
+                Compiled::Rule(r) => {
+                    if !r.head.execute {
+                        out.insert(name(&r.head));
+                    }
+                    for l in &r.body {
+                        if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l {
+                            out.insert(name(key));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// The statements of a policy, as written (canonical spacing), in insertion order.
+    pub fn rules(&self, policy: &str) -> Result<Vec<String>, EngineError> {
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        Ok(p.statements.values().map(|s| s.text.clone()).collect())
+    }
+
+    /// Builtin errors Congress would have swallowed, counted per rule.
+    pub fn builtin_failures(&self) -> Vec<BuiltinFailures> {
+        let mut out: Vec<BuiltinFailures> = self
+            .store
+            .failures
+            .iter()
+            .filter_map(|(id, f)| {
+                let r = self.store.rules.get(id)?;
+                Some(BuiltinFailures {
+                    policy: r.policy.clone(),
+                    rule: r.text.clone(),
+                    count: f.count,
+                    last_error: f.last.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.policy, &a.rule).cmp(&(&b.policy, &b.rule)));
+        out
+    }
+
+    /// Findings that do not stop evaluation: literals over policies that do not exist
+    /// (always empty, as in Congress).
+    pub fn warnings(&self) -> Vec<EngineWarning> {
+        let mut out = Vec::new();
+        for (pname, p) in &self.policies {
+            for st in p.statements.values() {
+                let Compiled::Rule(r) = &st.compiled else {
+                    continue;
+                };
+                for l in &r.body {
+                    if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l
+                        && !self.policies.contains_key(&key.policy)
+                    {
+                        out.push(EngineWarning {
+                            policy: pname.clone(),
+                            rule: st.text.clone(),
+                            message: format!(
+                                "policy `{}` does not exist: `{}:{}` is empty",
+                                key.policy, key.policy, key.name
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Number of rows stored in all tables.
+    pub fn fact_count(&self) -> usize {
+        self.store.tables.iter().map(|t| t.len()).sum()
+    }
+}
+
+fn answer_key(a: &Answer) -> Vec<(u8, Value)> {
+    a.iter()
+        .map(|t| match t {
+            Term::Const(v) => (0, v.clone()),
+            Term::Var(n) => (1, Value::str(n)),
+        })
+        .collect()
+}
+
+/// `name(args)` (or `execute[name(args)]`) in Congress's printing.
+pub(crate) fn print_literal(name: &str, args: &Answer, modal: bool) -> String {
+    let inner: Vec<String> = args
+        .iter()
+        .map(|t| match t {
+            Term::Const(v) => v.to_string(),
+            Term::Var(n) => n.clone(),
+        })
+        .collect();
+    if modal { format!("{name}({})]", inner.join(", ")) } else { format!("{name}({})", inner.join(", ")) }
+}

@@ -1,0 +1,360 @@
+//! Behaviour of the engine's library API: transactions, actions, recursion, kinds,
+//! diagnostics, simulate, explain, and inputs that must be rejected without harm.
+
+use congress_engine::render_proof;
+use congress_engine::{Engine, EngineError, PolicyKind, Value};
+use congress_engine::{Schema, SimulateRequest};
+
+fn s(v: &str) -> Value {
+    Value::str(v)
+}
+
+fn schema(tables: &[(&str, &[&str])]) -> Schema {
+    tables.iter().map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect())).collect()
+}
+
+/// nova:servers(id, status), neutron:ports(id, device) and a classification policy.
+fn cloud() -> Engine {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("nova", schema(&[("servers", &["id", "status"])])).unwrap();
+    e.create_datasource("neutron", schema(&[("ports", &["id", "device"])])).unwrap();
+    e.insert_rules(
+        "classification",
+        r#"has_port(x) :- neutron:ports(id=p, device=x)
+           error(x) :- nova:servers(id=x, status="ACTIVE"), not has_port(x)"#,
+    )
+    .unwrap();
+    e
+}
+
+fn errors(e: &Engine) -> Vec<Vec<Value>> {
+    e.query_values("classification", "error(x)").unwrap()
+}
+
+#[test]
+fn engine_is_send() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Engine>();
+}
+
+#[test]
+fn failed_transaction_leaves_no_trace() {
+    let mut e = cloud();
+    e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    let rules_before = e.rules("classification").unwrap();
+    let mut t = e.transaction();
+    t.insert_row("nova", "servers", vec![s("b"), s("ACTIVE")])
+        .insert_rule("classification", "ok(x) :- nova:servers(x, y)")
+        .insert_rule("classification", "bad(x, y) :- nova:servers(x, z)");
+    let err = t.commit().unwrap_err();
+    assert!(matches!(err, EngineError::Analysis { .. }), "{err}");
+    assert_eq!(e.rules("classification").unwrap(), rules_before);
+    assert_eq!(errors(&e), vec![vec![s("a")]], "the row of the failed transaction is not there");
+    assert!(e.query_values("classification", "ok(x)").unwrap().is_empty());
+}
+
+#[test]
+fn commit_reports_rows_that_appeared_and_disappeared() {
+    let mut e = cloud();
+    let c = e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")], vec![s("b"), s("ACTIVE")]]).unwrap();
+    let err = c.changes.iter().find(|d| d.table == "error").unwrap();
+    assert_eq!(err.added.len(), 2);
+    let c = e.update_table("neutron", "ports", vec![vec![s("p1"), s("a")]], vec![]).unwrap();
+    let err = c.changes.iter().find(|d| d.table == "error").unwrap();
+    assert_eq!(err.removed, vec![vec![s("a")]]);
+    assert!(err.added.is_empty());
+}
+
+#[test]
+fn actions_fire_once_per_appearance() {
+    let mut e = cloud();
+    e.create_policy("reactive", PolicyKind::Nonrecursive).unwrap();
+    e.insert_rule("reactive", "execute[nova:servers.pause(x)] :- classification:error(x)").unwrap();
+    let c = e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    assert_eq!(c.actions.len(), 1);
+    assert_eq!((c.actions[0].service.as_str(), c.actions[0].action.as_str()), ("nova", "servers.pause"));
+    assert_eq!(c.actions[0].args, vec![s("a")]);
+    // An unchanged re-push fires nothing.
+    let c = e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    assert!(c.actions.is_empty());
+    // The row disappears (a port arrives) and comes back (the port goes): fires again,
+    // and a deletion making a row appear through negation fires.
+    let c = e.update_table("neutron", "ports", vec![vec![s("p"), s("a")]], vec![]).unwrap();
+    assert!(c.actions.is_empty());
+    let c = e.update_table("neutron", "ports", vec![], vec![vec![s("p"), s("a")]]).unwrap();
+    assert_eq!(c.actions.len(), 1);
+}
+
+#[test]
+fn one_transaction_across_tables_has_no_intermediate_state() {
+    let mut e = cloud();
+    e.create_policy("reactive", PolicyKind::Nonrecursive).unwrap();
+    e.insert_rule("reactive", "execute[nova:servers.pause(x)] :- classification:error(x)").unwrap();
+    let mut t = e.transaction();
+    t.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")], vec![s("b"), s("ACTIVE")]]).replace_table(
+        "neutron",
+        "ports",
+        vec![vec![s("p"), s("a")]],
+    );
+    let c = t.commit().unwrap();
+    assert_eq!(c.actions.len(), 1, "only b lacks a port: {:?}", c.actions);
+    assert_eq!(c.actions[0].args, vec![s("b")]);
+}
+
+#[test]
+fn every_execute_rule_of_a_batch_fires_its_own_action() {
+    let mut e = cloud();
+    e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")], vec![s("b"), s("SHUTOFF")]]).unwrap();
+    e.create_policy("r", PolicyKind::Nonrecursive).unwrap();
+    let c = e
+        .insert_rules(
+            "r",
+            r#"execute[nova:alpha(x)] :- nova:servers(x, "ACTIVE")
+               execute[nova:beta(x)] :- nova:servers(x, "SHUTOFF")
+               execute[notify(x)] :- nova:servers(x, "SHUTOFF")"#,
+        )
+        .unwrap();
+    let got: Vec<(String, String, Vec<Value>)> =
+        c.actions.iter().map(|a| (a.service.clone(), a.action.clone(), a.args.clone())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("nova".into(), "alpha".into(), vec![s("a")]),
+            ("nova".into(), "beta".into(), vec![s("b")]),
+            ("r".into(), "notify".into(), vec![s("b")]),
+        ]
+    );
+}
+
+#[test]
+fn recursion_is_maintained_under_inserts_and_deletes() {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("net", schema(&[("link", &["a", "b"])])).unwrap();
+    e.insert_rules("classification", "reach(x, y) :- net:link(x, y)\nreach(x, z) :- reach(x, y), net:link(y, z)")
+        .unwrap();
+    let link = |a: i64, b: i64| vec![Value::Int(a), Value::Int(b)];
+    e.replace_table("net", "link", vec![link(1, 2), link(2, 3), link(3, 4)]).unwrap();
+    assert_eq!(e.query_values("classification", "reach(1, y)").unwrap().len(), 3);
+    // A cycle, then cutting it: DRed must re-derive only what still has support.
+    e.update_table("net", "link", vec![link(4, 1)], vec![]).unwrap();
+    assert_eq!(e.query_values("classification", "reach(x, y)").unwrap().len(), 16);
+    let c = e.update_table("net", "link", vec![], vec![link(2, 3)]).unwrap();
+    let mut got = e.query_values("classification", "reach(x, y)").unwrap();
+    got.sort();
+    let mut want: Vec<Vec<Value>> =
+        [(1, 2), (3, 4), (3, 1), (3, 2), (4, 1), (4, 2)].iter().map(|&(a, b)| link(a, b)).collect();
+    want.sort();
+    assert_eq!(got, want);
+    let removed = &c.changes.iter().find(|d| d.table == "reach").unwrap().removed;
+    assert_eq!(removed.len(), 10);
+}
+
+#[test]
+fn negation_in_a_cycle_across_policies_is_rejected_with_the_cycle_named() {
+    let mut e = Engine::with_default_policies();
+    e.create_policy("a", PolicyKind::Nonrecursive).unwrap();
+    e.create_policy("b", PolicyKind::Nonrecursive).unwrap();
+    e.insert_rules("a", "base(1)\np(x) :- base(x), b:q(x)").unwrap();
+    let err = e.insert_rule("b", "q(x) :- a:base(x), not a:p(x)").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("a:p") && msg.contains("b:q"), "{msg}");
+    assert!(e.rules("b").unwrap().is_empty());
+}
+
+#[test]
+fn builtin_failures_are_counted_per_rule() {
+    let mut e = Engine::with_default_policies();
+    e.insert_rules("classification", "v(\"x\")\nv(3)\nsmall(x) :- v(x), builtin:lt(x, 5)").unwrap();
+    assert_eq!(e.query_values("classification", "small(x)").unwrap(), vec![vec![Value::Int(3)]]);
+    let f = e.builtin_failures();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].rule, "small(x) :- v(x), builtin:lt(x, 5)");
+    assert!(f[0].count >= 1 && f[0].last_error.contains("lt"), "{f:?}");
+}
+
+#[test]
+fn unknown_policy_in_a_body_is_empty_and_warned() {
+    let mut e = Engine::with_default_policies();
+    e.insert_rules("classification", "x(1)\nz(a) :- x(a), not nosuch:t(a)").unwrap();
+    assert_eq!(e.query_values("classification", "z(a)").unwrap(), vec![vec![Value::Int(1)]]);
+    let w = e.warnings();
+    assert_eq!(w.len(), 1);
+    assert!(w[0].message.contains("nosuch"), "{w:?}");
+}
+
+#[test]
+fn policy_kinds_behave() {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("ds", schema(&[("t", &["a"])])).unwrap();
+    assert!(matches!(e.insert_rule("ds", "p(1)"), Err(EngineError::RuleNotPermitted { .. })));
+    e.create_policy("db", PolicyKind::Database).unwrap();
+    e.insert_rule("db", "owner(\"v1\", \"ann\")").unwrap();
+    assert!(e.insert_rule("db", "x(y) :- owner(y, z)").is_err());
+    e.insert_rule("classification", "owned(v) :- db:owner(v, o)").unwrap();
+    assert_eq!(e.query_values("classification", "owned(v)").unwrap(), vec![vec![s("v1")]]);
+    e.create_policy("m", PolicyKind::Materialized).unwrap();
+    e.insert_rule("m", "seen(a) :- ds:t(a)").unwrap();
+    e.update_table("ds", "t", vec![vec![Value::Int(7)]], vec![]).unwrap();
+    assert_eq!(
+        e.query_values("m", "seen(a)").unwrap(),
+        vec![vec![Value::Int(7)]],
+        "materialized views are never stale"
+    );
+    e.create_policy("z", "Z3".parse().unwrap()).unwrap();
+    e.insert_rules("z", "l(1, 2)\nl(2, 3)\np(x, y) :- l(x, y)\np(x, z) :- l(x, y), p(y, z)").unwrap();
+    assert_eq!(e.query_values("z", "p(1, y)").unwrap().len(), 2);
+    assert!(matches!("bogus".parse::<PolicyKind>(), Err(EngineError::UnknownKind(_))));
+}
+
+#[test]
+fn every_error_of_a_text_is_reported_with_line_and_column() {
+    let mut e = Engine::with_default_policies();
+    let text = "ok(1)\np(x :- q(x)\nr(x) :- , q(x)\nfine(x) :- ok(x)\n";
+    let err = e.insert_rules("classification", text).unwrap_err();
+    let (src, diags) = err.diagnostics().unwrap();
+    assert!(diags.len() >= 2, "{diags:?}");
+    let lines: Vec<usize> = diags.iter().map(|d| d.span.line_col(src).0).collect();
+    assert!(lines.contains(&2) && lines.contains(&3), "{lines:?}");
+    let rendered = diags[0].render("policy.congress", src);
+    assert!(rendered.contains("policy.congress:2:"), "{rendered}");
+    assert!(rendered.contains('^'), "{rendered}");
+    // Analysis errors name the rule and point into it.
+    let err = e.insert_rules("classification", "a(1)\nb(x, y) :- a(x)\nc(x) :- a(x), not d(x, w)").unwrap_err();
+    let (src, diags) = err.diagnostics().unwrap();
+    assert_eq!(diags.len(), 2, "{diags:?}");
+    assert_eq!(diags[0].span.line_col(src).0, 2);
+    assert_eq!(diags[1].span.line_col(src).0, 3);
+    assert!(diags[1].rule.as_deref().unwrap_or("").starts_with("c(x)"));
+    assert!(e.rules("classification").unwrap().is_empty());
+}
+
+#[test]
+fn simulate_changes_nothing_and_fires_nothing() {
+    let mut e = cloud();
+    e.create_policy("reactive", PolicyKind::Nonrecursive).unwrap();
+    e.insert_rule("reactive", "execute[nova:servers.pause(x)] :- classification:error(x)").unwrap();
+    e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    let req = SimulateRequest {
+        policy: "classification",
+        query: "error(x)",
+        sequence: "nova:servers+(\"b\", \"ACTIVE\") neutron:ports+(\"p\", \"a\")",
+        action_policy: "action",
+        delta: true,
+    };
+    assert_eq!(e.simulate(&req).unwrap(), vec!["error+(\"b\")", "error-(\"a\")"]);
+    assert_eq!(errors(&e), vec![vec![s("a")]]);
+    // The next real change fires as if the simulation never happened.
+    let c = e.update_table("nova", "servers", vec![vec![s("b"), s("ACTIVE")]], vec![]).unwrap();
+    assert_eq!(c.actions.len(), 1);
+    let bad = SimulateRequest { sequence: "kv(k, v)", ..req };
+    assert!(matches!(e.simulate(&bad), Err(EngineError::Sequence(_))));
+}
+
+#[test]
+fn simulate_runs_actions_described_by_the_action_policy() {
+    let mut e = Engine::with_default_policies();
+    e.insert_rules("classification", "size(\"d1\", 10)\nbig(d) :- size(d, n), builtin:gt(n, 15)").unwrap();
+    e.insert_rules(
+        "action",
+        "action(\"grow\")\nsize+(d, n) :- grow(d, k), classification:size(d, o), builtin:plus(o, k, n)\nsize-(d, o) :- grow(d, k), classification:size(d, o)",
+    )
+    .unwrap();
+    let req = SimulateRequest {
+        policy: "classification",
+        query: "size(d, n)",
+        sequence: "grow(\"d1\", 7)",
+        action_policy: "action",
+        delta: false,
+    };
+    assert_eq!(e.simulate(&req).unwrap(), vec!["size(\"d1\", 17)"]);
+    assert_eq!(e.query_values("classification", "size(d, n)").unwrap(), vec![vec![s("d1"), Value::Int(10)]]);
+}
+
+#[test]
+fn explain_gives_a_proof_tree() {
+    let mut e = cloud();
+    e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    let p = e.explain("classification", "error(\"a\")").unwrap();
+    let text = render_proof(&p);
+    assert!(text.contains("rule: error(x)"), "{text}");
+    assert!(text.contains("nova:servers(\"a\", \"ACTIVE\")"), "{text}");
+    assert!(text.contains("not classification:has_port(\"a\")"), "{text}");
+    assert!(matches!(e.explain("classification", "error(\"zz\")"), Err(EngineError::NoProof(_))));
+    // Recursive derivations get a well-founded proof.
+    e.insert_rules("classification", "l(1, 2)\nl(2, 3)\nl(3, 1)\nr(x, y) :- l(x, y)\nr(x, z) :- r(x, y), l(y, z)")
+        .unwrap();
+    let p = e.explain("classification", "r(1, 1)").unwrap();
+    assert!(render_proof(&p).lines().count() >= 5);
+}
+
+#[test]
+fn hostile_inputs_are_rejected_or_handled_quickly() {
+    let mut e = Engine::with_default_policies();
+    // A 50,000-rule chain: loads and evaluates without deep recursion.
+    let mut text = String::from("p0(1)\n");
+    for i in 1..50_000 {
+        text.push_str(&format!("p{i}(x) :- p{}(x)\n", i - 1));
+    }
+    e.insert_rules("classification", &text).unwrap();
+    assert_eq!(e.query_values("classification", "p49999(x)").unwrap(), vec![vec![Value::Int(1)]]);
+    // A 5 MB string.
+    let big = format!("big(\"{}\")", "x".repeat(5 << 20));
+    e.insert_rule("classification", &big).unwrap();
+    assert_eq!(e.query_values("classification", "big(x)").unwrap().len(), 1);
+    // Deep nesting and garbage are errors, not crashes.
+    let deep = format!("p{}", "(".repeat(100_000));
+    assert!(e.insert_rules("classification", &deep).is_err());
+    assert!(e.insert_rule("classification", "\u{0}\u{ffff}:-:-").is_err());
+    let wide = format!("w({})", vec!["1"; 5000].join(", "));
+    assert!(e.insert_rule("classification", &wide).is_err(), "over-wide atoms are refused");
+    let long = format!("l(x) :- {}", vec!["p0(x)"; 1000].join(", "));
+    assert!(e.insert_rule("classification", &long).is_err(), "over-long bodies are refused");
+}
+
+#[test]
+fn readme_example_works() -> Result<(), EngineError> {
+    let mut engine = Engine::with_default_policies();
+    engine.create_datasource("nova", [("servers".into(), vec!["id".into(), "status".into()])].into())?;
+    engine.insert_rules("classification", r#"error(vm) :- nova:servers(id=vm, status="ERROR")"#)?;
+    let commit = engine.replace_table("nova", "servers", vec![vec![Value::str("vm-1"), Value::str("ERROR")]])?;
+    assert_eq!(commit.changes[0].added.len(), 1);
+    assert_eq!(engine.query_values("classification", "error(x)")?, vec![vec![s("vm-1")]]);
+    Ok(())
+}
+
+#[test]
+fn recreating_a_datasource_with_another_width_is_refused_while_rules_use_it() {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("ds", schema(&[("t", &["a", "b"])])).unwrap();
+    e.insert_rule("classification", "p(x) :- ds:t(x, y)").unwrap();
+    e.replace_table("ds", "t", vec![vec![Value::Int(1), Value::Int(2)]]).unwrap();
+    e.delete_policy("ds").unwrap();
+    assert!(e.query_values("classification", "p(x)").unwrap().is_empty());
+    let err = e.create_datasource("ds", schema(&[("t", &["a"])])).unwrap_err();
+    assert!(matches!(err, EngineError::SchemaConflict { used: 2, columns: 1, .. }), "{err}");
+    e.create_datasource("ds", schema(&[("t", &["a", "b"])])).unwrap();
+    e.replace_table("ds", "t", vec![vec![Value::Int(3), Value::Int(4)]]).unwrap();
+    assert_eq!(e.query_values("classification", "p(x)").unwrap(), vec![vec![Value::Int(3)]]);
+    e.delete_rule("classification", "p(x) :- ds:t(x, y)").unwrap();
+    e.delete_policy("ds").unwrap();
+    e.create_datasource("ds", schema(&[("t", &["a"])])).unwrap();
+}
+
+#[test]
+fn simulate_data_updates_may_name_columns() {
+    let mut e = cloud();
+    e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    let mut req = SimulateRequest {
+        policy: "classification",
+        query: "error(x)",
+        sequence: "neutron:ports+(device=\"a\", id=\"p\")",
+        action_policy: "action",
+        delta: true,
+    };
+    assert_eq!(e.simulate(&req).unwrap(), vec!["error-(\"a\")"]);
+    req.sequence = "neutron:ports+(device=\"a\")";
+    assert!(matches!(e.simulate(&req), Err(EngineError::Sequence(m)) if m.contains("every column")));
+    req.sequence = "neutron:ports+(colour=\"a\", id=\"p\")";
+    assert!(matches!(e.simulate(&req), Err(EngineError::Sequence(m)) if m.contains("colour")));
+    assert_eq!(errors(&e), vec![vec![s("a")]]);
+}

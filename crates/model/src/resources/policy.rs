@@ -1,0 +1,211 @@
+//! `Policy`: rules that are evaluated (monitor) and enforced (proactive, reactive).
+
+use super::Condition;
+use congress_engine::PolicyKind;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One rule of a policy, optionally named and commented.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleEntry {
+    /// A name for diagnostics and explanations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free text about the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// One statement (rule or fact) in Congress's policy language.
+    pub rule: String,
+}
+
+/// The kind of a policy (Congress's kinds, minus `datasource`, which is a `Datasource`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyKindSpec {
+    #[default]
+    Nonrecursive,
+    Action,
+    Database,
+    Materialized,
+    Z3,
+}
+
+impl From<PolicyKindSpec> for PolicyKind {
+    fn from(k: PolicyKindSpec) -> PolicyKind {
+        match k {
+            PolicyKindSpec::Nonrecursive => PolicyKind::Nonrecursive,
+            PolicyKindSpec::Action => PolicyKind::Action,
+            PolicyKindSpec::Database => PolicyKind::Database,
+            PolicyKindSpec::Materialized => PolicyKind::Materialized,
+            PolicyKindSpec::Z3 => PolicyKind::Z3,
+        }
+    }
+}
+
+/// How a policy is enforced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Report violations (the `error` table) only.
+    #[default]
+    Monitor,
+    /// Check changes before they happen (simulate).
+    Proactive,
+    /// Run the actions of `execute[...]` rules to correct violations.
+    Reactive,
+}
+
+/// The spec of a [`Policy`]: exactly one of `rules`, `text`, `libraryRef`.
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "congress.dev",
+    version = "v1alpha1",
+    kind = "Policy",
+    plural = "policies",
+    shortname = "cpol",
+    status = "PolicyStatus",
+    printcolumn = r#"{"name":"Kind","type":"string","jsonPath":".spec.kind"}"#,
+    printcolumn = r#"{"name":"Enforcement","type":"string","jsonPath":".spec.enforcement"}"#,
+    printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySpec {
+    /// The statements, one per entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<RuleEntry>>,
+    /// The statements as one multi-line block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The policy kind (default `nonrecursive`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<PolicyKindSpec>,
+    /// `monitor` (default), `proactive` or `reactive`.
+    #[serde(default)]
+    pub enforcement: Enforcement,
+    /// Activate the `LibraryPolicy` of this name (its rules become this policy's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library_ref: Option<String>,
+    /// What the policy is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// How violation rows map to Kubernetes objects in PolicyReports (rows holding the `uid`
+    /// of a watched object are mapped without it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<ReportSpec>,
+}
+
+/// Which columns of an `error` row name a Kubernetes object.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportSpec {
+    /// `apiVersion` of the object (e.g. `v1`).
+    pub api_version: String,
+    /// `kind` of the object (e.g. `Pod`).
+    pub kind: String,
+    /// The 0-based column holding the object's name.
+    #[schemars(range(min = 0, max = 1023))]
+    pub name_column: u32,
+    /// The 0-based column holding the object's namespace (absent: cluster-scoped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1023))]
+    pub namespace_column: Option<u32>,
+}
+
+impl PolicySpec {
+    /// Exactly one of `rules`, `text`, `libraryRef` must be given.
+    pub fn validate(&self) -> Result<(), String> {
+        let given = [self.rules.is_some(), self.text.is_some(), self.library_ref.is_some()];
+        match given.iter().filter(|g| **g).count() {
+            1 => Ok(()),
+            0 => Err("spec must have one of `rules`, `text` or `libraryRef`".into()),
+            _ => Err("spec must have only one of `rules`, `text` or `libraryRef`".into()),
+        }
+    }
+
+    /// The policy kind for the engine.
+    pub fn policy_kind(&self) -> PolicyKind {
+        self.kind.unwrap_or_default().into()
+    }
+}
+
+impl Policy {
+    /// See [`PolicySpec::validate`].
+    pub fn validate(&self) -> Result<(), String> {
+        self.spec.validate()
+    }
+}
+
+/// What the operator last saw of a [`Policy`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    /// `Accepted` (the rules loaded) and `Ready` (loaded and evaluated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Rows in the policy's `error` table.
+    #[serde(default)]
+    pub violations: u64,
+    /// Up to 20 violation rows, oldest first, each with the time it was first seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violation_sample: Vec<ViolationSample>,
+    /// Why the last version was not accepted: one entry per diagnostic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<PolicyDiagnostic>,
+    /// Builtin failures and unknown policy references in the loaded rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// RFC 3339 time of the evaluation that last changed the violations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_evaluation_time: Option<String>,
+    /// The `metadata.generation` last loaded into the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// One violation row and when it was first seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ViolationSample {
+    /// The row, as `error(...)` prints.
+    pub row: String,
+    /// RFC 3339 time the row first appeared.
+    pub first_seen: String,
+}
+
+/// A parse or analysis error in a policy's rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyDiagnostic {
+    /// The rule's `name` (or `rules[i]`, or `text`).
+    pub rule: String,
+    /// 1-based line within that rule's text.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_wants_exactly_one_source() {
+        let mut s = PolicySpec::default();
+        assert!(s.validate().is_err());
+        s.text = Some("p(1)".into());
+        assert!(s.validate().is_ok());
+        s.library_ref = Some("lib".into());
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn kind_converts() {
+        assert_eq!(PolicyKind::from(PolicyKindSpec::Z3), PolicyKind::Z3);
+        assert_eq!(PolicySpec::default().policy_kind(), PolicyKind::Nonrecursive);
+    }
+}
