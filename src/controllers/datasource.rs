@@ -7,9 +7,11 @@
 //! the operator yet: their tables are created from `spec.tables`, so policies over them load,
 //! and the status says the driver is unsupported.
 
-use super::{Context, Error, condition, engine_name};
+use super::engine::ChangeError;
+use super::{Context, Error, condition, engine_name, lock};
 use congress_drivers::kubernetes;
 use congress_drivers::{DriverStatus, Sink};
+use congress_engine::{EngineError, PolicyKind};
 use congress_model::resources::{API_VERSION, Datasource, DatasourceStatus, TableStatus};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -60,7 +62,7 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
     let name = ds.name_any();
     let engine = engine_name(&name);
     if ds.meta().deletion_timestamp.is_some() {
-        stop(ctx, &name);
+        stop(ctx, &name).await;
         if ctx.is_leader() {
             super::set_finalizer(ctx, ds, FINALIZER, false).await?;
         }
@@ -70,12 +72,12 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
         super::set_finalizer(ctx, ds, FINALIZER, true).await?;
     }
     let spec = serde_json::to_string(&ds.spec).unwrap_or_default();
-    let running = ctx.drivers.lock().map(|d| d.get(&name).is_some_and(|h| h.spec == spec)).unwrap_or(false);
+    let running = lock(&ctx.drivers).get(&name).is_some_and(|h| h.spec == spec);
     if !running {
-        start(ctx, &name, &engine, ds, spec);
+        start(ctx, &name, &engine, ds, spec).await;
     }
     let (status, failure) = {
-        let drivers = ctx.drivers.lock().map_err(|_| Error::Poisoned)?;
+        let drivers = lock(&ctx.drivers);
         match drivers.get(&name) {
             Some(h) => (h.status.borrow().clone(), h.failure.clone()),
             None => (DriverStatus::default(), None),
@@ -91,36 +93,36 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
     }))
 }
 
-fn stop(ctx: &Context, name: &str) {
-    if let Ok(mut d) = ctx.drivers.lock() {
-        d.remove(name);
-    }
+async fn stop(ctx: &Context, name: &str) {
+    lock(&ctx.drivers).remove(name);
     let engine = engine_name(name);
-    if let Err(e) = ctx.engine.remove(&engine) {
+    if let Err(e) = ctx.engine.remove(&engine).await {
         tracing::warn!(datasource = %name, error = %e, "could not remove the tables");
     }
 }
 
-fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, spec: String) {
-    if let Ok(mut d) = ctx.drivers.lock() {
-        d.remove(name);
-    }
+async fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, spec: String) {
+    lock(&ctx.drivers).remove(name);
     let (tx, rx) = watch::channel(DriverStatus::default());
     let mut handle = DriverHandle { spec, status: rx, failure: None, task: None };
     let schema = ds.spec.schema();
-    let exists = ctx.engine.read(|e| e.policy_kind(engine));
-    let created = ctx.engine.change(|txn| {
-        if exists.is_some() {
-            txn.delete_policy(engine);
-        }
-        txn.create_datasource(engine, schema.clone());
-    });
-    match (created, exists) {
-        (Err(e), _) => handle.failure = Some(("Rejected", e.to_string())),
-        (Ok(_), Some(kind)) if kind != congress_engine::PolicyKind::Datasource => {
+    let table = engine.to_string();
+    // A datasource restarts on fresh, empty tables; a policy of that name is never replaced.
+    let created = ctx
+        .engine
+        .change(true, move |before, txn| {
+            if before.policy_kind(&table) == Some(PolicyKind::Datasource) {
+                txn.delete_policy(&table);
+            }
+            txn.create_datasource(&table, schema);
+        })
+        .await;
+    match created {
+        Err(ChangeError::Rejected(EngineError::PolicyExists(_))) => {
             handle.failure = Some(("NameConflict", format!("`{engine}` is already the name of a policy")));
         }
-        (Ok(_), _) => match ds.spec.driver.as_str() {
+        Err(e) => handle.failure = Some(("Rejected", e.to_string())),
+        Ok(_) => match ds.spec.driver.as_str() {
             "kubernetes" => match ds.spec.kubernetes.clone() {
                 None => handle.failure = Some(("InvalidSpec", "driver `kubernetes` needs `spec.kubernetes`".into())),
                 Some(source) => match kubernetes::translators(&source) {
@@ -140,9 +142,7 @@ fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, spec: St
     } else {
         tracing::info!(datasource = %name, driver = %ds.spec.driver, "driver started");
     }
-    if let Ok(mut d) = ctx.drivers.lock() {
-        d.insert(name.to_string(), handle);
-    }
+    lock(&ctx.drivers).insert(name.to_string(), handle);
 }
 
 /// Run the kubernetes driver, restarting it when it stops with an error.

@@ -1,152 +1,383 @@
-//! The operator's one engine, shared by reconcilers and drivers. Every change is one engine
-//! transaction under a mutex (the engine's own changes take microseconds, so a lock is
-//! simpler than an actor); after each commit, the policies whose `error` table changed are
-//! announced on a channel that triggers their reconcile (status, reports, events).
+//! The operator's one engine, on an OS thread of its own.
+//!
+//! Engine work (a driver's first listing of 100,000 objects, the reload of a 10,000-rule
+//! policy) can take long enough to matter, and the operator's async runtime has two workers
+//! that also renew the leader lease and answer `/healthz`. So no engine work runs on them:
+//! the engine lives on the thread `congress-engine`, an actor fed by a channel of jobs, and
+//! async callers send a job and await its reply ([`EngineHandle::run`], [`EngineHandle::change`]).
+//! Jobs run one at a time in arrival order, so a job sees every change sent before it.
+//!
+//! After each commit the thread publishes a [`PolicyView`] of each policy it touched (its
+//! `error` rows and warnings): the status writer reads those committed results with
+//! [`EngineHandle::view`], never waiting for the engine. The engine names of the policies
+//! whose views changed go out on a channel that triggers their reconcile.
 
 use super::metrics::Metrics;
-use congress_drivers::{Sink, TableChange};
-use congress_engine::{Commit, Engine, EngineError, Transaction};
-use std::sync::{Arc, Mutex, MutexGuard};
+use congress_drivers::{Sink, SinkError, TableChange};
+use congress_engine::{Commit, Engine, EngineError, PolicyKind, Transaction, Value};
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use std::collections::{BTreeSet, HashMap};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::oneshot;
 
-/// The engine and who to tell when a policy's violations change.
-pub struct SharedEngine {
-    engine: Mutex<Engine>,
+/// A unit of work for the engine thread.
+type Job = Box<dyn FnOnce(&mut Engine) + Send>;
+
+/// Why a job did not run to completion.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum EngineUnavailable {
+    /// The engine thread is gone (the operator is shutting down).
+    #[error("the engine thread has stopped")]
+    Stopped,
+    /// The job panicked; the engine is unchanged (commits are all or nothing).
+    #[error("an engine job panicked: {0}")]
+    Panicked(String),
+}
+
+/// A change that failed: refused by the engine, or never run.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Rejected(#[from] EngineError),
+    #[error(transparent)]
+    Unavailable(#[from] EngineUnavailable),
+}
+
+/// A policy as of the last commit that touched it: what the status writer publishes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PolicyView {
+    pub kind: Option<PolicyKind>,
+    /// The rows of its `error` table (empty for datasources).
+    pub errors: Vec<Vec<Value>>,
+    /// Warnings about its rules (unknown policies, builtin failures), sorted, at most 20.
+    pub warnings: Vec<String>,
+}
+
+/// The committed views, by engine name.
+type Views = HashMap<String, Arc<PolicyView>>;
+
+/// The handle every reconciler and driver holds.
+pub struct EngineHandle {
+    jobs: std::sync::mpsc::Sender<Job>,
+    views: Arc<RwLock<Views>>,
     changed: UnboundedSender<String>,
     metrics: Arc<Metrics>,
 }
 
-impl SharedEngine {
-    /// `changed` receives the engine names of policies whose `error` rows changed.
-    pub fn new(changed: UnboundedSender<String>, metrics: Arc<Metrics>) -> SharedEngine {
-        SharedEngine { engine: Mutex::new(Engine::new()), changed, metrics }
-    }
-
-    /// Read the engine (queries, rows, warnings).
-    pub fn read<T>(&self, f: impl FnOnce(&Engine) -> T) -> T {
-        f(&self.lock())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Engine> {
-        // A panic while holding the lock cannot leave the engine half-changed: commits are
-        // all-or-nothing, so a poisoned lock is still safe to use.
-        self.engine.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Build and commit one transaction, then announce the policies whose violations changed.
-    pub fn change(&self, build: impl FnOnce(&mut Transaction<'_>)) -> Result<Commit, EngineError> {
-        let started = Instant::now();
-        let commit = {
-            let mut engine = self.lock();
-            let mut txn = engine.transaction();
-            build(&mut txn);
-            txn.commit()?
-        };
-        self.metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
-        let mut seen = Vec::new();
-        for delta in &commit.changes {
-            if delta.table == "error" && !delta.execute && !seen.contains(&delta.policy) {
-                seen.push(delta.policy.clone());
+impl EngineHandle {
+    /// Start the engine thread. `changed` receives the engine names of policies whose
+    /// published view changed. The thread ends when the last handle is dropped.
+    pub fn start(changed: UnboundedSender<String>, metrics: Arc<Metrics>) -> std::io::Result<EngineHandle> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new().name("congress-engine".into()).spawn(move || {
+            let mut engine = Engine::new();
+            for job in queue {
+                job(&mut engine);
             }
+        })?;
+        Ok(EngineHandle { jobs, views: Arc::new(RwLock::new(HashMap::new())), changed, metrics })
+    }
+
+    /// Run `f` on the engine thread and return its result. A panic in `f` is caught: the
+    /// engine keeps serving (a commit that panicked midway applied nothing).
+    pub async fn run<T, F>(&self, f: F) -> Result<T, EngineUnavailable>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Engine) -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |engine: &mut Engine| {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(engine))).map_err(|p| panic_message(&*p));
+            let _ = tx.send(result);
+        });
+        self.jobs.send(job).map_err(|_| EngineUnavailable::Stopped)?;
+        match rx.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(message)) => {
+                tracing::error!(panic = %message, "engine job panicked");
+                Err(EngineUnavailable::Panicked(message))
+            }
+            Err(_) => Err(EngineUnavailable::Stopped),
         }
-        for policy in seen {
+    }
+
+    /// Build and commit one transaction on the engine thread; then publish the views of the
+    /// policies it touched (every policy when `structural`: rules or policies changed, so
+    /// warnings anywhere may differ) and announce those whose view changed.
+    pub async fn change<F>(&self, structural: bool, build: F) -> Result<Commit, ChangeError>
+    where
+        F: FnOnce(&Before, &mut Transaction<'_>) + Send + 'static,
+    {
+        let views = self.views.clone();
+        let metrics = self.metrics.clone();
+        let (commit, changed) = self
+            .run(move |engine| {
+                let started = Instant::now();
+                let before = Before::of(engine);
+                let mut txn = engine.transaction();
+                build(&before, &mut txn);
+                let commit = txn.commit()?;
+                metrics.evaluation_seconds.observe(started.elapsed().as_secs_f64());
+                let changed = publish(engine, &views, &commit, structural);
+                Ok::<_, EngineError>((commit, changed))
+            })
+            .await??;
+        for policy in changed {
             let _ = self.changed.send(policy);
         }
         Ok(commit)
     }
 
     /// Delete policy (or datasource) `policy` with its tables, if it is loaded.
-    pub fn remove(&self, policy: &str) -> Result<(), EngineError> {
-        if self.read(|e| e.policy_kind(policy).is_none()) {
-            return Ok(());
+    pub async fn remove(&self, policy: &str) -> Result<(), ChangeError> {
+        let name = policy.to_string();
+        let views = self.views.clone();
+        let changed = self
+            .run(move |engine| {
+                if engine.policy_kind(&name).is_none() {
+                    return Ok(Vec::new());
+                }
+                let commit = engine.delete_policy(&name)?;
+                Ok::<_, EngineError>(publish(engine, &views, &commit, true))
+            })
+            .await??;
+        for policy in changed {
+            let _ = self.changed.send(policy);
         }
-        self.change(|txn| {
-            txn.delete_policy(policy);
-        })
-        .map(|_| ())
+        Ok(())
     }
 
-    /// Announce `policy` as changed (its warnings may differ after another policy loaded).
-    pub fn touch(&self, policy: &str) {
-        let _ = self.changed.send(policy.to_string());
+    /// The committed view of `policy` (engine name), if it is loaded.
+    pub fn view(&self, policy: &str) -> Option<Arc<PolicyView>> {
+        let views = self.views.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        views.get(policy).cloned()
     }
 }
 
-impl Sink for SharedEngine {
-    fn apply(&self, datasource: &str, changes: Vec<TableChange>) -> Result<(), EngineError> {
-        self.change(|txn| {
-            for c in changes {
-                txn.delete_rows(datasource, &c.table, c.removed).insert_rows(datasource, &c.table, c.added);
+/// What a transaction builder may read of the engine as it was before the transaction:
+/// the kind of every policy (a clone of the engine would cost as much as the engine).
+pub struct Before {
+    kinds: HashMap<String, PolicyKind>,
+}
+
+impl Before {
+    fn of(engine: &Engine) -> Before {
+        let kinds = engine.policy_names().into_iter().filter_map(|n| engine.policy_kind(&n).map(|k| (n, k))).collect();
+        Before { kinds }
+    }
+
+    pub fn policy_kind(&self, name: &str) -> Option<PolicyKind> {
+        self.kinds.get(name).copied()
+    }
+}
+
+/// Recompute the views of the policies `commit` touched (all when `structural`); return the
+/// names of those whose view changed or went away.
+fn publish(engine: &Engine, views: &RwLock<Views>, commit: &Commit, structural: bool) -> Vec<String> {
+    let names: BTreeSet<String> = if structural {
+        let mut all: BTreeSet<String> = engine.policy_names().into_iter().collect();
+        all.extend(views.read().unwrap_or_else(std::sync::PoisonError::into_inner).keys().cloned());
+        all
+    } else {
+        commit.changes.iter().map(|d| d.policy.clone()).collect()
+    };
+    if names.is_empty() {
+        return Vec::new();
+    }
+    let mut warnings: HashMap<String, Vec<String>> = HashMap::new();
+    for w in engine.warnings() {
+        warnings.entry(w.policy).or_default().push(format!("{}: {}", w.rule, w.message));
+    }
+    for f in engine.builtin_failures() {
+        warnings
+            .entry(f.policy)
+            .or_default()
+            .push(format!("{}: {} builtin failure(s), the last: {}", f.rule, f.count, f.last_error));
+    }
+    let mut fresh = Vec::with_capacity(names.len());
+    for name in names {
+        let view = engine.policy_kind(&name).map(|kind| {
+            let errors = if kind == PolicyKind::Datasource {
+                Vec::new()
+            } else {
+                engine.rows(&name, "error").unwrap_or_default()
+            };
+            let mut w = warnings.remove(&name).unwrap_or_default();
+            w.sort();
+            w.dedup();
+            w.truncate(20);
+            PolicyView { kind: Some(kind), errors, warnings: w }
+        });
+        fresh.push((name, view));
+    }
+    let mut changed = Vec::new();
+    let mut views = views.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (name, view) in fresh {
+        match view {
+            Some(v) => {
+                if views.get(&name).is_none_or(|old| **old != v) {
+                    views.insert(name.clone(), Arc::new(v));
+                    changed.push(name);
+                }
             }
-        })
-        .map(|_| ())
+            None => {
+                if views.remove(&name).is_some() {
+                    changed.push(name);
+                }
+            }
+        }
+    }
+    changed
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_string())
+}
+
+impl Sink for EngineHandle {
+    fn apply(&self, datasource: &str, changes: Vec<TableChange>) -> BoxFuture<'_, Result<(), SinkError>> {
+        let datasource = datasource.to_string();
+        async move {
+            self.change(false, move |_, txn| {
+                for c in changes {
+                    txn.delete_rows(&datasource, &c.table, c.removed).insert_rows(&datasource, &c.table, c.added);
+                }
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                ChangeError::Rejected(e) => SinkError::Rejected(e),
+                ChangeError::Unavailable(u) => SinkError::Unavailable(u.to_string()),
+            })
+        }
+        .boxed()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use congress_engine::{PolicyKind, Value};
-    use tokio::sync::mpsc::unbounded_channel;
+    use congress_engine::Schema;
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
-    fn shared() -> (SharedEngine, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    fn handle() -> (EngineHandle, UnboundedReceiver<String>) {
         let (tx, rx) = unbounded_channel();
-        (SharedEngine::new(tx, Arc::new(Metrics::new())), rx)
+        (EngineHandle::start(tx, Arc::new(Metrics::new())).expect("engine thread"), rx)
     }
 
-    fn load(e: &SharedEngine, name: &str, rules: &str) -> Result<Commit, EngineError> {
-        let exists = e.read(|en| en.policy_kind(name).is_some());
-        e.change(|t| {
-            if exists {
+    async fn load(e: &EngineHandle, name: &'static str, rules: &'static str) -> Result<Commit, ChangeError> {
+        e.change(true, move |before, t| {
+            if before.policy_kind(name).is_some() {
                 t.delete_policy(name);
             }
             t.create_policy(name, PolicyKind::Nonrecursive).insert_rules(name, rules);
         })
+        .await
     }
 
-    fn errors(e: &SharedEngine, policy: &str) -> Vec<Vec<Value>> {
-        e.read(|en| en.rows(policy, "error").unwrap_or_default())
+    fn errors(e: &EngineHandle, policy: &str) -> Vec<Vec<Value>> {
+        e.view(policy).map(|v| v.errors.clone()).unwrap_or_default()
+    }
+
+    fn drain(rx: &mut UnboundedReceiver<String>) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        while let Ok(p) = rx.try_recv() {
+            out.insert(p);
+        }
+        out
     }
 
     /// Policies and datasources arrive in any order; references resolve once both exist,
     /// and replacing a policy others read from keeps them working.
-    #[test]
-    fn references_resolve_whatever_order_things_arrive_in() {
-        let (e, mut changed) = shared();
-        load(&e, "a", "error(x) :- b:bad(x), kube:pods(x, \"evil\")").unwrap();
-        load(&e, "b", "bad(x) :- kube:pods(x, y)").unwrap();
-        let mut schema = congress_engine::Schema::new();
+    #[tokio::test]
+    async fn references_resolve_whatever_order_things_arrive_in() {
+        let (e, mut changed) = handle();
+        load(&e, "a", "error(x) :- b:bad(x), kube:pods(x, \"evil\")").await.unwrap();
+        load(&e, "b", "bad(x) :- kube:pods(x, y)").await.unwrap();
+        let mut schema = Schema::new();
         schema.insert("pods".into(), vec!["name".into(), "registry".into()]);
-        e.change(|t| {
-            t.create_datasource("kube", schema.clone());
+        let s = schema.clone();
+        e.change(true, move |_, t| {
+            t.create_datasource("kube", s);
         })
+        .await
         .unwrap();
-        while changed.try_recv().is_ok() {}
-        e.apply(
-            "kube",
-            vec![TableChange {
-                table: "pods".into(),
-                added: vec![vec![Value::str("p1"), Value::str("evil")]],
-                removed: vec![],
-            }],
-        )
-        .unwrap();
+        drain(&mut changed);
+        let pods = vec![TableChange {
+            table: "pods".into(),
+            added: vec![vec![Value::str("p1"), Value::str("evil")]],
+            removed: vec![],
+        }];
+        e.apply("kube", pods).await.unwrap();
         assert_eq!(errors(&e, "a"), vec![vec![Value::str("p1")]]);
-        assert_eq!(changed.try_recv().ok().as_deref(), Some("a"));
+        assert!(drain(&mut changed).contains("a"));
         // Replace b (read by a) with a version that matches nothing, then back.
-        load(&e, "b", "bad(x) :- kube:pods(x, \"nothing\")").unwrap();
+        load(&e, "b", "bad(x) :- kube:pods(x, \"nothing\")").await.unwrap();
         assert!(errors(&e, "a").is_empty());
-        load(&e, "b", "bad(x) :- kube:pods(x, y)").unwrap();
+        load(&e, "b", "bad(x) :- kube:pods(x, y)").await.unwrap();
         assert_eq!(errors(&e, "a").len(), 1);
         // A broken version is rejected whole; the previous one keeps working.
-        assert!(load(&e, "a", "error(x) :- kube:pods(x").is_err());
+        assert!(matches!(load(&e, "a", "error(x) :- kube:pods(x").await, Err(ChangeError::Rejected(_))));
         assert_eq!(errors(&e, "a").len(), 1);
         // The datasource is recreated (a driver restart): rows go, then come back.
-        e.change(|t| {
-            t.delete_policy("kube").create_datasource("kube", schema.clone());
+        e.change(true, move |_, t| {
+            t.delete_policy("kube").create_datasource("kube", schema);
         })
+        .await
         .unwrap();
         assert!(errors(&e, "a").is_empty());
+        // Removing a policy removes its view and announces it.
+        drain(&mut changed);
+        e.remove("a").await.unwrap();
+        assert!(e.view("a").is_none());
+        assert!(drain(&mut changed).contains("a"));
+        e.remove("a").await.unwrap();
+    }
+
+    /// Views hold warnings, and only a change that alters a view announces the policy.
+    #[tokio::test]
+    async fn views_carry_warnings_and_only_real_changes_are_announced() {
+        let (e, mut changed) = handle();
+        load(&e, "p", "error(x) :- nowhere:t(x)").await.unwrap();
+        let view = e.view("p").expect("loaded");
+        assert_eq!(view.kind, Some(PolicyKind::Nonrecursive));
+        assert!(view.warnings.iter().any(|w| w.contains("nowhere")), "{:?}", view.warnings);
+        drain(&mut changed);
+        // A commit that changes nothing of p's view announces nothing.
+        load(&e, "q", "r(1)").await.unwrap();
+        assert_eq!(drain(&mut changed), BTreeSet::from(["q".to_string()]));
+    }
+
+    /// A job that panics is reported; the engine keeps serving, unchanged.
+    #[tokio::test]
+    async fn a_panicking_job_leaves_the_engine_serving() {
+        let (e, _changed) = handle();
+        load(&e, "p", "error(1)").await.unwrap();
+        let r = e.run(|_| -> () { panic!("boom") }).await;
+        assert_eq!(r, Err(EngineUnavailable::Panicked("boom".into())));
+        assert_eq!(e.run(|en| en.rows("p", "error").unwrap().len()).await, Ok(1));
+    }
+
+    /// Engine work does not run on the async workers: with a single worker, a job on the
+    /// engine thread that waits for a task of that worker gets its answer (run inline, it
+    /// would block the worker and give up after its wait).
+    #[tokio::test(flavor = "current_thread")]
+    async fn engine_work_leaves_the_async_worker_free() {
+        let (e, _changed) = handle();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let job = e.run(move |_| wait.recv_timeout(std::time::Duration::from_secs(10)).is_ok());
+        let worker = async {
+            tokio::task::yield_now().await;
+            release.send(()).expect("the job is waiting");
+        };
+        let (released, ()) = tokio::join!(job, worker);
+        assert_eq!(released, Ok(true), "the engine job waited in vain: it blocked the async worker");
     }
 }

@@ -25,7 +25,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -34,8 +34,6 @@ use tokio::sync::{mpsc, watch};
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("a lock was poisoned by a panic")]
-    Poisoned,
 }
 
 /// How the operator runs.
@@ -49,7 +47,7 @@ pub struct OperatorConfig {
 /// What reconcilers and drivers share.
 pub struct Context {
     pub client: Client,
-    pub engine: Arc<engine::SharedEngine>,
+    pub engine: Arc<engine::EngineHandle>,
     pub metrics: Arc<metrics::Metrics>,
     pub objects: Arc<ObjectIndex>,
     /// This replica's name (events, the lease).
@@ -67,17 +65,16 @@ impl Context {
 
     /// Run `f` on `policy`'s state (created on first use).
     pub fn policy_state<T>(&self, policy: &str, f: impl FnOnce(&mut policy::PolicyState) -> T) -> T {
-        let mut states = self.policies.lock().unwrap_or_else(|p| p.into_inner());
-        f(states.entry(policy.to_string()).or_default())
+        f(lock(&self.policies).entry(policy.to_string()).or_default())
     }
 
     fn forget_policy(&self, policy: &str) {
-        self.policies.lock().unwrap_or_else(|p| p.into_inner()).remove(policy);
+        lock(&self.policies).remove(policy);
     }
 
     /// Names of the policies this replica has state for.
     pub fn loaded_policies(&self) -> Vec<String> {
-        self.policies.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
+        lock(&self.policies).keys().cloned().collect()
     }
 
     /// Every Datasource has been seen and each driver has delivered its first listing (or
@@ -87,13 +84,20 @@ impl Context {
         if store.wait_until_ready().now_or_never().is_none() {
             return false;
         }
-        let drivers = self.drivers.lock().unwrap_or_else(|p| p.into_inner());
+        let drivers = lock(&self.drivers);
         store.state().iter().all(|ds| drivers.get(&ds.name_any()).is_some_and(|d| d.settled()))
     }
 }
 
 pub use congress_model::{engine_name, now_rfc3339, resource_name};
 use futures::FutureExt;
+
+/// Lock one of the context's maps. Every lock in the operator is taken this one way: a
+/// panic while holding it (a bug) leaves plain per-object bookkeeping that the next
+/// reconcile rewrites, so the lock is recovered rather than poisoning the operator.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
 pub fn prefix(s: &str, max: usize) -> &str {
@@ -194,7 +198,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let client = Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
-    let engine = Arc::new(engine::SharedEngine::new(changed_tx.clone(), metrics.clone()));
+    let engine = Arc::new(engine::EngineHandle::start(changed_tx.clone(), metrics.clone())?);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (leader_tx, leader_rx) = watch::channel(config.lease.is_none());
     let identity = config.lease.as_ref().map_or_else(|| "congress-operator".to_string(), |l| l.identity.clone());

@@ -9,6 +9,7 @@
 //! violations as cleared merely because the cluster has not been read yet; the state it
 //! compares against (what was reported, and since when) is read back from the reports.
 
+use super::engine::ChangeError;
 use super::reports::{self, ReportBook, Violation};
 use super::{Context, Error, condition, engine_name, now_rfc3339};
 use congress_engine::syntax;
@@ -209,34 +210,33 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
             syntax.iter().map(|d| format!("{} {}:{}: {}", d.rule, d.line, d.column, d.message)).collect::<Vec<_>>();
         return Err(LoadFailure { reason: "SyntaxError", message: message.join("; "), diagnostics: syntax });
     }
-    let exists = ctx.engine.read(|e| e.policy_kind(&engine).is_some());
-    let loaded_by_us = ctx.policy_state(&name, |s| s.loaded.is_some());
-    if exists && !loaded_by_us {
-        return Err(LoadFailure::new("NameConflict", format!("`{engine}` is already the name of a datasource")));
-    }
+    // Replace only what this replica loaded under that name: a datasource may own it, and
+    // then the create fails with PolicyExists (a NameConflict).
+    let replace = ctx.policy_state(&name, |s| s.loaded.is_some());
+    let (kind, statements, target) = (src.kind, src.statements.clone(), engine.clone());
     ctx.engine
-        .change(|txn| {
-            if exists {
-                txn.delete_policy(&engine);
+        .change(true, move |before, txn| {
+            if replace && before.policy_kind(&target).is_some() {
+                txn.delete_policy(&target);
             }
-            txn.create_policy(&engine, src.kind);
-            for (_, text, single) in &src.statements {
+            txn.create_policy(&target, kind);
+            for (_, text, single) in &statements {
                 if *single {
-                    txn.insert_rule(&engine, text);
+                    txn.insert_rule(&target, text);
                 } else {
-                    txn.insert_rules(&engine, text);
+                    txn.insert_rules(&target, text);
                 }
             }
         })
-        .map_err(|e| engine_failure(&src, &e))?;
-    ctx.engine.touch(&engine);
+        .await
+        .map_err(|e| match e {
+            ChangeError::Rejected(EngineError::PolicyExists(_)) => {
+                LoadFailure::new("NameConflict", format!("`{engine}` is already the name of a datasource"))
+            }
+            ChangeError::Rejected(e) => engine_failure(&src, &e),
+            ChangeError::Unavailable(e) => LoadFailure::new("EngineUnavailable", e.to_string()),
+        })?;
     ctx.policy_state(&name, |s| s.loaded = Some(digest));
-    // Other policies may have been reading this one while it was unknown.
-    for other in ctx.loaded_policies() {
-        if other != name {
-            ctx.engine.touch(&engine_name(&other));
-        }
-    }
     tracing::info!(policy = %name, "loaded");
     Ok(())
 }
@@ -279,7 +279,7 @@ async fn cleanup(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
     let engine = engine_name(&name);
     // Only what this policy loaded: a datasource may own the name.
     if ctx.policy_state(&name, |s| s.loaded.is_some())
-        && let Err(e) = ctx.engine.remove(&engine)
+        && let Err(e) = ctx.engine.remove(&engine).await
     {
         tracing::warn!(policy = %name, error = %e, "unload failed");
     }
@@ -301,9 +301,10 @@ fn row_text(row: &[Value]) -> String {
 
 fn violations(policy: &Policy, ctx: &Context) -> Vec<(String, Vec<Value>)> {
     let engine = engine_name(&policy.name_any());
-    let rows = ctx.engine.read(|e| if e.policy_kind(&engine).is_some() { e.rows(&engine, "error").ok() } else { None });
+    // The committed view: never waits for the engine.
+    let view = ctx.engine.view(&engine);
     let mut out: Vec<(String, Vec<Value>)> =
-        rows.unwrap_or_default().into_iter().map(|r| (reports::row_key(&row_text(&r)), r)).collect();
+        view.iter().flat_map(|v| v.errors.iter()).map(|r| (reports::row_key(&row_text(r)), r.clone())).collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out.dedup_by(|a, b| a.0 == b.0);
     out
@@ -326,24 +327,7 @@ fn resource_of(policy: &Policy, row: &[Value], ctx: &Context) -> Option<congress
 }
 
 fn warnings(engine: &str, ctx: &Context) -> Vec<String> {
-    ctx.engine.read(|e| {
-        let mut out: Vec<String> = e
-            .warnings()
-            .into_iter()
-            .filter(|w| w.policy == engine)
-            .map(|w| format!("{}: {}", w.rule, w.message))
-            .collect();
-        out.extend(
-            e.builtin_failures()
-                .into_iter()
-                .filter(|f| f.policy == engine)
-                .map(|f| format!("{}: {} builtin failure(s), the last: {}", f.rule, f.count, f.last_error)),
-        );
-        out.sort();
-        out.dedup();
-        out.truncate(20);
-        out
-    })
+    ctx.engine.view(engine).map(|v| v.warnings.clone()).unwrap_or_default()
 }
 
 /// Write status, reports and events for `policy` (leader only).

@@ -143,7 +143,7 @@ pub async fn run(
         if rows.is_dirty() {
             let changes = rows.take_changes();
             if !changes.is_empty() {
-                if let Err(e) = sink.apply(&engine_name, changes) {
+                if let Err(e) = sink.apply(&engine_name, changes).await {
                     errors += 1;
                     tracing::error!(datasource = %engine_name, error = %e, "engine rejected a batch");
                     last_error = Some(format!("engine rejected a batch: {e}"));

@@ -12,6 +12,7 @@ pub mod rowset;
 pub mod translate;
 
 use congress_engine::{EngineError, Value};
+use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 
 /// Rows that appeared in and disappeared from one table.
@@ -22,10 +23,23 @@ pub struct TableChange {
     pub removed: Vec<Vec<Value>>,
 }
 
-/// Where drivers send their changes: one call is one all-or-nothing transaction.
+/// Why a batch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The engine refused the batch (a row of the wrong width, an unknown table).
+    #[error("the engine refused the batch: {0}")]
+    Rejected(#[from] EngineError),
+    /// The engine could not take it (shutting down, or the job failed).
+    #[error("the engine is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where drivers send their changes: one call is one all-or-nothing transaction. The
+/// future resolves once the transaction is committed (the engine works on a thread of its
+/// own, so awaiting it never blocks the driver's async worker).
 pub trait Sink: Send + Sync + 'static {
     /// Apply `changes` to the tables of datasource `datasource` (its engine name).
-    fn apply(&self, datasource: &str, changes: Vec<TableChange>) -> Result<(), EngineError>;
+    fn apply(&self, datasource: &str, changes: Vec<TableChange>) -> BoxFuture<'_, Result<(), SinkError>>;
 }
 
 /// What a driver last reported about itself.
