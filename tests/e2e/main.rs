@@ -2,6 +2,10 @@
 //! loopback, one throwaway control plane per test (`e2e/cluster.sh`; install it once with
 //! `e2e/install.sh`). The operator runs as a real process of the built binary, so tests can
 //! kill it, restart it, and run two replicas.
+//!
+//! Every test starts with `let Some(cluster) = Cluster::up_or_skip().await else { return };`:
+//! without the control plane installed the test is skipped (a message on stderr), unless
+//! `CONGRESS_E2E=require` (set by `scripts/test.sh`), which makes it fail. See harness.rs.
 
 mod harness;
 
@@ -53,7 +57,7 @@ async fn events(cluster: &Cluster, reason: &str) -> Vec<Event> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_violation_shows_in_status_report_metrics_and_events_then_clears() {
-    let cluster = Cluster::up().await;
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
     cluster.apply(DATASOURCE);
     cluster.apply(POLICY);
     let op = Operator::start(&cluster, "only", false);
@@ -120,7 +124,7 @@ async fn a_violation_shows_in_status_report_metrics_and_events_then_clears() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_version_is_refused_with_line_col_and_the_previous_one_keeps_working() {
-    let cluster = Cluster::up().await;
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
     cluster.apply(DATASOURCE);
     cluster.apply(POLICY);
     let op = Operator::start(&cluster, "only", false);
@@ -163,7 +167,7 @@ async fn a_broken_version_is_refused_with_line_col_and_the_previous_one_keeps_wo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_thousand_violations_in_one_namespace_split_into_parts() {
-    let cluster = Cluster::up().await;
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
     cluster.apply(DATASOURCE);
     cluster.apply(POLICY);
     let op = Operator::start(&cluster, "only", false);
@@ -189,7 +193,7 @@ async fn five_thousand_violations_in_one_namespace_split_into_parts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_standby_takes_over_and_a_restart_reports_nothing_twice() {
-    let cluster = Cluster::up().await;
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
     cluster.apply(DATASOURCE);
     cluster.apply(POLICY);
     cluster.create_namespace("congress-system").await;
@@ -237,7 +241,7 @@ async fn the_standby_takes_over_and_a_restart_reports_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_manifests_are_refused_or_reported_and_the_rest_keeps_working() {
-    let cluster = Cluster::up().await;
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
     // Refused by the schema, before the operator sees them.
     let e = cluster.apply_refused(&POLICY.replace("  rules:", "  enforcement: sometimes\n  rules:"));
     assert!(e.contains("enforcement") && e.contains("Unsupported value"), "{e}");
