@@ -8,7 +8,7 @@
 //! and the status says the driver is unsupported.
 
 use super::engine::ChangeError;
-use super::{Context, Error, condition, engine_name, lock};
+use super::{Context, condition, engine_name, lock};
 use congress_drivers::kubernetes;
 use congress_drivers::{DriverStatus, Sink};
 use congress_engine::{EngineError, PolicyKind};
@@ -24,6 +24,25 @@ use tokio::task::JoinHandle;
 
 /// The finalizer that removes a datasource's tables.
 pub const FINALIZER: &str = "congress.dev/datasource";
+
+/// Why a Datasource reconcile failed (it is retried with backoff). A driver that cannot run
+/// is not an error of the reconcile: it is reported in the status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("setting the finalizer: {0}")]
+    Finalizer(#[source] kube::Error),
+    #[error("writing the status: {0}")]
+    WriteStatus(#[source] kube::Error),
+}
+
+impl super::ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Finalizer(_) => "Finalizer",
+            Error::WriteStatus(_) => "WriteStatus",
+        }
+    }
+}
 
 /// A running driver.
 pub struct DriverHandle {
@@ -55,7 +74,7 @@ impl DriverHandle {
 
 pub async fn reconcile(ds: Arc<Datasource>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = tracing::debug_span!("reconcile", kind = "Datasource", name = %ds.name_any());
-    super::timed(&ctx, "Datasource", tracing::Instrument::instrument(reconcile_inner(&ds, &ctx), span)).await
+    super::timed(&ctx, &*ds, tracing::Instrument::instrument(reconcile_inner(&ds, &ctx), span)).await
 }
 
 async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, Error> {
@@ -64,12 +83,12 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
     if ds.meta().deletion_timestamp.is_some() {
         stop(ctx, &name).await;
         if ctx.is_leader() {
-            super::set_finalizer(ctx, ds, FINALIZER, false).await?;
+            super::set_finalizer(ctx, ds, FINALIZER, false).await.map_err(Error::Finalizer)?;
         }
         return Ok(Action::await_change());
     }
     if ctx.is_leader() {
-        super::set_finalizer(ctx, ds, FINALIZER, true).await?;
+        super::set_finalizer(ctx, ds, FINALIZER, true).await.map_err(Error::Finalizer)?;
     }
     let spec = serde_json::to_string(&ds.spec).unwrap_or_default();
     let running = lock(&ctx.drivers).get(&name).is_some_and(|h| h.spec == spec);
@@ -220,7 +239,8 @@ async fn write_status(
         let api: Api<Datasource> = Api::all(ctx.client.clone());
         let body = json!({"apiVersion": API_VERSION, "kind": "Datasource", "status": status});
         api.patch_status(&ds.name_any(), &PatchParams::apply(super::reports::MANAGER).force(), &Patch::Apply(&body))
-            .await?;
+            .await
+            .map_err(Error::WriteStatus)?;
     }
     Ok(())
 }

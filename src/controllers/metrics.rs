@@ -27,6 +27,12 @@ pub struct KindLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub kind: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DatasourceLabel {
     pub datasource: String,
 }
@@ -44,6 +50,8 @@ pub struct Metrics {
     pub evaluation_seconds: Histogram,
     /// Time of one reconcile, per kind.
     pub reconcile_seconds: Family<KindLabel, Histogram, fn() -> Histogram>,
+    /// Failed reconciles per kind and cause.
+    pub reconcile_errors: Family<ErrorLabel, Counter>,
     /// Errors per datasource (watch failures, rejected batches).
     pub sync_errors: Family<DatasourceLabel, Counter>,
     /// Seconds the last batch of each datasource took from its first event to its commit.
@@ -72,6 +80,8 @@ impl Metrics {
         );
         let reconcile_seconds = Family::<KindLabel, Histogram, fn() -> Histogram>::new_with_constructor(latency);
         registry.register("reconcile_duration_seconds", "Time of one reconcile", reconcile_seconds.clone());
+        let reconcile_errors = Family::<ErrorLabel, Counter>::default();
+        registry.register("reconcile_errors", "Failed reconciles per kind and cause", reconcile_errors.clone());
         let sync_errors = Family::<DatasourceLabel, Counter>::default();
         registry.register("datasource_sync_errors", "Datasource watch and apply errors", sync_errors.clone());
         let sync_lag_seconds = Family::<DatasourceLabel, Gauge<f64, AtomicU64>>::default();
@@ -87,6 +97,7 @@ impl Metrics {
             violations,
             evaluation_seconds,
             reconcile_seconds,
+            reconcile_errors,
             sync_errors,
             sync_lag_seconds,
             leader,
@@ -138,9 +149,11 @@ mod tests {
         m.violations.get_or_create(&PolicyLabel { policy: "registry".into() }).set(3);
         m.sync_errors.get_or_create(&DatasourceLabel { datasource: "kube".into() }).inc();
         m.reconcile_seconds.get_or_create(&KindLabel { kind: "Policy".into() }).observe(0.01);
+        m.reconcile_errors.get_or_create(&ErrorLabel { kind: "Policy".into(), reason: "WriteStatus".into() }).inc();
         let text = m.encode();
         assert!(text.contains("congress_policy_violations{policy=\"registry\"} 3"), "{text}");
         assert!(text.contains("congress_datasource_sync_errors_total{datasource=\"kube\"} 1"), "{text}");
         assert!(text.contains("congress_reconcile_duration_seconds_count{kind=\"Policy\"} 1"), "{text}");
+        assert!(text.contains("congress_reconcile_errors_total{kind=\"Policy\",reason=\"WriteStatus\"} 1"), "{text}");
     }
 }

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod events;
 pub mod leader;
 pub mod metrics;
+pub mod outputs;
 pub mod policy;
 pub mod reports;
 
@@ -29,11 +30,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// Everything that can fail in a reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("Kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
+/// A reconcile error, counted by cause in `congress_reconcile_errors_total{kind, reason}`.
+/// Each controller has its own enum; `reason` is the variant's name.
+pub trait ReconcileError: std::error::Error + Send + Sync + 'static {
+    fn reason(&self) -> &'static str;
 }
 
 /// How the operator runs.
@@ -56,6 +56,9 @@ pub struct Context {
     policies: Mutex<HashMap<String, policy::PolicyState>>,
     drivers: Mutex<HashMap<String, datasource::DriverHandle>>,
     datasource_store: OnceLock<Store<Datasource>>,
+    /// Reports and events, which the operator can live without.
+    pub outputs: outputs::Outputs,
+    backoff: Backoff,
 }
 
 impl Context {
@@ -153,7 +156,7 @@ impl HasConditions for congress_model::resources::DatasourceStatus {
 /// Add (`present`) or remove `finalizer` on a cluster-scoped object, unless it already is
 /// that way: a JSON merge patch of the list, guarded by the object's `resourceVersion` (a
 /// stale object gets 409 Conflict and the reconcile is retried).
-async fn set_finalizer<K>(ctx: &Context, obj: &K, finalizer: &str, present: bool) -> Result<(), Error>
+async fn set_finalizer<K>(ctx: &Context, obj: &K, finalizer: &str, present: bool) -> Result<(), kube::Error>
 where
     K: Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
         + Clone
@@ -173,24 +176,80 @@ where
     match api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
-/// Run one reconcile of `kind`, recording its duration.
-async fn timed<T>(ctx: &Context, kind: &str, reconcile: impl std::future::Future<Output = T>) -> T {
+/// Run one reconcile of `obj`, recording its duration; a success resets its backoff.
+async fn timed<K, T, E>(
+    ctx: &Context,
+    obj: &K,
+    reconcile: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E>
+where
+    K: Resource<DynamicType = ()>,
+{
     let started = std::time::Instant::now();
     let result = reconcile.await;
-    ctx.metrics
-        .reconcile_seconds
-        .get_or_create(&metrics::KindLabel { kind: kind.into() })
-        .observe(started.elapsed().as_secs_f64());
+    let kind = K::kind(&()).into_owned();
+    if result.is_ok() {
+        ctx.backoff.succeeded(&kind, &obj.name_any());
+    }
+    ctx.metrics.reconcile_seconds.get_or_create(&metrics::KindLabel { kind }).observe(started.elapsed().as_secs_f64());
     result
 }
 
-fn error_policy<K>(_obj: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(error = %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
+/// A failed reconcile: count it by cause, retry after a backoff that doubles per
+/// consecutive failure of the object, up to [`Backoff::CAP`].
+fn error_policy<K, E>(obj: Arc<K>, error: &E, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+    E: ReconcileError,
+{
+    let kind = K::kind(&()).into_owned();
+    let name = obj.name_any();
+    let reason = error.reason();
+    let delay = ctx.backoff.failed(&kind, &name);
+    tracing::warn!(kind = %kind, name = %name, reason, error = %error, retry_in = ?delay, "reconcile failed");
+    ctx.metrics.reconcile_errors.get_or_create(&metrics::ErrorLabel { kind, reason: reason.into() }).inc();
+    Action::requeue(delay)
+}
+
+/// Consecutive failures per object, and the delay before its next try: [`Backoff::BASE`]
+/// doubled per failure up to [`Backoff::CAP`], with up to a tenth more at random so that
+/// objects failing together do not retry together.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: Mutex<HashMap<(String, String), u32>>,
+}
+
+impl Backoff {
+    pub const BASE: Duration = Duration::from_millis(500);
+    pub const CAP: Duration = Duration::from_secs(300);
+
+    /// Record a failure of `kind`/`name` and return how long to wait.
+    pub fn failed(&self, kind: &str, name: &str) -> Duration {
+        let mut failures = lock(&self.failures);
+        let n = failures.entry((kind.to_string(), name.to_string())).or_default();
+        *n = n.saturating_add(1);
+        let delay = Self::delay(*n);
+        let jitter = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), (kind, name));
+        delay + delay.mul_f64((jitter % 1000) as f64 / 10_000.0)
+    }
+
+    /// The delay after `n` consecutive failures, without jitter.
+    pub fn delay(n: u32) -> Duration {
+        let doubled = Self::BASE.saturating_mul(1u32.checked_shl(n.saturating_sub(1)).unwrap_or(u32::MAX));
+        doubled.min(Self::CAP)
+    }
+
+    /// Record a success: the next failure starts from [`Backoff::BASE`] again.
+    pub fn succeeded(&self, kind: &str, name: &str) {
+        let mut failures = lock(&self.failures);
+        if !failures.is_empty() {
+            failures.remove(&(kind.to_string(), name.to_string()));
+        }
+    }
 }
 
 /// Run the operator until SIGTERM or SIGINT.
@@ -212,6 +271,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
         policies: Mutex::new(HashMap::new()),
         drivers: Mutex::new(HashMap::new()),
         datasource_store: OnceLock::new(),
+        outputs: outputs::Outputs::default(),
+        backoff: Backoff::default(),
     });
 
     // HTTP endpoints.
@@ -246,6 +307,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let policy_controller = Controller::new(Api::<Policy>::all(client.clone()), watcher::Config::default());
     let policy_store = policy_controller.store();
     let (policy_trigger_tx, policy_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Policy>>();
+    let reports_back_tx = policy_trigger_tx.clone();
     let lib_store = policy_store.clone();
     let policy_controller = policy_controller
         .watches(Api::<LibraryPolicy>::all(client.clone()), watcher::Config::default(), move |lib| {
@@ -285,6 +347,35 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
         }
     });
 
+    // Reports that are off are probed; when they are back, every policy is published again
+    // (its reports read back from the API first).
+    let probe_ctx = ctx.clone();
+    let (probe_store, probe_tx) = (policy_store.clone(), reports_back_tx);
+    let probe = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(outputs::PROBE_INTERVAL).await;
+            if !probe_ctx.is_leader() || probe_ctx.outputs.outage(outputs::Output::Reports).is_none() {
+                continue;
+            }
+            match reports::probe(&probe_ctx.client).await {
+                Ok(()) => {
+                    probe_ctx.outputs.on(outputs::Output::Reports);
+                    for name in probe_ctx.loaded_policies() {
+                        probe_ctx.policy_state(&name, policy::PolicyState::forget_published);
+                    }
+                    for p in probe_store.state() {
+                        let _ = probe_tx.send(ObjectRef::from_obj(&*p));
+                    }
+                }
+                Err(e) => {
+                    if let Some(outage) = outputs::Outage::of(outputs::Output::Reports, &e) {
+                        probe_ctx.outputs.off(outputs::Output::Reports, outage);
+                    }
+                }
+            }
+        }
+    });
+
     // Readiness follows the datasources' first sync.
     let ready_ctx = ctx.clone();
     let readiness = tokio::spawn(async move {
@@ -319,6 +410,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     tokio::join!(ds_run, policy_run);
 
     readiness.abort();
+    probe.abort();
     leadership.abort();
     if let Some(e) = election {
         // The election loop releases the lease when it sees the shutdown.
@@ -351,6 +443,28 @@ async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_per_failure_up_to_the_cap_and_resets_on_success() {
+        assert_eq!(Backoff::delay(1), Backoff::BASE);
+        assert_eq!(Backoff::delay(2), Backoff::BASE * 2);
+        assert_eq!(Backoff::delay(4), Backoff::BASE * 8);
+        assert_eq!(Backoff::delay(40), Backoff::CAP);
+        assert_eq!(Backoff::delay(u32::MAX), Backoff::CAP);
+        let b = Backoff::default();
+        let first = b.failed("Policy", "p");
+        let second = b.failed("Policy", "p");
+        assert!(first >= Backoff::BASE && first <= Backoff::BASE.mul_f64(1.1), "{first:?}");
+        assert!(second >= Backoff::BASE * 2 && second <= (Backoff::BASE * 2).mul_f64(1.1), "{second:?}");
+        // Another object has its own count.
+        assert!(b.failed("Policy", "q") <= Backoff::BASE.mul_f64(1.1));
+        b.succeeded("Policy", "p");
+        assert!(b.failed("Policy", "p") <= Backoff::BASE.mul_f64(1.1));
+        for _ in 0..50 {
+            b.failed("Datasource", "d");
+        }
+        assert!(b.failed("Datasource", "d") <= Backoff::CAP.mul_f64(1.1));
+    }
 
     #[test]
     fn conditions_keep_their_transition_time_while_status_holds() {

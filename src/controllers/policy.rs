@@ -10,12 +10,14 @@
 //! compares against (what was reported, and since when) is read back from the reports.
 
 use super::engine::ChangeError;
+use super::outputs::{Outage, Output};
 use super::reports::{self, ReportBook, Violation};
-use super::{Context, Error, condition, engine_name, now_rfc3339};
+use super::{Context, condition, engine_name, now_rfc3339};
 use congress_engine::syntax;
 use congress_engine::{EngineError, PolicyKind, Value};
 use congress_model::resources::{
-    API_VERSION, LibraryPolicy, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus, RuleEntry, ViolationSample,
+    API_VERSION, Condition, LibraryPolicy, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus, RuleEntry,
+    ViolationSample,
 };
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -29,9 +31,34 @@ use std::time::{Duration, Instant};
 pub const FINALIZER: &str = "congress.dev/policy";
 /// At most this many violation rows in `status.violationSample`.
 pub const SAMPLE: usize = 20;
-/// Events per policy: a burst of this many, then one per [`EVENT_REFILL`].
-const EVENT_BURST: f64 = 10.0;
-const EVENT_REFILL: Duration = Duration::from_secs(6);
+
+/// Why a Policy reconcile failed (it is retried with backoff). A version that does not load
+/// is not an error of the reconcile: it is reported in the status ([`LoadFailure`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("setting the finalizer: {0}")]
+    Finalizer(#[source] kube::Error),
+    #[error("reading the policy's reports: {0}")]
+    ReadReports(#[source] kube::Error),
+    #[error("writing the status: {0}")]
+    WriteStatus(#[source] kube::Error),
+    #[error("writing a report: {0}")]
+    WriteReport(#[source] kube::Error),
+    #[error("deleting the policy's reports: {0}")]
+    DeleteReports(#[source] kube::Error),
+}
+
+impl super::ReconcileError for Error {
+    fn reason(&self) -> &'static str {
+        match self {
+            Error::Finalizer(_) => "Finalizer",
+            Error::ReadReports(_) => "ReadReports",
+            Error::WriteStatus(_) => "WriteStatus",
+            Error::WriteReport(_) => "WriteReport",
+            Error::DeleteReports(_) => "DeleteReports",
+        }
+    }
+}
 
 /// What the operator keeps per policy between reconciles.
 #[derive(Default)]
@@ -47,45 +74,7 @@ pub struct PolicyState {
     /// Every current violation's first-seen time.
     first_seen: HashMap<String, String>,
     /// How many events the policy may still record.
-    events: EventBudget,
-}
-
-/// A token bucket for one policy's events: a burst of [`EVENT_BURST`], then one token per
-/// [`EVENT_REFILL`]. What does not fit is counted and summed up in one event once a token is
-/// free again.
-#[derive(Debug, Default)]
-pub struct EventBudget {
-    tokens: f64,
-    refilled: Option<Instant>,
-    /// Changes not shown as events since the last summary.
-    suppressed: usize,
-}
-
-impl EventBudget {
-    /// The events to record now, and, when some are held back, the number of changes a
-    /// summary event must mention (the summary takes the last token).
-    pub fn plan<E>(&mut self, now: Instant, mut events: Vec<E>) -> (Vec<E>, Option<usize>) {
-        let refill = EVENT_REFILL.as_secs_f64();
-        let elapsed = self.refilled.map_or(EVENT_BURST * refill, |t| now.saturating_duration_since(t).as_secs_f64());
-        self.tokens = (self.tokens + elapsed / refill).min(EVENT_BURST);
-        self.refilled = Some(now);
-        let budget = self.tokens.floor() as usize;
-        let mut summary = None;
-        if events.len() > budget || (self.suppressed > 0 && budget > 0) {
-            let shown = budget.saturating_sub(1).min(events.len());
-            let hidden = events.len() - shown + self.suppressed;
-            events.truncate(shown);
-            if budget > 0 {
-                summary = Some(hidden);
-                self.suppressed = 0;
-            } else {
-                self.suppressed = hidden;
-            }
-        }
-        let used = events.len() + usize::from(summary.is_some());
-        self.tokens = (self.tokens - used as f64).max(0.0);
-        (events, summary)
-    }
+    events: super::events::EventBudget,
 }
 
 impl PolicyState {
@@ -244,7 +233,7 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
 /// Reconcile one Policy.
 pub async fn reconcile(policy: Arc<Policy>, ctx: Arc<Context>) -> Result<Action, Error> {
     let span = tracing::debug_span!("reconcile", kind = "Policy", name = %policy.name_any());
-    super::timed(&ctx, "Policy", tracing::Instrument::instrument(reconcile_inner(&policy, &ctx), span)).await
+    super::timed(&ctx, &*policy, tracing::Instrument::instrument(reconcile_inner(&policy, &ctx), span)).await
 }
 
 async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
@@ -254,7 +243,7 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
     }
     let leader = ctx.is_leader();
     if leader {
-        super::set_finalizer(ctx, policy, FINALIZER, true).await?;
+        super::set_finalizer(ctx, policy, FINALIZER, true).await.map_err(Error::Finalizer)?;
     }
     let failure = load(policy, ctx).await.err();
     if let Some(f) = &failure {
@@ -286,8 +275,15 @@ async fn cleanup(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
     ctx.forget_policy(&name);
     ctx.metrics.violations.remove(&super::metrics::PolicyLabel { policy: name.clone() });
     if ctx.is_leader() && policy.finalizers().iter().any(|f| f == FINALIZER) {
-        reports::delete_all(&ctx.client, &name).await?;
-        super::set_finalizer(ctx, policy, FINALIZER, false).await?;
+        match reports::delete_all(&ctx.client, &name).await {
+            Ok(()) => {}
+            // No reports can exist (no CRDs), or none may be deleted: do not hold the deletion.
+            Err(e) if Outage::of(Output::Reports, &e).is_some() => {
+                tracing::warn!(policy = %name, error = %e, "reports not deleted");
+            }
+            Err(e) => return Err(Error::DeleteReports(e)),
+        }
+        super::set_finalizer(ctx, policy, FINALIZER, false).await.map_err(Error::Finalizer)?;
     }
     tracing::info!(policy = %name, "unloaded");
     Ok(Action::await_change())
@@ -330,20 +326,30 @@ fn warnings(engine: &str, ctx: &Context) -> Vec<String> {
     ctx.engine.view(engine).map(|v| v.warnings.clone()).unwrap_or_default()
 }
 
-/// Write status, reports and events for `policy` (leader only).
+/// Write status, reports and events for `policy` (leader only). Status always; reports and
+/// events when they can be written (see [`super::outputs`]): their outages show in the
+/// status, which is written again when an outage starts or ends during this publish.
 async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
     let name = policy.name_any();
     // Read back what was reported before (first publish since start or since leading).
     if ctx.policy_state(&name, |s| s.book.is_none()) {
-        let existing = reports::load(&ctx.client, &name).await?;
-        let book = ReportBook::from_existing(existing);
-        let seen = book.first_seen();
-        ctx.policy_state(&name, |s| {
-            for (k, t) in seen {
-                s.first_seen.entry(k).or_insert(t);
+        match reports::load(&ctx.client, &name).await {
+            Ok(existing) => {
+                ctx.outputs.on(Output::Reports);
+                let book = ReportBook::from_existing(existing);
+                let seen = book.first_seen();
+                ctx.policy_state(&name, |s| {
+                    for (k, t) in seen {
+                        s.first_seen.entry(k).or_insert(t);
+                    }
+                    s.book = Some(book);
+                });
             }
-            s.book = Some(book);
-        });
+            Err(e) => match Outage::of(Output::Reports, &e) {
+                Some(outage) => ctx.outputs.off(Output::Reports, outage),
+                None => return Err(Error::ReadReports(e)),
+            },
+        }
     }
     let rows = violations(policy, ctx);
     let now = now_rfc3339();
@@ -359,7 +365,8 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
             })
             .collect()
     });
-    // What changed since the last publish.
+    // What changed since the last publish. Without a book read back from the API (reports
+    // are off), the changes are still tracked for events, but nothing is written.
     let (changes, delta) = ctx.policy_state(&name, |s| {
         let book = s.book.get_or_insert_with(ReportBook::default);
         let delta = book.set(&name, &list);
@@ -374,46 +381,81 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
     // Compare with what this replica last wrote: the cached object may not show it yet.
     let old = written.or_else(|| policy.status.clone()).unwrap_or_default();
     let changed = !appeared.is_empty() || !cleared.is_empty();
-    let status = status(policy, &old, failure.as_ref(), loaded, &list, warnings(&engine_name(&name), ctx), changed);
+    let facts =
+        StatusFacts { failure: failure.as_ref(), loaded, list: &list, warnings: warnings(&engine_name(&name), ctx) };
+    let first = status(policy, &old, &facts, ctx, changed);
     ctx.metrics.violations.get_or_create(&super::metrics::PolicyLabel { policy: name.clone() }).set(list.len() as i64);
-    if status != old {
-        let api: Api<Policy> = Api::all(ctx.client.clone());
-        let body = json!({"apiVersion": API_VERSION, "kind": "Policy", "status": status});
-        if let Err(e) =
-            api.patch_status(&name, &PatchParams::apply(reports::MANAGER).force(), &Patch::Apply(&body)).await
-        {
-            ctx.policy_state(&name, PolicyState::forget_published);
-            return Err(e.into());
-        }
-        ctx.policy_state(&name, |s| s.status = Some(status));
-    }
+    write_status(policy, ctx, &old, first.clone()).await?;
     // Reports: the parts that changed.
-    for change in &changes {
-        if let Err(e) = reports::write(&ctx.client, &name, change).await {
-            tracing::warn!(policy = %name, error = %e, "report write failed");
-            // Read back from the API next time: some parts may have been written.
-            ctx.policy_state(&name, PolicyState::forget_published);
-            return Err(e.into());
-        }
-        ctx.policy_state(&name, |s| {
-            if let Some(b) = s.book.as_mut() {
-                b.written(change);
+    if ctx.outputs.outage(Output::Reports).is_none() {
+        for change in &changes {
+            match reports::write(&ctx.client, &name, change).await {
+                Ok(()) => ctx.policy_state(&name, |s| {
+                    if let Some(b) = s.book.as_mut() {
+                        b.written(change);
+                    }
+                }),
+                Err(e) => {
+                    // Read back from the API next time: some parts may have been written.
+                    ctx.policy_state(&name, |s| s.book = None);
+                    match Outage::of(Output::Reports, &e) {
+                        Some(outage) => {
+                            ctx.outputs.off(Output::Reports, outage);
+                            break;
+                        }
+                        None => {
+                            tracing::warn!(policy = %name, error = %e, "report write failed");
+                            return Err(Error::WriteReport(e));
+                        }
+                    }
+                }
             }
-        });
+        }
     }
     emit_events(policy, ctx, &appeared, &cleared).await;
+    // An output went off or came back during this publish: say so now.
+    let again = status(policy, &first, &facts, ctx, false);
+    write_status(policy, ctx, &first, again).await
+}
+
+/// Server-side apply `status` unless it equals `old` (what this replica last wrote).
+async fn write_status(policy: &Policy, ctx: &Context, old: &PolicyStatus, status: PolicyStatus) -> Result<(), Error> {
+    if status == *old {
+        return Ok(());
+    }
+    let name = policy.name_any();
+    let api: Api<Policy> = Api::all(ctx.client.clone());
+    let body = json!({"apiVersion": API_VERSION, "kind": "Policy", "status": status});
+    if let Err(e) = api.patch_status(&name, &PatchParams::apply(reports::MANAGER).force(), &Patch::Apply(&body)).await {
+        ctx.policy_state(&name, PolicyState::forget_published);
+        return Err(Error::WriteStatus(e));
+    }
+    ctx.policy_state(&name, |s| s.status = Some(status));
     Ok(())
 }
 
-fn status(
-    policy: &Policy,
-    old: &PolicyStatus,
-    failure: Option<&LoadFailure>,
+/// What a Policy's status is made of, apart from the conditions' history.
+struct StatusFacts<'a> {
+    failure: Option<&'a LoadFailure>,
     loaded: bool,
-    list: &[Violation],
+    list: &'a [Violation],
     warnings: Vec<String>,
-    changed: bool,
-) -> PolicyStatus {
+}
+
+/// The condition telling whether `output` works.
+fn output_condition(old: &PolicyStatus, ctx: &Context, output: Output, generation: Option<i64>) -> Condition {
+    let (type_, ok) = match output {
+        Output::Reports => ("Reports", "the policy's reports are up to date"),
+        Output::Events => ("Events", "violations that appear and clear are recorded as events"),
+    };
+    match ctx.outputs.outage(output) {
+        None => condition(old, type_, "True", "Written", ok, generation),
+        Some(o) => condition(old, type_, "False", o.reason, &o.message, generation),
+    }
+}
+
+fn status(policy: &Policy, old: &PolicyStatus, facts: &StatusFacts, ctx: &Context, changed: bool) -> PolicyStatus {
+    let StatusFacts { failure, loaded, list, .. } = *facts;
     let generation = policy.meta().generation;
     let accepted = match failure {
         None => condition(old, "Accepted", "True", "Loaded", "the rules are loaded", generation),
@@ -436,11 +478,16 @@ fn status(
     sample.sort_by(|a, b| (&a.first_seen, &a.row).cmp(&(&b.first_seen, &b.row)));
     sample.truncate(SAMPLE);
     PolicyStatus {
-        conditions: vec![accepted, ready],
+        conditions: vec![
+            accepted,
+            ready,
+            output_condition(old, ctx, Output::Reports, generation),
+            output_condition(old, ctx, Output::Events, generation),
+        ],
         violations: list.len() as u64,
         violation_sample: sample,
         diagnostics: failure.map(|f| f.diagnostics.clone()).unwrap_or_default(),
-        warnings,
+        warnings: facts.warnings.clone(),
         last_evaluation_time: if changed || old.last_evaluation_time.is_none() {
             Some(now_rfc3339())
         } else {
@@ -478,8 +525,18 @@ async fn emit_events(policy: &Policy, ctx: &Context, appeared: &[&Violation], cl
         events.push(("Warning", "ViolationsChanged", note));
     }
     for (type_, reason, message) in events {
-        if let Err(e) = super::events::publish(ctx, policy, type_, reason, &message).await {
-            tracing::warn!(policy = %name, error = %e, "event not recorded");
+        match super::events::publish(ctx, policy, type_, reason, &message).await {
+            Ok(()) => {
+                ctx.outputs.on(Output::Events);
+            }
+            Err(e) => match Outage::of(Output::Events, &e) {
+                // Refused for good: the rest would be refused too.
+                Some(outage) => {
+                    ctx.outputs.off(Output::Events, outage);
+                    break;
+                }
+                None => tracing::warn!(policy = %name, error = %e, "event not recorded"),
+            },
         }
     }
 }
@@ -492,24 +549,6 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn events_are_rate_limited_and_the_rest_summed_up() {
-        let mut b = EventBudget::default();
-        let t0 = Instant::now();
-        // A burst fits whole.
-        let (shown, summary) = b.plan(t0, vec![1; 10]);
-        assert_eq!((shown.len(), summary), (10, None));
-        // No tokens left: nothing now, but the changes are remembered.
-        let (shown, summary) = b.plan(t0, vec![1; 5]);
-        assert_eq!((shown.len(), summary), (0, None));
-        // One refill later: the token goes to a summary of the 5 held back and 1 new.
-        let (shown, summary) = b.plan(t0 + EVENT_REFILL, vec![1]);
-        assert_eq!((shown.len(), summary), (0, Some(6)));
-        // After a long quiet spell the burst is back, and a flood is cut to 9 + a summary.
-        let (shown, summary) = b.plan(t0 + EVENT_REFILL * 100, vec![1; 5000]);
-        assert_eq!((shown.len(), summary), (9, Some(4991)));
-    }
 
     #[test]
     fn rule_labels_name_each_statement() {

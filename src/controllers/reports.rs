@@ -327,6 +327,15 @@ pub async fn load(client: &Client, policy: &str) -> Result<Vec<(Scope, usize, Ve
     Ok(out)
 }
 
+/// Whether reports can be read: both kinds listed (at most one object each).
+pub async fn probe(client: &Client) -> Result<(), kube::Error> {
+    let lp = ListParams::default().limit(1);
+    for cluster in [true, false] {
+        Api::<DynamicObject>::all_with(client.clone(), &api_resource(cluster)).list(&lp).await?;
+    }
+    Ok(())
+}
+
 /// Write one change.
 pub async fn write(client: &Client, policy: &str, change: &ReportChange) -> Result<(), kube::Error> {
     match change {
