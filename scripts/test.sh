@@ -1,8 +1,18 @@
 #!/usr/bin/env bash
-# Runs every test of the project: unit, integration, property and CLI tests, the end-to-end
-# tests of the operator against a real kube-apiserver v1.20.2 + etcd on loopback (one per
-# test, started and torn down by the tests themselves), the Helm chart checks, then the
-# conformance replay against the recorded Congress cases when ../shared is present.
+# Runs every check and test of the project, in this order:
+#   1. gates that fail at once: `cargo fmt --all --check`, and the architecture guard (the
+#      engine crate depends on nothing of Kubernetes, async, YAML or HTTP);
+#   2. one release build of the whole workspace, then clippy with warnings denied (release
+#      profile too, so it reuses the build's proc-macros and build scripts);
+#   3. the unit, integration, property and CLI tests of every crate, and the end-to-end tests
+#      of the operator against a real kube-apiserver v1.20.2 + etcd on loopback (one per
+#      test, started and torn down by the tests themselves; CONGRESS_E2E=require, so a missing
+#      control plane fails them instead of skipping them), then the doctests (nextest skips
+#      those);
+#   4. the Helm chart checks, then the conformance replay against the recorded Congress cases
+#      when ../shared is present.
+# A failure in steps 2-4 is remembered and the rest still runs; the exit status is 1 if
+# anything failed, and the failed steps are listed at the end.
 #
 # The e2e prerequisites (kube-apiserver built once from Debian's source into
 # ${CONGRESS_E2E_CACHE:-~/.cache/congress-e2e}, etcd, kubectl, helm) are installed by
@@ -12,12 +22,43 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=never
+
+# 1. Instant gates, before anything slow.
+for tool in fmt clippy; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    echo "error: \`cargo $tool\` is not installed: rustup component add rustfmt clippy" >&2
+    exit 1
+  fi
+done
+if ! cargo fmt --all --check; then
+  echo "error: cargo fmt --all --check failed: run \`cargo fmt --all\` (diff above)" >&2
+  exit 1
+fi
+
+# The engine is a plain library: none of these may be among its (normal) dependencies.
+forbidden='^(kube|kube-[a-z-]+|k8s-openapi|tokio|serde_norway|serde_yaml|serde_yml|hyper|axum|reqwest) v'
+engine_deps=$(cargo tree -p congress-engine -e normal --prefix none)
+if offending=$(grep -E "$forbidden" <<<"$engine_deps" | sed 's/ (\*)$//' | sort -u) && [ -n "$offending" ]; then
+  {
+    echo "error: architecture guard: congress-engine (crates/engine) must not depend on Kubernetes,"
+    echo "tokio, YAML or HTTP crates, but its dependency tree has:"
+    sed 's/^/  /' <<<"$offending"
+    echo "(see docs/architecture.md; \`cargo tree -p congress-engine -e normal -i CRATE\` shows the path)"
+  } >&2
+  exit 1
+fi
+
 install_log=$(mktemp)
 bash e2e/install.sh >"$install_log" 2>&1 &
 install_pid=$!
 
-# Build once (release: the property tests and the conformance replay run much faster).
-cargo build --release --all-targets --locked 2>/dev/null || cargo build --release --all-targets
+failed=()
+
+# 2. Build once (release: the property tests and the conformance replay run much faster).
+cargo build --release --workspace --all-targets --locked 2>/dev/null ||
+  cargo build --release --workspace --all-targets
+
+cargo clippy --release --workspace --all-targets -- -D warnings || failed+=("clippy")
 
 if ! wait "$install_pid"; then
   cat "$install_log" >&2
@@ -25,20 +66,30 @@ if ! wait "$install_pid"; then
   exit 1
 fi
 tail -n 5 "$install_log"
+rm -f "$install_log"
 
-status=0
+# 3. Tests. Under this script a missing e2e control plane is a failure, not a skip.
+export CONGRESS_E2E=require
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --release --no-fail-fast || status=1
+  cargo nextest run --release --workspace --no-fail-fast || failed+=("tests (nextest)")
+  cargo test --release --workspace --doc || failed+=("doctests")
 else
-  cargo test --release --no-fail-fast || status=1
+  # cargo test runs the doctests too.
+  cargo test --release --workspace --no-fail-fast || failed+=("tests (cargo test)")
 fi
 
-bash e2e/chart.sh || status=1
+# 4. The chart, and the conformance replay.
+bash e2e/chart.sh || failed+=("chart checks (e2e/chart.sh)")
 
 cases=../shared/conformance/cases.json
 if [ -f "$cases" ]; then
-  ./target/release/congress conformance "$cases" || status=1
+  ./target/release/congress conformance "$cases" || failed+=("conformance replay")
 else
   echo "note: $cases not found; conformance replay skipped"
 fi
-exit "$status"
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  printf 'FAILED: %s\n' "${failed[@]}" >&2
+  exit 1
+fi
+echo "all checks passed"
