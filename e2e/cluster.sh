@@ -10,6 +10,8 @@
 #          /readyz answers ok (~3-5 s; fails after $CONGRESS_E2E_READY_TIMEOUT s, default 60,
 #          printing the log tail). Writes:
 #            DIR/kubeconfig   server https://127.0.0.1:PORT, insecure-skip-tls-verify, token
+#            DIR/operator.kubeconfig  the same server as the user `congress-operator` (no rights
+#                             until RBAC grants them)
 #            DIR/port         the apiserver's secure port      DIR/token   the admin bearer token
 #            DIR/server       https://127.0.0.1:PORT
 #            DIR/{etcd,apiserver,watchdog}.pid, DIR/{etcd,apiserver,watchdog}.log
@@ -144,6 +146,11 @@ cmd_up() {
   token="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   printf '%s\n' "$token" > "$dir/token"
   echo "$token,admin,admin,system:masters" > "$dir/tokens.csv"
+  # A second identity with no permissions until RBAC grants some: the user `congress-operator`,
+  # for tests that run the operator with least privilege (DIR/operator.kubeconfig).
+  local optoken
+  optoken="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  echo "$optoken,congress-operator,congress-operator" >> "$dir/tokens.csv"
   openssl genrsa -out "$dir/sa.key" 2048 2>/dev/null
   openssl rsa -in "$dir/sa.key" -pubout -out "$dir/sa.pub" 2>/dev/null
 
@@ -224,6 +231,8 @@ contexts:
 current-context: e2e
 EOF
   mv -f "$dir/kubeconfig.tmp" "$dir/kubeconfig"
+  sed -e "s/token: $token/token: $optoken/" -e 's/name: admin/name: congress-operator/' \
+    -e 's/user: admin/user: congress-operator/' "$dir/kubeconfig" > "$dir/operator.kubeconfig"
   echo "kubeconfig=$dir/kubeconfig"
   echo "server=https://127.0.0.1:$port"
 }

@@ -47,9 +47,13 @@ impl Outage {
     pub fn of(output: Output, error: &KubeError) -> Option<Outage> {
         let KubeError::Api(status) = error else { return None };
         match (output, status.code) {
-            // An unknown resource type answers with this message; a 404 for a missing
-            // namespace or object names it instead.
-            (Output::Reports, 404) if status.message.contains("could not find the requested resource") => {
+            // An unknown API group answers `404 page not found` (not even a Status), an
+            // unknown resource of a known group "the server could not find the requested
+            // resource"; a 404 for a missing namespace or object names it instead.
+            (Output::Reports, 404)
+                if status.message.contains("page not found")
+                    || status.message.contains("could not find the requested resource") =>
+            {
                 Some(Outage {
                     reason: "CRDNotInstalled",
                     message: "the wgpolicyk8s.io PolicyReport CRDs are not installed; reports are off until they \
@@ -132,6 +136,8 @@ mod tests {
     fn missing_crds_and_refusals_are_outages_other_errors_are_not() {
         let missing = api(404, "the server could not find the requested resource");
         assert_eq!(Outage::of(Output::Reports, &missing).map(|o| o.reason), Some("CRDNotInstalled"));
+        let no_group = api(404, "404 page not found");
+        assert_eq!(Outage::of(Output::Reports, &no_group).map(|o| o.reason), Some("CRDNotInstalled"));
         let forbidden = api(403, "clusterpolicyreports is forbidden: User \"op\" cannot list");
         let o = Outage::of(Output::Reports, &forbidden).expect("an outage");
         assert_eq!(o.reason, "Forbidden");

@@ -127,9 +127,14 @@ impl Cluster {
     /// otherwise `None` after telling stderr that the test is skipped, why and how to run it
     /// (or a panic when `CONGRESS_E2E=require`). See the top of this file.
     pub async fn up_or_skip() -> Option<Cluster> {
+        Cluster::up_or_skip_with(true).await
+    }
+
+    /// [`Cluster::up_or_skip`], with or without the wgpolicyk8s.io PolicyReport CRDs.
+    pub async fn up_or_skip_with(policy_report_crds: bool) -> Option<Cluster> {
         let missing = missing_prerequisites();
         if missing.is_empty() {
-            return Some(Cluster::up().await);
+            return Some(Cluster::up_with(policy_report_crds).await);
         }
         let missing = missing.join(", ");
         if std::env::var(E2E_ENV).is_ok_and(|v| v == "require") {
@@ -150,7 +155,13 @@ impl Cluster {
 
     /// Start etcd and kube-apiserver, apply the congress and policy-report CRDs; panics when
     /// the control plane is not installed.
+    #[allow(dead_code)] // used by benches/operator.rs, which shares this file
     pub async fn up() -> Cluster {
+        Cluster::up_with(true).await
+    }
+
+    /// [`Cluster::up`], with or without the PolicyReport CRDs.
+    pub async fn up_with(with_report_crds: bool) -> Cluster {
         let missing = missing_prerequisites();
         assert!(missing.is_empty(), "the e2e control plane is missing: {}; {HOW_TO_RUN}", missing.join(", "));
         let dir = tempfile::Builder::new().prefix("congress-e2e-").tempdir().expect("a temporary directory");
@@ -165,9 +176,24 @@ impl Cluster {
         assert!(out.status.success(), "cluster.sh up failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let cluster = Cluster { kubeconfig: dir.path().join("kubeconfig"), dir };
         cluster.kubectl(&["apply", "-f", &repo().join("crds").display().to_string()]);
-        cluster.apply(&policy_report_crds());
+        if with_report_crds {
+            cluster.apply(&policy_report_crds());
+        }
         cluster.kubectl(&["wait", "--for", "condition=established", "--timeout=60s", "crd", "--all"]);
         cluster
+    }
+
+    /// Install the PolicyReport CRDs (as the chart renders them) and wait until they serve.
+    #[allow(dead_code)] // not every file that includes the harness uses it
+    pub fn install_policy_report_crds(&self) {
+        self.apply(&policy_report_crds());
+        self.kubectl(&["wait", "--for", "condition=established", "--timeout=60s", "crd", "--all"]);
+    }
+
+    /// A kubeconfig for the user `congress-operator`, who may do nothing until RBAC says so.
+    #[allow(dead_code)] // not every file that includes the harness uses it
+    pub fn operator_kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("operator.kubeconfig")
     }
 
     /// Run kubectl against this cluster; panics with its output when it fails.
@@ -304,13 +330,18 @@ fn free_port() -> u16 {
 
 impl Operator {
     pub fn start(cluster: &Cluster, identity: &str, election: bool) -> Operator {
+        Operator::start_as(cluster, identity, election, &cluster.kubeconfig)
+    }
+
+    /// [`Operator::start`] with the credentials of `kubeconfig`.
+    pub fn start_as(cluster: &Cluster, identity: &str, election: bool, kubeconfig: &Path) -> Operator {
         let addr = format!("127.0.0.1:{}", free_port());
         let log = cluster.dir().join(format!("operator-{identity}.log"));
         let file = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_congress"))
             .args(["operator", "--http-addr", &addr, "--lease-namespace", "congress-system", "--identity", identity])
             .arg(format!("--leader-election={election}"))
-            .env("KUBECONFIG", &cluster.kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -312,3 +312,141 @@ spec:
     let metrics = op.get("/metrics").await;
     assert!(metrics.contains("congress_datasource_sync_errors_total{datasource=\"no-such-kind\"}"), "{metrics}");
 }
+
+/// The condition `type_` of a Policy's status: (status, reason).
+async fn condition(cluster: &Cluster, policy: &str, type_: &str) -> Option<(String, String)> {
+    let status = policy_status(cluster, policy).await;
+    let c = status["conditions"].as_array()?.iter().find(|c| c["type"] == type_)?.clone();
+    Some((c["status"].as_str()?.to_string(), c["reason"].as_str()?.to_string()))
+}
+
+fn is(c: Option<(String, String)>, status: &str, reason: &str) -> bool {
+    c.is_some_and(|(s, r)| s == status && r == reason)
+}
+
+async fn cluster_report(cluster: &Cluster, namespace: &str, name: &str) -> Option<DynamicObject> {
+    reports(cluster, namespace).await.into_iter().find(|r| r.metadata.name.as_deref() == Some(name))
+}
+
+/// Without the PolicyReport CRDs (only `kubectl apply -f crds/`), status and events are
+/// written and a condition says why there are no reports; once the CRDs are installed,
+/// reports are written without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_report_crds_status_and_events_go_on_and_reports_start_when_the_crds_appear() {
+    let Some(cluster) = Cluster::up_or_skip_with(false).await else { return };
+    cluster.apply(DATASOURCE);
+    cluster.apply(POLICY);
+    let op = Operator::start(&cluster, "only", false);
+    cluster.create_pod(pod("default", "web", "evil.io/app:1")).await;
+
+    eventually("the violation in the status", &op, || async {
+        violations(&cluster, "approved-images").await == Some(1)
+    })
+    .await;
+    eventually("Reports=False CRDNotInstalled", &op, || async {
+        is(condition(&cluster, "approved-images", "Reports").await, "False", "CRDNotInstalled")
+    })
+    .await;
+    assert!(is(condition(&cluster, "approved-images", "Ready").await, "True", "Evaluated"));
+    eventually("a ViolationFound event", &op, || async { !events(&cluster, "ViolationFound").await.is_empty() }).await;
+    assert!(is(condition(&cluster, "approved-images", "Events").await, "True", "Written"));
+    let log = op.log_tail();
+    assert!(log.contains("CRDNotInstalled") && log.contains("output off"), "the log says why reports are off:\n{log}");
+
+    cluster.install_policy_report_crds();
+    let report = eventually("the report once the CRDs exist", &op, || async {
+        cluster_report(&cluster, "default", "congress-approved-images").await
+    })
+    .await;
+    assert_eq!(report.data["results"].as_array().map(Vec::len), Some(1), "{:?}", report.data);
+    eventually("Reports=True", &op, || async {
+        is(condition(&cluster, "approved-images", "Reports").await, "True", "Written")
+    })
+    .await;
+}
+
+/// Least privilege gone wrong: the operator may not write reports or events (403). Status is
+/// still written, the conditions say Forbidden, and granting the permission brings reports
+/// and events back without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_reports_and_events_leave_status_working_and_resume_when_granted() {
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
+    cluster.apply(DATASOURCE);
+    cluster.apply(POLICY);
+    cluster.apply(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: congress-core}
+rules:
+- apiGroups: ["congress.dev"]
+  resources: ["policies", "librarypolicies", "datasources", "actionrequests"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["congress.dev"]
+  resources: ["policies/status", "datasources/status", "policies/finalizers", "datasources/finalizers"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: congress-core}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-core}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: congress-operator}
+"#,
+    );
+    let op = Operator::start_as(&cluster, "least", false, &cluster.operator_kubeconfig());
+    cluster.create_pod(pod("default", "web", "evil.io/app:1")).await;
+
+    eventually("the violation in the status", &op, || async {
+        violations(&cluster, "approved-images").await == Some(1)
+    })
+    .await;
+    eventually("Reports=False and Events=False, Forbidden", &op, || async {
+        is(condition(&cluster, "approved-images", "Reports").await, "False", "Forbidden")
+            && is(condition(&cluster, "approved-images", "Events").await, "False", "Forbidden")
+    })
+    .await;
+    assert!(cluster_report(&cluster, "default", "congress-approved-images").await.is_none());
+    assert!(events(&cluster, "ViolationFound").await.is_empty());
+
+    cluster.apply(
+        r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: congress-outputs}
+rules:
+- apiGroups: ["wgpolicyk8s.io"]
+  resources: ["policyreports", "clusterpolicyreports"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch", "update"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: congress-outputs}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-outputs}
+subjects:
+- {apiGroup: rbac.authorization.k8s.io, kind: User, name: congress-operator}
+"#,
+    );
+    let report = eventually("the report once permitted", &op, || async {
+        cluster_report(&cluster, "default", "congress-approved-images").await
+    })
+    .await;
+    assert_eq!(report.data["results"].as_array().map(Vec::len), Some(1), "{:?}", report.data);
+    eventually("Reports=True", &op, || async {
+        is(condition(&cluster, "approved-images", "Reports").await, "True", "Written")
+    })
+    .await;
+    // Events are tried again with the next change.
+    cluster.create_pod(pod("default", "web2", "evil.io/app:2")).await;
+    eventually("a ViolationFound event and Events=True", &op, || async {
+        !events(&cluster, "ViolationFound").await.is_empty()
+            && is(condition(&cluster, "approved-images", "Events").await, "True", "Written")
+    })
+    .await;
+}
