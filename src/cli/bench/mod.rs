@@ -33,6 +33,7 @@
 //! only `Engine::fact_count` and point queries are compared); a mismatch fails the bench.
 //! RESULT lines are printed at the end, in phase order, only when every check passed.
 
+pub mod responsiveness;
 pub mod workloads;
 
 use congress_engine::{Commit, Engine, PolicyKind};
@@ -57,6 +58,10 @@ pub enum Workload {
     /// Workload a, then 1-row and 1000-row `ports` deltas.
     #[value(name = "d")]
     D,
+    /// The operator's runtime while the engine loads `--n` pods (default 100,000) in one
+    /// batch and reloads a `--rules`-rule policy: `/healthz` and timer latency.
+    #[value(name = "responsiveness")]
+    Responsiveness,
 }
 
 /// Rows per load transaction by default.
@@ -92,6 +97,13 @@ pub struct BenchArgs {
     /// Rows per load transaction (one page of a driver's poll).
     #[arg(long, default_value_t = PAGE_ROWS)]
     pub page_rows: usize,
+    /// Workload responsiveness: the rules of the policy that is reloaded.
+    #[arg(long, default_value_t = 10_000)]
+    pub rules: usize,
+    /// Workload responsiveness: run engine work on an async worker under a mutex (the
+    /// operator's old way), for comparison.
+    #[arg(long)]
+    pub inline: bool,
     /// Workload b: the policy kind for the recursive rules (default: the first of
     /// nonrecursive, materialized, z3 that accepts them).
     #[arg(long)]
@@ -122,6 +134,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         Workload::A => bench_a(args, false),
         Workload::D => bench_a(args, true),
         Workload::B => bench_b(args),
+        Workload::Responsiveness => responsiveness::bench(args.n.unwrap_or(100_000), args.rules, args.inline),
     }
 }
 
