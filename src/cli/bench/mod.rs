@@ -785,7 +785,16 @@ mod tests {
             runs_load: 1,
             page_rows: PAGE_ROWS,
             kind: None,
+            rules: 10,
+            inline: false,
         }
+    }
+
+    /// The responsiveness workload runs both ways and checks what the status writer saw.
+    #[test]
+    fn responsiveness_runs_with_the_actor_and_inline() {
+        responsiveness::bench(2000, 50, false).expect("actor");
+        responsiveness::bench(2000, 50, true).expect("inline");
     }
 
     /// A fresh directory under the system temp dir, for `.facts` files.
