@@ -355,3 +355,38 @@ fn missing_paths_are_io_errors() {
     let e = one_error(load_policies(&[PathBuf::from("/nonexistent/congress/x.yaml")]));
     assert!(matches!(e, LoadError::Io { .. }));
 }
+
+#[test]
+fn an_explicit_kind_wins_over_the_library_kind_and_library_labels_are_prefixed() {
+    let d = dir();
+    let f = write(
+        &d,
+        "lib.yaml",
+        "apiVersion: congress.dev/v1alpha1\nkind: LibraryPolicy\nmetadata: {name: lib}\nspec:\n  kind: materialized\n  rules:\n    - name: one\n      rule: p(1)\n---\napiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: active}\nspec:\n  kind: database\n  libraryRef: lib\n",
+    );
+    let ps = load_policies(std::slice::from_ref(&f)).unwrap();
+    let active = ps.iter().find(|p| !p.library).unwrap();
+    assert_eq!(active.kind, PolicyKind::Database);
+    assert_eq!(active.statements[0].label, "lib/one");
+    // The statement is placed in the library's document.
+    assert_eq!(at(&active.statements[0]), Origin::new(&f, 1, 8, 13));
+    let lib = ps.iter().find(|p| p.library).unwrap();
+    assert_eq!((lib.kind, lib.statements[0].label.as_str()), (PolicyKind::Materialized, "one"));
+}
+
+#[test]
+fn policy_errors_carry_the_rule_label_and_the_position_in_the_rule() {
+    let d = dir();
+    let f = write(
+        &d,
+        "p.yaml",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: broken\n      rule: |\n        error(x) :-\n          q(x\n",
+    );
+    let ps = load_policies(&[f]).unwrap();
+    let errs = build(&ps, &FixtureSet::default(), false).err().unwrap();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let LoadError::Policy { rule, line, column, origin, .. } = &errs[0] else { panic!("{errs:#?}") };
+    assert_eq!((rule.as_str(), *line), ("broken", 2));
+    // The file position is the rule's position shifted by the block's indentation (8).
+    assert_eq!((origin.line, origin.col), (9, 8 + column));
+}
