@@ -176,7 +176,6 @@ impl EngineHandle {
 
     /// Run `f` on the engine thread and return its result. A panic in `f` is caught: the
     /// engine keeps serving (a commit that panicked midway applied nothing).
-    #[cfg(test)]
     pub async fn run<T, F>(&self, f: F) -> Result<T, EngineUnavailable>
     where
         T: Send + 'static,

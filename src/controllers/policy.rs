@@ -13,10 +13,10 @@ use super::engine::ChangeError;
 use super::outputs::{Outage, Output};
 use super::reports::{self, ReportBook, Violation};
 use super::{Context, condition, engine_name, now_rfc3339};
-use congress_engine::syntax;
-use congress_engine::{EngineError, PolicyKind, Value};
+use congress_engine::{Engine, EngineError, Value};
+use congress_model::loader::{self, PolicyStatements, ProblemKind, SpecError, Staged};
 use congress_model::resources::{
-    API_VERSION, Condition, LibraryPolicy, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus, RuleEntry,
+    API_VERSION, Condition, LibraryPolicy, LibraryPolicySpec, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus,
     ViolationSample,
 };
 use kube::api::{Api, Patch, PatchParams};
@@ -67,6 +67,9 @@ pub struct PolicyState {
     loaded: Option<String>,
     /// Why the latest version was not loaded.
     failure: Option<LoadFailure>,
+    /// The last version that failed to commit (its digest), the engine's error, and the
+    /// diagnosis: not diagnosed again (on a copy of the engine) while it fails the same way.
+    diagnosed: Option<(String, EngineError, LoadFailure)>,
     /// The reports as written (None until read back from the API by the leader).
     book: Option<ReportBook>,
     /// The status this replica last wrote.
@@ -99,44 +102,12 @@ impl LoadFailure {
     }
 }
 
-/// The statements of a policy version: (label for diagnostics, text, one statement only).
-struct Source {
-    kind: PolicyKind,
-    statements: Vec<(String, String, bool)>,
-}
-
-impl Source {
-    fn digest(&self) -> String {
-        let mut d = self.kind.to_string();
-        for (_, text, single) in &self.statements {
-            d.push('\u{0}');
-            d.push(if *single { '1' } else { 'n' });
-            d.push_str(text);
-        }
-        d
-    }
-}
-
-fn statements(rules: &Option<Vec<RuleEntry>>, text: &Option<String>, prefix: &str) -> Vec<(String, String, bool)> {
-    if let Some(rules) = rules {
-        return rules
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let label = format!("{prefix}{}", r.name.clone().unwrap_or_else(|| format!("rules[{i}]")));
-                // Trailing blank lines (YAML's `|` blocks end with one) would put an
-                // end-of-input error on the line after the rule.
-                (label, r.rule.trim_end().to_string(), true)
-            })
-            .collect();
-    }
-    text.iter().map(|t| (format!("{prefix}text"), t.clone(), false)).collect()
-}
-
-async fn source(spec: &PolicySpec, ctx: &Context) -> Result<Source, LoadFailure> {
+/// The `LibraryPolicy` that `spec.libraryRef` names, read from the API server: `(name,
+/// spec)`, `None` without a `libraryRef`.
+async fn library(spec: &PolicySpec, ctx: &Context) -> Result<Option<(String, LibraryPolicySpec)>, LoadFailure> {
     spec.validate().map_err(|m| LoadFailure::new("InvalidSpec", m))?;
     let Some(lib) = &spec.library_ref else {
-        return Ok(Source { kind: spec.policy_kind(), statements: statements(&spec.rules, &spec.text, "") });
+        return Ok(None);
     };
     let api: Api<LibraryPolicy> = Api::all(ctx.client.clone());
     let found = api
@@ -144,88 +115,111 @@ async fn source(spec: &PolicySpec, ctx: &Context) -> Result<Source, LoadFailure>
         .await
         .map_err(|e| LoadFailure::new("LibraryPolicyUnavailable", format!("reading LibraryPolicy {lib}: {e}")))?
         .ok_or_else(|| LoadFailure::new("LibraryPolicyNotFound", format!("LibraryPolicy {lib} does not exist")))?;
-    found.spec.validate().map_err(|m| LoadFailure::new("InvalidLibraryPolicy", format!("LibraryPolicy {lib}: {m}")))?;
-    let kind = spec.kind.or(found.spec.kind).unwrap_or_default().into();
-    Ok(Source { kind, statements: statements(&found.spec.rules, &found.spec.text, &format!("{lib}/")) })
+    Ok(Some((lib.clone(), found.spec)))
 }
 
-/// Parse every statement on its own, so every syntax error is reported, not just the first.
-fn syntax_errors(src: &Source) -> Vec<PolicyDiagnostic> {
-    let mut out = Vec::new();
-    for (label, text, _) in &src.statements {
-        for d in syntax::parse(text).diagnostics {
-            out.push(diagnostic(label, text, &d));
-        }
-    }
-    out
+/// The kind and statements of a policy version: the loader's, shared with the CLI
+/// (`congress_model::loader`), given the LibraryPolicy already read.
+fn statements(
+    spec: &PolicySpec,
+    library: Option<&(String, LibraryPolicySpec)>,
+) -> Result<PolicyStatements, LoadFailure> {
+    loader::statements_from_spec(spec, library.map(|(n, s)| (n.as_str(), s))).map_err(|e| match e {
+        SpecError::InvalidSpec(m) => LoadFailure::new("InvalidSpec", m),
+        SpecError::LibraryNotFound(_) => LoadFailure::new("LibraryPolicyNotFound", e.to_string()),
+        SpecError::InvalidLibrary { .. } => LoadFailure::new("InvalidLibraryPolicy", e.to_string()),
+    })
 }
 
-fn diagnostic(label: &str, text: &str, d: &syntax::Diagnostic) -> PolicyDiagnostic {
-    let (line, column) = d.span.line_col(text);
-    PolicyDiagnostic { rule: label.to_string(), line: line as u32, column: column as u32, message: d.message.clone() }
-}
-
-fn engine_failure(src: &Source, e: &EngineError) -> LoadFailure {
-    let reason = match e {
-        EngineError::Syntax { .. } => "SyntaxError",
-        EngineError::Analysis { .. } => "AnalysisError",
-        EngineError::PolicyExists(_) => "NameConflict",
-        _ => "Rejected",
+/// Why `src` did not load into policy `engine` (its commit failed with `e`): every problem,
+/// found by the loader replaying it on `before` (the engine without this version), each
+/// with its rule label and `line:col` within the rule entry or text block.
+fn failure(engine: &str, src: &PolicyStatements, before: Engine, e: &EngineError) -> LoadFailure {
+    let staged = Staged { policy: engine, kind: src.kind, statements: &src.statements };
+    let problems = loader::diagnose(before, &[staged], e);
+    let any = |kind: ProblemKind| problems.iter().any(|p| p.kind == kind);
+    let reason = if any(ProblemKind::Syntax) {
+        "SyntaxError"
+    } else if any(ProblemKind::Analysis) {
+        "AnalysisError"
+    } else if matches!(e, EngineError::PolicyExists(_)) {
+        "NameConflict"
+    } else {
+        "Rejected"
     };
-    let mut f = LoadFailure::new(reason, e.to_string());
-    if let Some((text, diags)) = e.diagnostics() {
-        let label = src
-            .statements
-            .iter()
-            .find(|(_, t, _)| t.trim() == text.trim())
-            .map_or_else(|| "text".to_string(), |(l, _, _)| l.clone());
-        f.diagnostics = diags.iter().map(|d| diagnostic(&label, text, d)).collect();
-    }
-    f
+    let message = problems
+        .iter()
+        .map(|p| match &p.rule {
+            Some(rule) => format!("{rule} {}:{}: {}", p.line, p.column, p.message),
+            None => p.message.clone(),
+        })
+        .collect::<Vec<_>>();
+    let diagnostics = problems
+        .iter()
+        .filter_map(|p| {
+            Some(PolicyDiagnostic {
+                rule: p.rule.clone()?,
+                line: p.line as u32,
+                column: p.column as u32,
+                message: p.message.clone(),
+            })
+        })
+        .collect();
+    LoadFailure { reason, message: message.join("; "), diagnostics }
 }
 
 /// Load `policy`'s current version into the engine unless it is already loaded.
 async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
     let name = policy.name_any();
     let engine = engine_name(&name);
-    let src = source(&policy.spec, ctx).await?;
+    let library = library(&policy.spec, ctx).await?;
+    let src = statements(&policy.spec, library.as_ref())?;
     let digest = src.digest();
     if ctx.policy_state(&name, |s| s.loaded.as_ref() == Some(&digest)) {
         return Ok(());
-    }
-    let syntax = syntax_errors(&src);
-    if !syntax.is_empty() {
-        let message =
-            syntax.iter().map(|d| format!("{} {}:{}: {}", d.rule, d.line, d.column, d.message)).collect::<Vec<_>>();
-        return Err(LoadFailure { reason: "SyntaxError", message: message.join("; "), diagnostics: syntax });
     }
     // Replace only what this replica loaded under that name: a datasource may own it, and
     // then the create fails with PolicyExists (a NameConflict).
     let replace = ctx.policy_state(&name, |s| s.loaded.is_some());
     let (kind, statements, target) = (src.kind, src.statements.clone(), engine.clone());
-    ctx.engine
+    let committed = ctx
+        .engine
         .change(true, move |before, txn| {
-            if replace && before.policy_kind(&target).is_some() {
-                txn.delete_policy(&target);
-            }
-            txn.create_policy(&target, kind);
-            for (_, text, single) in &statements {
-                if *single {
-                    txn.insert_rule(&target, text);
-                } else {
-                    txn.insert_rules(&target, text);
-                }
-            }
+            let exists = before.policy_kind(&target).is_some();
+            loader::stage(txn, &target, kind, &statements, replace && exists);
         })
-        .await
-        .map_err(|e| match e {
-            ChangeError::Rejected(EngineError::PolicyExists(_)) => {
-                LoadFailure::new("NameConflict", format!("`{engine}` is already the name of a datasource"))
+        .await;
+    match committed {
+        Ok(_) => {}
+        Err(ChangeError::Rejected(EngineError::PolicyExists(_))) if !replace => {
+            return Err(LoadFailure::new("NameConflict", format!("`{engine}` is already the name of a datasource")));
+        }
+        Err(ChangeError::Unavailable(e)) => return Err(LoadFailure::new("EngineUnavailable", e.to_string())),
+        Err(ChangeError::Rejected(e)) => {
+            // The same version failing the same way again: the diagnosis is known.
+            let known = ctx.policy_state(&name, |s| {
+                s.diagnosed.as_ref().filter(|(d, first, _)| *d == digest && *first == e).map(|(_, _, f)| f.clone())
+            });
+            if let Some(f) = known {
+                return Err(f);
             }
-            ChangeError::Rejected(e) => engine_failure(&src, &e),
-            ChangeError::Unavailable(e) => LoadFailure::new("EngineUnavailable", e.to_string()),
-        })?;
-    ctx.policy_state(&name, |s| s.loaded = Some(digest));
+            // Diagnose on the engine thread, on a copy of the policies and rules without
+            // their rows (whether rules are accepted never depends on rows), which the
+            // failed commit left as they were.
+            let (target, src, err) = (engine.clone(), src.clone(), e.clone());
+            let f = ctx
+                .engine
+                .run(move |en| failure(&target, &src, en.without_rows(), &err))
+                .await
+                .unwrap_or_else(|u| LoadFailure::new("EngineUnavailable", u.to_string()));
+            ctx.policy_state(&name, |s| s.diagnosed = Some((digest, e, f.clone())));
+            return Err(f);
+        }
+    }
+    ctx.policy_state(&name, |s| {
+        s.loaded = Some(digest);
+        s.diagnosed = None;
+    });
     tracing::info!(policy = %name, "loaded");
     Ok(())
 }
@@ -547,29 +541,49 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 #[cfg(test)]
+mod equivalence;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use congress_model::resources::RuleEntry;
+
+    fn rule(name: Option<&str>, rule: &str) -> RuleEntry {
+        RuleEntry { name: name.map(str::to_string), comment: None, rule: rule.into() }
+    }
 
     #[test]
     fn rule_labels_name_each_statement() {
-        let rules = Some(vec![
-            RuleEntry { name: Some("bad-image".into()), comment: None, rule: "error(x) :- p(x)".into() },
-            RuleEntry { name: None, comment: None, rule: "p(1)".into() },
-        ]);
-        let s = statements(&rules, &None, "");
-        assert_eq!(s[0].0, "bad-image");
-        assert_eq!(s[1].0, "rules[1]");
-        let s = statements(&None, &Some("p(1)\nq(2)".into()), "lib/");
-        assert_eq!((s[0].0.as_str(), s[0].2), ("lib/text", false));
+        let spec = PolicySpec {
+            rules: Some(vec![rule(Some("bad-image"), "error(x) :- p(x)"), rule(None, "p(1)")]),
+            ..Default::default()
+        };
+        let s = statements(&spec, None).unwrap().statements;
+        assert_eq!(s[0].label, "bad-image");
+        assert_eq!(s[1].label, "rules[1]");
+        // A text block is one statement per rule, each labelled `text` (after the library).
+        let lib = ("lib".to_string(), LibraryPolicySpec { text: Some("p(1)\nq(2)".into()), ..Default::default() });
+        let spec = PolicySpec { library_ref: Some("lib".into()), ..Default::default() };
+        let s = statements(&spec, Some(&lib)).unwrap().statements;
+        let labels: Vec<(&str, &str)> = s.iter().map(|s| (s.label.as_str(), s.text.as_str())).collect();
+        assert_eq!(labels, [("lib/text", "p(1)"), ("lib/text", "q(2)")]);
     }
 
     #[test]
     fn syntax_errors_carry_rule_and_line_col() {
-        let src = Source {
-            kind: PolicyKind::Nonrecursive,
-            statements: vec![("ok".into(), "p(1)".into(), true), ("broken".into(), "error(x) :-\n  p(x".into(), true)],
+        let spec = PolicySpec {
+            rules: Some(vec![rule(Some("ok"), "p(1)"), rule(Some("broken"), "error(x) :-\n  p(x")]),
+            ..Default::default()
         };
-        let d = syntax_errors(&src);
+        let src = statements(&spec, None).unwrap();
+        let mut engine = Engine::new();
+        let before = engine.clone();
+        let mut txn = engine.transaction();
+        loader::stage(&mut txn, "p", src.kind, &src.statements, false);
+        let e = txn.commit().unwrap_err();
+        let f = failure("p", &src, before, &e);
+        assert_eq!(f.reason, "SyntaxError");
+        let d = f.diagnostics;
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].rule, "broken");
         assert_eq!(d[0].line, 2);

@@ -358,3 +358,45 @@ fn simulate_data_updates_may_name_columns() {
     assert!(matches!(e.simulate(&req), Err(EngineError::Sequence(m)) if m.contains("colour")));
     assert_eq!(errors(&e), vec![vec![s("a")]]);
 }
+
+/// `without_rows` keeps every policy, schema and rule, drops every row, and accepts or
+/// refuses a change of rules exactly as the engine it was made from.
+#[test]
+fn a_copy_without_rows_judges_rule_changes_as_the_original() {
+    let mut e = Engine::with_default_policies();
+    let mut schema = Schema::new();
+    schema.insert("servers".into(), vec!["id".into(), "status".into()]);
+    let mut t = e.transaction();
+    t.create_datasource("nova", schema.clone())
+        .create_policy("ops", PolicyKind::Nonrecursive)
+        .insert_rule("ops", r#"error(id) :- nova:servers(id, "ERROR"), not ok(id)"#)
+        .insert_rule("ops", "ok(\"vm1\")")
+        .insert_rows(
+            "nova",
+            "servers",
+            (0..1000).map(|i| vec![Value::str(format!("vm{i}")), Value::str("ERROR")]).collect(),
+        );
+    t.commit().expect("loads");
+    assert_eq!(e.rows("ops", "error").unwrap().len(), 999);
+
+    let mut copy = e.without_rows();
+    assert_eq!(copy.policy_names(), e.policy_names());
+    assert_eq!(copy.schema("nova"), Some(&schema));
+    assert_eq!(copy.rules("ops").unwrap(), e.rules("ops").unwrap());
+    assert!(copy.rows("nova", "servers").unwrap().is_empty());
+    assert!(copy.rows("ops", "error").unwrap().is_empty());
+    for rule in [
+        "error(id) :- nova:servers(id)",             // wrong arity
+        "ok(x) :- not error(x), nova:servers(x, y)", // recursion through negation
+        "ok(\"vm1\")",                               // already there
+        "p(x) :- q(y)",                              // unsafe
+        "fine(id) :- nova:servers(id, status)",
+    ] {
+        let original = e.clone().insert_rule("ops", rule).map(|_| ());
+        let judged = copy.clone().insert_rule("ops", rule).map(|_| ());
+        assert_eq!(judged.is_ok(), original.is_ok(), "{rule}: {original:?} vs {judged:?}");
+    }
+    // The copy is an engine of its own.
+    copy.insert_rule("ops", "extra(1)").expect("accepted");
+    assert!(e.rows("ops", "extra").is_err());
+}

@@ -2,11 +2,15 @@
 //!
 //! - [`resources`]: the Kubernetes resource types (`Policy`, `LibraryPolicy`, `Datasource`,
 //!   `ActionRequest`), from which the CRDs are generated;
-//! - [`load`]: reading manifests and fixtures from files, every problem placed at its
-//!   `file:line:col`;
+//! - [`loader`]: the policy loader, one for the command line and the operator: a `Policy`
+//!   spec to its kind and labelled statements, one all-or-nothing transaction, and every
+//!   problem of a failed one with its rule and `line:col`;
+//! - [`load`]: reading manifests and fixtures from files (policies through [`loader`]),
+//!   every problem placed at its `file:line:col`;
 //! - [`names`]: how resource names map to engine names, and the time format of statuses.
 
 pub mod load;
+pub mod loader;
 pub mod names;
 pub mod resources;
 

@@ -2,7 +2,10 @@
 //! files, `.congress` files, fixtures and building.
 
 use super::*;
+use crate::resources::Enforcement;
+use congress_engine::PolicyKind;
 use std::fs;
+use std::path::PathBuf;
 
 fn dir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -15,6 +18,11 @@ fn write(d: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
     }
     fs::write(&p, text).unwrap();
     p
+}
+
+/// Where a statement read from a file starts.
+fn at(st: &StatementSource) -> Origin {
+    st.origin.clone().expect("statements read from files have an origin")
 }
 
 fn one_error(r: Result<impl std::fmt::Debug, Vec<LoadError>>) -> LoadError {
@@ -69,9 +77,9 @@ fn rule_positions_point_into_the_file() {
     let s0 = &p.statements[0];
     assert_eq!(s0.name.as_deref(), Some("down"));
     assert_eq!(s0.comment.as_deref(), Some("servers in ERROR"));
-    assert_eq!((s0.origin.line, s0.origin.col, s0.origin.document), (19, 13, 2));
+    assert_eq!((at(s0).line, at(s0).col, at(s0).document), (19, 13, 2));
     let s1 = &p.statements[1];
-    assert_eq!((s1.origin.line, s1.origin.col), (21, 9));
+    assert_eq!((at(s1).line, at(s1).col), (21, 9));
     assert!(s1.text.starts_with("warn(vm)") && s1.text.contains('\n'));
 }
 
@@ -90,8 +98,8 @@ fn text_blocks_split_per_statement_with_positions_and_comments() {
     let texts: Vec<&str> = p.statements.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(texts, ["p(1)", "q(x) :- p(x)"]);
     assert_eq!(p.statements[0].comment.as_deref(), Some("the fact"));
-    assert_eq!((p.statements[0].origin.line, p.statements[0].origin.col), (9, 5));
-    assert_eq!((p.statements[1].origin.line, p.statements[1].origin.col), (10, 5));
+    assert_eq!((at(&p.statements[0]).line, at(&p.statements[0]).col), (9, 5));
+    assert_eq!((at(&p.statements[1]).line, at(&p.statements[1]).col), (10, 5));
 }
 
 #[test]
@@ -101,7 +109,7 @@ fn congress_files_are_policies_named_by_stem() {
     let ps = load_policies(&[d.path().to_path_buf()]).unwrap();
     assert_eq!(ps[0].name, "net");
     assert_eq!(ps[0].kind, PolicyKind::Nonrecursive);
-    assert_eq!(ps[0].statements[1].origin, Origin::new(&f, 0, 4, 1));
+    assert_eq!(at(&ps[0].statements[1]), Origin::new(&f, 0, 4, 1));
 }
 
 #[test]
@@ -346,4 +354,39 @@ fn cross_policy_references_resolve_in_any_order() {
 fn missing_paths_are_io_errors() {
     let e = one_error(load_policies(&[PathBuf::from("/nonexistent/congress/x.yaml")]));
     assert!(matches!(e, LoadError::Io { .. }));
+}
+
+#[test]
+fn an_explicit_kind_wins_over_the_library_kind_and_library_labels_are_prefixed() {
+    let d = dir();
+    let f = write(
+        &d,
+        "lib.yaml",
+        "apiVersion: congress.dev/v1alpha1\nkind: LibraryPolicy\nmetadata: {name: lib}\nspec:\n  kind: materialized\n  rules:\n    - name: one\n      rule: p(1)\n---\napiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: active}\nspec:\n  kind: database\n  libraryRef: lib\n",
+    );
+    let ps = load_policies(std::slice::from_ref(&f)).unwrap();
+    let active = ps.iter().find(|p| !p.library).unwrap();
+    assert_eq!(active.kind, PolicyKind::Database);
+    assert_eq!(active.statements[0].label, "lib/one");
+    // The statement is placed in the library's document.
+    assert_eq!(at(&active.statements[0]), Origin::new(&f, 1, 8, 13));
+    let lib = ps.iter().find(|p| p.library).unwrap();
+    assert_eq!((lib.kind, lib.statements[0].label.as_str()), (PolicyKind::Materialized, "one"));
+}
+
+#[test]
+fn policy_errors_carry_the_rule_label_and_the_position_in_the_rule() {
+    let d = dir();
+    let f = write(
+        &d,
+        "p.yaml",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n  rules:\n    - name: broken\n      rule: |\n        error(x) :-\n          q(x\n",
+    );
+    let ps = load_policies(&[f]).unwrap();
+    let errs = build(&ps, &FixtureSet::default(), false).err().unwrap();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let LoadError::Policy { rule, line, column, origin, .. } = &errs[0] else { panic!("{errs:#?}") };
+    assert_eq!((rule.as_str(), *line), ("broken", 2));
+    // The file position is the rule's position shifted by the block's indentation (8).
+    assert_eq!((origin.line, origin.col), (9, 8 + column));
 }

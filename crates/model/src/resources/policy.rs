@@ -126,7 +126,8 @@ impl PolicySpec {
         }
     }
 
-    /// The policy kind for the engine.
+    /// The policy's own kind for the engine (`kind`, else `nonrecursive`). With a
+    /// `libraryRef`, the loader (`congress_model::loader`) falls back on the library's kind.
     pub fn policy_kind(&self) -> PolicyKind {
         self.kind.unwrap_or_default().into()
     }
@@ -180,9 +181,10 @@ pub struct ViolationSample {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyDiagnostic {
-    /// The rule's `name` (or `rules[i]`, or `text`).
+    /// The rule's `name` (or `rules[i]`, or `text` for a statement of a text block),
+    /// prefixed `LIB/` when the statement is taken from LibraryPolicy `LIB`.
     pub rule: String,
-    /// 1-based line within that rule's text.
+    /// 1-based line within that rule entry or text block.
     pub line: u32,
     /// 1-based column.
     pub column: u32,
