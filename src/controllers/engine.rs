@@ -107,7 +107,7 @@ impl Actor {
         let mut names = std::mem::take(&mut self.dirty);
         if everything {
             names.extend(self.engine.policy_names());
-            names.extend(self.views.read().unwrap_or_else(std::sync::PoisonError::into_inner).keys().cloned());
+            names.extend(super::read(&self.views).keys().cloned());
         }
         if names.is_empty() {
             return;
@@ -139,7 +139,7 @@ impl Actor {
             });
             fresh.push((name, view));
         }
-        let mut views = self.views.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut views = super::write(&self.views);
         for (name, view) in fresh {
             let changed = match view {
                 Some(v) if views.get(&name).is_none_or(|old| **old != v) => {
@@ -246,7 +246,7 @@ impl EngineHandle {
 
     /// The committed view of `policy` (engine name), if it is loaded.
     pub fn view(&self, policy: &str) -> Option<Arc<PolicyView>> {
-        let views = self.views.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let views = super::read(&self.views);
         views.get(policy).cloned()
     }
 }

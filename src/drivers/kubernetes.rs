@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::{WatchStreamExt, watcher};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -34,19 +34,17 @@ pub struct ObjectRef {
 #[derive(Debug, Default)]
 pub struct ObjectIndex(RwLock<std::collections::HashMap<String, ObjectRef>>);
 
+// Locks are taken the operator's one way (`controllers::lock`): a panic while one was held
+// leaves a map of plain entries, each written whole, so the lock is recovered, not failed on.
 impl ObjectIndex {
     pub fn get(&self, uid: &str) -> Option<ObjectRef> {
-        self.0.read().ok()?.get(uid).cloned()
+        self.0.read().unwrap_or_else(PoisonError::into_inner).get(uid).cloned()
     }
     fn insert(&self, r: ObjectRef) {
-        if let Ok(mut m) = self.0.write() {
-            m.insert(r.uid.clone(), r);
-        }
+        self.0.write().unwrap_or_else(PoisonError::into_inner).insert(r.uid.clone(), r);
     }
     fn remove(&self, uid: &str) {
-        if let Ok(mut m) = self.0.write() {
-            m.remove(uid);
-        }
+        self.0.write().unwrap_or_else(PoisonError::into_inner).remove(uid);
     }
 }
 
