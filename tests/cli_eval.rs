@@ -195,3 +195,106 @@ fn crds_prints_four_documents() {
         assert!(o.stdout.contains(&format!("name: {name}.congress.dev")), "{name}");
     }
 }
+
+/// Kubernetes names hold `-`, the policy language's identifiers cannot: as the operator,
+/// `eval` names a Policy or Datasource `pod-security` `pod_security` in the engine (what
+/// rules write and what the output shows), fixtures may name a datasource either way, and
+/// `--policy` takes either spelling.
+#[test]
+fn dashed_policy_and_datasource_names_are_the_operators_engine_names() {
+    const KUBE_DATA: &str = "\
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata:
+  name: kube-data
+spec:
+  driver: kubernetes
+  tables:
+    - name: pods
+      columns: [name, namespace, privileged]
+";
+    const POLICIES: &str = "\
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata:
+  name: pod-security
+spec:
+  rules:
+    - rule: error(pod) :- kube_data:pods(name=pod, privileged=\"True\")
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata:
+  name: prod-audit
+spec:
+  rules:
+    - rule: error(pod) :- pod_security:error(pod), kube_data:pods(name=pod, namespace=\"prod\")
+";
+    let d = tempfile::tempdir().unwrap();
+    fs::create_dir_all(d.path().join("policies")).unwrap();
+    fs::create_dir_all(d.path().join("data")).unwrap();
+    fs::write(d.path().join("policies/kube-data.yaml"), KUBE_DATA).unwrap();
+    fs::write(d.path().join("policies/policies.yaml"), POLICIES).unwrap();
+    fs::write(
+        d.path().join("data/pods.yaml"),
+        "datasource: kube-data\ntables:\n  pods:\n    - {name: web, namespace: default, privileged: \"True\"}\n    - {name: api, namespace: prod, privileged: \"True\"}\n",
+    )
+    .unwrap();
+    fs::write(d.path().join("data/more.json"), r#"{"tables": {"kube_data:pods": [["db", "prod", "False"]]}}"#).unwrap();
+
+    let o = run(d.path(), &["eval", "-f", "policies", "--data", "data"]);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert_eq!(o.stdout, "pod_security: 2 violations\n  api\n  web\nprod_audit: 1 violation\n  api\n", "{}", o.stderr);
+    assert!(o.stderr.is_empty(), "no warnings (every table read exists): {}", o.stderr);
+
+    let o = run(d.path(), &["eval", "-f", "policies", "--data", "data", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let names: Vec<&str> = v["policies"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pod_security", "prod_audit"]);
+
+    for policy in ["pod-security", "pod_security"] {
+        let o = run(d.path(), &["eval", "-f", "policies", "--data", "data", "-q", "error(x)", "--policy", policy]);
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        assert_eq!(o.stdout, "pod_security: 2 answers to error(x)\n  api\n  web\n", "--policy {policy}");
+        // (`explain` reads schemas from `--data` only.)
+        let args = ["explain", "-f", "policies", "--data", "policies/kube-data.yaml", "--data", "data", "--policy"];
+        let o = run(d.path(), &[&args[..], &[policy, "error(\"web\")"]].concat());
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        assert!(o.stdout.starts_with("pod_security:error(\"web\")"), "{}", o.stdout);
+    }
+
+    // Test files take either spelling too.
+    fs::write(
+        d.path().join("names.test.yaml"),
+        "\
+policies: [policies/]
+data: [policies/kube-data.yaml, data/]
+tests:
+  - name: by manifest name
+    table: pod-security:error
+    expect: [[api], [web]]
+  - name: by engine name
+    table: error
+    policy: pod_security
+    expect: [[api], [web]]
+  - name: a query in a dashed policy
+    query: error(x)
+    policy: prod-audit
+    expect: [[api]]
+",
+    )
+    .unwrap();
+    let o = run(d.path(), &["test", "names.test.yaml"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("3 passed"), "{}", o.stdout);
+
+    // A message about a manifest names it as written.
+    fs::write(
+        d.path().join("policies/broken.yaml"),
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: image-audit}\nspec:\n  libraryRef: no-such-library\n",
+    )
+    .unwrap();
+    let o = run(d.path(), &["eval", "-f", "policies", "--data", "data"]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("policy `image-audit`: libraryRef `no-such-library`"), "{}", o.stderr);
+}

@@ -66,7 +66,7 @@ pub fn check(paths: &[PathBuf]) -> Result<(Vec<PolicySource>, Vec<String>), Vec<
     let used: Vec<&str> = policies.iter().filter_map(|p| p.library_ref.as_deref()).collect();
     let inactive: Vec<PolicySource> = policies
         .iter()
-        .filter(|p| p.library && !used.contains(&p.name.as_str()))
+        .filter(|p| p.library && !used.contains(&p.resource.as_str()))
         .map(|p| PolicySource { library: false, ..p.clone() })
         .collect();
     if !inactive.is_empty()

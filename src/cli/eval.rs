@@ -3,6 +3,7 @@
 
 use crate::cli::check::print_errors;
 use congress_engine::{ActionEvent, Value};
+use congress_model::engine_name;
 use congress_model::load::{self, LoadError, Loaded};
 use serde_json::json;
 use std::io::IsTerminal;
@@ -40,8 +41,8 @@ pub struct EvalArgs {
     /// Answer this query (a literal, e.g. `error(x)`) instead of listing violations.
     #[arg(short = 'q', long = "query", value_name = "QUERY")]
     pub query: Option<String>,
-    /// The policy the query is asked in (default: the only loaded policy, else
-    /// `classification`).
+    /// The policy the query is asked in, by manifest or engine name (default: the only
+    /// loaded policy, else `classification`).
     #[arg(long, value_name = "POLICY", requires = "query")]
     pub policy: Option<String>,
     /// Output format.
@@ -128,7 +129,7 @@ pub fn run(args: EvalArgs) -> ExitCode {
     }
 
     if let Some(query) = &args.query {
-        let policy = args.policy.clone().unwrap_or_else(|| match active.as_slice() {
+        let policy = args.policy.as_deref().map(engine_name).unwrap_or_else(|| match active.as_slice() {
             [only] => only.to_string(),
             _ => "classification".to_string(),
         });

@@ -26,8 +26,8 @@ Exit status: 0 when the row holds (its proof is printed), 1 when it does not, 2 
 pub struct ExplainArgs {
     #[command(flatten)]
     pub inputs: InputArgs,
-    /// The policy the row is in (default: the row's `policy:` prefix, else the policy
-    /// defining its table, else `classification`).
+    /// The policy the row is in, by manifest or engine name (default: the row's `policy:`
+    /// prefix, else the policy defining its table, else `classification`).
     #[arg(long, short = 'p')]
     pub policy: Option<String>,
     /// Output format.

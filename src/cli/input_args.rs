@@ -3,6 +3,7 @@
 //! query or row is about when `--policy` is not given.
 
 use congress_engine::Engine;
+use congress_model::engine_name;
 use congress_model::load::{self, FixtureSet, LoadError, Loaded, PolicySource};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -83,7 +84,8 @@ pub fn literal_table(text: &str) -> (Option<String>, String, bool) {
     }
 }
 
-/// The policy a query or row is evaluated in: `--policy` when given, else the literal's
+/// The policy a query or row is evaluated in: `--policy` when given (a manifest name or
+/// an engine name: `pod-security` and `pod_security` are the same policy), else the literal's
 /// own `policy:` prefix, else the one loaded policy that defines (or mentions) the table
 /// (when several do: the one where the literal has answers, else `classification`), else
 /// `classification`.
@@ -93,11 +95,12 @@ pub fn pick_policy(
     explicit: Option<&str>,
     text: &str,
 ) -> Result<String, String> {
-    if let Some(p) = explicit {
-        return if engine.policy_kind(p).is_some() {
-            Ok(p.to_string())
+    if let Some(given) = explicit {
+        let p = engine_name(given);
+        return if engine.policy_kind(&p).is_some() {
+            Ok(p)
         } else {
-            Err(format!("no policy `{p}` (policies: {})", user_policies(engine, loaded).join(", ")))
+            Err(format!("no policy `{given}` (policies: {})", user_policies(engine, loaded).join(", ")))
         };
     }
     let (prefix, table, execute) = literal_table(text);
@@ -143,7 +146,7 @@ fn defines(rule: &str, table: &str) -> bool {
     head.split(',').any(|h| h.trim().split('(').next().is_some_and(|n| n.trim() == table))
 }
 
-/// Policies loaded from the sources (not datasources), in name order.
+/// Policies loaded from the sources (not datasources), by engine name, in name order.
 fn user_policies(engine: &Engine, loaded: &[PolicySource]) -> Vec<String> {
     let mut names: Vec<String> =
         loaded.iter().filter(|p| !p.library && engine.policy_kind(&p.name).is_some()).map(|p| p.name.clone()).collect();

@@ -6,6 +6,7 @@ use crate::cli::input_args::{InputArgs, pick_policy};
 use congress_engine::SimulateRequest;
 use congress_engine::syntax::diag::render_all;
 use congress_engine::{EngineError, PolicyKind};
+use congress_model::engine_name;
 use std::process::ExitCode;
 
 const EXAMPLES: &str = "\
@@ -34,11 +35,12 @@ pub struct SimulateArgs {
     /// The query literal whose answers are printed, e.g. `error(x)`.
     #[arg(long, short = 'q')]
     pub query: String,
-    /// The policy the query and unprefixed updates refer to (default: the literal's
-    /// `policy:` prefix, else the policy defining its table, else `classification`).
+    /// The policy the query and unprefixed updates refer to, by manifest or engine name
+    /// (default: the literal's `policy:` prefix, else the policy defining its table, else
+    /// `classification`).
     #[arg(long, short = 'p')]
     pub policy: Option<String>,
-    /// The action policy describing the effects of actions.
+    /// The action policy describing the effects of actions (manifest or engine name).
     #[arg(long, default_value = "action")]
     pub action_policy: String,
     /// Print the change in the answer (`q+(..)`, `q-(..)`) instead of the answer.
@@ -72,15 +74,16 @@ pub fn run(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let action_policy = engine_name(&args.action_policy);
     // Congress always has an `action` policy; an empty one means "no actions defined".
-    if engine.policy_kind(&args.action_policy).is_none() && args.action_policy == "action" {
+    if engine.policy_kind(&action_policy).is_none() && action_policy == "action" {
         let _ = engine.create_policy("action", PolicyKind::Action);
     }
     let req = SimulateRequest {
         policy: &policy,
         query: &args.query,
         sequence: &args.sequence,
-        action_policy: &args.action_policy,
+        action_policy: &action_policy,
         delta: args.delta,
     };
     match engine.simulate(&req) {

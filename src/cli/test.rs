@@ -38,6 +38,7 @@
 use crate::cli::input_args::{literal_table, load_all, pick_policy};
 use congress_engine::SimulateRequest;
 use congress_engine::{ActionEvent, Engine, PolicyKind, Value};
+use congress_model::engine_name;
 use congress_model::load::PolicySource;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -128,10 +129,12 @@ pub const TEST_API_VERSION: &str = "cli.congress.dev/v1alpha1";
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TestCase {
     pub name: String,
-    /// The policy `table`/`query` are read in (default: from the literal).
+    /// The policy `table`/`query` are read in, by manifest or engine name (default: from
+    /// the literal).
     #[serde(default)]
     pub policy: Option<String>,
-    /// `policy:table` (or `table` with `policy`): every row of the table.
+    /// `policy:table` (or `table` with `policy`; `policy` a manifest or engine name): every
+    /// row of the table.
     #[serde(default)]
     pub table: Option<String>,
     /// A query literal: its answers.
@@ -140,7 +143,7 @@ pub struct TestCase {
     /// A simulate sequence applied (and undone) before answering `query`.
     #[serde(default)]
     pub sequence: Option<String>,
-    /// The action policy for `sequence` (default `action`).
+    /// The action policy for `sequence` (default `action`; manifest or engine name).
     #[serde(default)]
     pub action_policy: Option<String>,
     #[serde(default)]
@@ -449,8 +452,8 @@ fn answer_rows(engine: &mut Engine, policies: &[PolicySource], case: &TestCase) 
         (Some(_), None) if case.sequence.is_some() => Err("`sequence` needs a `query`, e.g. error(x)".into()),
         (Some(table), None) => {
             let (policy, name) = match (table.split_once(':'), &case.policy) {
-                (Some((p, t)), _) => (p.to_string(), t.to_string()),
-                (None, Some(p)) => (p.clone(), table.clone()),
+                (Some((p, t)), _) => (engine_name(p), t.to_string()),
+                (None, Some(p)) => (engine_name(p), table.clone()),
                 (None, None) => (pick_policy(engine, policies, None, table)?, table.clone()),
             };
             if engine.policy_kind(&policy).is_none() {
@@ -472,11 +475,17 @@ fn answer_rows(engine: &mut Engine, policies: &[PolicySource], case: &TestCase) 
                     Ok(rows.iter().map(|r| format_row(r)).collect())
                 }
                 Some(sequence) => {
-                    let action_policy = case.action_policy.as_deref().unwrap_or("action");
-                    if engine.policy_kind(action_policy).is_none() && action_policy == "action" {
+                    let action_policy = engine_name(case.action_policy.as_deref().unwrap_or("action"));
+                    if engine.policy_kind(&action_policy).is_none() && action_policy == "action" {
                         let _ = engine.create_policy("action", PolicyKind::Action);
                     }
-                    let req = SimulateRequest { policy: &policy, query, sequence, action_policy, delta: false };
+                    let req = SimulateRequest {
+                        policy: &policy,
+                        query,
+                        sequence,
+                        action_policy: &action_policy,
+                        delta: false,
+                    };
                     let answers = engine.simulate(&req).map_err(|e| format!("simulate: {e}"))?;
                     Ok(answers.iter().map(|a| literal_args(a)).collect())
                 }

@@ -5,6 +5,10 @@
 //! through the operator's (the functions `load` calls, each policy in its own transaction
 //! into an engine that already holds the datasource and its rows), and the engine states
 //! and, for a broken variant, the diagnostics must be equal.
+//!
+//! Every name has a `-`, as Kubernetes names often do: the operator names a Policy or
+//! Datasource `engine_name(metadata.name)` (`ops-team` is `ops_team`, what rules write), and
+//! the CLI must do the same with the manifests, the fixture's `datasource:` and the schemas.
 
 use super::{LoadFailure, failure, statements};
 use crate::controllers::engine_name;
@@ -20,7 +24,7 @@ const DATASOURCES: &str = r#"
 apiVersion: congress.dev/v1alpha1
 kind: Datasource
 metadata:
-  name: nova
+  name: cloud-nova
 spec:
   driver: nova
   tables:
@@ -29,7 +33,7 @@ spec:
 "#;
 
 const DATA: &str = r#"
-datasource: nova
+datasource: cloud-nova
 tables:
   servers:
     - {id: vm-1, status: ERROR, host: h1}
@@ -41,43 +45,43 @@ const POLICIES: &str = r#"
 apiVersion: congress.dev/v1alpha1
 kind: Policy
 metadata:
-  name: ops
+  name: ops-team
 spec:
   rules:
     - name: down
       comment: servers in ERROR
       rule: |
         error(vm) :-
-          nova:servers(id=vm, status="ERROR")
-    - rule: "  busy(host) :- nova:servers(host=host, status=\"ACTIVE\")  "
+          cloud_nova:servers(id=vm, status="ERROR")
+    - rule: "  busy(host) :- cloud_nova:servers(host=host, status=\"ACTIVE\")  "
 ---
 apiVersion: congress.dev/v1alpha1
 kind: Policy
 metadata:
-  name: derived
+  name: derived-hosts
 spec:
   text: |
     // hosts with a server down
-    bad_host(h) :- nova:servers(id=vm, host=h), ops:error(vm)
+    bad_host(h) :- cloud_nova:servers(id=vm, host=h), ops_team:error(vm)
     # flagged
-    error(h) :- bad_host(h), ops:busy(h)
+    error(h) :- bad_host(h), ops_team:busy(h)
 ---
 apiVersion: congress.dev/v1alpha1
 kind: LibraryPolicy
 metadata:
-  name: checks
+  name: base-checks
 spec:
   text: |
-    error(vm) :- nova:servers(id=vm, status="ACTIVE"), not known(vm)
+    error(vm) :- cloud_nova:servers(id=vm, status="ACTIVE"), not known(vm)
     known("vm-2")
 ---
 apiVersion: congress.dev/v1alpha1
 kind: Policy
 metadata:
-  name: audit
+  name: image-audit
 spec:
   kind: materialized
-  libraryRef: checks
+  libraryRef: base-checks
 "#;
 
 /// The same, broken: a syntax error on line 2 of a named rule, an unsafe rule (an analysis
@@ -86,43 +90,43 @@ const BROKEN: &str = r#"
 apiVersion: congress.dev/v1alpha1
 kind: Policy
 metadata:
-  name: ops
+  name: ops-team
 spec:
   rules:
     - name: down
       rule: |
         error(vm) :-
-          nova:servers(id=vm, status="ERROR"
-    - rule: "  busy(host) :- nova:servers(host=host, status=\"ACTIVE\")  "
+          cloud_nova:servers(id=vm, status="ERROR"
+    - rule: "  busy(host) :- cloud_nova:servers(host=host, status=\"ACTIVE\")  "
 ---
 apiVersion: congress.dev/v1alpha1
 kind: Policy
 metadata:
-  name: derived
+  name: derived-hosts
 spec:
   text: |
     // hosts with a server down
-    bad_host(h) :- nova:servers(id=vm, host=h), ops:error(vm)
+    bad_host(h) :- cloud_nova:servers(id=vm, host=h), ops_team:error(vm)
     # flagged
     error(h) :- bad_host(x)
 ---
 apiVersion: congress.dev/v1alpha1
 kind: LibraryPolicy
 metadata:
-  name: checks
+  name: base-checks
 spec:
   text: |
-    error(vm) :- nova:servers(id=vm, status="ACTIVE"), not known(vm))
+    error(vm) :- cloud_nova:servers(id=vm, status="ACTIVE"), not known(vm))
     known("vm-2")
     other(x) :- known(x
 ---
 apiVersion: congress.dev/v1alpha1
 kind: Policy
 metadata:
-  name: audit
+  name: image-audit
 spec:
   kind: materialized
-  libraryRef: checks
+  libraryRef: base-checks
 "#;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -162,11 +166,15 @@ fn operator_engine(datasources: &Manifests, data: &Path) -> Engine {
         txn.create_datasource(&engine_name(&ds.name_any()), ds.spec.schema());
     }
     txn.commit().unwrap();
+    // The fixture's rows, as the driver of each Datasource writes them into its engine name.
     let schemas = datasources.datasources.iter().map(|d| (d.name_any(), d.spec.schema())).collect();
     let fixtures = load::load_fixtures_with_schemas(&[data.to_path_buf()], schemas).unwrap();
+    assert!(!fixtures.tables.is_empty());
     for t in fixtures.tables {
+        let ds = datasources.datasources.iter().find(|d| engine_name(&d.name_any()) == t.datasource);
+        assert!(ds.is_some(), "the fixture names datasource {} by its engine name", t.datasource);
         let mut txn = engine.transaction();
-        txn.insert_rows(&engine_name(&t.datasource), &t.table, t.rows);
+        txn.insert_rows(&t.datasource, &t.table, t.rows);
         txn.commit().unwrap();
     }
     engine
@@ -252,16 +260,18 @@ fn the_cli_and_the_operator_load_the_same_manifests_into_the_same_state() {
 
     // And the state is what the rules say (so a shared mistake fails too).
     let find = |name: &str| cli_state.iter().find(|s| s.0 == name).unwrap();
+    let names: Vec<&str> = cli_state.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(names, ["derived_hosts", "image_audit", "ops_team"]);
     let error_rows = |name: &str| find(name).3.iter().find(|(t, _)| t == "error").unwrap().1.clone();
     // The explicit kind wins over the library's (nonrecursive by default).
-    assert_eq!(find("audit").1, Some(PolicyKind::Materialized));
-    assert_eq!(error_rows("audit"), ["\"vm-3\""]);
-    assert_eq!(error_rows("ops"), ["\"vm-1\""]);
-    assert_eq!(error_rows("derived"), ["\"h1\""]);
+    assert_eq!(find("image_audit").1, Some(PolicyKind::Materialized));
+    assert_eq!(error_rows("image_audit"), ["\"vm-3\""]);
+    assert_eq!(error_rows("ops_team"), ["\"vm-1\""]);
+    assert_eq!(error_rows("derived_hosts"), ["\"h1\""]);
     // Rule texts trimmed; the text block split into one statement per rule.
-    assert_eq!(find("ops").2.len(), 2);
-    assert_eq!(find("derived").2.len(), 2);
-    assert!(find("ops").2.iter().all(|r| r.trim() == r));
+    assert_eq!(find("ops_team").2.len(), 2);
+    assert_eq!(find("derived_hosts").2.len(), 2);
+    assert!(find("ops_team").2.iter().all(|r| r.trim() == r));
 }
 
 #[test]
@@ -302,18 +312,19 @@ fn the_cli_and_the_operator_report_the_same_diagnostics() {
     assert_eq!(
         reasons,
         [
-            ("ops".to_string(), "SyntaxError"),
-            ("derived".to_string(), "AnalysisError"),
-            ("audit".to_string(), "SyntaxError")
+            ("ops-team".to_string(), "SyntaxError"),
+            ("derived-hosts".to_string(), "AnalysisError"),
+            ("image-audit".to_string(), "SyntaxError")
         ]
     );
     let of = |policy: &str| by_cli.iter().filter(|d| d.0 == policy).collect::<Vec<_>>();
-    let ops = of("ops");
+    let ops = of("ops_team");
     assert!(!ops.is_empty() && ops.iter().all(|d| d.1 == "down" && d.2 == 2 && d.3 > 1), "{ops:?}");
-    let derived = of("derived");
+    let derived = of("derived_hosts");
     assert!(!derived.is_empty() && derived.iter().all(|d| d.1 == "text" && d.2 == 4), "{derived:?}");
     // The library's block does not parse, so it stays whole: its errors are on its lines.
-    let audit = of("audit");
-    assert!(audit.len() >= 2 && audit.iter().all(|d| d.1 == "checks/text"), "{audit:?}");
+    let audit = of("image_audit");
+    // Labels name the library by its `metadata.name`, as `libraryRef` does.
+    assert!(audit.len() >= 2 && audit.iter().all(|d| d.1 == "base-checks/text"), "{audit:?}");
     assert!(audit.iter().any(|d| d.2 == 1) && audit.iter().any(|d| d.2 == 3), "{audit:?}");
 }

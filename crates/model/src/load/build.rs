@@ -93,10 +93,12 @@ pub fn build(policies: &[PolicySource], fixtures: &FixtureSet, progress: bool) -
     let active: Vec<&PolicySource> = policies.iter().filter(|p| !p.library).collect();
     for p in &active {
         if fixtures.schemas.contains_key(&p.name) {
-            errors.push(LoadError::Manifest {
-                origin: p.origin.clone(),
-                message: format!("policy `{}` has the name of a datasource", p.name),
-            });
+            let message = if p.name == p.resource {
+                format!("policy `{}` has the name of a datasource", p.name)
+            } else {
+                format!("policy `{}` has the name of a datasource (`{}` in the engine)", p.resource, p.name)
+            };
+            errors.push(LoadError::Manifest { origin: p.origin.clone(), message });
         }
     }
     if !errors.is_empty() {
@@ -130,7 +132,7 @@ fn diagnose(before: Engine, active: &[&PolicySource], first: &EngineError) -> Ve
                 (Some(p), Some(st)) => place(&p.name, st, problem, &mut files),
                 _ => LoadError::Engine {
                     origin: p.map(|p| p.origin.clone()).unwrap_or_default(),
-                    message: format!("policy `{}`: {}", problem.policy, problem.message),
+                    message: format!("policy `{}`: {}", p.map_or(&problem.policy, |p| &p.resource), problem.message),
                 },
             }
         })

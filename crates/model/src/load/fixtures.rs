@@ -1,10 +1,16 @@
 //! Data files: fixtures (`tables:`), schema files (`schema:`) and `Datasource` manifests,
 //! every row checked against its table's columns.
+//!
+//! A datasource is known by its engine name ([`engine_name`]): that of a `Datasource`
+//! manifest's `metadata.name`, as the operator names it, and likewise of the names fixtures
+//! (`DATASOURCE:table`, `datasource: NAME`) and schema files write, so `kube-data` and
+//! `kube_data` are one datasource everywhere. Messages quote a name as the file writes it.
 
 use super::documents::{
     DATA_EXTS, Doc, collect_files, documents, find_key, is_congress, manifest_kind, metadata_name, read, spec_of,
 };
 use super::{FixtureSet, LoadError, Origin, TableFixture};
+use crate::engine_name;
 use crate::resources::DatasourceSpec;
 use congress_engine::syntax::Span;
 use congress_engine::{Schema, Value};
@@ -15,7 +21,9 @@ const DATASOURCE_FIELDS: &[&str] = &["driver", "tables", "pollIntervalSeconds", 
 
 /// A fixture document waiting for every schema to be known.
 struct PendingTable {
+    /// The engine name, and the name as the file writes it (for messages).
     datasource: String,
+    written: String,
     table: String,
     rows: serde_json::Value,
     origin: Origin,
@@ -32,13 +40,15 @@ pub fn load_fixtures(paths: &[PathBuf]) -> Result<FixtureSet, Vec<LoadError>> {
 }
 
 /// [`load_fixtures`], with schemas known beforehand (e.g. from [`load_schemas`] over the
-/// policy paths); the data files may define more.
+/// policy paths; keys are datasource names, taken to their engine names); the data files
+/// may define more.
 pub fn load_fixtures_with_schemas(
     paths: &[PathBuf],
     schemas: BTreeMap<String, Schema>,
 ) -> Result<FixtureSet, Vec<LoadError>> {
     let mut errors = Vec::new();
     let files = collect_files(paths, DATA_EXTS, &mut errors);
+    let schemas: BTreeMap<String, Schema> = schemas.into_iter().map(|(k, v)| (engine_name(&k), v)).collect();
     let mut schema_origin: HashMap<String, Origin> =
         schemas.keys().map(|k| (k.clone(), Origin::new(format!("<schema of {k}>"), 0, 1, 1))).collect();
     let mut set = FixtureSet { schemas, tables: Vec::new() };
@@ -120,7 +130,8 @@ pub fn load_fixtures_with_schemas(
                     }
                 };
                 pending.push(PendingTable {
-                    datasource: ds,
+                    datasource: engine_name(&ds),
+                    written: ds,
                     table,
                     rows: rows.clone(),
                     origin,
@@ -139,8 +150,9 @@ pub fn load_fixtures_with_schemas(
     if errors.is_empty() { Ok(set) } else { Err(errors) }
 }
 
-/// The schemas of the `Datasource` manifests under `paths` (other documents are ignored):
-/// policy directories often hold the Datasource manifests their rules read.
+/// The schemas of the `Datasource` manifests under `paths` (other documents are ignored),
+/// keyed by engine name: policy directories often hold the Datasource manifests their
+/// rules read.
 pub fn load_schemas(paths: &[PathBuf]) -> Result<BTreeMap<String, Schema>, Vec<LoadError>> {
     let mut errors = Vec::new();
     let files = collect_files(paths, DATA_EXTS, &mut errors);
@@ -161,6 +173,7 @@ pub fn load_schemas(paths: &[PathBuf]) -> Result<BTreeMap<String, Schema>, Vec<L
     if errors.is_empty() { Ok(set.schemas) } else { Err(errors) }
 }
 
+/// The schema of the datasource `name` (as written; kept under its engine name).
 fn add_schema(
     set: &mut FixtureSet,
     origins: &mut HashMap<String, Origin>,
@@ -169,12 +182,13 @@ fn add_schema(
     origin: Origin,
     errors: &mut Vec<LoadError>,
 ) {
-    if name.is_empty() || name.contains(':') || name == "builtin" {
+    let engine = engine_name(name);
+    if name.is_empty() || name.contains(':') || engine == "builtin" {
         errors.push(LoadError::Fixture { origin, message: format!("invalid datasource name `{name}`") });
         return;
     }
-    if let Some(first) = origins.get(name) {
-        if set.schemas.get(name) != Some(&schema) {
+    if let Some(first) = origins.get(&engine) {
+        if set.schemas.get(&engine) != Some(&schema) {
             errors.push(LoadError::Fixture {
                 origin,
                 message: format!("datasource `{name}` has a second, different schema (first at {first})"),
@@ -182,8 +196,8 @@ fn add_schema(
         }
         return;
     }
-    origins.insert(name.to_string(), origin);
-    set.schemas.insert(name.to_string(), schema);
+    origins.insert(engine.clone(), origin);
+    set.schemas.insert(engine, schema);
 }
 
 /// `schema: {DATASOURCE: {TABLE: [COLUMN, ...]}}`.
@@ -267,7 +281,7 @@ fn convert_table(
     schemas: &BTreeMap<String, Schema>,
     errors: &mut Vec<LoadError>,
 ) -> Option<TableFixture> {
-    let PendingTable { datasource, table, rows, origin, key_at, doc_text, first_line } = p;
+    let PendingTable { datasource, written, table, rows, origin, key_at, doc_text, first_line } = p;
     let at = |b: usize| {
         let (l, c) = Span::new(b, b).line_col(&doc_text);
         Origin { line: first_line + l - 1, col: c, ..origin.clone() }
@@ -276,7 +290,7 @@ fn convert_table(
         errors.push(LoadError::Fixture {
             origin,
             message: format!(
-                "no schema for datasource `{datasource}`: add a Datasource manifest or a schema file to the data files"
+                "no schema for datasource `{written}`: add a Datasource manifest or a schema file to the data files"
             ),
         });
         return None;
@@ -286,7 +300,7 @@ fn convert_table(
         errors.push(LoadError::Fixture {
             origin,
             message: format!(
-                "unknown table `{datasource}:{table}` (datasource `{datasource}` has: {})",
+                "unknown table `{written}:{table}` (datasource `{written}` has: {})",
                 if known.is_empty() { "no tables".to_string() } else { known.join(", ") }
             ),
         });
@@ -296,8 +310,7 @@ fn convert_table(
         serde_json::Value::Null => Vec::new(),
         serde_json::Value::Array(a) => a,
         _ => {
-            errors
-                .push(LoadError::Fixture { origin, message: format!("rows of `{datasource}:{table}` must be a list") });
+            errors.push(LoadError::Fixture { origin, message: format!("rows of `{written}:{table}` must be a list") });
             return None;
         }
     };
@@ -307,7 +320,7 @@ fn convert_table(
     let mut out = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let here = row_at(i);
-        let name = format!("`{datasource}:{table}` row {}", i + 1);
+        let name = format!("`{written}:{table}` row {}", i + 1);
         let mut values = Vec::with_capacity(columns.len());
         let mut bad = |b: usize, m: String| errors.push(LoadError::Fixture { origin: at(b), message: m });
         match row {

@@ -8,6 +8,7 @@ use super::documents::{
     spec_of,
 };
 use super::{LoadError, Origin, PolicySource};
+use crate::engine_name;
 use crate::loader::{self, Part, PolicyStatements, SpecError, Statement};
 use crate::resources::{API_VERSION, Enforcement, LibraryPolicySpec, PolicySpec, RuleEntry};
 use congress_engine::syntax::Span;
@@ -124,7 +125,8 @@ fn policy_from_doc(doc: &Doc, kind: &str, errors: &mut Vec<LoadError>) -> Option
                     enforcement: spec.enforcement,
                     library_ref: spec.library_ref.clone(),
                     library: false,
-                    name,
+                    name: engine_name(&name),
+                    resource: name,
                     origin,
                 },
                 placement: placement(doc, &spec.rules, &spec.text),
@@ -144,7 +146,8 @@ fn policy_from_doc(doc: &Doc, kind: &str, errors: &mut Vec<LoadError>) -> Option
                     enforcement: Enforcement::Monitor,
                     library_ref: None,
                     library: true,
-                    name,
+                    name: engine_name(&name),
+                    resource: name,
                     origin,
                 },
                 placement: placement(doc, &spec.rules, &spec.text),
@@ -157,9 +160,11 @@ fn policy_from_doc(doc: &Doc, kind: &str, errors: &mut Vec<LoadError>) -> Option
 /// Read every policy source under `paths`: `Policy` and `LibraryPolicy` manifests and
 /// `.congress` files. Other documents are skipped. Kind and statements are the loader's
 /// ([`loader::statements_from_spec`]): a `Policy` with `libraryRef` gets the statements of
-/// the `LibraryPolicy` it names (labelled `LIB/...`), and its own `kind` if it has one,
-/// else the library's. A `.congress` file is a `nonrecursive` policy named after the file
-/// stem, its text split like a `text` block.
+/// the `LibraryPolicy` whose `metadata.name` it is (labelled `LIB/...`, as the operator
+/// resolves it), and its own `kind` if it has one, else the library's. A `.congress` file is
+/// a `nonrecursive` policy named after the file stem, its text split like a `text` block.
+/// Every policy's engine name is [`engine_name`] of its `metadata.name` or stem, as in the
+/// operator; two sources with the same engine name are an error.
 pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<PolicySource>, Vec<LoadError>> {
     let mut errors = Vec::new();
     let files = collect_files(paths, POLICY_EXTS, &mut errors);
@@ -167,11 +172,12 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<PolicySource>, Vec<LoadErr
     for file in &files {
         let Some(text) = read(file, &mut errors) else { continue };
         if has_ext(file, &["congress"]) {
-            let name = file.file_stem().and_then(|s| s.to_str()).unwrap_or("policy").to_string();
+            let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("policy").to_string();
             let at = Origin::new(file, 0, 1, 1);
             read_.push(Read {
                 source: PolicySource {
-                    name,
+                    name: engine_name(&stem),
+                    resource: stem,
                     kind: congress_engine::PolicyKind::Nonrecursive,
                     enforcement: Enforcement::Monitor,
                     statements: Vec::new(),
@@ -198,24 +204,32 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<PolicySource>, Vec<LoadErr
             }
         }
     }
-    // Duplicates.
-    let mut seen: HashMap<(bool, String), Origin> = HashMap::new();
+    // Duplicates, by engine name (`a-b` and a file `a_b.congress` are the same policy).
+    let mut seen: HashMap<(bool, &str), &PolicySource> = HashMap::new();
     for p in read_.iter().map(|r| &r.source) {
-        if let Some(first) = seen.get(&(p.library, p.name.clone())) {
-            let what = if p.library { "LibraryPolicy" } else { "policy" };
-            errors.push(LoadError::Manifest {
+        let what = if p.library { "LibraryPolicy" } else { "policy" };
+        match seen.get(&(p.library, p.name.as_str())) {
+            Some(first) if first.resource == p.resource => errors.push(LoadError::Manifest {
                 origin: p.origin.clone(),
-                message: format!("{what} `{}` is defined twice (first at {first})", p.name),
-            });
-        } else {
-            seen.insert((p.library, p.name.clone()), p.origin.clone());
+                message: format!("{what} `{}` is defined twice (first at {})", p.resource, first.origin),
+            }),
+            Some(first) => errors.push(LoadError::Manifest {
+                origin: p.origin.clone(),
+                message: format!(
+                    "{what} `{}` and {what} `{}` (at {}) are both `{}` in the engine",
+                    p.resource, first.resource, first.origin, p.name
+                ),
+            }),
+            None => {
+                seen.insert((p.library, p.name.as_str()), p);
+            }
         }
     }
-    // Statements, library references resolved among the files read.
+    // Statements, library references resolved among the files read by `metadata.name`.
     let mut libraries: HashMap<&str, (&LibraryPolicySpec, &Placement)> = HashMap::new();
     for r in &read_ {
         if let Spec::Library(spec) = &r.spec {
-            libraries.entry(r.source.name.as_str()).or_insert((spec, &r.placement));
+            libraries.entry(r.source.resource.as_str()).or_insert((spec, &r.placement));
         }
     }
     let mut out = Vec::with_capacity(read_.len());
@@ -227,7 +241,7 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<PolicySource>, Vec<LoadErr
             }
             Spec::Library(spec) => loader::library_statements(spec)
                 .map(|s| (s, &r.placement))
-                .map_err(|message| SpecError::InvalidLibrary { name: p.name.clone(), message }),
+                .map_err(|message| SpecError::InvalidLibrary { name: p.resource.clone(), message }),
             Spec::Policy(spec) => {
                 let lib = spec.library_ref.as_deref().and_then(|l| libraries.get_key_value(l));
                 loader::statements_from_spec(spec, lib.map(|(n, (s, _))| (*n, *s)))
@@ -247,12 +261,12 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<PolicySource>, Vec<LoadErr
                     origin,
                     message: format!(
                         "policy `{}`: libraryRef `{lib}` names no LibraryPolicy among the loaded files",
-                        p.name
+                        p.resource
                     ),
                 });
             }
             Err(e) => {
-                errors.push(LoadError::Manifest { origin: p.origin.clone(), message: format!("{}: {e}", p.name) })
+                errors.push(LoadError::Manifest { origin: p.origin.clone(), message: format!("{}: {e}", p.resource) })
             }
         }
     }

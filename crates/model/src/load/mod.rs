@@ -7,6 +7,11 @@
 //! document and `line:col`; policy diagnostics come with a snippet and a caret pointing
 //! into the file as written. File formats: `docs/cli.md`.
 //!
+//! Names are the operator's: a policy or datasource is named in the engine by
+//! [`crate::engine_name`] of its `metadata.name` (`-` becomes `_`), and so are a `.congress`
+//! file's stem and the datasource names fixtures and schema files write, so that one name
+//! (either spelling) works in every file and the CLI loads what the operator loads.
+//!
 //! What a manifest's statements and kind are, how they go into the engine and how a failure
 //! is diagnosed is decided by [`crate::loader`], which the operator uses too; this module
 //! reads the files and places what the loader reports in them.
@@ -37,7 +42,12 @@ pub type StatementSource = Statement;
 /// A policy as read from a manifest or a `.congress` file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PolicySource {
+    /// The name in the engine, what rules write (`pod_security:error`):
+    /// [`crate::engine_name`] of `resource`.
     pub name: String,
+    /// The manifest's `metadata.name` (`pod-security`), or a `.congress` file's stem: what
+    /// messages about the manifest say, and what `libraryRef` names.
+    pub resource: String,
     pub kind: PolicyKind,
     pub enforcement: Enforcement,
     /// The statements as [`crate::loader`] makes them, each with its file position.
@@ -53,6 +63,7 @@ pub struct PolicySource {
 /// The rows of one datasource table from a fixture file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableFixture {
+    /// The datasource's engine name ([`crate::engine_name`] of the name written).
     pub datasource: String,
     pub table: String,
     pub rows: Vec<Vec<Value>>,
@@ -63,6 +74,7 @@ pub struct TableFixture {
 /// Everything read from the data files: datasource schemas and table rows.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FixtureSet {
+    /// Keyed by the datasources' engine names.
     pub schemas: BTreeMap<String, Schema>,
     pub tables: Vec<TableFixture>,
 }
@@ -85,6 +97,7 @@ pub enum LoadError {
     #[error("{origin}: {message}\n{snippet}")]
     Policy {
         origin: Origin,
+        /// The policy's engine name.
         policy: String,
         rule: String,
         line: usize,

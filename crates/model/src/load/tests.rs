@@ -390,3 +390,103 @@ fn policy_errors_carry_the_rule_label_and_the_position_in_the_rule() {
     // The file position is the rule's position shifted by the block's indentation (8).
     assert_eq!((origin.line, origin.col), (9, 8 + column));
 }
+
+const KUBE_DATA: &str = "\
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata:
+  name: kube-data
+spec:
+  driver: kubernetes
+  tables:
+    - name: pods
+      columns: [name, namespace, privileged]
+";
+
+const POD_SECURITY: &str = "\
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata:
+  name: pod-security
+spec:
+  rules:
+    - rule: error(pod) :- kube_data:pods(name=pod, privileged=\"True\")
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata:
+  name: prod-audit
+spec:
+  rules:
+    - rule: error(pod) :- pod_security:error(pod), kube_data:pods(name=pod, namespace=\"prod\")
+";
+
+/// Names are the operator's: `engine_name` of `metadata.name`, of the datasource a fixture
+/// names (either spelling) and of a `.congress` file's stem.
+#[test]
+fn manifest_fixture_and_file_names_are_engine_names() {
+    let d = dir();
+    let p = write(&d, "p/policies.yaml", POD_SECURITY);
+    let f = write(&d, "p/my-rules.congress", "seen(pod) :- kube_data:pods(name=pod)\n");
+    write(&d, "data/kube-data.yaml", KUBE_DATA);
+    write(&d, "data/a.yaml", "datasource: kube-data\ntables:\n  pods:\n    - [web, default, \"True\"]\n");
+    write(&d, "data/b.yaml", "tables:\n  kube-data:pods:\n    - [api, prod, \"True\"]\n");
+    write(&d, "data/c.yaml", "tables:\n  kube_data:pods:\n    - [db, prod, \"False\"]\n");
+    let ps = load_policies(&[p, f]).unwrap();
+    let names: Vec<(&str, &str)> = ps.iter().map(|p| (p.name.as_str(), p.resource.as_str())).collect();
+    assert_eq!(names, [("pod_security", "pod-security"), ("prod_audit", "prod-audit"), ("my_rules", "my-rules")]);
+    let fx = load_fixtures(&[d.path().join("data")]).unwrap();
+    assert_eq!(fx.schemas.keys().collect::<Vec<_>>(), ["kube_data"]);
+    assert!(fx.tables.iter().all(|t| t.datasource == "kube_data"), "{:?}", fx.tables);
+    let loaded = build(&ps, &fx, false).unwrap();
+    let mut bad = loaded.engine.rows("pod_security", "error").unwrap();
+    bad.sort();
+    assert_eq!(bad, [vec![Value::str("api")], vec![Value::str("web")]]);
+    assert_eq!(loaded.engine.rows("prod_audit", "error").unwrap(), [vec![Value::str("api")]]);
+    assert_eq!(loaded.engine.rows("my_rules", "seen").unwrap().len(), 3);
+    // Schemas known beforehand (as `load_schemas` gives them) may use either spelling.
+    let schemas = load_schemas(&[d.path().join("data/kube-data.yaml")]).unwrap();
+    assert_eq!(schemas.keys().collect::<Vec<_>>(), ["kube_data"]);
+    let by_manifest_name = BTreeMap::from([("kube-data".to_string(), schemas["kube_data"].clone())]);
+    let fx = load_fixtures_with_schemas(&[d.path().join("data/b.yaml")], by_manifest_name).unwrap();
+    assert_eq!((fx.tables[0].datasource.as_str(), fx.tables.len()), ("kube_data", 1));
+}
+
+/// Two sources with one engine name are one policy defined twice; messages about a
+/// manifest or a fixture quote its name as written.
+#[test]
+fn names_that_meet_in_the_engine_are_errors_quoted_as_written() {
+    let d = dir();
+    let p = write(&d, "pod-security.yaml", POD_SECURITY);
+    let f = write(&d, "pod_security.congress", "p(1)\n");
+    let e = one_error(load_policies(&[p.clone(), f]));
+    assert!(e.to_string().contains("policy `pod_security` and policy `pod-security`"), "{e}");
+    assert!(e.to_string().contains("are both `pod_security` in the engine"), "{e}");
+
+    let lib = write(
+        &d,
+        "lib.yaml",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: pod-audit}\nspec:\n  libraryRef: no-such-lib\n",
+    );
+    let e = one_error(load_policies(&[lib]));
+    assert!(e.to_string().contains("policy `pod-audit`: libraryRef `no-such-lib`"), "{e}");
+
+    write(&d, "data/kube-data.yaml", KUBE_DATA);
+    write(&d, "data/x.yaml", "tables:\n  kube-data:nodes:\n    - [n1]\n");
+    let e = one_error(load_fixtures(&[d.path().join("data")]));
+    assert!(e.to_string().contains("unknown table `kube-data:nodes` (datasource `kube-data` has: pods)"), "{e}");
+
+    // A policy whose engine name is a datasource's.
+    let clash = write(
+        &d,
+        "clash.yaml",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: kube-data}\nspec:\n  text: p(1)\n",
+    );
+    let ps = load_policies(&[clash]).unwrap();
+    let fx = load_fixtures(&[d.path().join("data/kube-data.yaml")]).unwrap();
+    let e = one_error(build(&ps, &fx, false).map(|_| ()));
+    assert!(
+        e.to_string().contains("policy `kube-data` has the name of a datasource (`kube_data` in the engine)"),
+        "{e}"
+    );
+}
