@@ -10,7 +10,7 @@ use crate::stratify;
 use crate::syntax::{self, Diagnostic, ParseOneError, Rule, Term};
 use crate::types::{Commit, EngineError, PolicyKind, Schema};
 use crate::value::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
@@ -310,8 +310,12 @@ impl Stage<'_> {
                 }
             }
         }
+        // Tables that read their own negation: found once, not per component (which made
+        // this quadratic in the number of rules).
+        let negated_self: HashSet<usize> =
+            edges.iter().filter(|e| e.negative && e.from == e.to).map(|e| e.from).collect();
         for comp in stratify::components(keys.len(), &edges) {
-            let self_neg = comp.len() == 1 && edges.iter().any(|e| e.negative && e.from == comp[0] && e.to == comp[0]);
+            let self_neg = comp.len() == 1 && negated_self.contains(&comp[0]);
             if comp.len() < 2 && !self_neg {
                 continue;
             }

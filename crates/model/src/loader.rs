@@ -23,7 +23,7 @@
 //!   from a file, its [`Origin`] gives the file position as well.
 
 use crate::resources::{LibraryPolicySpec, PolicySpec, RuleEntry};
-use congress_engine::syntax::{self, Diagnostic, Span};
+use congress_engine::syntax::{self, Diagnostic, LineIndex, Span};
 use congress_engine::{Engine, EngineError, PolicyKind, Transaction};
 use std::fmt;
 use std::path::PathBuf;
@@ -217,8 +217,9 @@ pub fn text_statements(block: &str, label: &str) -> Vec<Statement> {
     if text.is_empty() {
         return Vec::new();
     }
+    let lines = LineIndex::new(block);
     let statement = |start: usize, end: usize, comment: Option<String>| {
-        let (line, column) = Span::new(lead + start, lead + start).line_col(block);
+        let (line, column) = lines.line_col(block, lead + start);
         Statement {
             label: label.to_string(),
             part: Part::Text,

@@ -10,7 +10,7 @@ mod lexer;
 mod parser;
 
 pub use ast::{Arg, Atom, Literal, Modal, Rule, Sign, Term};
-pub use diag::{Diagnostic, Severity, Span};
+pub use diag::{Diagnostic, LineIndex, Severity, Span};
 
 /// The result of parsing a text: every statement that parsed, and every diagnostic.
 #[derive(Clone, Debug, Default)]
