@@ -19,9 +19,10 @@
 //! when the API server answered is reported.
 
 use crate::controllers::engine::EngineHandle;
+use crate::controllers::lock;
 use crate::controllers::metrics::{self, Metrics};
-use congress_drivers::{Sink, TableChange};
-use congress_engine::{Engine, PolicyKind, Schema, Value};
+use congress_drivers::TableChange;
+use congress_engine::{Engine, PolicyKind, Schema, Transaction, Value};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -104,74 +105,22 @@ impl Work {
     fn read_errors(&self) -> usize {
         match self {
             Work::Actor(e) => e.view("p").map_or(0, |v| v.errors.len()),
-            Work::Inline(e) => {
-                e.lock().unwrap_or_else(std::sync::PoisonError::into_inner).rows("p", "error").map_or(0, |r| r.len())
-            }
+            Work::Inline(e) => lock(e).rows("p", "error").map_or(0, |r| r.len()),
         }
     }
 
-    async fn setup(&self, rules: &[String]) -> Result<(), String> {
-        let (schema, rules) = (schema(), rules.to_vec());
+    /// Build and commit one transaction: on the engine thread (`structural` as
+    /// [`EngineHandle::change`] takes it), or inline, on an async worker under the mutex.
+    async fn commit<F>(&self, structural: bool, build: F) -> Result<(), String>
+    where
+        F: FnOnce(&mut Transaction<'_>) + Send + 'static,
+    {
         match self {
-            Work::Actor(e) => e
-                .change(true, move |_, t| {
-                    t.create_datasource("kube", schema).create_policy("p", PolicyKind::Nonrecursive);
-                    for r in &rules {
-                        t.insert_rule("p", r);
-                    }
-                })
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
+            Work::Actor(e) => e.change(structural, move |_, t| build(t)).await.map(|_| ()).map_err(|e| e.to_string()),
             Work::Inline(e) => {
                 let e = e.clone();
                 tokio::spawn(async move {
-                    let mut e = e.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let mut t = e.transaction();
-                    t.create_datasource("kube", schema).create_policy("p", PolicyKind::Nonrecursive);
-                    for r in &rules {
-                        t.insert_rule("p", r);
-                    }
-                    t.commit().map(|_| ()).map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(|e| e.to_string())?
-            }
-        }
-    }
-
-    async fn load(&self, changes: Vec<TableChange>) -> Result<(), String> {
-        match self {
-            Work::Actor(e) => e.apply("kube", changes).await.map_err(|e| e.to_string()),
-            Work::Inline(e) => {
-                let e = e.clone();
-                tokio::spawn(async move {
-                    let mut e = e.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let mut t = e.transaction();
-                    for c in changes {
-                        t.insert_rows("kube", &c.table, c.added);
-                    }
-                    t.commit().map(|_| ()).map_err(|e| e.to_string())
-                })
-                .await
-                .map_err(|e| e.to_string())?
-            }
-        }
-    }
-
-    async fn reload(&self, rules: Vec<String>) -> Result<(), String> {
-        let build = move |t: &mut congress_engine::Transaction<'_>| {
-            t.delete_policy("p").create_policy("p", PolicyKind::Nonrecursive);
-            for r in &rules {
-                t.insert_rule("p", r);
-            }
-        };
-        match self {
-            Work::Actor(e) => e.change(true, move |_, t| build(t)).await.map(|_| ()).map_err(|e| e.to_string()),
-            Work::Inline(e) => {
-                let e = e.clone();
-                tokio::spawn(async move {
-                    let mut e = e.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut e = lock(&e);
                     let mut t = e.transaction();
                     build(&mut t);
                     t.commit().map(|_| ()).map_err(|e| e.to_string())
@@ -180,6 +129,36 @@ impl Work {
                 .map_err(|e| e.to_string())?
             }
         }
+    }
+
+    async fn setup(&self, rules: Vec<String>) -> Result<(), String> {
+        self.commit(true, move |t| {
+            t.create_datasource("kube", schema()).create_policy("p", PolicyKind::Nonrecursive);
+            for r in &rules {
+                t.insert_rule("p", r);
+            }
+        })
+        .await
+    }
+
+    /// A driver's batch (what `Sink::apply` commits).
+    async fn load(&self, changes: Vec<TableChange>) -> Result<(), String> {
+        self.commit(false, move |t| {
+            for c in changes {
+                t.insert_rows("kube", &c.table, c.added);
+            }
+        })
+        .await
+    }
+
+    async fn reload(&self, rules: Vec<String>) -> Result<(), String> {
+        self.commit(true, move |t| {
+            t.delete_policy("p").create_policy("p", PolicyKind::Nonrecursive);
+            for r in &rules {
+                t.insert_rule("p", r);
+            }
+        })
+        .await
     }
 }
 
@@ -250,7 +229,7 @@ async fn run(n: usize, rules: usize, inline: bool) -> Result<(Samples, [f64; 3])
             while !stop.load(Ordering::Relaxed) {
                 let p = phase.load(Ordering::Relaxed);
                 if let Some(ms) = get_healthz(addr) {
-                    samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).healthz[p].push(ms);
+                    lock(&samples).healthz[p].push(ms);
                 }
                 std::thread::sleep(PROBE);
             }
@@ -270,7 +249,7 @@ async fn run(n: usize, rules: usize, inline: bool) -> Result<(Samples, [f64; 3])
                 tokio::time::sleep(TICK).await;
                 let late = asked.elapsed().saturating_sub(TICK).as_secs_f64() * 1e3;
                 let p = phase.load(Ordering::Relaxed);
-                samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).tick_late[p].push(late);
+                lock(&samples).tick_late[p].push(late);
                 if let Some(api) = &lease_api
                     && Instant::now() >= due
                 {
@@ -278,7 +257,7 @@ async fn run(n: usize, rules: usize, inline: bool) -> Result<(Samples, [f64; 3])
                     // runtime's delay in getting to it, and the round trip.
                     if renew(api).await.is_some() {
                         let ms = due.elapsed().as_secs_f64() * 1e3;
-                        samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner).lease[p].push(ms);
+                        lock(&samples).lease[p].push(ms);
                     }
                     due = (due + RENEW).max(Instant::now());
                 }
@@ -299,7 +278,7 @@ async fn run(n: usize, rules: usize, inline: bool) -> Result<(Samples, [f64; 3])
         })
     };
 
-    work.setup(&policy(rules, 0)).await?;
+    work.setup(policy(rules, 0)).await?;
     let mut durations = [0.0; 3];
     tokio::time::sleep(Duration::from_secs(2)).await;
     durations[0] = 2.0;
@@ -332,6 +311,6 @@ async fn run(n: usize, rules: usize, inline: bool) -> Result<(Samples, [f64; 3])
     if errors != n / 1000 * rules.min(1000) {
         return Err(format!("expected {} error rows, the status writer saw {errors}", n / 1000 * rules.min(1000)));
     }
-    let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let samples = std::mem::take(&mut *lock(&samples));
     Ok((samples, durations))
 }
