@@ -15,6 +15,12 @@
 //! [`Builtin::call`] returns a [`BuiltinError`] instead: the engine fails the literal the
 //! same way and can say why.
 //!
+//! After Congress's builtins come this project's, which Congress does not have (string
+//! tests and transformations, regular expressions and wildcards, ...): they follow the
+//! same conventions, and their names are reserved the same way. A builtin may check its
+//! constant inputs during analysis (a bad regular expression is an error at its line
+//! and column rather than a failure on every row).
+//!
 //! Known differences from Congress: ints are 64-bit (Python's are unbounded), so results
 //! that overflow are errors; strings a builtin would build beyond 16 MiB are errors;
 //! `validate_string` runs its regular expression with Rust's `regex` dialect (no
@@ -26,6 +32,7 @@ mod dateparse;
 mod dates;
 mod net;
 mod python;
+mod text;
 mod validate;
 
 use crate::value::Value;
@@ -55,7 +62,13 @@ enum Func {
     Unpack(fn(&Value) -> Result<Vec<Value>, String>),
     /// Several inputs, one output.
     Pack(fn(&[Value]) -> Result<Value, String>),
+    /// Several inputs, one output or none (the literal is false): a partial function.
+    Partial(fn(&[Value]) -> Result<Option<Value>, String>),
 }
+
+/// Analysis of a constant input: `check(index, value)` is an error for a constant that
+/// would fail on every row (a bad regular expression).
+type ConstCheck = fn(usize, &Value) -> Result<(), String>;
 
 /// One builtin: the first `inputs` args are inputs, the remaining `arity - inputs` are outputs.
 pub struct Builtin {
@@ -66,6 +79,7 @@ pub struct Builtin {
     /// How many of the arguments, from the first, are inputs.
     pub inputs: usize,
     func: Func,
+    check: Option<ConstCheck>,
 }
 
 impl std::fmt::Debug for Builtin {
@@ -80,7 +94,21 @@ impl std::fmt::Debug for Builtin {
 
 impl Builtin {
     const fn new(name: &'static str, arity: usize, inputs: usize, func: Func) -> Self {
-        Builtin { name, arity, inputs, func }
+        Builtin { name, arity, inputs, func, check: None }
+    }
+
+    const fn checked(mut self, check: ConstCheck) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// Analysis of input `index` when the rule gives it as the constant `value`: an error
+    /// if the builtin would fail for it on every row (a bad regular expression).
+    pub fn check_constant(&self, index: usize, value: &Value) -> Result<(), String> {
+        match self.check {
+            Some(check) if index < self.inputs => check(index, value),
+            _ => Ok(()),
+        }
     }
 
     /// The number of outputs.
@@ -101,6 +129,7 @@ impl Builtin {
             (Func::Binary(f), [x, y]) => f(x, y).map(|v| Some(vec![v])),
             (Func::Unpack(f), [x]) => f(x).map(Some),
             (Func::Pack(f), args) => f(args).map(|v| Some(vec![v])),
+            (Func::Partial(f), args) => f(args).map(|v| v.map(|v| vec![v])),
             _ => Err(format!("takes {} inputs", self.inputs)),
         }
         .map_err(|message| self.error(message))?;
@@ -113,10 +142,10 @@ impl Builtin {
     }
 }
 
-use Func::{Binary, Nullary, Pack, Test, Unary, Unpack};
+use Func::{Binary, Nullary, Pack, Partial, Test, Unary, Unpack};
 
-/// Every builtin, in the order of Congress's `builtin.py`.
-static BUILTINS: [Builtin; 42] = [
+/// Every builtin: Congress's, in the order of its `builtin.py`, then this project's.
+static BUILTINS: [Builtin; 53] = [
     // comparison
     Builtin::new("lt", 2, 2, Test(arith::lt)),
     Builtin::new("lteq", 2, 2, Test(arith::lteq)),
@@ -165,6 +194,18 @@ static BUILTINS: [Builtin; 42] = [
     Builtin::new("validate_int", 4, 3, Pack(validate::validate_int)),
     Builtin::new("validate_float", 4, 3, Pack(validate::validate_float)),
     Builtin::new("validate_string", 6, 5, Pack(validate::validate_string)),
+    // strings (not in Congress): string inputs only, the string first
+    Builtin::new("startswith", 2, 2, Test(text::startswith)),
+    Builtin::new("endswith", 2, 2, Test(text::endswith)),
+    Builtin::new("contains", 2, 2, Test(text::contains)),
+    Builtin::new("lower", 2, 1, Unary(text::lower)),
+    Builtin::new("upper", 2, 1, Unary(text::upper)),
+    Builtin::new("strip", 2, 1, Unary(text::strip)),
+    Builtin::new("split", 4, 3, Partial(text::split)),
+    Builtin::new("replace", 4, 3, Pack(text::replace)),
+    Builtin::new("substring", 4, 3, Pack(text::substring)),
+    Builtin::new("regex_match", 2, 2, Test(text::regex_match)).checked(text::check_regex_match),
+    Builtin::new("glob_match", 2, 2, Test(text::glob_match)),
 ];
 
 /// The builtin with this name and arity (name without any `builtin:` prefix).
@@ -211,7 +252,7 @@ mod tests {
 
     #[test]
     fn table_is_consistent() {
-        assert_eq!(all().len(), 42);
+        assert_eq!(all().len(), 53);
         for (i, b) in all().iter().enumerate() {
             assert!(b.inputs <= b.arity, "{}", b.name);
             let shape = match b.func {
@@ -220,7 +261,7 @@ mod tests {
                 Func::Unary(_) => (1, 1),
                 Func::Binary(_) => (2, 1),
                 Func::Unpack(_) => (1, b.outputs()),
-                Func::Pack(_) => (b.inputs, 1),
+                Func::Pack(_) | Func::Partial(_) => (b.inputs, 1),
             };
             assert_eq!(shape, (b.inputs, b.outputs()), "{}", b.name);
             let same = all().iter().skip(i + 1).any(|o| o.name == b.name && o.arity == b.arity);
