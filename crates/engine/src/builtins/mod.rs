@@ -30,6 +30,7 @@
 mod arith;
 mod dateparse;
 mod dates;
+mod k8s;
 mod net;
 mod python;
 mod text;
@@ -145,7 +146,7 @@ impl Builtin {
 use Func::{Binary, Nullary, Pack, Partial, Test, Unary, Unpack};
 
 /// Every builtin: Congress's, in the order of its `builtin.py`, then this project's.
-static BUILTINS: [Builtin; 53] = [
+static BUILTINS: [Builtin; 58] = [
     // comparison
     Builtin::new("lt", 2, 2, Test(arith::lt)),
     Builtin::new("lteq", 2, 2, Test(arith::lteq)),
@@ -206,6 +207,12 @@ static BUILTINS: [Builtin; 53] = [
     Builtin::new("substring", 4, 3, Pack(text::substring)),
     Builtin::new("regex_match", 2, 2, Test(text::regex_match)).checked(text::check_regex_match),
     Builtin::new("glob_match", 2, 2, Test(text::glob_match)),
+    // Kubernetes-shaped data and networks (not in Congress)
+    Builtin::new("parse_quantity", 2, 1, Unary(k8s::parse_quantity)),
+    Builtin::new("parse_image", 5, 1, Unpack(k8s::parse_image)),
+    Builtin::new("semver_compare", 3, 2, Binary(k8s::semver_compare)).checked(k8s::check_semver),
+    Builtin::new("json_get", 3, 2, Partial(k8s::json_get)).checked(k8s::check_json_path),
+    Builtin::new("network_in_network", 2, 2, Test(net::network_in_network)),
 ];
 
 /// The builtin with this name and arity (name without any `builtin:` prefix).
@@ -252,7 +259,7 @@ mod tests {
 
     #[test]
     fn table_is_consistent() {
-        assert_eq!(all().len(), 53);
+        assert_eq!(all().len(), 58);
         for (i, b) in all().iter().enumerate() {
             assert!(b.inputs <= b.arity, "{}", b.name);
             let shape = match b.func {
