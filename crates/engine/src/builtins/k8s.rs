@@ -244,6 +244,28 @@ pub(super) fn semver_compare(a: &Value, b: &Value) -> Result<Value, String> {
     Ok(Value::Int(order as i64))
 }
 
+/// `semver_lt(a, b)` and the other tests: `a` is below `b` in semantic-version precedence.
+pub(super) fn semver_lt(a: &Value, b: &Value) -> Result<bool, String> {
+    Ok(cmp_versions(&semver(a)?, &semver(b)?).is_lt())
+}
+
+pub(super) fn semver_lteq(a: &Value, b: &Value) -> Result<bool, String> {
+    Ok(cmp_versions(&semver(a)?, &semver(b)?).is_le())
+}
+
+pub(super) fn semver_gt(a: &Value, b: &Value) -> Result<bool, String> {
+    Ok(cmp_versions(&semver(a)?, &semver(b)?).is_gt())
+}
+
+pub(super) fn semver_gteq(a: &Value, b: &Value) -> Result<bool, String> {
+    Ok(cmp_versions(&semver(a)?, &semver(b)?).is_ge())
+}
+
+/// Same precedence: build metadata aside, the same version.
+pub(super) fn semver_equal(a: &Value, b: &Value) -> Result<bool, String> {
+    Ok(cmp_versions(&semver(a)?, &semver(b)?).is_eq())
+}
+
 /// Analysis of constant versions: each must parse.
 pub(super) fn check_semver(_arg: usize, v: &Value) -> Result<(), String> {
     semver(v).map(drop)
@@ -448,6 +470,14 @@ mod tests {
             assert!(c(bad, "1.0.0").is_err(), "{bad:?}");
         }
         assert!(semver_compare(&I(1), &s("1.0.0")).is_err());
+        let (a, b) = (s("v1.27.3"), s("1.28.0-rc.1"));
+        assert_eq!(semver_lt(&a, &b), Ok(true));
+        assert_eq!(semver_lteq(&a, &a), Ok(true));
+        assert_eq!(semver_gt(&a, &b), Ok(false));
+        assert_eq!(semver_gteq(&b, &a), Ok(true));
+        assert_eq!(semver_equal(&s("1.0.0+a"), &s("v1.0.0+b")), Ok(true));
+        assert!(semver_lt(&a, &s("1.28")).is_err());
+        assert!(semver_equal(&F(1.0), &a).is_err());
         assert!(check_semver(0, &s("1.0")).is_err());
         assert_eq!(check_semver(1, &s("1.0.0")), Ok(()));
     }

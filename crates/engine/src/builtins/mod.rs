@@ -146,7 +146,7 @@ impl Builtin {
 use Func::{Binary, Nullary, Pack, Partial, Test, Unary, Unpack};
 
 /// Every builtin: Congress's, in the order of its `builtin.py`, then this project's.
-static BUILTINS: [Builtin; 58] = [
+static BUILTINS: [Builtin; 63] = [
     // comparison
     Builtin::new("lt", 2, 2, Test(arith::lt)),
     Builtin::new("lteq", 2, 2, Test(arith::lteq)),
@@ -211,6 +211,11 @@ static BUILTINS: [Builtin; 58] = [
     Builtin::new("parse_quantity", 2, 1, Unary(k8s::parse_quantity)),
     Builtin::new("parse_image", 5, 1, Unpack(k8s::parse_image)),
     Builtin::new("semver_compare", 3, 2, Binary(k8s::semver_compare)).checked(k8s::check_semver),
+    Builtin::new("semver_lt", 2, 2, Test(k8s::semver_lt)).checked(k8s::check_semver),
+    Builtin::new("semver_lteq", 2, 2, Test(k8s::semver_lteq)).checked(k8s::check_semver),
+    Builtin::new("semver_gt", 2, 2, Test(k8s::semver_gt)).checked(k8s::check_semver),
+    Builtin::new("semver_gteq", 2, 2, Test(k8s::semver_gteq)).checked(k8s::check_semver),
+    Builtin::new("semver_equal", 2, 2, Test(k8s::semver_equal)).checked(k8s::check_semver),
     Builtin::new("json_get", 3, 2, Partial(k8s::json_get)).checked(k8s::check_json_path),
     Builtin::new("network_in_network", 2, 2, Test(net::network_in_network)),
 ];
@@ -259,7 +264,7 @@ mod tests {
 
     #[test]
     fn table_is_consistent() {
-        assert_eq!(all().len(), 58);
+        assert_eq!(all().len(), 63);
         for (i, b) in all().iter().enumerate() {
             assert!(b.inputs <= b.arity, "{}", b.name);
             let shape = match b.func {
