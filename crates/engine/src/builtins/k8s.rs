@@ -99,7 +99,7 @@ fn exact(digits: &str, exp10: i64, exp2: u32) -> Option<i64> {
 
 static PATH: LazyLock<Regex> = LazyLock::new(|| {
     let component = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
-    let tag = r"[\w][\w.-]{0,127}";
+    let tag = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}";
     let digest = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
     Regex::new(&format!(r"^({component}(?:/{component})*)(?::({tag}))?(?:@({digest}))?$")).expect("a valid regex")
 });
@@ -426,6 +426,7 @@ mod tests {
             assert!(img(bad).is_err(), "{bad:?}");
         }
         assert!(img("team/App").unwrap_err().contains("lowercase"));
+        assert!(img("app:tagé").is_err(), "tags are ASCII");
         assert!(img(&"a".repeat(300)).is_err());
         assert!(parse_image(&I(1)).is_err());
     }

@@ -450,6 +450,52 @@ mod tests {
         assert!(same.is_empty());
     }
 
+    /// The examples of `docs/language.md` hold.
+    #[test]
+    fn documented_examples_hold() {
+        let holds_with = |name: &str, args: Vec<Value>| {
+            let b = lookup(name, args.len()).expect("a builtin");
+            let out = b.call(&args[..b.inputs]);
+            assert_eq!(out, Ok(Some(args[b.inputs..].to_vec())), "{name}{args:?}");
+        };
+        holds_with("int", vec![F(3.9), I(3)]);
+        holds_with("mul", vec![I(4), F(2.5), F(10.0)]);
+        holds_with("mul", vec![s("ab"), I(2), s("abab")]);
+        holds_with("div", vec![F(7.0), I(2), F(3.5)]);
+        holds_with("unpack_date", vec![s("2020-01-02"), I(2020), I(1), I(2)]);
+        holds_with("unpack_time", vec![s("03:04:05"), I(3), I(4), I(5)]);
+        holds_with("pack_date", vec![I(2020), I(1), I(2), s("2020-1-2")]);
+        holds_with("pack_time", vec![I(3), I(4), I(5), s("3:4:5")]);
+        holds_with("extract_date", vec![s("2020-01-02 03:04:05"), s("2020-01-02")]);
+        holds_with("extract_time", vec![s("2020-01-02 03:04:05"), s("03:04:05")]);
+        holds_with("datetime_to_seconds", vec![s("1900-01-02"), I(86400)]);
+        holds_with("datetime_plus", vec![s("2020-01-01 00:00:00"), I(3600), s("2020-01-01 01:00:00")]);
+        holds_with("datetime_minus", vec![s("2020-01-01 01:00:00"), s("1:00:00"), s("2020-01-01 00:00:00")]);
+        holds_with("validate_float", vec![F(0.5), F(1.5), F(1.0), s("")]);
+        holds_with("validate_string", vec![s("^a"), s(""), s(""), s(""), s("abc"), s("")]);
+        holds_with("lower", vec![s("NGINX"), s("nginx")]);
+        holds_with("strip", vec![s("  a b \n"), s("a b")]);
+        holds_with("split", vec![s("a/b/c"), s("/"), I(-1), s("c")]);
+        holds_with("replace", vec![s("a:b:c"), s(":"), s("/"), s("a/b/c")]);
+        holds_with("substring", vec![s("nginx:1.25"), I(-4), I(100), s("1.25")]);
+        holds_with("regex_match", vec![s("nginx:1.25"), s(r":[0-9]+\.[0-9]+$")]);
+        holds_with("glob_match", vec![s("registry.example.com/team/app:1.2"), s("registry.example.com/*")]);
+        holds_with("parse_quantity", vec![s("100n"), F(1e-07)]);
+        holds_with("parse_image", vec![s("nginx"), s("docker.io"), s("library/nginx"), s("latest"), s("")]);
+        holds_with(
+            "json_get",
+            vec![
+                s(r#"{"labels": {"app.kubernetes.io/name": "web"}}"#),
+                s(r#"labels["app.kubernetes.io/name"]"#),
+                s("web"),
+            ],
+        );
+        holds_with("json_get", vec![s(r#"{"ports": [80, 443]}"#), s("ports.1"), I(443)]);
+        holds_with("network_in_network", vec![s("10.1.2.0/24"), s("10.0.0.0/8")]);
+        holds_with("semver_lt", vec![s("v1.27.3"), s("1.28.0")]);
+        assert_eq!(call("split", &[s("a/b/c"), s("/"), I(3)], 1), Ok(None));
+    }
+
     /// Values that reach the builtins' interesting paths, plus arbitrary ones.
     fn any_value() -> impl Strategy<Value = Value> {
         prop_oneof![
