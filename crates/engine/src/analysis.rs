@@ -342,6 +342,13 @@ fn compile_body_literal(cx: &mut Ctx<'_>, lit: &Literal, index: usize) -> Option
         return Some(CLit::Const((atom.table == "true") != lit.negated));
     }
     if positional && let Some(b) = builtins::lookup(&atom.table, atom.args.len()) {
+        for (i, arg) in atom.args.iter().enumerate() {
+            if let Arg::Positional { term: Term::Const(c), span } = arg
+                && let Err(why) = b.check_constant(i, c)
+            {
+                cx.err("builtin-argument", format!("{}: {why}", b.name), *span);
+            }
+        }
         let terms = atom.args.iter().map(|a| cx.term(a.term())).collect();
         return Some(CLit::Builtin { builtin: b, terms, negated: lit.negated });
     }

@@ -400,3 +400,100 @@ fn a_copy_without_rows_judges_rule_changes_as_the_original() {
     copy.insert_rule("ops", "extra(1)").expect("accepted");
     assert!(e.rows("ops", "extra").is_err());
 }
+
+#[test]
+fn images_must_come_from_the_registry_and_not_use_latest() {
+    let mut e = Engine::with_default_policies();
+    let policy = r#"
+image("web", "registry.example.com/team/web:1.4")
+image("cache", "registry.example.com/team/cache:latest")
+image("db", "docker.io/library/postgres:16")
+image("tool", "registry.example.com.evil.io/tool:2")
+image("odd", 42)
+error(pod, "untrusted registry") :- image(pod, ref), not builtin:startswith(ref, "registry.example.com/")
+error(pod, "tag latest") :- image(pod, ref), builtin:endswith(ref, ":latest")
+tagged(pod, tag) :- image(pod, ref), builtin:split(ref, ":", 1, tag)
+shouting(pod, u) :- image(pod, ref), builtin:regex_match(ref, "^registry\.example\.com/"), builtin:upper(ref, u)
+"#;
+    e.insert_rules("classification", policy).unwrap();
+    let mut errs = e.query_values("classification", "error(pod, why)").unwrap();
+    errs.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        errs,
+        vec![
+            vec![s("cache"), s("tag latest")],
+            vec![s("db"), s("untrusted registry")],
+            // A number is not a string: startswith fails, so `not startswith` holds.
+            vec![s("odd"), s("untrusted registry")],
+            vec![s("tool"), s("untrusted registry")],
+        ]
+    );
+    let tags = e.query_values("classification", "tagged(\"web\", t)").unwrap();
+    assert_eq!(tags, vec![vec![s("web"), s("1.4")]]);
+    let loud = e.query_values("classification", "shouting(\"web\", u)").unwrap();
+    assert_eq!(loud, vec![vec![s("web"), s("REGISTRY.EXAMPLE.COM/TEAM/WEB:1.4")]]);
+    // The row holding a number fails each string builtin once per evaluation, counted
+    // against its rule.
+    let f = e.builtin_failures();
+    assert!(f.iter().any(|f| f.rule.contains("startswith") && f.last_error.contains("must be str")), "{f:?}");
+    assert!(f.iter().any(|f| f.rule.contains("endswith")), "{f:?}");
+}
+
+#[test]
+fn a_constant_bad_pattern_is_an_analysis_error_with_line_and_column() {
+    let mut e = Engine::with_default_policies();
+    let text = "img(\"a\")\nbad(x) :- img(x), builtin:regex_match(x, \"(unclosed\")\n";
+    let err = e.insert_rules("classification", text).unwrap_err();
+    let (src, diags) = err.diagnostics().unwrap();
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].span.line_col(src), (2, 42));
+    assert!(diags[0].message.contains("regex_match") && diags[0].message.contains("(unclosed"), "{diags:?}");
+    assert!(e.rules("classification").unwrap().is_empty());
+    // A pattern from the data is checked when the rule runs: a failure, counted.
+    e.insert_rules("classification", "img(\"a\")\npat(\"[\")\nm(x) :- img(x), pat(p), regex_match(x, p)").unwrap();
+    assert!(e.query_values("classification", "m(x)").unwrap().is_empty());
+    let f = e.builtin_failures();
+    assert!(f.iter().any(|f| f.last_error.contains("bad regular expression")), "{f:?}");
+}
+
+#[test]
+fn kubernetes_builtins_in_rules() {
+    let mut e = Engine::with_default_policies();
+    let policy = r#"
+pod("a", "nginx", "500m", "v1.27.3", '{"labels": {"app.kubernetes.io/name": "web"}, "replicas": 3}', "10.1.2.0/24")
+pod("b", "ghcr.io/o/tool:2", "2", "1.29.0", '{"labels": {}}', "192.168.0.0/24")
+pod("c", "Bad Image", "lots", "latest", "{oops", "10.0.0.0/40")
+cpu(p, n) :- pod(p, i, q, v, j, c), parse_quantity(q, n)
+hub(p, repo, tag) :- pod(p, i, q, v, j, c), parse_image(i, "docker.io", repo, tag, d)
+old(p) :- pod(p, i, q, v, j, c), semver_lt(v, "1.28.0")
+newer(p, r) :- pod(p, i, q, v, j, c), semver_compare(v, "1.28.0", r), gt(r, 0)
+name(p, n) :- pod(p, i, q, v, j, c), json_get(j, 'labels["app.kubernetes.io/name"]', n)
+named(p) :- name(p, n)
+unnamed(p) :- pod(p, i, q, v, j, c), not named(p)
+internal(p) :- pod(p, i, q, v, j, c), network_in_network(c, "10.0.0.0/8")
+"#;
+    e.insert_rules("classification", policy).unwrap();
+    let q = |e: &Engine, query: &str| {
+        let mut rows = e.query_values("classification", query).unwrap();
+        rows.sort_by_key(|r| format!("{r:?}"));
+        rows
+    };
+    assert_eq!(q(&e, "cpu(p, n)"), vec![vec![s("a"), Value::Float(0.5)], vec![s("b"), Value::Int(2)]]);
+    assert_eq!(q(&e, "hub(p, r, t)"), vec![vec![s("a"), s("library/nginx"), s("latest")]]);
+    assert_eq!(q(&e, "old(p)"), vec![vec![s("a")]]);
+    assert_eq!(q(&e, "newer(p, r)"), vec![vec![s("b"), Value::Int(1)]]);
+    assert_eq!(q(&e, "name(p, n)"), vec![vec![s("a"), s("web")]]);
+    // A missing key is no answer (b); text that is not JSON is a failure, so `not` holds (c).
+    assert_eq!(q(&e, "unnamed(p)"), vec![vec![s("b")], vec![s("c")]]);
+    assert_eq!(q(&e, "internal(p)"), vec![vec![s("a")]]);
+    let f = e.builtin_failures();
+    for name in ["parse_quantity", "parse_image", "semver_lt", "semver_compare", "json_get", "network_in_network"] {
+        assert!(f.iter().any(|f| f.rule.contains(name) && f.count >= 1), "{name}: {f:?}");
+    }
+    // Constant arguments that can never work are analysis errors.
+    let err = e.insert_rules("classification", "x(p) :- pod(p, i, q, v, j, c), semver_lt(v, \"1.28\")").unwrap_err();
+    let (src, diags) = err.diagnostics().unwrap();
+    assert_eq!(diags[0].span.line_col(src), (1, 45), "{diags:?}");
+    let err = e.insert_rules("classification", "y(p) :- pod(p, i, q, v, j, c), json_get(j, \"a..b\", n)").unwrap_err();
+    assert!(err.to_string().contains("bad path"), "{err}");
+}

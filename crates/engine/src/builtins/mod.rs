@@ -15,6 +15,12 @@
 //! [`Builtin::call`] returns a [`BuiltinError`] instead: the engine fails the literal the
 //! same way and can say why.
 //!
+//! After Congress's builtins come this project's, which Congress does not have (string
+//! tests and transformations, regular expressions and wildcards, ...): they follow the
+//! same conventions, and their names are reserved the same way. A builtin may check its
+//! constant inputs during analysis (a bad regular expression is an error at its line
+//! and column rather than a failure on every row).
+//!
 //! Known differences from Congress: ints are 64-bit (Python's are unbounded), so results
 //! that overflow are errors; strings a builtin would build beyond 16 MiB are errors;
 //! `validate_string` runs its regular expression with Rust's `regex` dialect (no
@@ -24,8 +30,10 @@
 mod arith;
 mod dateparse;
 mod dates;
+mod k8s;
 mod net;
 mod python;
+mod text;
 mod validate;
 
 use crate::value::Value;
@@ -55,7 +63,13 @@ enum Func {
     Unpack(fn(&Value) -> Result<Vec<Value>, String>),
     /// Several inputs, one output.
     Pack(fn(&[Value]) -> Result<Value, String>),
+    /// Several inputs, one output or none (the literal is false): a partial function.
+    Partial(fn(&[Value]) -> Result<Option<Value>, String>),
 }
+
+/// Analysis of a constant input: `check(index, value)` is an error for a constant that
+/// would fail on every row (a bad regular expression).
+type ConstCheck = fn(usize, &Value) -> Result<(), String>;
 
 /// One builtin: the first `inputs` args are inputs, the remaining `arity - inputs` are outputs.
 pub struct Builtin {
@@ -66,6 +80,7 @@ pub struct Builtin {
     /// How many of the arguments, from the first, are inputs.
     pub inputs: usize,
     func: Func,
+    check: Option<ConstCheck>,
 }
 
 impl std::fmt::Debug for Builtin {
@@ -80,7 +95,21 @@ impl std::fmt::Debug for Builtin {
 
 impl Builtin {
     const fn new(name: &'static str, arity: usize, inputs: usize, func: Func) -> Self {
-        Builtin { name, arity, inputs, func }
+        Builtin { name, arity, inputs, func, check: None }
+    }
+
+    const fn checked(mut self, check: ConstCheck) -> Self {
+        self.check = Some(check);
+        self
+    }
+
+    /// Analysis of input `index` when the rule gives it as the constant `value`: an error
+    /// if the builtin would fail for it on every row (a bad regular expression).
+    pub fn check_constant(&self, index: usize, value: &Value) -> Result<(), String> {
+        match self.check {
+            Some(check) if index < self.inputs => check(index, value),
+            _ => Ok(()),
+        }
     }
 
     /// The number of outputs.
@@ -101,6 +130,7 @@ impl Builtin {
             (Func::Binary(f), [x, y]) => f(x, y).map(|v| Some(vec![v])),
             (Func::Unpack(f), [x]) => f(x).map(Some),
             (Func::Pack(f), args) => f(args).map(|v| Some(vec![v])),
+            (Func::Partial(f), args) => f(args).map(|v| v.map(|v| vec![v])),
             _ => Err(format!("takes {} inputs", self.inputs)),
         }
         .map_err(|message| self.error(message))?;
@@ -113,10 +143,10 @@ impl Builtin {
     }
 }
 
-use Func::{Binary, Nullary, Pack, Test, Unary, Unpack};
+use Func::{Binary, Nullary, Pack, Partial, Test, Unary, Unpack};
 
-/// Every builtin, in the order of Congress's `builtin.py`.
-static BUILTINS: [Builtin; 42] = [
+/// Every builtin: Congress's, in the order of its `builtin.py`, then this project's.
+static BUILTINS: [Builtin; 63] = [
     // comparison
     Builtin::new("lt", 2, 2, Test(arith::lt)),
     Builtin::new("lteq", 2, 2, Test(arith::lteq)),
@@ -165,6 +195,29 @@ static BUILTINS: [Builtin; 42] = [
     Builtin::new("validate_int", 4, 3, Pack(validate::validate_int)),
     Builtin::new("validate_float", 4, 3, Pack(validate::validate_float)),
     Builtin::new("validate_string", 6, 5, Pack(validate::validate_string)),
+    // strings (not in Congress): string inputs only, the string first
+    Builtin::new("startswith", 2, 2, Test(text::startswith)),
+    Builtin::new("endswith", 2, 2, Test(text::endswith)),
+    Builtin::new("contains", 2, 2, Test(text::contains)),
+    Builtin::new("lower", 2, 1, Unary(text::lower)),
+    Builtin::new("upper", 2, 1, Unary(text::upper)),
+    Builtin::new("strip", 2, 1, Unary(text::strip)),
+    Builtin::new("split", 4, 3, Partial(text::split)),
+    Builtin::new("replace", 4, 3, Pack(text::replace)),
+    Builtin::new("substring", 4, 3, Pack(text::substring)),
+    Builtin::new("regex_match", 2, 2, Test(text::regex_match)).checked(text::check_regex_match),
+    Builtin::new("glob_match", 2, 2, Test(text::glob_match)),
+    // Kubernetes-shaped data and networks (not in Congress)
+    Builtin::new("parse_quantity", 2, 1, Unary(k8s::parse_quantity)),
+    Builtin::new("parse_image", 5, 1, Unpack(k8s::parse_image)),
+    Builtin::new("semver_compare", 3, 2, Binary(k8s::semver_compare)).checked(k8s::check_semver),
+    Builtin::new("semver_lt", 2, 2, Test(k8s::semver_lt)).checked(k8s::check_semver),
+    Builtin::new("semver_lteq", 2, 2, Test(k8s::semver_lteq)).checked(k8s::check_semver),
+    Builtin::new("semver_gt", 2, 2, Test(k8s::semver_gt)).checked(k8s::check_semver),
+    Builtin::new("semver_gteq", 2, 2, Test(k8s::semver_gteq)).checked(k8s::check_semver),
+    Builtin::new("semver_equal", 2, 2, Test(k8s::semver_equal)).checked(k8s::check_semver),
+    Builtin::new("json_get", 3, 2, Partial(k8s::json_get)).checked(k8s::check_json_path),
+    Builtin::new("network_in_network", 2, 2, Test(net::network_in_network)),
 ];
 
 /// The builtin with this name and arity (name without any `builtin:` prefix).
@@ -211,7 +264,7 @@ mod tests {
 
     #[test]
     fn table_is_consistent() {
-        assert_eq!(all().len(), 42);
+        assert_eq!(all().len(), 63);
         for (i, b) in all().iter().enumerate() {
             assert!(b.inputs <= b.arity, "{}", b.name);
             let shape = match b.func {
@@ -220,7 +273,7 @@ mod tests {
                 Func::Unary(_) => (1, 1),
                 Func::Binary(_) => (2, 1),
                 Func::Unpack(_) => (1, b.outputs()),
-                Func::Pack(_) => (b.inputs, 1),
+                Func::Pack(_) | Func::Partial(_) => (b.inputs, 1),
             };
             assert_eq!(shape, (b.inputs, b.outputs()), "{}", b.name);
             let same = all().iter().skip(i + 1).any(|o| o.name == b.name && o.arity == b.arity);
@@ -397,6 +450,52 @@ mod tests {
         assert!(same.is_empty());
     }
 
+    /// The examples of `docs/language.md` hold.
+    #[test]
+    fn documented_examples_hold() {
+        let holds_with = |name: &str, args: Vec<Value>| {
+            let b = lookup(name, args.len()).expect("a builtin");
+            let out = b.call(&args[..b.inputs]);
+            assert_eq!(out, Ok(Some(args[b.inputs..].to_vec())), "{name}{args:?}");
+        };
+        holds_with("int", vec![F(3.9), I(3)]);
+        holds_with("mul", vec![I(4), F(2.5), F(10.0)]);
+        holds_with("mul", vec![s("ab"), I(2), s("abab")]);
+        holds_with("div", vec![F(7.0), I(2), F(3.5)]);
+        holds_with("unpack_date", vec![s("2020-01-02"), I(2020), I(1), I(2)]);
+        holds_with("unpack_time", vec![s("03:04:05"), I(3), I(4), I(5)]);
+        holds_with("pack_date", vec![I(2020), I(1), I(2), s("2020-1-2")]);
+        holds_with("pack_time", vec![I(3), I(4), I(5), s("3:4:5")]);
+        holds_with("extract_date", vec![s("2020-01-02 03:04:05"), s("2020-01-02")]);
+        holds_with("extract_time", vec![s("2020-01-02 03:04:05"), s("03:04:05")]);
+        holds_with("datetime_to_seconds", vec![s("1900-01-02"), I(86400)]);
+        holds_with("datetime_plus", vec![s("2020-01-01 00:00:00"), I(3600), s("2020-01-01 01:00:00")]);
+        holds_with("datetime_minus", vec![s("2020-01-01 01:00:00"), s("1:00:00"), s("2020-01-01 00:00:00")]);
+        holds_with("validate_float", vec![F(0.5), F(1.5), F(1.0), s("")]);
+        holds_with("validate_string", vec![s("^a"), s(""), s(""), s(""), s("abc"), s("")]);
+        holds_with("lower", vec![s("NGINX"), s("nginx")]);
+        holds_with("strip", vec![s("  a b \n"), s("a b")]);
+        holds_with("split", vec![s("a/b/c"), s("/"), I(-1), s("c")]);
+        holds_with("replace", vec![s("a:b:c"), s(":"), s("/"), s("a/b/c")]);
+        holds_with("substring", vec![s("nginx:1.25"), I(-4), I(100), s("1.25")]);
+        holds_with("regex_match", vec![s("nginx:1.25"), s(r":[0-9]+\.[0-9]+$")]);
+        holds_with("glob_match", vec![s("registry.example.com/team/app:1.2"), s("registry.example.com/*")]);
+        holds_with("parse_quantity", vec![s("100n"), F(1e-07)]);
+        holds_with("parse_image", vec![s("nginx"), s("docker.io"), s("library/nginx"), s("latest"), s("")]);
+        holds_with(
+            "json_get",
+            vec![
+                s(r#"{"labels": {"app.kubernetes.io/name": "web"}}"#),
+                s(r#"labels["app.kubernetes.io/name"]"#),
+                s("web"),
+            ],
+        );
+        holds_with("json_get", vec![s(r#"{"ports": [80, 443]}"#), s("ports.1"), I(443)]);
+        holds_with("network_in_network", vec![s("10.1.2.0/24"), s("10.0.0.0/8")]);
+        holds_with("semver_lt", vec![s("v1.27.3"), s("1.28.0")]);
+        assert_eq!(call("split", &[s("a/b/c"), s("/"), I(3)], 1), Ok(None));
+    }
+
     /// Values that reach the builtins' interesting paths, plus arbitrary ones.
     fn any_value() -> impl Strategy<Value = Value> {
         prop_oneof![
@@ -420,6 +519,14 @@ mod tests {
                 "(",
                 "^a+$",
                 "'q'",
+                "500m",
+                "1Gi",
+                "nginx:latest",
+                "registry.example.com/team/app@sha256:0123456789abcdef0123456789abcdef",
+                "v1.2.3-rc.1+b",
+                "{\"a\": [1, {\"b\": null}]}",
+                "a.0.b",
+                "*a?",
                 "99999999999999999999",
                 "inf",
                 "nan",

@@ -161,6 +161,13 @@ pub(super) fn ip_in_network(x: &Value, y: &Value) -> Result<bool, String> {
     Ok(ip.version == net.version && net.first <= ip.value && ip.value <= net.last)
 }
 
+/// Network `x` lies inside network `y` (same version, every address of `x` in `y`):
+/// `network_in_network("10.1.2.0/24", "10.0.0.0/8")`. A network is inside itself.
+pub(super) fn network_in_network(x: &Value, y: &Value) -> Result<bool, String> {
+    let (inner, outer) = (network(x)?, network(y)?);
+    Ok(inner.version == outer.version && outer.first <= inner.first && inner.last <= outer.last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +240,23 @@ mod tests {
         assert_eq!(ip_in_network(&Value::Int(1), &s("::/0")), Ok(false));
         assert!(ip_in_network(&s("10.0.0.05"), &n24).is_err());
         assert!(ip_in_network(&s("10.0.0.5"), &s("10.0.0.0/40")).is_err());
+    }
+
+    #[test]
+    fn networks_inside_networks() {
+        let inside = |x: &str, y: &str| network_in_network(&s(x), &s(y));
+        assert_eq!(inside("10.1.2.0/24", "10.0.0.0/8"), Ok(true));
+        assert_eq!(inside("10.0.0.0/8", "10.0.0.0/8"), Ok(true));
+        assert_eq!(inside("10.0.0.0/8", "10.1.2.0/24"), Ok(false));
+        assert_eq!(inside("10.0.0.0/16", "10.0.0.0/24"), Ok(false), "overlapping is not inside");
+        assert_eq!(inside("11.0.0.0/24", "10.0.0.0/8"), Ok(false));
+        assert_eq!(inside("10.0.0.7", "10.0.0.0/24"), Ok(true), "an address is a /32");
+        assert_eq!(inside("10.0.0.0/255.255.255.0", "10.0.0.0/16"), Ok(true));
+        assert_eq!(inside("fd00:1::/64", "fd00::/16"), Ok(true));
+        assert_eq!(inside("::/96", "0.0.0.0/0"), Ok(false), "versions differ");
+        assert_eq!(inside("0.0.0.0/0", "::/0"), Ok(false));
+        assert!(inside("10.0.0.0/33", "10.0.0.0/8").is_err());
+        assert!(inside("10.0.0.0/8", "x").is_err());
+        assert!(network_in_network(&Value::Int(1), &s("10.0.0.0/8")).is_err());
     }
 }
