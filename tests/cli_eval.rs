@@ -298,3 +298,51 @@ tests:
     assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
     assert!(o.stderr.contains("policy `image-audit`: libraryRef `no-such-library`"), "{}", o.stderr);
 }
+
+#[test]
+fn check_shows_at_most_20_errors_per_file_and_counts_the_rest() {
+    let d = setup(CLEAN);
+    let bad: String = (0..100).map(|i| format!("a{i}(x) :- b(y)\n")).collect();
+    fs::write(d.path().join("policies/bad.congress"), bad).unwrap();
+    let o = run(d.path(), &["check", "-f", "policies"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("bad.congress:20:1"), "{}", o.stderr);
+    assert!(!o.stderr.contains("bad.congress:21:1"), "{}", o.stderr);
+    assert!(o.stderr.contains("error: 80 more errors in policies/bad.congress not shown"), "{}", o.stderr);
+    assert!(o.stderr.contains("100 problems found"), "{}", o.stderr);
+    let o = run(d.path(), &["eval", "-f", "policies", "--data", "data"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("80 more errors in policies/bad.congress not shown"), "{}", o.stderr);
+}
+
+#[test]
+fn check_quotes_a_window_of_a_huge_line() {
+    let d = setup(CLEAN);
+    let args: Vec<String> = (0..20_000).map(|i| format!("a{i}")).collect();
+    fs::write(d.path().join("policies/wide.congress"), format!("p(a0) :- q({})\n", args.join(", "))).unwrap();
+    let body: Vec<String> = (0..20_000).map(|i| format!("q{i}(x)")).collect();
+    fs::write(d.path().join("policies/long.congress"), format!("p(x) :- {}\n", body.join(", "))).unwrap();
+    let o = run(d.path(), &["check", "-f", "policies"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.len() < 2 * 4096, "{} bytes:\n{}", o.stderr.len(), &o.stderr[..o.stderr.len().min(3000)]);
+    assert!(o.stderr.contains("wide.congress:1:10"), "{}", o.stderr);
+    assert!(o.stderr.contains("the limit is 1024"), "{}", o.stderr);
+    assert!(o.stderr.contains("long.congress:1:1"), "{}", o.stderr);
+    assert!(o.stderr.contains("the limit is 512"), "{}", o.stderr);
+    assert!(o.stderr.contains('^') && o.stderr.contains('…'), "{}", o.stderr);
+}
+
+#[test]
+fn comment_only_sources_are_empty_policies() {
+    let d = setup(CLEAN);
+    fs::write(d.path().join("policies/empty.congress"), "// nothing yet\n# still nothing\n\n").unwrap();
+    fs::write(d.path().join("policies/blank.congress"), "  \n\n").unwrap();
+    fs::write(
+        d.path().join("policies/text.yaml"),
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: later\nspec:\n  text: |\n    // rules to come\n    # and more\n",
+    )
+    .unwrap();
+    let o = run(d.path(), &["check", "-f", "policies"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("ok: 4 policies"), "{}", o.stdout);
+}

@@ -17,11 +17,49 @@ pub struct CheckArgs {
     pub paths: Vec<PathBuf>,
 }
 
-/// Print load errors, each with its snippet, and a count.
-pub fn print_errors(errors: &[LoadError]) {
+/// At most this many errors are printed per file; the rest are counted.
+pub const MAX_ERRORS_PER_FILE: usize = 20;
+
+/// Load errors as printed: each (`error: ...`, with its snippet), at most
+/// [`MAX_ERRORS_PER_FILE`] per file, then a line per file saying how many more were cut.
+pub fn format_errors(errors: &[LoadError]) -> String {
+    let file = |e: &LoadError| match e {
+        LoadError::Io { path, .. } => path.clone(),
+        _ => e.origin().map(|o| o.file.clone()).unwrap_or_default(),
+    };
+    let mut seen: Vec<(PathBuf, usize)> = Vec::new();
+    let mut out = String::new();
     for e in errors {
-        eprintln!("error: {e}");
+        let f = file(e);
+        let n = match seen.iter_mut().find(|(p, _)| *p == f) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                seen.push((f, 1));
+                1
+            }
+        };
+        if n <= MAX_ERRORS_PER_FILE {
+            out.push_str(&format!("error: {e}\n"));
+        }
     }
+    for (f, n) in seen.into_iter().filter(|(_, n)| *n > MAX_ERRORS_PER_FILE) {
+        let more = n - MAX_ERRORS_PER_FILE;
+        let errors = if more == 1 { "error" } else { "errors" };
+        if f.as_os_str().is_empty() {
+            out.push_str(&format!("error: {more} more {errors} not shown\n"));
+        } else {
+            out.push_str(&format!("error: {more} more {errors} in {} not shown\n", f.display()));
+        }
+    }
+    out
+}
+
+/// Print load errors (see [`format_errors`]) and a count.
+pub fn print_errors(errors: &[LoadError]) {
+    eprint!("{}", format_errors(errors));
     let n = errors.len();
     eprintln!("error: {n} problem{} found", if n == 1 { "" } else { "s" });
 }

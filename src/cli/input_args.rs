@@ -22,11 +22,10 @@ pub struct InputArgs {
     pub data: Vec<PathBuf>,
 }
 
-/// Print every load error to stderr.
+/// Print the load errors to stderr (at most
+/// [`MAX_ERRORS_PER_FILE`](crate::cli::check::MAX_ERRORS_PER_FILE) per file).
 pub fn report_load_errors(errors: &[LoadError]) {
-    for e in errors {
-        eprintln!("error: {e}");
-    }
+    eprint!("{}", crate::cli::check::format_errors(errors));
     let n = errors.len();
     eprintln!("error: could not load the inputs ({n} error{})", if n == 1 { "" } else { "s" });
 }

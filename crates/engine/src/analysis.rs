@@ -8,6 +8,7 @@
 //! nothing of the engine's storage.
 
 use crate::builtins::{self, Builtin};
+use crate::syntax::diag::{MAX_RULE_TEXT, clip};
 use crate::syntax::{Arg, Atom, Diagnostic, Literal, Modal, Rule, Sign, Span, Term};
 use crate::types::PolicyKind;
 use crate::value::Value;
@@ -18,6 +19,10 @@ use std::fmt;
 pub const MAX_BODY_LITERALS: usize = 512;
 /// Atoms wider than this are refused.
 pub const MAX_ARITY: usize = 1024;
+/// Names (tables, columns, variables) quoted in a message are cut to this many characters.
+const QUOTED: usize = 80;
+/// A message lists at most this many unbound variables.
+const MAX_VARS: usize = 10;
 
 /// A table: its policy, its name inside that policy, and whether it is an
 /// `execute[...]` table.
@@ -179,7 +184,7 @@ pub fn compile(
         vars: HashMap::new(),
         var_names: Vec::new(),
         diags: Vec::new(),
-        rule_text: rule.to_string(),
+        rule_text: clip(&rule.to_string(), MAX_RULE_TEXT).into_owned(),
     };
     let out = compile_inner(&mut cx, rule);
     if cx.diags.is_empty() { out.ok_or_else(Vec::new) } else { Err(cx.diags) }
@@ -368,7 +373,7 @@ fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize)
         cx.err("too-wide", format!("literal has {} arguments; the limit is {MAX_ARITY}", atom.args.len()), atom.span);
         return None;
     }
-    let name = qualified(atom);
+    let name = clip(&qualified(atom), QUOTED).into_owned();
     let has_refs = atom.args.iter().any(|a| !matches!(a, Arg::Positional { .. }));
     let columns = if key.execute { None } else { cx.schema.columns(&key.policy, &key.name) };
     let known = match &columns {
@@ -415,7 +420,11 @@ fn resolve_args(cx: &mut Ctx<'_>, atom: &Atom, key: &TableKey, lit_index: usize)
                     None => {
                         cx.err(
                             "column-reference",
-                            format!("in {name}: column `{column}` does not exist (columns: {})", cols.join(", ")),
+                            format!(
+                                "in {name}: column `{}` does not exist (columns: {})",
+                                clip(column, QUOTED),
+                                clip(&cols.join(", "), MAX_RULE_TEXT)
+                            ),
                             *span,
                         );
                         return None;
@@ -523,11 +532,16 @@ fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[
             .collect();
         if !unbound.is_empty() {
             let what = if matches!(l, CLit::Neg { .. }) { "negated literal" } else { "builtin" };
+            let mut vars: Vec<String> = unbound.iter().take(MAX_VARS).map(|v| clip(v, QUOTED).into_owned()).collect();
+            if unbound.len() > MAX_VARS {
+                vars.push(format!("and {} more", unbound.len() - MAX_VARS));
+            }
             cx.err(
                 "unsafe-body",
                 format!(
-                    "unsafe {what} `{src}`: variable(s) {} must be bound by a positive literal of the body",
-                    unbound.join(", ")
+                    "unsafe {what} `{}`: variable(s) {} must be bound by a positive literal of the body",
+                    clip(&src.to_string(), MAX_RULE_TEXT),
+                    vars.join(", ")
                 ),
                 src.span,
             );
@@ -543,7 +557,7 @@ fn check_safety(cx: &mut Ctx<'_>, head: &Literal, head_terms: &[CTerm], body: &[
             let name = cx.var_names[*v].clone();
             cx.err(
                 "unsafe-head",
-                format!("variable {} found in head but not bound in the body", display_var(&name)),
+                format!("variable {} found in head but not bound in the body", clip(&display_var(&name), QUOTED)),
                 head.span,
             );
         }

@@ -2,6 +2,7 @@
 //! proofs, warnings and simulate requests. The [`Engine`](crate::Engine) itself lives in
 //! `engine.rs`, transaction staging in `transaction.rs`.
 
+use crate::syntax::diag::{MAX_MESSAGE, MAX_RULE_TEXT, clip};
 use crate::syntax::{Diagnostic, Term};
 use crate::value::Value;
 use std::collections::BTreeMap;
@@ -91,11 +92,11 @@ pub enum EngineError {
     Analysis { source_text: String, diagnostics: Vec<Diagnostic> },
     #[error("empty string passed: not a valid rule")]
     EmptyRule,
-    #[error("received multiple rules: {0}")]
+    #[error("received multiple rules: {}", clip(.0, MAX_MESSAGE))]
     MultipleRules(String),
-    #[error("rule already exists in policy {policy}: {rule}")]
+    #[error("rule already exists in policy {policy}: {}", clip(.rule, MAX_RULE_TEXT))]
     RuleExists { policy: String, rule: String },
-    #[error("no rule `{rule}` in policy {policy}")]
+    #[error("no rule `{}` in policy {policy}", clip(.rule, MAX_RULE_TEXT))]
     NoSuchRule { policy: String, rule: String },
     #[error("policy {0} does not exist")]
     NoSuchPolicy(String),
@@ -119,15 +120,23 @@ pub enum EngineError {
     NoProof(String),
 }
 
-/// `line:col: message (in rule ...)` for each diagnostic.
+/// `line:col: message (in rule ...)` for each diagnostic, the first
+/// [`MAX_LISTED`](crate::syntax::diag::MAX_LISTED) of them and how many more there are.
 fn describe_diags(src: &str, d: &[Diagnostic]) -> String {
-    d.iter()
+    let max = crate::syntax::diag::MAX_LISTED;
+    let mut out = d
+        .iter()
+        .take(max)
         .map(|d| {
             let (l, c) = d.span.line_col(src);
             format!("{l}:{c}: {d}")
         })
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if d.len() > max {
+        out.push_str(&format!("; and {} more", d.len() - max));
+    }
+    out
 }
 
 impl EngineError {

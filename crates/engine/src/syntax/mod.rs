@@ -29,12 +29,21 @@ impl Parsed {
 /// Why a text is not exactly one formula.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ParseOneError {
-    #[error("syntax error: {}", .0.iter().map(|d| d.message.as_str()).collect::<Vec<_>>().join("; "))]
+    #[error("syntax error: {}", listed(.0.iter().map(|d| d.message.clone()), .0.len()))]
     Syntax(Vec<Diagnostic>),
     #[error("empty string passed: not a valid rule")]
     Empty,
-    #[error("received multiple rules: {}", .0.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "))]
+    #[error("received multiple rules: {}", diag::clip(&listed(.0.iter().map(|r| r.to_string()), .0.len()), diag::MAX_MESSAGE))]
     MultipleRules(Vec<Rule>),
+}
+
+/// The first [`diag::MAX_LISTED`] items joined with `; `, and how many more there are.
+fn listed(items: impl Iterator<Item = String>, len: usize) -> String {
+    let mut out = items.take(diag::MAX_LISTED).collect::<Vec<_>>().join("; ");
+    if len > diag::MAX_LISTED {
+        out.push_str(&format!("; and {} more", len - diag::MAX_LISTED));
+    }
+    out
 }
 
 /// Parse a whole text. Never panics; errors carry spans into `src`.
