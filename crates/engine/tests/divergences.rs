@@ -1,0 +1,41 @@
+//! Behaviour where an earlier version of the engine differed from OpenStack Congress and
+//! Congress is right (issue 10): system policies, rows of tables a policy does not mention,
+//! and simulate's action descriptions and qualified update heads.
+
+use congress_engine::{Engine, EngineError, PolicyKind, Value};
+
+#[test]
+fn system_policies_cannot_be_deleted() {
+    let mut e = Engine::with_default_policies();
+    e.insert_rule("classification", "p(1)").unwrap();
+    for name in ["classification", "action"] {
+        assert!(e.is_system_policy(name));
+        assert!(matches!(e.delete_policy(name), Err(EngineError::SystemPolicy(_))), "{name}");
+        assert!(e.policy_kind(name).is_some(), "{name} is still there");
+        // Not inside a larger transaction either: nothing of it is applied.
+        let mut t = e.transaction();
+        t.create_policy("other", PolicyKind::Nonrecursive).delete_policy(name);
+        assert!(matches!(t.commit(), Err(EngineError::SystemPolicy(_))));
+        assert!(e.policy_kind("other").is_none());
+    }
+    assert_eq!(e.rules("classification").unwrap(), vec!["p(1)"]);
+    // Other policies can be deleted.
+    e.create_policy("other", PolicyKind::Nonrecursive).unwrap();
+    e.delete_policy("other").unwrap();
+    // A system policy's rules can still be replaced as a whole.
+    let mut t = e.transaction();
+    t.replace_policy("classification", PolicyKind::Nonrecursive).insert_rule("classification", "q(2)");
+    t.commit().unwrap();
+    assert_eq!(e.rules("classification").unwrap(), vec!["q(2)"]);
+    assert_eq!(e.query_values("classification", "p(x)").unwrap(), Vec::<Vec<Value>>::new());
+    // replace_policy creates a policy that is absent.
+    e.replace_policy("fresh", PolicyKind::Nonrecursive).unwrap();
+    assert_eq!(e.policy_kind("fresh"), Some(PolicyKind::Nonrecursive));
+    // An engine without default policies has no system policies.
+    let mut bare = Engine::new();
+    bare.create_policy("classification", PolicyKind::Nonrecursive).unwrap();
+    bare.delete_policy("classification").unwrap();
+    // The copy without rows keeps them.
+    let copy = e.without_rows();
+    assert!(copy.is_system_policy("classification") && copy.is_system_policy("action"));
+}
