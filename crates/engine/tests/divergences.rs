@@ -2,7 +2,15 @@
 //! Congress is right (issue 10): system policies, rows of tables a policy does not mention,
 //! and simulate's action descriptions and qualified update heads.
 
-use congress_engine::{Engine, EngineError, PolicyKind, Value};
+use congress_engine::{Engine, EngineError, PolicyKind, Schema, Value};
+
+fn s(v: &str) -> Value {
+    Value::str(v)
+}
+
+fn schema(tables: &[(&str, &[&str])]) -> Schema {
+    tables.iter().map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect())).collect()
+}
 
 #[test]
 fn system_policies_cannot_be_deleted() {
@@ -38,4 +46,28 @@ fn system_policies_cannot_be_deleted() {
     // The copy without rows keeps them.
     let copy = e.without_rows();
     assert!(copy.is_system_policy("classification") && copy.is_system_policy("action"));
+}
+
+#[test]
+fn rows_of_tables_the_policy_does_not_mention_are_not_found() {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("nova", schema(&[("servers", &["id", "status"]), ("flavors", &["id", "name"])])).unwrap();
+    e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
+    e.replace_table("nova", "flavors", vec![vec![s("f"), s("tiny")]]).unwrap();
+    e.insert_rules("classification", "up(x) :- nova:servers(x, \"ACTIVE\")\nexecute[nova:servers.pause(x)] :- up(x)")
+        .unwrap();
+    // Mentioned: readable, qualified or not.
+    assert_eq!(e.rows("classification", "nova:servers").unwrap(), vec![vec![s("a"), s("ACTIVE")]]);
+    assert_eq!(e.rows("classification", "up").unwrap(), vec![vec![s("a")]]);
+    assert_eq!(e.rows("classification", "classification:up").unwrap(), vec![vec![s("a")]]);
+    assert_eq!(e.rows("nova", "flavors").unwrap().len(), 1);
+    // Not mentioned by classification's rules, or an execute table: NotFound.
+    for table in ["nova:flavors", "nova:nosuch", "other:t", "nova:servers.pause", "execute[nova:servers.pause]", "down"]
+    {
+        assert!(
+            matches!(e.rows("classification", table), Err(EngineError::NoSuchTable { .. })),
+            "{table}: {:?}",
+            e.rows("classification", table)
+        );
+    }
 }
