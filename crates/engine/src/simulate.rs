@@ -2,6 +2,7 @@
 //! updates and action invocations, then everything rolled back. Nothing persists and no
 //! action fires.
 
+use crate::analysis::TableKey;
 use crate::engine::Engine;
 use crate::query::print_literal;
 use crate::syntax::{self, Arg, Rule, Sign, Term};
@@ -157,7 +158,8 @@ impl Engine {
 
     /// Run an action: its effects are the `+`/`-` tables of the action policy computed
     /// with the action's row asserted; inserts win over deletes; unbound variables
-    /// become fresh identifiers.
+    /// become fresh identifiers. An update head names a table of the simulated policy
+    /// (`p+`) or of another policy or datasource (`nova:servers-`).
     fn invoke_action(
         &mut self,
         req: &SimulateRequest<'_>,
@@ -179,16 +181,12 @@ impl Engine {
                 Some((p, t)) => (p.to_string(), t.to_string()),
                 None => (req.policy.to_string(), base.clone()),
             };
-            let width = self
-                .store
-                .ids
-                .iter()
-                .find(|(k, _)| k.policy == req.action_policy && k.name == t)
-                .map(|(_, &id)| self.store.tables[id].arity());
-            let Some(width) = width else { continue };
-            let vars: Vec<String> = (0..width).map(|i| format!("V{i}")).collect();
-            for answer in self.query(req.action_policy, &format!("{t}({})", vars.join(", ")))? {
-                let values: Vec<Value> = answer
+            // The head's table as the action policy holds it (`nova:servers+` included:
+            // a query would read the datasource's own table instead).
+            let Some(&id) = self.store.ids.get(&TableKey::new(req.action_policy, &t)) else { continue };
+            for (_, r) in self.store.tables[id].iter() {
+                let values: Vec<Value> = self
+                    .answer(r)
                     .into_iter()
                     .map(|c| match c {
                         Term::Const(v) => v,

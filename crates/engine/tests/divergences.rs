@@ -2,7 +2,7 @@
 //! Congress is right (issue 10): system policies, rows of tables a policy does not mention,
 //! and simulate's action descriptions and qualified update heads.
 
-use congress_engine::{Engine, EngineError, PolicyKind, Schema, Value};
+use congress_engine::{Engine, EngineError, PolicyKind, Schema, SimulateRequest, Value};
 
 fn s(v: &str) -> Value {
     Value::str(v)
@@ -10,6 +10,14 @@ fn s(v: &str) -> Value {
 
 fn schema(tables: &[(&str, &[&str])]) -> Schema {
     tables.iter().map(|(t, cols)| (t.to_string(), cols.iter().map(|c| c.to_string()).collect())).collect()
+}
+
+fn simulate(e: &mut Engine, policy: &str, query: &str, sequence: &str) -> Vec<String> {
+    let req = SimulateRequest { policy, query, sequence, action_policy: "action", delta: false };
+    match e.simulate(&req) {
+        Ok(v) => v,
+        Err(err) => panic!("simulate `{query}` after `{sequence}`: {err}"),
+    }
 }
 
 #[test]
@@ -70,4 +78,43 @@ fn rows_of_tables_the_policy_does_not_mention_are_not_found() {
             e.rows("classification", table)
         );
     }
+}
+
+#[test]
+fn qualified_update_heads_change_their_table() {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("nova", schema(&[("servers", &["id", "name", "status"])])).unwrap();
+    e.replace_table("nova", "servers", vec![vec![s("v1"), s("web"), s("ACTIVE")], vec![s("v2"), s("db"), s("ACTIVE")]])
+        .unwrap();
+    e.create_policy("other", PolicyKind::Nonrecursive).unwrap();
+    e.insert_rule("other", "t(0)").unwrap();
+    e.insert_rules("classification", "paused(x) :- nova:servers(x, n, \"PAUSED\")\nseen(x) :- other:t(x)").unwrap();
+    e.insert_rules(
+        "action",
+        "action(\"pause\")\n\
+         nova:servers-(id, n, s) :- pause(id), nova:servers(id, n, s)\n\
+         nova:servers+(id, n, \"PAUSED\") :- pause(id), nova:servers(id, n, s)\n\
+         other:t+(7) :- pause(id)",
+    )
+    .unwrap();
+    assert_eq!(simulate(&mut e, "classification", "paused(x)", "pause(\"v1\")"), vec!["paused(\"v1\")"]);
+    assert_eq!(simulate(&mut e, "classification", "seen(x)", "pause(\"v1\")"), vec!["seen(0)", "seen(7)"]);
+    assert_eq!(
+        simulate(&mut e, "nova", "servers(x, n, st)", "pause(\"v2\")"),
+        vec!["servers(\"v1\", \"web\", \"ACTIVE\")", "servers(\"v2\", \"db\", \"PAUSED\")"]
+    );
+    // Sequence steps with qualified heads.
+    assert_eq!(
+        simulate(
+            &mut e,
+            "classification",
+            "paused(x)",
+            "nova:servers-(\"v2\", \"db\", \"ACTIVE\") nova:servers+(\"v2\", \"db\", \"PAUSED\")"
+        ),
+        vec!["paused(\"v2\")"]
+    );
+    assert_eq!(simulate(&mut e, "classification", "seen(x)", "other:t+(3) other:t-(0)"), vec!["seen(3)"]);
+    // Nothing persists.
+    assert!(e.query_values("classification", "paused(x)").unwrap().is_empty());
+    assert_eq!(e.query_values("other", "t(x)").unwrap(), vec![vec![Value::Int(0)]]);
 }
