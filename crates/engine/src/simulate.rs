@@ -2,8 +2,9 @@
 //! updates and action invocations, then everything rolled back. Nothing persists and no
 //! action fires.
 
-use crate::analysis::TableKey;
+use crate::analysis::{CLit, Compiled, TableKey};
 use crate::engine::Engine;
+use crate::intern::Sym;
 use crate::query::print_literal;
 use crate::syntax::{self, Arg, Rule, Sign, Term};
 use crate::types::{Answer, EngineError, PolicyKind, SimulateRequest};
@@ -170,6 +171,7 @@ impl Engine {
         let args: Vec<String> = row.iter().map(Value::to_string).collect();
         let fact = format!("{action}({})", args.join(", "));
         let inserted = self.insert_rule(req.action_policy, &fact).is_ok();
+        let included = self.include_simulated(req, action)?;
         let mut effects: Vec<(String, String, Vec<Value>, bool)> = Vec::new();
         for t in self.tables(req.action_policy)? {
             let (base, insert) = match (t.strip_suffix('+'), t.strip_suffix('-')) {
@@ -196,6 +198,13 @@ impl Engine {
                 effects.push((policy.clone(), table.clone(), values, insert));
             }
         }
+        if !included.is_empty() {
+            let mut t = self.transaction();
+            for text in &included {
+                t.delete_rule(req.action_policy, text);
+            }
+            t.commit()?;
+        }
         if inserted {
             self.delete_rule(req.action_policy, &fact)?;
         }
@@ -205,6 +214,58 @@ impl Engine {
             self.sim_row(&policy, &table, values, insert, undo)?;
         }
         Ok(())
+    }
+
+    /// Congress includes the simulated policy in the action policy while an action runs:
+    /// an unqualified body literal of an action description (`kv(k, old)`) reads the
+    /// simulated policy's table as well as the action policy's own. The simulated rows
+    /// are asserted as facts of the action policy; the texts returned are removed after.
+    fn include_simulated(&mut self, req: &SimulateRequest<'_>, action: &str) -> Result<Vec<String>, EngineError> {
+        if req.policy == req.action_policy {
+            return Ok(Vec::new());
+        }
+        let Some(p) = self.policies.get(req.action_policy) else {
+            return Ok(Vec::new());
+        };
+        let mut read: BTreeSet<String> = BTreeSet::new();
+        for st in p.statements.values() {
+            let Compiled::Rule(r) = &st.compiled else { continue };
+            for l in &r.body {
+                if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l
+                    && key.policy == req.action_policy
+                    && !key.execute
+                    && key.name != "action"
+                    && key.name != action
+                    && !key.name.contains(':')
+                {
+                    read.insert(key.name.clone());
+                }
+            }
+        }
+        let mut texts = Vec::new();
+        for name in read {
+            let Some(&from) = self.store.ids.get(&TableKey::new(req.policy, &name)) else { continue };
+            let Some(&to) = self.store.ids.get(&TableKey::new(req.action_policy, &name)) else { continue };
+            if self.store.tables[from].arity() != self.store.tables[to].arity() {
+                continue;
+            }
+            let have: BTreeSet<Vec<Sym>> = self.store.tables[to].iter().map(|(_, r)| r.to_vec()).collect();
+            for (_, r) in self.store.tables[from].iter() {
+                if have.contains(r) {
+                    continue;
+                }
+                let args: Vec<String> = self.values(r).iter().map(Value::to_string).collect();
+                texts.push(format!("{name}({})", args.join(", ")));
+            }
+        }
+        if !texts.is_empty() {
+            let mut t = self.transaction();
+            for text in &texts {
+                t.insert_rule(req.action_policy, text);
+            }
+            t.commit()?;
+        }
+        Ok(texts)
     }
 
     fn undo(&mut self, u: Undo) {

@@ -81,6 +81,23 @@ fn rows_of_tables_the_policy_does_not_mention_are_not_found() {
 }
 
 #[test]
+fn action_descriptions_read_the_simulated_policy() {
+    let mut e = Engine::with_default_policies();
+    e.insert_rule("classification", "kv(\"a\", 1)").unwrap();
+    e.insert_rules("action", "action(\"put\")\nkv-(k, old) :- put(k, v), kv(k, old)\nkv+(k, v) :- put(k, v)").unwrap();
+    assert_eq!(simulate(&mut e, "classification", "kv(k, v)", "put(\"a\", 7)"), vec!["kv(\"a\", 7)"]);
+    // Two actions in a row: the second reads the state the first left.
+    assert_eq!(
+        simulate(&mut e, "classification", "kv(k, v)", "put(\"a\", 7) put(\"b\", 2) put(\"a\", 8)"),
+        vec!["kv(\"a\", 8)", "kv(\"b\", 2)"]
+    );
+    // Nothing persists: neither the change nor the simulated rows in the action policy.
+    assert_eq!(e.rules("classification").unwrap(), vec!["kv(\"a\", 1)"]);
+    assert_eq!(e.rules("action").unwrap().len(), 3);
+    assert!(e.query_values("action", "kv(k, v)").unwrap().is_empty());
+}
+
+#[test]
 fn qualified_update_heads_change_their_table() {
     let mut e = Engine::with_default_policies();
     e.create_datasource("nova", schema(&[("servers", &["id", "name", "status"])])).unwrap();
