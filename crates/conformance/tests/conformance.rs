@@ -112,3 +112,16 @@ fn a_missing_or_malformed_file_is_an_error_not_a_pass() {
     assert_eq!((report.passed, report.failed), (0, 1), "{:?}", report.lines);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The project's own cases (`crates/conformance/cases/project.json`): behaviour where
+/// Congress is right and this engine once differed. They must all pass.
+#[test]
+fn project_cases_conform() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/project.json");
+    let report = run_file(&path).expect("the project's cases file replays");
+    let output = report.lines.join("\n");
+    println!("{output}");
+    assert_eq!(report.failed, 0, "failures in the project's cases:\n{output}");
+    assert_eq!(report.deviated, 0, "{output}");
+    assert!(report.passed >= 4, "{output}");
+}
