@@ -114,7 +114,8 @@ fn a_missing_or_malformed_file_is_an_error_not_a_pass() {
 }
 
 /// The project's own cases (`crates/conformance/cases/project.json`): behaviour where
-/// Congress is right and this engine once differed. They must all pass.
+/// Congress is right and this engine once differed (they must pass), and one deliberate
+/// deviation (listed in docs/deviations.md).
 #[test]
 fn project_cases_conform() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/project.json");
@@ -122,7 +123,15 @@ fn project_cases_conform() {
     let output = report.lines.join("\n");
     println!("{output}");
     assert_eq!(report.failed, 0, "failures in the project's cases:\n{output}");
-    assert_eq!(report.deviated, 0, "{output}");
+    // The one case recording Congress's answer where congress deliberately differs.
+    assert_eq!(report.deviated, 1, "{output}");
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l == "deviates (documented) simulate_named_columns_in_rules: named-columns-in-simulated-rules"),
+        "{output}"
+    );
     assert!(report.passed >= 4, "{output}");
 }
 
