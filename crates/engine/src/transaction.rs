@@ -16,28 +16,11 @@ use std::collections::{BTreeMap, HashMap};
 pub(crate) enum Op {
     CreatePolicy(String, PolicyKind, Option<Schema>),
     DeletePolicy(String),
-    /// Delete the policy if it exists (system policies included), then create it empty.
     ReplacePolicy(String, PolicyKind),
-    InsertRule {
-        policy: String,
-        text: String,
-        single: bool,
-    },
-    DeleteRule {
-        policy: String,
-        text: String,
-    },
-    Rows {
-        policy: String,
-        table: String,
-        rows: Vec<Vec<Value>>,
-        insert: bool,
-    },
-    ReplaceTable {
-        policy: String,
-        table: String,
-        rows: Vec<Vec<Value>>,
-    },
+    InsertRule { policy: String, text: String, single: bool },
+    DeleteRule { policy: String, text: String },
+    Rows { policy: String, table: String, rows: Vec<Vec<Value>>, insert: bool },
+    ReplaceTable { policy: String, table: String, rows: Vec<Vec<Value>> },
 }
 
 /// A batch of changes applied as one unit by [`Transaction::commit`].
