@@ -16,6 +16,7 @@ fn recorded_congress_cases_conform() {
     println!("{output}");
     assert_eq!(report.failed, 0, "conformance failures:\n{output}");
     assert!(report.passed > 0, "{output}");
+    assert!(!report.lines.iter().any(|l| l.starts_with("note:")), "{output}");
 }
 
 /// A scratch directory for this test process.
@@ -110,5 +111,90 @@ fn a_missing_or_malformed_file_is_an_error_not_a_pass() {
     std::fs::write(&path, r#"[{"name": "no_policy_field", "queries": [{"query": "p(x)"}]}]"#).expect("write");
     let report = replay_file(&path, &deviations, false).expect("replays");
     assert_eq!((report.passed, report.failed), (0, 1), "{:?}", report.lines);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The project's own cases (`crates/conformance/cases/project.json`): behaviour where
+/// Congress is right and this engine once differed (they must pass), and one deliberate
+/// deviation (listed in docs/deviations.md).
+#[test]
+fn project_cases_conform() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/project.json");
+    let report = run_file(&path).expect("the project's cases file replays");
+    let output = report.lines.join("\n");
+    println!("{output}");
+    assert_eq!(report.failed, 0, "failures in the project's cases:\n{output}");
+    // The one case recording Congress's answer where congress deliberately differs.
+    assert_eq!(report.deviated, 1, "{output}");
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l == "deviates (documented) simulate_named_columns_in_rules: named-columns-in-simulated-rules"),
+        "{output}"
+    );
+    assert!(report.passed >= 4, "{output}");
+    // Deviations written for the recorded cases are not noted as missing here.
+    assert!(!report.lines.iter().any(|l| l.starts_with("note:")), "{output}");
+}
+
+/// A library policy activated in one batch, with the actions Congress recorded (the
+/// late-binding closure sends every row to the last trigger's action) and `intended`.
+fn batch_case(name: &str, intended: &str) -> String {
+    let rules = r#"["execute[inv:alpha(v)] :- inv:vms(id=v, state=\"error\")", "execute[inv:beta(v)] :- inv:vms(id=v, state=\"stopped\")"]"#;
+    format!(
+        r#"{{
+    "name": "{name}",
+    "datasources": {{"inv": {{"vms": ["id", "state"]}}}},
+    "policies": {{"SomeLibraryPolicy": {{"rules": {rules}, "batch": true}}}},
+    "policy_order": ["SomeLibraryPolicy"],
+    "rule_results": [{{"policy": "SomeLibraryPolicy", "rules": {rules}, "accepted": true, "congress_message": ""}}],
+    "data": {{"inv:vms": [["v5", "error"], ["v2", "stopped"]]}},
+    "data_order": ["inv:vms"],
+    "executed_actions_after_setup": [
+      {{"service": "inv", "action": "beta", "positional": ["v2"], "named": {{}}}},
+      {{"service": "inv", "action": "beta", "positional": ["v5"], "named": {{}}}}
+    ],
+    "intended_executed_actions_after_setup": {intended}
+  }}"#
+    )
+}
+
+#[test]
+fn intended_actions_are_a_documented_deviation_for_any_case() {
+    let right = r#"[{"service": "inv", "action": "alpha", "positional": ["v5"], "named": {}},
+                   {"service": "inv", "action": "beta", "positional": ["v2"], "named": {}}]"#;
+    let wrong = r#"[{"service": "inv", "action": "alpha", "positional": ["v5"], "named": {}},
+                   {"service": "inv", "action": "gamma", "positional": ["v2"], "named": {}}]"#;
+    let recorded_only = r#"[{"service": "inv", "action": "beta", "positional": ["v2"], "named": {}},
+                   {"service": "inv", "action": "beta", "positional": ["v5"], "named": {}}]"#;
+    let cases = format!(
+        "[{}, {}, {}]",
+        batch_case("library_matches_intended", right),
+        batch_case("library_matches_neither", wrong),
+        batch_case("intended_as_recorded", recorded_only)
+    );
+    let dir = scratch("intended");
+    let path = dir.join("cases.json");
+    std::fs::write(&path, cases).expect("write cases");
+    // No listing at all: the intended value alone excuses the recorded one.
+    let report = replay_file(&path, &Deviations::default(), true).expect("replays");
+    let output = report.lines.join("\n");
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l
+                == "deviates (documented) library_matches_intended: matches intended_executed_actions_after_setup"),
+        "{output}"
+    );
+    assert!(report.lines.iter().any(|l| l.starts_with("FAIL library_matches_neither: ")), "{output}");
+    // Intended equal to the recorded value: we match neither, so that fails too.
+    assert!(report.lines.iter().any(|l| l.starts_with("FAIL intended_as_recorded: ")), "{output}");
+    assert_eq!((report.passed, report.failed, report.deviated), (0, 2, 1), "{output}");
+    // A listing does not excuse a difference from the intended value.
+    let listed = Deviations::parse("## d\n- cases: library_matches_neither\n- reason: r\n- test: t\n").expect("parses");
+    let report = replay_file(&path, &listed, false).expect("replays");
+    assert!(report.lines.iter().any(|l| l.starts_with("FAIL library_matches_neither: ")), "{:?}", report.lines);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -179,3 +179,33 @@ fn every_documented_deviation_has_its_test_here() {
         );
     }
 }
+
+#[test]
+fn named_columns_in_simulated_rules() {
+    use congress_engine::SimulateRequest;
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("nova", schema(&[("servers", &["id", "name", "status"])])).expect("datasource");
+    e.replace_table("nova", "servers", vec![row(&["v1", "web", "ACTIVE"]), row(&["v2", "db", "SHUTOFF"])])
+        .expect("push");
+    insert_all(&mut e, "classification", &["watched(\"v1\")", "watched(\"v2\")"]);
+    // A rule inserted by the sequence uses named columns; they are resolved against the
+    // datasource's schema as in an inserted rule (Congress matches nothing).
+    let req = SimulateRequest {
+        policy: "classification",
+        query: "active(x)",
+        sequence: "active+(x) :- watched(x), nova:servers(id=x, status=\"ACTIVE\")",
+        action_policy: "action",
+        delta: false,
+    };
+    assert_eq!(e.simulate(&req).expect("simulate"), vec!["active(\"v1\")"]);
+    // Named columns in an action description (an ordinary insert) are resolved too.
+    insert_all(
+        &mut e,
+        "action",
+        &["action(\"stop\")", "stopped+(x) :- stop(x), nova:servers(id=x, status=\"ACTIVE\")"],
+    );
+    let req = SimulateRequest { query: "stopped(x)", sequence: "stop(\"v1\") stop(\"v2\")", ..req };
+    assert_eq!(e.simulate(&req).expect("simulate"), vec!["stopped(\"v1\")"]);
+    // Nothing persists.
+    assert!(e.rules("classification").expect("rules").iter().all(|r| !r.starts_with("active")));
+}

@@ -12,9 +12,12 @@ use crate::intern::Sym;
 use crate::transaction::{Action, Op, Stage, Transaction, data_action};
 use crate::types::*;
 use crate::value::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use std::collections::{HashMap, HashSet};
+
+/// The policies Congress creates itself and refuses to delete.
+pub const SYSTEM_POLICIES: [&str; 2] = ["classification", "action"];
 
 /// One statement (rule or fact) of a policy.
 #[derive(Clone, Debug)]
@@ -43,6 +46,10 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) policies: BTreeMap<String, PolicyState>,
     pub(crate) next_rule: RuleId,
+    /// Policies the engine maintains itself and that cannot be deleted (Congress's
+    /// `classification` and `action`): only in an engine made by
+    /// [`Engine::with_default_policies`].
+    pub(crate) system: BTreeSet<String>,
 }
 
 impl Engine {
@@ -59,7 +66,13 @@ impl Engine {
         t.create_policy("classification", PolicyKind::Nonrecursive).create_policy("action", PolicyKind::Action);
         // Creating two empty policies on an empty engine cannot fail.
         let _ = t.commit();
+        e.system = SYSTEM_POLICIES.iter().map(|p| p.to_string()).collect();
         e
+    }
+
+    /// Whether `name` is a system policy of this engine (it cannot be deleted).
+    pub fn is_system_policy(&self, name: &str) -> bool {
+        self.system.contains(name)
     }
 
     pub fn transaction(&mut self) -> Transaction<'_> {
@@ -97,7 +110,10 @@ impl Engine {
             }
         }
         match t.commit() {
-            Ok(_) => copy,
+            Ok(_) => {
+                copy.system = self.system.clone();
+                copy
+            }
             // Every statement was accepted once, in this order; should a canonical text not
             // read back the same, a full copy is still right.
             Err(_) => self.clone(),
@@ -114,8 +130,13 @@ impl Engine {
     pub fn create_datasource(&mut self, name: &str, schema: Schema) -> Result<Commit, EngineError> {
         self.one(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)))
     }
+    /// Delete a policy; a system policy is refused ([`EngineError::SystemPolicy`]).
     pub fn delete_policy(&mut self, name: &str) -> Result<Commit, EngineError> {
         self.one(Op::DeletePolicy(name.to_string()))
+    }
+    /// See [`Transaction::replace_policy`].
+    pub fn replace_policy(&mut self, name: &str, kind: PolicyKind) -> Result<Commit, EngineError> {
+        self.one(Op::ReplacePolicy(name.to_string(), kind))
     }
     pub fn insert_rule(&mut self, policy: &str, text: &str) -> Result<Commit, EngineError> {
         self.one(Op::InsertRule { policy: policy.to_string(), text: text.to_string(), single: true })

@@ -88,7 +88,7 @@ impl Engine {
             .collect()
     }
 
-    fn answer(&self, row: &[Sym]) -> Answer {
+    pub(crate) fn answer(&self, row: &[Sym]) -> Answer {
         row.iter()
             .map(|&s| match self.store.interner.marker_name(s) {
                 Some(name) => Term::Var(name.to_string()),
@@ -134,7 +134,10 @@ impl Engine {
         Ok(out)
     }
 
-    /// Every row of a table. `table` may name another policy's table (`nova:servers`).
+    /// Every row of a table the policy mentions ([`Engine::tables`]). `table` may name
+    /// another policy's table (`nova:servers`) that the policy's rules mention. As in
+    /// Congress, any other table (one the policy never mentions, the target of an
+    /// `execute[...]` head) is [`EngineError::NoSuchTable`].
     pub fn rows(&self, policy: &str, table: &str) -> Result<Vec<Vec<Value>>, EngineError> {
         if !self.policies.contains_key(policy) {
             return Err(EngineError::NoSuchPolicy(policy.to_string()));
@@ -143,9 +146,10 @@ impl Engine {
             Some((p, t)) => TableKey::new(p, t),
             None => TableKey::new(policy, table),
         };
-        let not_found = || EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() };
-        if !self.tables(policy)?.iter().any(|t| t == table) && key.policy == policy {
-            return Err(not_found());
+        // `policy:t` asked of `policy` is its own `t`.
+        let listed = if key.policy == policy { key.name.as_str() } else { table };
+        if !self.tables(policy)?.iter().any(|t| t == listed) {
+            return Err(EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() });
         }
         let Some(&id) = self.store.ids.get(&key) else {
             return Ok(Vec::new());

@@ -2,7 +2,9 @@
 //! updates and action invocations, then everything rolled back. Nothing persists and no
 //! action fires.
 
+use crate::analysis::{CLit, Compiled, TableKey};
 use crate::engine::Engine;
+use crate::intern::Sym;
 use crate::query::print_literal;
 use crate::syntax::{self, Arg, Rule, Sign, Term};
 use crate::types::{Answer, EngineError, PolicyKind, SimulateRequest};
@@ -157,7 +159,8 @@ impl Engine {
 
     /// Run an action: its effects are the `+`/`-` tables of the action policy computed
     /// with the action's row asserted; inserts win over deletes; unbound variables
-    /// become fresh identifiers.
+    /// become fresh identifiers. An update head names a table of the simulated policy
+    /// (`p+`) or of another policy or datasource (`nova:servers-`).
     fn invoke_action(
         &mut self,
         req: &SimulateRequest<'_>,
@@ -168,6 +171,7 @@ impl Engine {
         let args: Vec<String> = row.iter().map(Value::to_string).collect();
         let fact = format!("{action}({})", args.join(", "));
         let inserted = self.insert_rule(req.action_policy, &fact).is_ok();
+        let included = self.include_simulated(req, action)?;
         let mut effects: Vec<(String, String, Vec<Value>, bool)> = Vec::new();
         for t in self.tables(req.action_policy)? {
             let (base, insert) = match (t.strip_suffix('+'), t.strip_suffix('-')) {
@@ -179,16 +183,12 @@ impl Engine {
                 Some((p, t)) => (p.to_string(), t.to_string()),
                 None => (req.policy.to_string(), base.clone()),
             };
-            let width = self
-                .store
-                .ids
-                .iter()
-                .find(|(k, _)| k.policy == req.action_policy && k.name == t)
-                .map(|(_, &id)| self.store.tables[id].arity());
-            let Some(width) = width else { continue };
-            let vars: Vec<String> = (0..width).map(|i| format!("V{i}")).collect();
-            for answer in self.query(req.action_policy, &format!("{t}({})", vars.join(", ")))? {
-                let values: Vec<Value> = answer
+            // The head's table as the action policy holds it (`nova:servers+` included:
+            // a query would read the datasource's own table instead).
+            let Some(&id) = self.store.ids.get(&TableKey::new(req.action_policy, &t)) else { continue };
+            for (_, r) in self.store.tables[id].iter() {
+                let values: Vec<Value> = self
+                    .answer(r)
                     .into_iter()
                     .map(|c| match c {
                         Term::Const(v) => v,
@@ -197,6 +197,13 @@ impl Engine {
                     .collect();
                 effects.push((policy.clone(), table.clone(), values, insert));
             }
+        }
+        if !included.is_empty() {
+            let mut t = self.transaction();
+            for text in &included {
+                t.delete_rule(req.action_policy, text);
+            }
+            t.commit()?;
         }
         if inserted {
             self.delete_rule(req.action_policy, &fact)?;
@@ -207,6 +214,58 @@ impl Engine {
             self.sim_row(&policy, &table, values, insert, undo)?;
         }
         Ok(())
+    }
+
+    /// Congress includes the simulated policy in the action policy while an action runs:
+    /// an unqualified body literal of an action description (`kv(k, old)`) reads the
+    /// simulated policy's table as well as the action policy's own. The simulated rows
+    /// are asserted as facts of the action policy; the texts returned are removed after.
+    fn include_simulated(&mut self, req: &SimulateRequest<'_>, action: &str) -> Result<Vec<String>, EngineError> {
+        if req.policy == req.action_policy {
+            return Ok(Vec::new());
+        }
+        let Some(p) = self.policies.get(req.action_policy) else {
+            return Ok(Vec::new());
+        };
+        let mut read: BTreeSet<String> = BTreeSet::new();
+        for st in p.statements.values() {
+            let Compiled::Rule(r) = &st.compiled else { continue };
+            for l in &r.body {
+                if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l
+                    && key.policy == req.action_policy
+                    && !key.execute
+                    && key.name != "action"
+                    && key.name != action
+                    && !key.name.contains(':')
+                {
+                    read.insert(key.name.clone());
+                }
+            }
+        }
+        let mut texts = Vec::new();
+        for name in read {
+            let Some(&from) = self.store.ids.get(&TableKey::new(req.policy, &name)) else { continue };
+            let Some(&to) = self.store.ids.get(&TableKey::new(req.action_policy, &name)) else { continue };
+            if self.store.tables[from].arity() != self.store.tables[to].arity() {
+                continue;
+            }
+            let have: BTreeSet<Vec<Sym>> = self.store.tables[to].iter().map(|(_, r)| r.to_vec()).collect();
+            for (_, r) in self.store.tables[from].iter() {
+                if have.contains(r) {
+                    continue;
+                }
+                let args: Vec<String> = self.values(r).iter().map(Value::to_string).collect();
+                texts.push(format!("{name}({})", args.join(", ")));
+            }
+        }
+        if !texts.is_empty() {
+            let mut t = self.transaction();
+            for text in &texts {
+                t.insert_rule(req.action_policy, text);
+            }
+            t.commit()?;
+        }
+        Ok(texts)
     }
 
     fn undo(&mut self, u: Undo) {

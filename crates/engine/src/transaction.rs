@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 pub(crate) enum Op {
     CreatePolicy(String, PolicyKind, Option<Schema>),
     DeletePolicy(String),
+    ReplacePolicy(String, PolicyKind),
     InsertRule { policy: String, text: String, single: bool },
     DeleteRule { policy: String, text: String },
     Rows { policy: String, table: String, rows: Vec<Vec<Value>>, insert: bool },
@@ -38,8 +39,16 @@ impl Transaction<'_> {
         self.ops.push(Op::CreatePolicy(name.to_string(), PolicyKind::Datasource, Some(schema)));
         self
     }
+    /// Delete a policy. The system policies (`classification`, `action` of an engine
+    /// made by [`Engine::with_default_policies`]) cannot be deleted, as in Congress.
     pub fn delete_policy(&mut self, name: &str) -> &mut Self {
         self.ops.push(Op::DeletePolicy(name.to_string()));
+        self
+    }
+    /// Replace a policy by an empty one of `kind`: its statements go, the policy stays
+    /// (created when absent). This is how a system policy gets new rules.
+    pub fn replace_policy(&mut self, name: &str, kind: PolicyKind) -> &mut Self {
+        self.ops.push(Op::ReplacePolicy(name.to_string(), kind));
         self
     }
     /// Insert exactly one formula (Congress's `POST .../rules`).
@@ -188,14 +197,17 @@ impl Stage<'_> {
                 self.actions.push(Action::CreatePolicy(name, kind, schema));
             }
             Op::DeletePolicy(name) => {
-                let p = self.policy(&name)?.clone();
-                for st in p.statements.values() {
-                    self.use_arities(&st.compiled, false);
-                    self.actions.push(Action::RemoveStatement(name.clone(), st.id));
-                    self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
+                self.policy(&name)?;
+                if self.engine.system.contains(&name) {
+                    return Err(EngineError::SystemPolicy(name));
                 }
-                self.policies.remove(&name);
-                self.actions.push(Action::DropPolicy(name));
+                self.drop_policy(name);
+            }
+            Op::ReplacePolicy(name, kind) => {
+                if self.policies.contains_key(&name) {
+                    self.drop_policy(name.clone());
+                }
+                self.stage(Op::CreatePolicy(name, kind, None))?;
             }
             Op::InsertRule { policy, text, single } => {
                 let kind = self.policy(&policy)?.kind;
@@ -252,6 +264,20 @@ impl Stage<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Stage the deletion of an existing policy with all its statements.
+    fn drop_policy(&mut self, name: String) {
+        let Some(p) = self.policies.get(&name).cloned() else {
+            return;
+        };
+        for st in p.statements.values() {
+            self.use_arities(&st.compiled, false);
+            self.actions.push(Action::RemoveStatement(name.clone(), st.id));
+            self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
+        }
+        self.policies.remove(&name);
+        self.actions.push(Action::DropPolicy(name));
     }
 
     fn add_statement(&mut self, policy: &str, kind: PolicyKind, rule: &Rule, text: &str) -> Result<(), EngineError> {

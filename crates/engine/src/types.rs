@@ -102,6 +102,8 @@ pub enum EngineError {
     NoSuchPolicy(String),
     #[error("policy {0} already exists")]
     PolicyExists(String),
+    #[error("cannot delete system-maintained policy {0}")]
+    SystemPolicy(String),
     #[error("unknown kind of policy: {0}")]
     UnknownKind(String),
     #[error("table {table} does not exist in policy {policy}")]

@@ -2,7 +2,7 @@
 //! `check`, `test`, ...) and the operator turn a `Policy` into engine state.
 //!
 //! spec (+ the `LibraryPolicy` its `libraryRef` names) -> [`statements_from_spec`] (the kind
-//! and the labelled, trimmed statements) -> [`stage`] (delete the old version, create, one
+//! and the labelled, trimmed statements) -> [`stage`] (replace the old version or create, one
 //! `insert_rule` per statement, inside the caller's one all-or-nothing transaction) -> on a
 //! failed commit, [`diagnose`] (every problem, each with its rule label and `line:col`).
 //!
@@ -254,8 +254,8 @@ pub fn text_statements(block: &str, label: &str) -> Vec<Statement> {
     out
 }
 
-/// Stage a policy version in `txn`: delete the version loaded before (when
-/// `replace_existing`), create the policy, and insert every statement on its own
+/// Stage a policy version in `txn`: replace the version loaded before by an empty policy
+/// (when `replace_existing`; otherwise create the policy), and insert every statement on its own
 /// (`insert_rule`: exactly one statement each). Nothing happens until the caller commits
 /// `txn`, which takes all of it or nothing.
 pub fn stage(
@@ -266,9 +266,12 @@ pub fn stage(
     replace_existing: bool,
 ) {
     if replace_existing {
-        txn.delete_policy(policy);
+        // Replaced, not deleted: a system policy (`classification`, `action`) cannot be
+        // deleted, but its rules can be replaced.
+        txn.replace_policy(policy, kind);
+    } else {
+        txn.create_policy(policy, kind);
     }
-    txn.create_policy(policy, kind);
     for st in statements {
         txn.insert_rule(policy, &st.text);
     }
