@@ -15,6 +15,7 @@ use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// The policies Congress creates itself and refuses to delete.
 pub const SYSTEM_POLICIES: [&str; 2] = ["classification", "action"];
@@ -23,21 +24,31 @@ pub const SYSTEM_POLICIES: [&str; 2] = ["classification", "action"];
 #[derive(Clone, Debug)]
 pub(crate) struct Statement {
     pub(crate) id: RuleId,
-    pub(crate) text: String,
+    pub(crate) text: Arc<str>,
     /// Identity for duplicate detection: Congress compares rules structurally with
-    /// Python equality, so `p(1)` and `p(1.0)` are the same statement.
-    pub(crate) dup: String,
+    /// Python equality, so `p(1)` and `p(1.0)` are the same statement. Usually the
+    /// same allocation as `text`.
+    pub(crate) dup: Arc<str>,
     pub(crate) compiled: Compiled,
 }
 
+/// A policy's statements. The maps are persistent (`imbl`): a transaction stages its
+/// changes on a copy that costs O(1) to make and O(log n) per change, so changing one rule
+/// of a 100,000-rule policy does not copy the other 99,999.
 #[derive(Clone, Debug)]
 pub(crate) struct PolicyState {
     pub(crate) kind: PolicyKind,
     pub(crate) schema: Option<Schema>,
     /// In insertion order (ids grow).
-    pub(crate) statements: BTreeMap<RuleId, Statement>,
+    pub(crate) statements: imbl::OrdMap<RuleId, Arc<Statement>>,
     /// Duplicate-detection key -> statement id.
-    pub(crate) dups: HashMap<String, RuleId>,
+    pub(crate) dups: imbl::HashMap<Arc<str>, RuleId>,
+}
+
+impl PolicyState {
+    pub(crate) fn new(kind: PolicyKind, schema: Option<Schema>) -> Self {
+        PolicyState { kind, schema, statements: imbl::OrdMap::new(), dups: imbl::HashMap::new() }
+    }
 }
 
 /// The policy engine. See the module documentation.
@@ -283,8 +294,7 @@ impl Engine {
                         });
                     }
                 }
-                self.policies
-                    .insert(name, PolicyState { kind, schema, statements: BTreeMap::new(), dups: HashMap::new() });
+                self.policies.insert(name, PolicyState::new(kind, schema));
             }
             Action::DropPolicy(name) => {
                 if let Some(p) = self.policies.remove(&name)
@@ -317,7 +327,7 @@ impl Engine {
                     }
                     Compiled::Rule(r) => {
                         let linked = self.link(&policy, r);
-                        let entry = RuleEntry::new(policy.clone(), st.text.clone(), linked);
+                        let entry = RuleEntry::new(st.text.clone(), linked);
                         self.store.add_rule(txn, st.id, entry);
                     }
                 }

@@ -86,7 +86,7 @@ impl Engine {
         let rids = self.store.info[table].rules.clone();
         for rid in rids {
             let entry = self.store.rules.get(&rid)?.clone();
-            entry.head_bound.prepare(&mut self.store.tables);
+            entry.head_bound().prepare(&mut self.store.tables);
             let mut binds = entry.rule.init_binds.clone();
             if !bind_head(&entry.rule.head_terms, row, &mut binds) {
                 continue;
@@ -102,7 +102,7 @@ impl Engine {
                     failures: &mut fails,
                     budget: *budget,
                 };
-                ex.run(&entry.rule, &entry.head_bound, ViewMode::New, &Rows::default(), &mut binds, &mut |h, _, b| {
+                ex.run(&entry.rule, entry.head_bound(), ViewMode::New, &Rows::default(), &mut binds, &mut |h, _, b| {
                     if h == row {
                         candidates.push(b.to_vec());
                     }

@@ -193,7 +193,7 @@ impl Engine {
     /// The statements of a policy, as written (canonical spacing), in insertion order.
     pub fn rules(&self, policy: &str) -> Result<Vec<String>, EngineError> {
         let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
-        Ok(p.statements.values().map(|s| s.text.clone()).collect())
+        Ok(p.statements.values().map(|s| s.text.to_string()).collect())
     }
 
     /// Builtin errors Congress would have swallowed, counted per rule.
@@ -204,9 +204,10 @@ impl Engine {
             .iter()
             .filter_map(|(id, f)| {
                 let r = self.store.rules.get(id)?;
+                let policy = self.policies.iter().find(|(_, p)| p.statements.contains_key(id))?.0;
                 Some(BuiltinFailures {
-                    policy: r.policy.clone(),
-                    rule: r.text.clone(),
+                    policy: policy.clone(),
+                    rule: r.text.to_string(),
                     count: f.count,
                     last_error: f.last.clone(),
                 })
@@ -231,7 +232,7 @@ impl Engine {
                     {
                         out.push(EngineWarning {
                             policy: pname.clone(),
-                            rule: st.text.clone(),
+                            rule: st.text.to_string(),
                             message: format!(
                                 "policy `{}` does not exist: `{}:{}` is empty",
                                 key.policy, key.policy, key.name

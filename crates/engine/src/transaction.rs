@@ -6,11 +6,13 @@
 use crate::analysis::{self, CLit, Compiled, SchemaLookup, TableKey};
 use crate::engine::{Engine, PolicyState, Statement};
 use crate::eval::store::RuleId;
+use crate::eval::strata::INCREMENTAL_RULES;
 use crate::stratify;
 use crate::syntax::{self, Diagnostic, ParseOneError, Rule, Term};
 use crate::types::{Commit, EngineError, PolicyKind, Schema};
 use crate::value::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Op {
@@ -112,7 +114,7 @@ impl Transaction<'_> {
 pub(crate) enum Action {
     CreatePolicy(String, PolicyKind, Option<Schema>),
     DropPolicy(String),
-    AddStatement(String, Statement),
+    AddStatement(String, Arc<Statement>),
     RemoveStatement(String, RuleId),
     Rows(TableKey, Vec<Vec<Value>>, bool),
     Replace(TableKey, Vec<Vec<Value>>),
@@ -190,10 +192,7 @@ impl Stage<'_> {
                         return Err(EngineError::SchemaConflict { table: key.to_string(), columns: cols.len(), used });
                     }
                 }
-                self.policies.insert(
-                    name.clone(),
-                    PolicyState { kind, schema: schema.clone(), statements: BTreeMap::new(), dups: HashMap::new() },
-                );
+                self.policies.insert(name.clone(), PolicyState::new(kind, schema.clone()));
                 self.actions.push(Action::CreatePolicy(name, kind, schema));
             }
             Op::DeletePolicy(name) => {
@@ -244,7 +243,7 @@ impl Stage<'_> {
                 let rule = syntax::parse_one(&text).map_err(|e| parse_error(e, &text))?;
                 let dup = dup_key(&rule);
                 let p = self.policy(&policy)?;
-                let Some(&id) = p.dups.get(&dup) else {
+                let Some(&id) = p.dups.get(dup.as_str()) else {
                     return Err(EngineError::NoSuchRule { policy, rule: rule.to_string() });
                 };
                 let Some(st) = p.statements.get(&id).cloned() else {
@@ -254,7 +253,7 @@ impl Stage<'_> {
                 self.rules_changed |= matches!(st.compiled, Compiled::Rule(_));
                 if let Some(p) = self.policies.get_mut(&policy) {
                     p.statements.remove(&id);
-                    p.dups.remove(&dup);
+                    p.dups.remove(dup.as_str());
                 }
                 self.actions.push(Action::RemoveStatement(policy, st.id));
             }
@@ -285,7 +284,7 @@ impl Stage<'_> {
             .map_err(|diagnostics| EngineError::Analysis { source_text: text.to_string(), diagnostics })?;
         let dup = dup_key(rule);
         let p = self.policy(policy)?;
-        if let Some(&existing) = p.dups.get(&dup) {
+        if let Some(&existing) = p.dups.get(dup.as_str()) {
             // A statement repeated inside one batch is kept once (as Congress does when
             // a policy is created with rules); repeating one that was already loaded
             // is an error.
@@ -296,7 +295,9 @@ impl Stage<'_> {
         }
         self.use_arities(&compiled, true);
         self.rules_changed |= matches!(compiled, Compiled::Rule(_));
-        let st = Statement { id: self.next_rule, text: rule.to_string(), dup, compiled };
+        let text: Arc<str> = Arc::from(rule.to_string());
+        let dup = if *dup == *text { text.clone() } else { Arc::from(dup) };
+        let st = Arc::new(Statement { id: self.next_rule, text, dup, compiled });
         self.next_rule += 1;
         if let Some(p) = self.policies.get_mut(policy) {
             p.dups.insert(st.dup.clone(), st.id);
@@ -308,6 +309,90 @@ impl Stage<'_> {
 
     /// Reject programs with negation inside a cycle, naming the cycle.
     pub(crate) fn check_stratified(&self) -> Result<(), EngineError> {
+        if self.closes_no_cycle() {
+            return Ok(());
+        }
+        self.check_stratified_fully()
+    }
+
+    /// True when the rules this transaction adds certainly close no cycle, found by
+    /// searches bounded by the store's levels (see `eval::strata`): the program stays
+    /// stratified, since removing rules never breaks a cycle into existence. False means
+    /// "maybe" (a cycle, many rules, a transaction that also removes the rules a path
+    /// needs): the full check decides.
+    fn closes_no_cycle(&self) -> bool {
+        let store = &self.engine.store;
+        if !store.strata_current() {
+            return false;
+        }
+        let added: Vec<&analysis::CRule> = self
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::AddStatement(_, st) => match &st.compiled {
+                    Compiled::Rule(r) => Some(r),
+                    Compiled::Fact { .. } => None,
+                },
+                _ => None,
+            })
+            .collect();
+        if added.len() > INCREMENTAL_RULES {
+            return false;
+        }
+        // Nodes: the store's tables, then the tables only these rules mention.
+        let known = store.tables.len();
+        let mut fresh: HashMap<&TableKey, usize> = HashMap::new();
+        fn node<'a>(
+            ids: &hashbrown::HashMap<TableKey, usize>,
+            fresh: &mut HashMap<&'a TableKey, usize>,
+            known: usize,
+            k: &'a TableKey,
+        ) -> usize {
+            if let Some(&id) = ids.get(k) {
+                return id;
+            }
+            let next = known + fresh.len();
+            *fresh.entry(k).or_insert(next)
+        }
+        let mut edges: Vec<(usize, usize)> = Vec::new();
+        for r in &added {
+            let h = node(&store.ids, &mut fresh, known, &r.head);
+            for l in &r.body {
+                if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l {
+                    edges.push((node(&store.ids, &mut fresh, known, key), h));
+                }
+            }
+        }
+        let level = |v: usize| if v < known { store.level(v) } else { 0 };
+        let mut new_out: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(b, h) in &edges {
+            new_out.entry(b).or_default().push(h);
+        }
+        let bound = edges.iter().map(|&(b, _)| level(b)).max().unwrap_or(0);
+        for &(b, h) in &edges {
+            if b == h {
+                return false;
+            }
+            let mut seen: HashSet<usize> = HashSet::from([h]);
+            let mut stack = vec![h];
+            while let Some(v) = stack.pop() {
+                if v == b {
+                    return false;
+                }
+                let old = if v < known { Some(store.dependents(v)) } else { None };
+                let new = new_out.get(&v).into_iter().flatten().copied();
+                for d in old.into_iter().flatten().chain(new) {
+                    if level(d) <= bound && seen.insert(d) {
+                        stack.push(d);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// The exact check over every rule, naming a cycle with negation when there is one.
+    fn check_stratified_fully(&self) -> Result<(), EngineError> {
         let mut ids: HashMap<TableKey, usize> = HashMap::new();
         let mut keys: Vec<TableKey> = Vec::new();
         let mut edges = Vec::new();
@@ -332,7 +417,7 @@ impl Stage<'_> {
                         CLit::Neg { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: true }),
                         _ => continue,
                     }
-                    where_.push((pname.as_str(), st.text.as_str()));
+                    where_.push((pname.as_str(), &*st.text));
                 }
             }
         }

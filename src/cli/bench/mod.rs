@@ -34,6 +34,7 @@
 //! RESULT lines are printed at the end, in phase order, only when every check passed.
 
 pub mod responsiveness;
+pub mod rules;
 pub mod workloads;
 
 use congress_engine::{Commit, Engine, PolicyKind};
@@ -58,6 +59,10 @@ pub enum Workload {
     /// Workload a, then 1-row and 1000-row `ports` deltas.
     #[value(name = "d")]
     D,
+    /// A program of `--rules` rules: `gen_rules.py`'s (`--data`) or a generated `--shape`;
+    /// load time, memory per rule, one rule added and deleted.
+    #[value(name = "e")]
+    E,
     /// The operator's runtime while the engine loads `--n` pods (default 100,000) in one
     /// batch and reloads a `--rules`-rule policy: `/healthz` and timer latency.
     #[value(name = "responsiveness")]
@@ -97,9 +102,12 @@ pub struct BenchArgs {
     /// Rows per load transaction (one page of a driver's poll).
     #[arg(long, default_value_t = PAGE_ROWS)]
     pub page_rows: usize,
-    /// Workload responsiveness: the rules of the policy that is reloaded.
+    /// Workload e: the number of rules; responsiveness: the rules of the policy reloaded.
     #[arg(long, default_value_t = 10_000)]
     pub rules: usize,
+    /// Workload e: the program's shape.
+    #[arg(long, value_enum, default_value_t = rules::Shape::Gen)]
+    pub shape: rules::Shape,
     /// Workload responsiveness: run engine work on an async worker under a mutex (the
     /// operator's old way), for comparison.
     #[arg(long)]
@@ -134,6 +142,7 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         Workload::A => bench_a(args, false),
         Workload::D => bench_a(args, true),
         Workload::B => bench_b(args),
+        Workload::E => rules::bench(args),
         Workload::Responsiveness => responsiveness::bench(args.n.unwrap_or(100_000), args.rules, args.inline),
     }
 }
@@ -786,7 +795,19 @@ mod tests {
             page_rows: PAGE_ROWS,
             kind: None,
             rules: 10,
+            shape: rules::Shape::Gen,
             inline: false,
+        }
+    }
+
+    /// Workload e runs on every generated shape (its row checks are inside).
+    #[test]
+    fn workload_e_runs_on_every_shape() {
+        for shape in [rules::Shape::Flat, rules::Shape::Head, rules::Shape::Chain, rules::Shape::ChainNeg] {
+            let mut a = args(Workload::E, 0, false);
+            a.shape = shape;
+            a.rules = 200;
+            bench(&a).expect("workload e");
         }
     }
 

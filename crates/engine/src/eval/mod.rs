@@ -9,6 +9,7 @@
 
 pub mod relation;
 pub mod store;
+pub(crate) mod strata;
 
 use crate::builtins::Builtin;
 use crate::intern::{Interner, Sym, ValueRef};

@@ -1,8 +1,8 @@
 //! The materialised state and its incremental maintenance.
 //!
 //! Every table with rules belongs to a stratum (a strongly connected component of the
-//! dependency graph). A committed change is propagated stratum by stratum in dependency
-//! order:
+//! dependency graph, ordered by [`Strata`]). A committed change is propagated to the
+//! strata it reaches, and only to them, in dependency order:
 //! - a non-recursive stratum keeps, per row, the number of body instantiations that
 //!   derive it (counting, Gupta et al. 1993); a change to an input adds the telescoped
 //!   delta joins, so a row vanishes exactly when its count reaches zero;
@@ -14,13 +14,14 @@
 //! both the "old" view for later strata and the commit's report.
 
 use super::relation::{EXPLICIT, Relation};
+use super::strata::{Graph, INCREMENTAL_RULES, Strata};
 use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
 use crate::analysis::TableKey;
 use crate::intern::{Interner, Sym};
 use crate::stratify;
 use hashbrown::{HashMap, HashSet};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
 
 /// Rule ids are global and never reused.
 pub type RuleId = u64;
@@ -33,34 +34,58 @@ pub struct TableInfo {
     pub arity: Option<(usize, u32)>,
     /// Rules whose head is this table.
     pub rules: Vec<RuleId>,
-    /// Number of rule body literals reading this table.
-    pub readers: u32,
+    /// The rules reading this table, with their heads.
+    pub readers: HashMap<RuleId, TableId>,
 }
 
-/// A linked rule with its cached plans.
+/// A linked rule with its plans, each made the first time it is needed: most rules of a
+/// large program are never evaluated against a delta, or never at all while a table they
+/// read is empty, and plans were two thirds of a loaded rule's memory.
 #[derive(Clone, Debug)]
 pub struct RuleEntry {
-    pub policy: String,
-    pub text: String,
+    /// The statement's canonical text (shared with the policy's statement).
+    pub text: Arc<str>,
     pub rule: LRule,
-    pub full: Plan,
-    pub deltas: Vec<Option<Plan>>,
-    pub head_bound: Plan,
+    full: OnceLock<Plan>,
+    deltas: OnceLock<Vec<Option<Plan>>>,
+    head_bound: OnceLock<Plan>,
 }
 
 impl RuleEntry {
-    pub fn new(policy: String, text: String, rule: LRule) -> Self {
-        let full = plan(&rule, None, false);
-        let deltas =
-            rule.body.iter().enumerate().map(|(i, l)| l.table().map(|_| plan(&rule, Some(i), false))).collect();
-        let head_bound = plan(&rule, None, true);
-        RuleEntry { policy, text, rule, full, deltas, head_bound }
+    pub fn new(text: Arc<str>, rule: LRule) -> Self {
+        RuleEntry { text, rule, full: OnceLock::new(), deltas: OnceLock::new(), head_bound: OnceLock::new() }
+    }
+
+    /// The plan that evaluates the whole body.
+    pub fn full(&self) -> &Plan {
+        self.full.get_or_init(|| plan(&self.rule, None, false))
+    }
+
+    /// The plan driven by a delta of body literal `i` (none for a builtin).
+    pub fn delta(&self, i: usize) -> Option<&Plan> {
+        let deltas = self.deltas.get_or_init(|| {
+            let r = &self.rule;
+            r.body.iter().enumerate().map(|(i, l)| l.table().map(|_| plan(r, Some(i), false))).collect()
+        });
+        deltas.get(i)?.as_ref()
+    }
+
+    /// The plan that checks one head row (its variables bound first).
+    pub fn head_bound(&self) -> &Plan {
+        self.head_bound.get_or_init(|| plan(&self.rule, None, true))
+    }
+
+    /// Whether a positive body literal reads an empty table among `tables`: the rule then
+    /// derives nothing, and needs no plan to say so.
+    fn reads_empty(&self, tables: &[Relation]) -> bool {
+        self.rule.body.iter().any(|l| matches!(l, LLit::Pos { table, .. } if tables[*table].is_empty()))
     }
 }
 
+/// The tables of one stratum, evaluated together.
 #[derive(Clone, Debug)]
 struct Stratum {
-    tables: Vec<TableId>,
+    tables: Arc<[TableId]>,
     recursive: bool,
 }
 
@@ -73,10 +98,7 @@ pub struct Store {
     pub rules: BTreeMap<RuleId, Arc<RuleEntry>>,
     pub interner: Interner,
     pub failures: HashMap<RuleId, FailureLog>,
-    strata: Vec<Stratum>,
-    /// (stratum index) per table, for tables with rules.
-    stratum_of: HashMap<TableId, usize>,
-    strata_stale: bool,
+    strata: Strata,
 }
 
 /// The running transaction's bookkeeping.
@@ -89,6 +111,15 @@ pub struct TxnState {
     pub dirty: HashSet<TableId>,
     /// Tables with rules whose explicit facts changed (a recursive stratum is rebuilt).
     pub explicit: HashSet<TableId>,
+    /// Rules added so far.
+    pub rules_added: usize,
+    /// Rules added to non-recursive strata that are not rebuilt, by head: each is
+    /// evaluated once, in full, over the new state and its derivations added.
+    pub new_rules: HashMap<TableId, Vec<RuleId>>,
+    /// Rules removed from such strata, by head: evaluated once over the old state and
+    /// their derivations subtracted. Changing one rule of a 100,000-rule head costs one
+    /// rule's evaluation, not the head's.
+    pub gone_rules: HashMap<TableId, Vec<(RuleId, Arc<RuleEntry>)>>,
 }
 
 impl TxnState {
@@ -105,7 +136,7 @@ impl Store {
         }
         let id = self.tables.len();
         self.tables.push(Relation::new(arity));
-        self.info.push(TableInfo { key: key.clone(), arity: None, rules: Vec::new(), readers: 0 });
+        self.info.push(TableInfo { key: key.clone(), arity: None, rules: Vec::new(), readers: HashMap::new() });
         self.ids.insert(key.clone(), id);
         id
     }
@@ -135,7 +166,7 @@ impl Store {
                     txn.changed.insert(table, Changed { all_new: true, ..Default::default() });
                 }
                 rel.insert_new(row, EXPLICIT);
-                if txn.track_unread || self.info[table].readers > 0 {
+                if txn.track_unread || !self.info[table].readers.is_empty() {
                     txn.note(table, row, true);
                 }
             }
@@ -152,7 +183,7 @@ impl Store {
             let c = rel.count(id);
             if c & EXPLICIT != 0 {
                 rel.set_count(id, c & !EXPLICIT);
-                if c & !EXPLICIT == 0 && (txn.track_unread || self.info[table].readers > 0) {
+                if c & !EXPLICIT == 0 && (txn.track_unread || !self.info[table].readers.is_empty()) {
                     txn.note(table, row, false);
                 }
             }
@@ -163,19 +194,45 @@ impl Store {
     }
 
     fn in_recursive_stratum(&self, table: TableId) -> bool {
-        !self.strata_stale && self.stratum_of.get(&table).is_some_and(|&s| self.strata[s].recursive)
+        !self.strata.is_stale() && self.strata.recursive(table)
+    }
+
+    /// Whether the evaluation order is up to date (it is after every propagation).
+    pub fn strata_current(&self) -> bool {
+        !self.strata.is_stale()
+    }
+
+    /// The level of a table in the evaluation order (see [`Strata`]).
+    pub fn level(&self, t: TableId) -> u32 {
+        self.strata.level(t)
+    }
+
+    /// Heads of the rules reading `t`.
+    pub fn dependents(&self, t: TableId) -> impl Iterator<Item = TableId> + '_ {
+        self.info[t].readers.values().copied()
     }
 
     /// Add a rule (already linked); its head's stratum is rebuilt at the end.
     pub fn add_rule(&mut self, txn: &mut TxnState, id: RuleId, entry: RuleEntry) {
         let head = entry.rule.head;
         self.info[head].rules.push(id);
-        for t in entry.rule.body.iter().filter_map(LLit::table) {
-            self.info[t].readers += 1;
+        let body: Vec<TableId> = entry.rule.body.iter().filter_map(LLit::table).collect();
+        for &t in &body {
+            self.info[t].readers.insert(id, head);
         }
         self.rules.insert(id, Arc::new(entry));
-        txn.dirty.insert(head);
-        self.strata_stale = true;
+        txn.rules_added += 1;
+        if txn.rules_added > INCREMENTAL_RULES {
+            self.strata.invalidate();
+        } else {
+            let graph = StoreGraph { info: &self.info, rules: &self.rules };
+            self.strata.rule_added(&graph, head, &body);
+        }
+        if self.strata.is_stale() || self.strata.recursive(head) {
+            txn.dirty.insert(head);
+        } else {
+            txn.new_rules.entry(head).or_default().push(id);
+        }
     }
 
     /// Remove a rule; its head's stratum is rebuilt at the end.
@@ -183,73 +240,40 @@ impl Store {
         let entry = self.rules.remove(&id)?;
         let head = entry.rule.head;
         self.info[head].rules.retain(|r| *r != id);
-        for t in entry.rule.body.iter().filter_map(LLit::table) {
-            self.info[t].readers = self.info[t].readers.saturating_sub(1);
+        let body: Vec<TableId> = entry.rule.body.iter().filter_map(LLit::table).collect();
+        for &t in &body {
+            self.info[t].readers.remove(&id);
         }
         self.failures.remove(&id);
-        txn.dirty.insert(head);
-        self.strata_stale = true;
+        let recursive = self.strata.recursive(head);
+        self.strata.rule_removed(head, &body);
+        let added_here = txn.new_rules.get_mut(&head).and_then(|v| v.iter().position(|r| *r == id).map(|i| (v, i)));
+        if let Some((v, i)) = added_here {
+            // Added and removed in one transaction: it never derived anything.
+            v.swap_remove(i);
+        } else if self.strata.is_stale() || recursive || self.info[head].rules.is_empty() {
+            txn.dirty.insert(head);
+        } else {
+            txn.gone_rules.entry(head).or_default().push((id, entry.clone()));
+        }
         Some(entry)
     }
 
-    fn edges(&self) -> Vec<stratify::Edge> {
-        let mut edges = Vec::new();
-        for r in self.rules.values() {
-            for l in &r.rule.body {
-                match l {
-                    LLit::Pos { table, .. } => {
-                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: false })
-                    }
-                    LLit::Neg { table, .. } => {
-                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: true })
-                    }
-                    _ => {}
-                }
-            }
-        }
-        edges
+    /// The stratum of a table with rules.
+    fn stratum(&self, t: TableId) -> (TableId, Stratum) {
+        let (leader, tables, recursive) = self.strata.stratum(t);
+        (leader, Stratum { tables, recursive })
     }
 
-    /// Recompute strata; tables whose stratum changed shape are marked dirty.
-    fn restratify(&mut self, txn: &mut TxnState) {
-        let edges = self.edges();
-        let comps = stratify::components(self.tables.len(), &edges);
-        let self_loop: HashSet<TableId> = edges.iter().filter(|e| e.from == e.to).map(|e| e.to).collect();
-        let mut strata = Vec::new();
-        let mut stratum_of = HashMap::new();
-        for comp in comps {
-            let with_rules: Vec<TableId> = comp.iter().copied().filter(|t| !self.info[*t].rules.is_empty()).collect();
-            if with_rules.is_empty() {
-                continue;
-            }
-            let recursive = comp.len() > 1 || self_loop.contains(&comp[0]);
-            let mut tables = comp.clone();
-            tables.sort_unstable();
-            for &t in &tables {
-                stratum_of.insert(t, strata.len());
-            }
-            strata.push(Stratum { tables, recursive });
-        }
-        // Shape changes force rebuilds (count semantics differ between strata kinds).
-        for (&t, &s) in &stratum_of {
-            let new = &strata[s];
-            let same = self.stratum_of.get(&t).is_some_and(|&o| {
-                let old: &Stratum = &self.strata[o];
-                old.recursive == new.recursive && old.tables == new.tables
-            });
-            if !same {
-                txn.dirty.insert(t);
-            }
-        }
-        self.strata = strata;
-        self.stratum_of = stratum_of;
-        self.strata_stale = false;
-    }
-
-    /// Bring every derived table up to date with the transaction's changes.
+    /// Bring every derived table up to date with the transaction's changes: only the
+    /// strata that a changed table or a changed rule reaches are visited, in level order.
     pub fn propagate(&mut self, txn: &mut TxnState) {
-        if self.strata_stale {
-            self.restratify(txn);
+        if self.strata.is_stale() {
+            let graph = StoreGraph { info: &self.info, rules: &self.rules };
+            // Strata that changed shape are rebuilt (counts mean different things in
+            // recursive and non-recursive strata).
+            let reshaped = self.strata.rebuild(&graph);
+            txn.dirty.extend(reshaped);
         }
         // Explicit facts inside a recursive stratum seed its fixpoint: rebuild it.
         let seeded: Vec<TableId> = txn.explicit.iter().copied().filter(|&t| self.in_recursive_stratum(t)).collect();
@@ -259,34 +283,96 @@ impl Store {
         for t in orphans {
             self.clear_derived(txn, t);
         }
-        for s in 0..self.strata.len() {
-            let stratum = self.strata[s].clone();
-            let rules: Vec<RuleId> = stratum.tables.iter().flat_map(|t| self.info[*t].rules.iter().copied()).collect();
+        let mut queue = StrataQueue::default();
+        let seeds = txn.dirty.iter().chain(txn.new_rules.keys()).chain(txn.gone_rules.keys());
+        for &t in seeds {
+            if !self.info[t].rules.is_empty() {
+                queue.push(&self.strata, t);
+            }
+        }
+        let changed: Vec<TableId> = txn.changed.keys().copied().filter(|&t| self.changed(txn, t)).collect();
+        for t in changed {
+            self.push_readers(&mut queue, t);
+        }
+        while let Some(leader) = queue.pop() {
+            let (_, stratum) = self.stratum(leader);
+            let new_rules = txn.new_rules.remove(&leader).unwrap_or_default();
+            let gone_rules = txn.gone_rules.remove(&leader).unwrap_or_default();
             let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
             let dirty = stratum.tables.iter().any(|t| txn.dirty.contains(t));
-            let mut inputs_changed = false;
-            let mut bulk = false;
-            for r in &rules {
-                for l in &self.rules[r].rule.body {
-                    if let Some(t) = l.table()
-                        && !inside.contains(&t)
-                        && let Some(ch) = txn.changed.get(&t)
-                        && !ch.is_empty()
-                    {
-                        inputs_changed = true;
-                        bulk |= ch.all_new;
+            let inputs: Vec<TableId> = queue.take_inputs(leader).into_iter().filter(|t| !inside.contains(t)).collect();
+            let bulk = inputs.iter().any(|t| txn.changed.get(t).is_some_and(|c| c.all_new));
+            let all_rules = |s: &Self| -> Vec<RuleId> {
+                stratum.tables.iter().flat_map(|t| s.info[*t].rules.iter().copied()).collect()
+            };
+            if dirty || bulk {
+                let rules = all_rules(self);
+                self.rebuild(txn, &stratum, &rules);
+            } else {
+                if !inputs.is_empty() {
+                    if stratum.recursive {
+                        let rules = all_rules(self);
+                        self.dred(txn, &stratum, &rules, &inside);
+                    } else {
+                        // Only the rules reading a changed input; rules new in this
+                        // transaction are counted in full by `rule_deltas`.
+                        let mut rules: Vec<RuleId> = inputs
+                            .iter()
+                            .flat_map(|t| self.info[*t].readers.iter())
+                            .filter(|(r, h)| inside.contains(*h) && !new_rules.contains(r))
+                            .map(|(r, _)| *r)
+                            .collect();
+                        rules.sort_unstable();
+                        rules.dedup();
+                        self.counting(txn, &stratum, &rules);
                     }
                 }
+                self.rule_deltas(txn, &new_rules, &gone_rules);
             }
-            if dirty || bulk {
-                self.rebuild(txn, &stratum, &rules);
-            } else if inputs_changed {
-                if stratum.recursive {
-                    self.dred(txn, &stratum, &rules, &inside);
-                } else {
-                    self.counting(txn, &stratum, &rules);
+            for &t in stratum.tables.iter() {
+                if self.changed(txn, t) {
+                    self.push_readers(&mut queue, t);
                 }
             }
+        }
+    }
+
+    /// Whether the transaction changed the rows of `t` (a table that was empty and
+    /// stays empty has not changed, though it may be marked as all new).
+    fn changed(&self, txn: &TxnState, t: TableId) -> bool {
+        match txn.changed.get(&t) {
+            Some(c) if c.all_new => !self.tables[t].is_empty(),
+            Some(c) => !c.is_empty(),
+            None => false,
+        }
+    }
+
+    /// Add what rules new to a non-recursive stratum derive (over the new state) and
+    /// subtract what removed rules derived (over the old state).
+    fn rule_deltas(&mut self, txn: &mut TxnState, new: &[RuleId], gone: &[(RuleId, Arc<RuleEntry>)]) {
+        let none = Rows::default();
+        for &rid in new {
+            let Some(entry) = self.rules.get(&rid).cloned() else { continue };
+            if entry.reads_empty(&self.tables) {
+                continue;
+            }
+            let out = self.run_entry(txn, rid, &entry, None, ViewMode::New, &none);
+            for (row, w) in out.iter() {
+                self.add_derived(txn, entry.rule.head, row, w);
+            }
+        }
+        for (rid, entry) in gone {
+            let out = self.run_entry(txn, *rid, entry, None, ViewMode::Old, &none);
+            for (row, w) in out.iter() {
+                self.add_derived(txn, entry.rule.head, row, -w);
+            }
+        }
+    }
+
+    /// Queue the strata of the rules reading `t`, which changed.
+    fn push_readers(&self, queue: &mut StrataQueue, t: TableId) {
+        for h in self.info[t].readers.values() {
+            queue.push_input(&self.strata, *h, t);
         }
     }
 
@@ -298,10 +384,23 @@ impl Store {
     /// `which`) and collect the head rows with their weights.
     fn run_collect(&mut self, txn: &TxnState, rid: RuleId, which: Option<usize>, mode: ViewMode, delta: &Rows) -> Rows {
         let Some(entry) = self.rules.get(&rid).cloned() else { return Rows::default() };
+        self.run_entry(txn, rid, &entry, which, mode, delta)
+    }
+
+    /// [`Store::run_collect`] for a rule given by its entry (a removed rule too).
+    fn run_entry(
+        &mut self,
+        txn: &TxnState,
+        rid: RuleId,
+        entry: &RuleEntry,
+        which: Option<usize>,
+        mode: ViewMode,
+        delta: &Rows,
+    ) -> Rows {
         let mut out = Rows::new(entry.rule.head_terms.len());
         let plan = match which {
-            None => &entry.full,
-            Some(i) => match &entry.deltas[i] {
+            None => entry.full(),
+            Some(i) => match entry.delta(i) {
                 Some(p) => p,
                 None => return out,
             },
@@ -316,7 +415,7 @@ impl Store {
                 true
             });
         }
-        if fails.count > 0 {
+        if fails.count > 0 && self.rules.contains_key(&rid) {
             let f = self.failures.entry(rid).or_default();
             f.count += fails.count;
             f.last = fails.last;
@@ -340,7 +439,7 @@ impl Store {
     /// Recompute a stratum from its inputs.
     fn rebuild(&mut self, txn: &mut TxnState, stratum: &Stratum, rules: &[RuleId]) {
         // Drop every derived count, keeping explicit facts.
-        for &t in &stratum.tables {
+        for &t in stratum.tables.iter() {
             if self.tables[t].is_empty() && !txn.changed.contains_key(&t) {
                 txn.changed.insert(t, Changed { all_new: true, ..Default::default() });
             }
@@ -349,6 +448,9 @@ impl Store {
         let none = Rows::default();
         if !stratum.recursive {
             for &rid in rules {
+                if self.rules.get(&rid).is_none_or(|e| e.reads_empty(&self.tables)) {
+                    continue;
+                }
                 let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
                 let head = self.rules[&rid].rule.head;
                 self.tables[head].reserve(out.len());
@@ -365,7 +467,7 @@ impl Store {
             self.insert_all(txn, head, &out, &mut frontier);
         }
         // Explicit facts of the stratum seed the fixpoint too.
-        for &t in &stratum.tables {
+        for &t in stratum.tables.iter() {
             let rel = &self.tables[t];
             let mut explicit = Rows::new(rel.arity());
             rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
@@ -615,7 +717,7 @@ impl Store {
         let none = Rows::default();
         for rid in rids {
             let Some(entry) = self.rules.get(&rid).cloned() else { continue };
-            entry.head_bound.prepare(&mut self.tables);
+            entry.head_bound().prepare(&mut self.tables);
             let mut binds = entry.rule.init_binds.clone();
             if !bind_head(&entry.rule.head_terms, row, &mut binds) {
                 continue;
@@ -623,7 +725,7 @@ impl Store {
             let mut found = false;
             let mut fails = FailureLog::default();
             let mut ex = self.exec(&txn.changed, &mut fails);
-            ex.run(&entry.rule, &entry.head_bound, ViewMode::New, &none, &mut binds, &mut |h, _, _| {
+            ex.run(&entry.rule, entry.head_bound(), ViewMode::New, &none, &mut binds, &mut |h, _, _| {
                 if h == row {
                     found = true;
                     false
@@ -636,6 +738,82 @@ impl Store {
             }
         }
         false
+    }
+}
+
+/// The store's rule index seen as a dependency graph.
+struct StoreGraph<'a> {
+    info: &'a [TableInfo],
+    rules: &'a BTreeMap<RuleId, Arc<RuleEntry>>,
+}
+
+impl Graph for StoreGraph<'_> {
+    fn dependents(&self, t: TableId, out: &mut Vec<TableId>) {
+        out.extend(self.info[t].readers.values().copied());
+    }
+
+    fn edges(&self) -> Vec<stratify::Edge> {
+        let mut edges = Vec::new();
+        for r in self.rules.values() {
+            for l in &r.rule.body {
+                match l {
+                    LLit::Pos { table, .. } => {
+                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: false })
+                    }
+                    LLit::Neg { table, .. } => {
+                        edges.push(stratify::Edge { from: *table, to: r.rule.head, negative: true })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        edges
+    }
+
+    fn table_count(&self) -> usize {
+        self.info.len()
+    }
+}
+
+/// Strata waiting to be brought up to date, lowest level first; each is queued once
+/// per propagation (its inputs are final when its turn comes, since every reader of a
+/// stratum is at a higher level).
+#[derive(Default)]
+struct StrataQueue {
+    order: BTreeSet<(u32, TableId)>,
+    queued: HashSet<TableId>,
+    /// Per queued stratum (by leader): the changed tables its rules read.
+    inputs: HashMap<TableId, Vec<TableId>>,
+}
+
+impl StrataQueue {
+    fn push(&mut self, strata: &Strata, t: TableId) {
+        let leader = strata.leader(t);
+        if self.queued.insert(leader) {
+            self.order.insert((strata.level(leader), leader));
+        }
+    }
+
+    /// Queue the stratum of `head`, one of whose rules reads `input`, which changed.
+    fn push_input(&mut self, strata: &Strata, head: TableId, input: TableId) {
+        self.push(strata, head);
+        let inputs = self.inputs.entry(strata.leader(head)).or_default();
+        // The readers of one input are pushed together: repeats are adjacent.
+        if inputs.last() != Some(&input) {
+            inputs.push(input);
+        }
+    }
+
+    fn pop(&mut self) -> Option<TableId> {
+        self.order.pop_first().map(|(_, t)| t)
+    }
+
+    /// The changed inputs of a stratum, each once.
+    fn take_inputs(&mut self, leader: TableId) -> Vec<TableId> {
+        let mut v = self.inputs.remove(&leader).unwrap_or_default();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 }
 
