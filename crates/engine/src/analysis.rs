@@ -12,7 +12,8 @@ use crate::syntax::diag::{MAX_RULE_TEXT, clip};
 use crate::syntax::{Arg, Atom, Diagnostic, Literal, Modal, Rule, Sign, Span, Term};
 use crate::types::PolicyKind;
 use crate::value::Value;
-use std::collections::{BTreeSet, HashMap};
+use hashbrown::HashMap;
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// Rules longer than this are refused (evaluation recurses once per body literal).

@@ -14,7 +14,7 @@ use crate::types::*;
 use crate::value::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-use std::collections::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// The policies Congress creates itself and refuses to delete.
@@ -42,12 +42,16 @@ pub(crate) struct PolicyState {
     /// In insertion order (ids grow).
     pub(crate) statements: imbl::OrdMap<RuleId, Arc<Statement>>,
     /// Duplicate-detection key -> statement id.
-    pub(crate) dups: imbl::HashMap<Arc<str>, RuleId>,
+    pub(crate) dups: DupMap,
 }
+
+/// Statement identities of a policy (foldhash: SipHash was a tenth of loading time).
+pub(crate) type DupMap =
+    imbl::GenericHashMap<Arc<str>, RuleId, foldhash::fast::RandomState, imbl::shared_ptr::DefaultSharedPtr>;
 
 impl PolicyState {
     pub(crate) fn new(kind: PolicyKind, schema: Option<Schema>) -> Self {
-        PolicyState { kind, schema, statements: imbl::OrdMap::new(), dups: imbl::HashMap::new() }
+        PolicyState { kind, schema, statements: imbl::OrdMap::new(), dups: DupMap::default() }
     }
 }
 
@@ -302,7 +306,7 @@ impl Engine {
                 {
                     for table in s.keys() {
                         let key = TableKey::new(&name, table);
-                        if let Some(&id) = self.store.ids.get(&key) {
+                        if let Some(id) = self.store.id_of(&key) {
                             let rows: Vec<Vec<Sym>> = self.store.tables[id].iter().map(|(_, r)| r.to_vec()).collect();
                             for row in rows {
                                 self.store.clear_explicit(txn, id, &row);
@@ -344,7 +348,7 @@ impl Engine {
                 p.dups.remove(&st.dup);
                 match &st.compiled {
                     Compiled::Fact { key, row } => {
-                        if let Some(&tid) = self.store.ids.get(key) {
+                        if let Some(tid) = self.store.id_of(key) {
                             let row = self.store.intern_row(row);
                             self.store.clear_explicit(txn, tid, &row);
                         }

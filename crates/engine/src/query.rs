@@ -9,7 +9,8 @@ use crate::intern::Sym;
 use crate::syntax::{self, Modal, Sign, Term};
 use crate::types::{Answer, BuiltinFailures, EngineError, EngineWarning};
 use crate::value::Value;
-use std::collections::{BTreeSet, HashMap};
+use hashbrown::HashMap;
+use std::collections::BTreeSet;
 
 /// A query literal resolved against the engine.
 pub(crate) struct ResolvedQuery {
@@ -58,7 +59,7 @@ impl Engine {
         let positional = atom.args.iter().all(|a| matches!(a, syntax::Arg::Positional { .. }));
         let terms: Vec<Term> = atom.args.iter().map(|a| a.term().clone()).collect();
         let table =
-            self.store.ids.get(&key).copied().filter(|&id| positional && self.store.tables[id].arity() == terms.len());
+            self.store.id_of(&key).filter(|&id| positional && self.store.tables[id].arity() == terms.len());
         Ok(ResolvedQuery { table, terms, printed, modal: lit.modal.is_some() })
     }
 
@@ -151,7 +152,7 @@ impl Engine {
         if !self.tables(policy)?.iter().any(|t| t == listed) {
             return Err(EngineError::NoSuchTable { policy: policy.to_string(), table: table.to_string() });
         }
-        let Some(&id) = self.store.ids.get(&key) else {
+        let Some(id) = self.store.id_of(&key) else {
             return Ok(Vec::new());
         };
         let mut out: Vec<Vec<Value>> = self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect();

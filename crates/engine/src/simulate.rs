@@ -185,7 +185,7 @@ impl Engine {
             };
             // The head's table as the action policy holds it (`nova:servers+` included:
             // a query would read the datasource's own table instead).
-            let Some(&id) = self.store.ids.get(&TableKey::new(req.action_policy, &t)) else { continue };
+            let Some(id) = self.store.id_of(&TableKey::new(req.action_policy, &t)) else { continue };
             for (_, r) in self.store.tables[id].iter() {
                 let values: Vec<Value> = self
                     .answer(r)
@@ -244,8 +244,8 @@ impl Engine {
         }
         let mut texts = Vec::new();
         for name in read {
-            let Some(&from) = self.store.ids.get(&TableKey::new(req.policy, &name)) else { continue };
-            let Some(&to) = self.store.ids.get(&TableKey::new(req.action_policy, &name)) else { continue };
+            let Some(from) = self.store.id_of(&TableKey::new(req.policy, &name)) else { continue };
+            let Some(to) = self.store.id_of(&TableKey::new(req.action_policy, &name)) else { continue };
             if self.store.tables[from].arity() != self.store.tables[to].arity() {
                 continue;
             }

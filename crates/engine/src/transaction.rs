@@ -11,7 +11,8 @@ use crate::stratify;
 use crate::syntax::{self, Diagnostic, ParseOneError, Rule, Term};
 use crate::types::{Commit, EngineError, PolicyKind, Schema};
 use crate::value::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use hashbrown::{HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Clone, Debug)]
@@ -141,7 +142,7 @@ impl SchemaLookup for Stage<'_> {
         if let Some(a) = self.arity.get(key) {
             return a.map(|(n, _)| n);
         }
-        let id = *self.engine.store.ids.get(key)?;
+        let id = self.engine.store.id_of(key)?;
         self.engine.store.info[id].arity.map(|(n, _)| n)
     }
 }
@@ -151,7 +152,7 @@ impl Stage<'_> {
         if let Some(a) = self.arity.get(key) {
             return *a;
         }
-        let a = self.engine.store.ids.get(key).and_then(|&id| self.engine.store.info[id].arity);
+        let a = self.engine.store.id_of(key).and_then(|id| self.engine.store.info[id].arity);
         self.arity.insert(key.clone(), a);
         a
     }
@@ -343,12 +344,12 @@ impl Stage<'_> {
         let known = store.tables.len();
         let mut fresh: HashMap<&TableKey, usize> = HashMap::new();
         fn node<'a>(
-            ids: &hashbrown::HashMap<TableKey, usize>,
+            store: &crate::eval::store::Store,
             fresh: &mut HashMap<&'a TableKey, usize>,
             known: usize,
             k: &'a TableKey,
         ) -> usize {
-            if let Some(&id) = ids.get(k) {
+            if let Some(id) = store.id_of(k) {
                 return id;
             }
             let next = known + fresh.len();
@@ -356,10 +357,10 @@ impl Stage<'_> {
         }
         let mut edges: Vec<(usize, usize)> = Vec::new();
         for r in &added {
-            let h = node(&store.ids, &mut fresh, known, &r.head);
+            let h = node(store, &mut fresh, known, &r.head);
             for l in &r.body {
                 if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l {
-                    edges.push((node(&store.ids, &mut fresh, known, key), h));
+                    edges.push((node(store, &mut fresh, known, key), h));
                 }
             }
         }

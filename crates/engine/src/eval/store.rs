@@ -19,8 +19,9 @@ use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, 
 use crate::analysis::TableKey;
 use crate::intern::{Interner, Sym};
 use crate::stratify;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::{HashMap, HashSet, HashTable};
 use std::collections::{BTreeMap, BTreeSet};
+use smallvec::SmallVec;
 use std::sync::{Arc, OnceLock};
 
 /// Rule ids are global and never reused.
@@ -35,7 +36,70 @@ pub struct TableInfo {
     /// Rules whose head is this table.
     pub rules: Vec<RuleId>,
     /// The rules reading this table, with their heads.
-    pub readers: HashMap<RuleId, TableId>,
+    pub readers: Readers,
+}
+
+/// The rules reading a table, with their heads. Most tables are read by a rule or two:
+/// those stay in a short inline list (a hash map would cost ~100 bytes per table); a
+/// table read by many rules gets a map, so removing one of 50,000 readers is O(1).
+#[derive(Clone, Debug)]
+pub enum Readers {
+    Few(SmallVec<[(RuleId, TableId); 1]>),
+    Many(HashMap<RuleId, TableId>),
+}
+
+impl Default for Readers {
+    fn default() -> Self {
+        Readers::Few(SmallVec::new())
+    }
+}
+
+impl Readers {
+    const FEW: usize = 16;
+
+    pub fn insert(&mut self, rule: RuleId, head: TableId) {
+        match self {
+            Readers::Few(v) if v.iter().any(|(r, _)| *r == rule) => {}
+            Readers::Few(v) if v.len() < Self::FEW => v.push((rule, head)),
+            Readers::Few(v) => {
+                let mut map: HashMap<RuleId, TableId> = v.drain(..).collect();
+                map.insert(rule, head);
+                *self = Readers::Many(map);
+            }
+            Readers::Many(m) => {
+                m.insert(rule, head);
+            }
+        }
+    }
+
+    pub fn remove(&mut self, rule: RuleId) {
+        match self {
+            Readers::Few(v) => v.retain(|(r, _)| *r != rule),
+            Readers::Many(m) => {
+                m.remove(&rule);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Readers::Few(v) => v.is_empty(),
+            Readers::Many(m) => m.is_empty(),
+        }
+    }
+
+    /// `(rule, head)` pairs.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (RuleId, TableId)> + '_> {
+        match self {
+            Readers::Few(v) => Box::new(v.iter().copied()),
+            Readers::Many(m) => Box::new(m.iter().map(|(r, h)| (*r, *h))),
+        }
+    }
+
+    /// The heads of the reading rules (repeated when several rules share one).
+    pub fn heads(&self) -> impl Iterator<Item = TableId> + '_ {
+        self.iter().map(|(_, h)| h)
+    }
 }
 
 /// A linked rule with its plans, each made the first time it is needed: most rules of a
@@ -94,7 +158,8 @@ struct Stratum {
 pub struct Store {
     pub tables: Vec<Relation>,
     pub info: Vec<TableInfo>,
-    pub ids: HashMap<TableKey, TableId>,
+    /// Table ids by key, the keys kept once (in `info`): a hash table of ids.
+    ids: HashTable<TableId>,
     pub rules: BTreeMap<RuleId, Arc<RuleEntry>>,
     pub interner: Interner,
     pub failures: HashMap<RuleId, FailureLog>,
@@ -129,15 +194,22 @@ impl TxnState {
 }
 
 impl Store {
+    /// The id of an existing table.
+    pub fn id_of(&self, key: &TableKey) -> Option<TableId> {
+        let info = &self.info;
+        self.ids.find(key_hash(key), |&id| info[id].key == *key).copied()
+    }
+
     /// The id of a table, creating it (empty) when new.
     pub fn table_id(&mut self, key: &TableKey, arity: usize) -> TableId {
-        if let Some(&id) = self.ids.get(key) {
+        if let Some(id) = self.id_of(key) {
             return id;
         }
         let id = self.tables.len();
         self.tables.push(Relation::new(arity));
-        self.info.push(TableInfo { key: key.clone(), arity: None, rules: Vec::new(), readers: HashMap::new() });
-        self.ids.insert(key.clone(), id);
+        self.info.push(TableInfo { key: key.clone(), arity: None, rules: Vec::new(), readers: Readers::default() });
+        let info = &self.info;
+        self.ids.insert_unique(key_hash(key), id, |&i| key_hash(&info[i].key));
         id
     }
 
@@ -209,7 +281,7 @@ impl Store {
 
     /// Heads of the rules reading `t`.
     pub fn dependents(&self, t: TableId) -> impl Iterator<Item = TableId> + '_ {
-        self.info[t].readers.values().copied()
+        self.info[t].readers.heads()
     }
 
     /// Add a rule (already linked); its head's stratum is rebuilt at the end.
@@ -242,7 +314,7 @@ impl Store {
         self.info[head].rules.retain(|r| *r != id);
         let body: Vec<TableId> = entry.rule.body.iter().filter_map(LLit::table).collect();
         for &t in &body {
-            self.info[t].readers.remove(&id);
+            self.info[t].readers.remove(id);
         }
         self.failures.remove(&id);
         let recursive = self.strata.recursive(head);
@@ -319,8 +391,8 @@ impl Store {
                         let mut rules: Vec<RuleId> = inputs
                             .iter()
                             .flat_map(|t| self.info[*t].readers.iter())
-                            .filter(|(r, h)| inside.contains(*h) && !new_rules.contains(r))
-                            .map(|(r, _)| *r)
+                            .filter(|(r, h)| inside.contains(h) && !new_rules.contains(r))
+                            .map(|(r, _)| r)
                             .collect();
                         rules.sort_unstable();
                         rules.dedup();
@@ -371,8 +443,8 @@ impl Store {
 
     /// Queue the strata of the rules reading `t`, which changed.
     fn push_readers(&self, queue: &mut StrataQueue, t: TableId) {
-        for h in self.info[t].readers.values() {
-            queue.push_input(&self.strata, *h, t);
+        for h in self.info[t].readers.heads() {
+            queue.push_input(&self.strata, h, t);
         }
     }
 
@@ -741,6 +813,12 @@ impl Store {
     }
 }
 
+/// The hash of a table key in the store's index.
+fn key_hash(key: &TableKey) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x7ab1e).hash_one(key)
+}
+
 /// The store's rule index seen as a dependency graph.
 struct StoreGraph<'a> {
     info: &'a [TableInfo],
@@ -749,7 +827,7 @@ struct StoreGraph<'a> {
 
 impl Graph for StoreGraph<'_> {
     fn dependents(&self, t: TableId, out: &mut Vec<TableId>) {
-        out.extend(self.info[t].readers.values().copied());
+        out.extend(self.info[t].readers.heads());
     }
 
     fn edges(&self) -> Vec<stratify::Edge> {
