@@ -115,14 +115,14 @@ pub enum Compiled {
 
 impl Compiled {
     /// Every table this statement mentions with the arity it uses.
-    pub fn table_arities(&self) -> Vec<(TableKey, usize)> {
+    pub fn table_arities(&self) -> Vec<(&TableKey, usize)> {
         match self {
-            Compiled::Fact { key, row } => vec![(key.clone(), row.len())],
+            Compiled::Fact { key, row } => vec![(key, row.len())],
             Compiled::Rule(r) => {
-                let mut v = vec![(r.head.clone(), r.head_terms.len())];
+                let mut v = vec![(&r.head, r.head_terms.len())];
                 for l in &r.body {
                     if let CLit::Pos { key, terms, .. } | CLit::Neg { key, terms, .. } = l {
-                        v.push((key.clone(), terms.len()));
+                        v.push((key, terms.len()));
                     }
                 }
                 v

@@ -58,8 +58,7 @@ impl Engine {
         // Congress's select() does not expand column references: such a query is empty.
         let positional = atom.args.iter().all(|a| matches!(a, syntax::Arg::Positional { .. }));
         let terms: Vec<Term> = atom.args.iter().map(|a| a.term().clone()).collect();
-        let table =
-            self.store.id_of(&key).filter(|&id| positional && self.store.tables[id].arity() == terms.len());
+        let table = self.store.id_of(&key).filter(|&id| positional && self.store.tables[id].arity() == terms.len());
         Ok(ResolvedQuery { table, terms, printed, modal: lit.modal.is_some() })
     }
 

@@ -148,25 +148,21 @@ impl SchemaLookup for Stage<'_> {
 }
 
 impl Stage<'_> {
-    fn arity_entry(&mut self, key: &TableKey) -> Option<(usize, u32)> {
-        if let Some(a) = self.arity.get(key) {
-            return *a;
-        }
-        let a = self.engine.store.id_of(key).and_then(|id| self.engine.store.info[id].arity);
-        self.arity.insert(key.clone(), a);
-        a
-    }
-
     fn use_arities(&mut self, c: &Compiled, add: bool) {
+        let step = |cur: Option<(usize, u32)>, n: usize| match (cur, add) {
+            (None, true) => Some((n, 1)),
+            (Some((a, k)), true) => Some((a, k + 1)),
+            (Some((a, k)), false) if k > 1 => Some((a, k - 1)),
+            (_, false) => None,
+        };
         for (key, n) in c.table_arities() {
-            let cur = self.arity_entry(&key);
-            let next = match (cur, add) {
-                (None, true) => Some((n, 1)),
-                (Some((a, k)), true) => Some((a, k + 1)),
-                (Some((a, k)), false) if k > 1 => Some((a, k - 1)),
-                (_, false) => None,
-            };
-            self.arity.insert(key, next);
+            // The key is copied only the first time this transaction sees the table.
+            if let Some(a) = self.arity.get_mut(key) {
+                *a = step(*a, n);
+            } else {
+                let cur = self.engine.store.id_of(key).and_then(|id| self.engine.store.info[id].arity);
+                self.arity.insert(key.clone(), step(cur, n));
+            }
         }
     }
 
@@ -283,9 +279,13 @@ impl Stage<'_> {
     fn add_statement(&mut self, policy: &str, kind: PolicyKind, rule: &Rule, text: &str) -> Result<(), EngineError> {
         let compiled = analysis::compile(policy, kind, rule, self)
             .map_err(|diagnostics| EngineError::Analysis { source_text: text.to_string(), diagnostics })?;
-        let dup = dup_key(rule);
+        let text: Arc<str> = Arc::from(rule.to_string());
+        let dup: Arc<str> = match has_integral_float(rule) {
+            true => Arc::from(dup_key(rule)),
+            false => text.clone(),
+        };
         let p = self.policy(policy)?;
-        if let Some(&existing) = p.dups.get(dup.as_str()) {
+        if let Some(&existing) = p.dups.get(&*dup) {
             // A statement repeated inside one batch is kept once (as Congress does when
             // a policy is created with rules); repeating one that was already loaded
             // is an error.
@@ -296,8 +296,6 @@ impl Stage<'_> {
         }
         self.use_arities(&compiled, true);
         self.rules_changed |= matches!(compiled, Compiled::Rule(_));
-        let text: Arc<str> = Arc::from(rule.to_string());
-        let dup = if *dup == *text { text.clone() } else { Arc::from(dup) };
         let st = Arc::new(Statement { id: self.next_rule, text, dup, compiled });
         self.next_rule += 1;
         if let Some(p) = self.policies.get_mut(policy) {
@@ -394,8 +392,8 @@ impl Stage<'_> {
 
     /// The exact check over every rule, naming a cycle with negation when there is one.
     fn check_stratified_fully(&self) -> Result<(), EngineError> {
-        let mut ids: HashMap<TableKey, usize> = HashMap::new();
-        let mut keys: Vec<TableKey> = Vec::new();
+        let mut ids: HashMap<&TableKey, usize> = HashMap::new();
+        let mut keys: Vec<&TableKey> = Vec::new();
         let mut edges = Vec::new();
         let mut where_: Vec<(&str, &str)> = Vec::new();
         for (pname, p) in &self.policies {
@@ -403,19 +401,19 @@ impl Stage<'_> {
                 let Compiled::Rule(r) = &st.compiled else {
                     continue;
                 };
-                let mut id = |k: &TableKey| -> usize {
-                    if let Some(&i) = ids.get(k) {
-                        return i;
-                    }
-                    keys.push(k.clone());
-                    ids.insert(k.clone(), keys.len() - 1);
-                    keys.len() - 1
-                };
-                let h = id(&r.head);
+                let h = node_id(&mut ids, &mut keys, &r.head);
                 for l in &r.body {
                     match l {
-                        CLit::Pos { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: false }),
-                        CLit::Neg { key, .. } => edges.push(stratify::Edge { from: id(key), to: h, negative: true }),
+                        CLit::Pos { key, .. } => edges.push(stratify::Edge {
+                            from: node_id(&mut ids, &mut keys, key),
+                            to: h,
+                            negative: false,
+                        }),
+                        CLit::Neg { key, .. } => edges.push(stratify::Edge {
+                            from: node_id(&mut ids, &mut keys, key),
+                            to: h,
+                            negative: true,
+                        }),
                         _ => continue,
                     }
                     where_.push((pname.as_str(), &*st.text));
@@ -451,6 +449,14 @@ impl Stage<'_> {
     }
 }
 
+/// The node number of a table in the full stratification check (keys borrowed).
+fn node_id<'a>(ids: &mut HashMap<&'a TableKey, usize>, keys: &mut Vec<&'a TableKey>, k: &'a TableKey) -> usize {
+    *ids.entry(k).or_insert_with(|| {
+        keys.push(k);
+        keys.len() - 1
+    })
+}
+
 pub(crate) fn parse_error(e: ParseOneError, text: &str) -> EngineError {
     match e {
         ParseOneError::Syntax(diagnostics) => EngineError::Syntax { source_text: text.to_string(), diagnostics },
@@ -483,6 +489,19 @@ pub(crate) fn data_action(policies: &BTreeMap<String, PolicyState>, op: Op) -> R
     Ok(match insert {
         Some(insert) => Action::Rows(key, rows, insert),
         None => Action::Replace(key, rows),
+    })
+}
+
+/// Whether a rule has a float constant with no fractional part (whose identity, for
+/// [`dup_key`], is the integer's): otherwise its identity is its canonical text.
+fn has_integral_float(rule: &Rule) -> bool {
+    rule.heads.iter().chain(rule.body.iter()).flat_map(|l| l.atom.args.iter()).any(|arg| {
+        let t = match arg {
+            syntax::Arg::Positional { term, .. }
+            | syntax::Arg::Named { term, .. }
+            | syntax::Arg::Numbered { term, .. } => term,
+        };
+        matches!(t, Term::Const(Value::Float(f)) if f.fract() == 0.0 && f.abs() < 9e15)
     })
 }
 

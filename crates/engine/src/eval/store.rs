@@ -20,8 +20,8 @@ use crate::analysis::TableKey;
 use crate::intern::{Interner, Sym};
 use crate::stratify;
 use hashbrown::{HashMap, HashSet, HashTable};
-use std::collections::{BTreeMap, BTreeSet};
 use smallvec::SmallVec;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 /// Rule ids are global and never reused.
