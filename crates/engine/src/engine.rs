@@ -211,6 +211,9 @@ impl Engine {
             self.apply(&mut txn, a);
         }
         self.store.propagate(&mut txn);
+        if txn.rules_added > crate::eval::strata::INCREMENTAL_RULES {
+            self.store.shrink();
+        }
         let commit = self.report(&txn, report_rows);
         tracing::debug!(tables = commit.changes.len(), actions = commit.actions.len(), "committed");
         Ok(commit)
@@ -218,7 +221,7 @@ impl Engine {
 
     fn arity_use(&mut self, c: &Compiled, add: bool) {
         for (key, n) in c.table_arities() {
-            let id = self.store.table_id(&key, n);
+            let id = self.store.table_id(key, n);
             let info = &mut self.store.info[id];
             info.arity = match (info.arity, add) {
                 (None, true) => Some((n, 1)),

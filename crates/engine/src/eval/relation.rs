@@ -111,18 +111,27 @@ struct Index {
     table: HashTable<Bucket>,
 }
 
-/// One table's rows.
+/// One table's rows. A large program has many tables that stay empty or unindexed, so
+/// what only some tables need (free slots, indexes) is allocated on first use.
 #[derive(Clone, Debug)]
 pub struct Relation {
     arity: usize,
     data: Vec<Sym>,
     counts: Vec<u32>,
-    free: Vec<RowId>,
     set: HashTable<RowId>,
-    indexes: Vec<Index>,
+    cold: Option<Box<Cold>>,
     len: usize,
-    hasher: FixedState,
 }
+
+/// The parts of a relation that only some tables need.
+#[derive(Clone, Debug, Default)]
+struct Cold {
+    free: Vec<RowId>,
+    indexes: Vec<Index>,
+}
+
+/// Every relation hashes with the same fixed seed.
+const HASHER: FixedState = FixedState::with_seed(0x5eed);
 
 fn hash_cols(hasher: &FixedState, row: &[Sym], cols: &[usize]) -> u64 {
     let mut h = hasher.build_hasher();
@@ -153,16 +162,11 @@ fn hash_key(hasher: &FixedState, key: &[Sym]) -> u64 {
 
 impl Relation {
     pub fn new(arity: usize) -> Self {
-        Relation {
-            arity,
-            data: Vec::new(),
-            counts: Vec::new(),
-            free: Vec::new(),
-            set: HashTable::new(),
-            indexes: Vec::new(),
-            len: 0,
-            hasher: FixedState::with_seed(0x5eed),
-        }
+        Relation { arity, data: Vec::new(), counts: Vec::new(), set: HashTable::new(), cold: None, len: 0 }
+    }
+
+    fn indexes(&self) -> &[Index] {
+        self.cold.as_deref().map_or(&[], |c| &c.indexes)
     }
 
     pub fn arity(&self) -> usize {
@@ -181,7 +185,7 @@ impl Relation {
     pub fn reserve(&mut self, n: usize) {
         self.data.reserve(n * self.arity);
         self.counts.reserve(n);
-        let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
+        let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
         self.set.reserve(n, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
     }
 
@@ -201,7 +205,7 @@ impl Relation {
         if row.len() != self.arity {
             return None;
         }
-        let h = hash_key(&self.hasher, row);
+        let h = hash_key(&HASHER, row);
         let (data, arity) = (&self.data, self.arity);
         self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row)).copied()
     }
@@ -213,7 +217,7 @@ impl Relation {
     /// The slot of `row`, inserting it with `count` when absent (one hash for both).
     /// Returns the slot and whether it was inserted.
     pub fn find_or_insert(&mut self, row: &[Sym], count: u32) -> (RowId, bool) {
-        let h = hash_key(&self.hasher, row);
+        let h = hash_key(&HASHER, row);
         let (data, arity) = (&self.data, self.arity);
         if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row))
         {
@@ -224,13 +228,13 @@ impl Relation {
 
     /// Insert a row known to be absent, with a nonzero count.
     pub fn insert_new(&mut self, row: &[Sym], count: u32) -> RowId {
-        let h = hash_key(&self.hasher, row);
+        let h = hash_key(&HASHER, row);
         self.insert_hashed(row, count, h)
     }
 
     fn insert_hashed(&mut self, row: &[Sym], count: u32, h: u64) -> RowId {
         debug_assert!(count != 0 && row.len() == self.arity);
-        let id = match self.free.pop() {
+        let id = match self.cold.as_mut().and_then(|c| c.free.pop()) {
             Some(id) => {
                 let s = id as usize * self.arity;
                 self.data[s..s + self.arity].copy_from_slice(row);
@@ -244,9 +248,9 @@ impl Relation {
                 id
             }
         };
-        let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
+        let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
         self.set.insert_unique(h, id, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
-        for ix in &mut self.indexes {
+        for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
             index_add(ix, hasher, data, arity, id);
         }
         self.len += 1;
@@ -264,13 +268,13 @@ impl Relation {
 
     /// Remove a live row.
     pub fn remove(&mut self, id: RowId) {
-        let (data, arity, hasher) = (&self.data, self.arity, &self.hasher);
+        let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
         let row = &data[id as usize * arity..id as usize * arity + arity];
         let h = hash_key(hasher, row);
         if let Ok(e) = self.set.find_entry(h, |&r| r == id) {
             e.remove();
         }
-        for ix in &mut self.indexes {
+        for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
             let kh = hash_cols(hasher, row, &ix.cols);
             let cols = &ix.cols;
             let same_key = |b: &Bucket| {
@@ -284,15 +288,17 @@ impl Relation {
             }
         }
         self.counts[id as usize] = 0;
-        self.free.push(id);
+        self.cold.get_or_insert_with(Default::default).free.push(id);
         self.len -= 1;
         if self.len == 0 {
             // Start afresh: new rows get dense, ordered slots again.
             self.data.clear();
             self.counts.clear();
-            self.free.clear();
+            if let Some(c) = self.cold.as_mut() {
+                c.free.clear();
+            }
             self.set.clear();
-            for ix in &mut self.indexes {
+            for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
                 ix.table.clear();
             }
         }
@@ -300,34 +306,35 @@ impl Relation {
 
     /// The index on exactly these columns (sorted, nonempty), built now if missing.
     pub fn ensure_index(&mut self, cols: &[usize]) -> usize {
-        if let Some(p) = self.indexes.iter().position(|ix| ix.cols == cols) {
+        if let Some(p) = self.indexes().iter().position(|ix| ix.cols == cols) {
             return p;
         }
         let mut ix = Index { cols: cols.to_vec(), table: HashTable::new() };
         for id in 0..self.counts.len() as RowId {
             if self.counts[id as usize] != 0 {
-                index_add(&mut ix, &self.hasher, &self.data, self.arity, id);
+                index_add(&mut ix, &HASHER, &self.data, self.arity, id);
             }
         }
-        self.indexes.push(ix);
-        self.indexes.len() - 1
+        let cold = self.cold.get_or_insert_with(Default::default);
+        cold.indexes.push(ix);
+        cold.indexes.len() - 1
     }
 
     /// The columns of index `ix`, if it exists.
     #[inline]
     pub fn index_cols(&self, ix: usize) -> Option<&[usize]> {
-        self.indexes.get(ix).map(|i| i.cols.as_slice())
+        self.indexes().get(ix).map(|i| i.cols.as_slice())
     }
 
     /// The index on these columns, if it exists.
     pub fn index_id(&self, cols: &[usize]) -> Option<usize> {
-        self.indexes.iter().position(|ix| ix.cols == cols)
+        self.indexes().iter().position(|ix| ix.cols == cols)
     }
 
     /// Rows whose indexed columns equal `key` (in the index's column order).
     pub fn lookup(&self, index: usize, key: &[Sym]) -> impl Iterator<Item = RowId> + '_ {
-        let ix = &self.indexes[index];
-        let h = hash_key(&self.hasher, key);
+        let ix = &self.indexes()[index];
+        let h = hash_key(&HASHER, key);
         let (data, arity) = (&self.data, self.arity);
         ix.table
             .find(h, |b| {

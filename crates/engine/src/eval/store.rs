@@ -33,8 +33,8 @@ pub struct TableInfo {
     pub key: TableKey,
     /// Arity in use by rules and facts, with the number of statements using it.
     pub arity: Option<(usize, u32)>,
-    /// Rules whose head is this table.
-    pub rules: Vec<RuleId>,
+    /// Rules whose head is this table (most tables have one or none).
+    pub rules: SmallVec<[RuleId; 1]>,
     /// The rules reading this table, with their heads.
     pub readers: Readers,
 }
@@ -194,6 +194,16 @@ impl TxnState {
 }
 
 impl Store {
+    /// Give back the spare capacity of the per-table vectors after a bulk change (they
+    /// grow by doubling: up to half of a large program's table memory was slack).
+    pub fn shrink(&mut self) {
+        self.tables.shrink_to_fit();
+        self.info.shrink_to_fit();
+        let info = &self.info;
+        self.ids.shrink_to_fit(|&i| key_hash(&info[i].key));
+        self.strata.shrink();
+    }
+
     /// The id of an existing table.
     pub fn id_of(&self, key: &TableKey) -> Option<TableId> {
         let info = &self.info;
@@ -207,7 +217,12 @@ impl Store {
         }
         let id = self.tables.len();
         self.tables.push(Relation::new(arity));
-        self.info.push(TableInfo { key: key.clone(), arity: None, rules: Vec::new(), readers: Readers::default() });
+        self.info.push(TableInfo {
+            key: key.clone(),
+            arity: None,
+            rules: SmallVec::new(),
+            readers: Readers::default(),
+        });
         let info = &self.info;
         self.ids.insert_unique(key_hash(key), id, |&i| key_hash(&info[i].key));
         id

@@ -58,6 +58,10 @@ impl Strata {
         self.stale = true;
     }
 
+    pub(crate) fn shrink(&mut self) {
+        self.level.shrink_to_fit();
+    }
+
     pub(crate) fn level(&self, t: TableId) -> u32 {
         self.level.get(t).copied().unwrap_or(0)
     }
