@@ -17,7 +17,7 @@
 //!   count is checked against the same rules evaluated the other way round (rules first,
 //!   then every row inserted), which takes another code path of the engine.
 
-use super::{BenchArgs, Reporter, engine_err, human_secs, median, proc_status_bytes, spread, timed};
+use super::{BenchArgs, Reporter, engine_err, median, proc_status_bytes, spread, timed};
 use congress_engine::Engine;
 use std::path::Path;
 
@@ -203,7 +203,7 @@ fn eval_over_data(args: &BenchArgs, dir: &Path, text: &str, rep: &mut Reporter) 
     super::check_count("error rows, rules loaded before the data", errors(&other)?, rows)?;
     rep.result("eval", median(times.clone()), rows);
     rep.note(format!("eval over workload a's data: {} ({} error rows)", spread(&times), rows));
-    rep.note(format!("the same, rules before data: checked ({})", human_secs(times[0])));
+    rep.note("the same rules loaded before the data: the same error rows".to_string());
     Ok(())
 }
 

@@ -194,11 +194,13 @@ impl TxnState {
 }
 
 impl Store {
-    /// Give back the spare capacity of the per-table vectors after a bulk change (they
-    /// grow by doubling: up to half of a large program's table memory was slack).
+    /// Give back most of the spare capacity of the per-table vectors after a bulk change
+    /// (they grow by doubling: up to half of a large program's table memory was slack),
+    /// keeping an eighth as headroom so that the next new table does not copy them all.
     pub fn shrink(&mut self) {
-        self.tables.shrink_to_fit();
-        self.info.shrink_to_fit();
+        let keep = self.tables.len() + self.tables.len() / 8 + 16;
+        self.tables.shrink_to(keep);
+        self.info.shrink_to(keep);
         let info = &self.info;
         self.ids.shrink_to_fit(|&i| key_hash(&info[i].key));
         self.strata.shrink();
