@@ -497,3 +497,43 @@ internal(p) :- pod(p, i, q, v, j, c), network_in_network(c, "10.0.0.0/8")
     let err = e.insert_rules("classification", "y(p) :- pod(p, i, q, v, j, c), json_get(j, \"a..b\", n)").unwrap_err();
     assert!(err.to_string().contains("bad path"), "{err}");
 }
+
+/// A 20,000-rule chain with negation between every two levels: ordered without recursion
+/// (no stack to overflow), evaluated right (r_i(1) holds when an odd number of levels
+/// lies below it), and kept right when one rule in the middle goes and comes back.
+#[test]
+fn a_deep_chain_with_negation_is_stratified_and_evaluated() {
+    let n = 20_000;
+    let mut e = Engine::with_default_policies();
+    let rules: Vec<String> = (0..n).map(|i| format!("r{i}(x) :- q(x), not r{}(x)", i + 1)).collect();
+    e.insert_rules("classification", &rules.join("\n")).expect("stratified");
+    e.insert_rule("classification", "q(1)").expect("fact");
+    let holds =
+        |e: &Engine, i: usize| !e.query_values("classification", &format!("r{i}(1)")).expect("query").is_empty();
+    // r_{n-1}(1) holds (r_n has no rules), r_{n-2}(1) does not, and so on.
+    assert!(holds(&e, n - 1));
+    assert!(!holds(&e, n - 2));
+    assert_eq!(holds(&e, 0), (n - 1) % 2 == 0);
+    // Cut the chain at level 10,000: r_10000 loses its rule, so everything above flips.
+    let middle = &rules[10_000];
+    e.delete_rule("classification", middle).expect("delete");
+    assert!(!holds(&e, 10_000));
+    assert_eq!(holds(&e, 0), 9_999 % 2 == 0);
+    e.insert_rule("classification", middle).expect("insert again");
+    assert_eq!(holds(&e, 0), (n - 1) % 2 == 0);
+}
+
+/// One rule that closes a cycle through negation in a loaded program is refused, by
+/// name, and leaves the program as it was.
+#[test]
+fn a_rule_closing_a_negative_cycle_later_is_refused() {
+    let mut e = Engine::with_default_policies();
+    let rules: Vec<String> = (0..100).map(|i| format!("c{i}(x) :- c{}(x)", i + 1)).collect();
+    e.insert_rules("classification", &rules.join("\n")).expect("a chain");
+    let err = e.insert_rule("classification", "c100(x) :- b(x), not c0(x)").expect_err("negative cycle");
+    assert!(err.to_string().contains("negation inside a recursive cycle"), "{err}");
+    // A positive cycle is recursion, and is accepted.
+    e.insert_rule("classification", "c100(x) :- c0(x)").expect("positive cycle");
+    e.insert_rule("classification", "c0(7)").expect("fact");
+    assert_eq!(e.query_values("classification", "c50(x)").expect("query").len(), 1);
+}
