@@ -24,6 +24,9 @@ impl Deviations {
     /// text is prose and ignored.
     pub fn parse(text: &str) -> Result<Deviations, Error> {
         let mut list: Vec<(usize, Deviation)> = Vec::new();
+        // Deviations (by position in `list`) with a `- cases:` line; `- cases: none` is a
+        // deviation no recorded case shows yet.
+        let mut with_cases: Vec<usize> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = raw.trim_end();
             if let Some(id) = line.strip_prefix("## ") {
@@ -37,11 +40,16 @@ impl Deviations {
                 list.push((i + 1, Deviation { id: id.to_string(), ..Deviation::default() }));
                 continue;
             }
+            let index = list.len().wrapping_sub(1);
             let Some((_, current)) = list.last_mut() else {
                 continue;
             };
             let field = |key: &str| line.strip_prefix("- ").and_then(|l| l.strip_prefix(key)).map(str::trim);
             if let Some(cases) = field("cases:") {
+                with_cases.push(index);
+                if cases == "none" {
+                    continue;
+                }
                 current.cases.extend(
                     cases.split(',').map(str::trim).filter(|c| !c.is_empty()).map(|c| c.trim_matches('`').to_string()),
                 );
@@ -51,8 +59,9 @@ impl Deviations {
                 current.test = test.trim_matches('`').to_string();
             }
         }
-        for (line, d) in &list {
-            let missing = [("cases", d.cases.is_empty()), ("reason", d.reason.is_empty()), ("test", d.test.is_empty())];
+        for (i, (line, d)) in list.iter().enumerate() {
+            let no_cases = d.cases.is_empty() && !with_cases.contains(&i);
+            let missing = [("cases", no_cases), ("reason", d.reason.is_empty()), ("test", d.test.is_empty())];
             if let Some((what, _)) = missing.iter().find(|(_, m)| *m) {
                 return Err(Error::Deviations {
                     line: *line,
@@ -89,6 +98,9 @@ mod tests {
     #[test]
     fn a_deviation_without_a_test_is_an_error() {
         let err = Deviations::parse("## x\n- cases: a\n- reason: r\n").expect_err("no test line");
+        let none = Deviations::parse("## x\n- cases: none\n- reason: r\n- test: t\n").expect("cases: none");
+        assert!(none.list[0].cases.is_empty());
+        Deviations::parse("## x\n- reason: r\n- test: t\n").expect_err("no cases line");
         assert!(err.to_string().contains("line 1"), "{err}");
     }
 

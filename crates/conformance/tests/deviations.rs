@@ -209,3 +209,51 @@ fn named_columns_in_simulated_rules() {
     // Nothing persists.
     assert!(e.rules("classification").expect("rules").iter().all(|r| !r.starts_with("active")));
 }
+
+#[test]
+fn execute_arity_checked() {
+    let mut e = Engine::with_default_policies();
+    insert_all(&mut e, "classification", &["bad(1)", "worse(1, 2)", "execute[nova:servers.pause(x)] :- bad(x)"]);
+    let err = e
+        .insert_rule("classification", "execute[nova:servers.pause(x, y)] :- worse(x, y)")
+        .expect_err("a second arity for one action table");
+    assert!(err.to_string().contains("servers.pause"), "{err}");
+    // The first rule still stands and dispatches.
+    let commit = e.insert_rule("classification", "bad(3)").expect("insert");
+    assert_eq!(fired(&commit.actions), vec![("nova".to_string(), "servers.pause".to_string(), vec![Value::Int(3)])]);
+}
+
+#[test]
+fn materialized_exact() {
+    let mut e = Engine::with_default_policies();
+    e.create_datasource("inv", schema(&[("vms", &["id", "state"]), ("all", &["id"])])).expect("datasource");
+    e.replace_table("inv", "vms", vec![row(&["v1", "running"]), row(&["v1", "paused"])]).expect("push");
+    e.replace_table("inv", "all", vec![row(&["v1"]), row(&["v2"])]).expect("push");
+    e.create_policy("mat", PolicyKind::Materialized).expect("mat");
+    insert_all(&mut e, "mat", &["p(x) :- inv:vms(x, s)", "q(x) :- inv:all(x), not p(x)"]);
+    assert_eq!(answers(&e, "mat", "q(x)"), str_rows(&[&["v2"]]));
+    // One of v1's two supports goes: p(v1) stays, so q(v1) must not appear.
+    e.update_table("inv", "vms", vec![], vec![row(&["v1", "paused"])]).expect("delta");
+    assert_eq!(answers(&e, "mat", "q(x)"), str_rows(&[&["v2"]]));
+    // The last one goes: now it does.
+    e.update_table("inv", "vms", vec![], vec![row(&["v1", "running"])]).expect("delta");
+    assert_eq!(answers(&e, "mat", "q(x)"), str_rows(&[&["v1"], &["v2"]]));
+    // execute[] rules are accepted in a materialized policy and fire.
+    e.insert_rule("mat", "execute[nova:servers.pause(x)] :- q(x)").expect("execute rule");
+    let commit = e.update_table("inv", "all", vec![row(&["v3"])], vec![]).expect("delta");
+    assert_eq!(fired(&commit.actions), vec![action("nova", "servers.pause", &["v3"])]);
+}
+
+#[test]
+fn deleted_policy_tables_error() {
+    let mut e = Engine::with_default_policies();
+    e.create_policy("gone", PolicyKind::Nonrecursive).expect("policy");
+    insert_all(&mut e, "gone", &["t(1)", "u(x) :- t(x)"]);
+    assert_eq!(answers(&e, "gone", "u(x)"), int_rows(&[&[1]]));
+    e.delete_policy("gone").expect("delete");
+    assert!(e.rows("gone", "u").is_err(), "rows of a deleted policy's table");
+    assert!(e.query_values("gone", "u(x)").is_err(), "a query on a deleted policy");
+    // A policy created again under the name starts with nothing of the old one.
+    e.create_policy("gone", PolicyKind::Nonrecursive).expect("again");
+    assert!(e.query_values("gone", "u(x)").is_ok_and(|r| r.is_empty()));
+}
