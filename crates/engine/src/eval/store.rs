@@ -14,14 +14,15 @@
 //! both the "old" view for later strata and the commit's report.
 
 use super::relation::{EXPLICIT, Relation};
-use super::strata::{Graph, INCREMENTAL_RULES, Strata};
+use super::strata::{Graph, INCREMENTAL_RULES, Members, Strata};
 use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
 use crate::analysis::TableKey;
 use crate::intern::{Interner, Sym};
 use crate::stratify;
 use hashbrown::{HashMap, HashSet, HashTable};
 use smallvec::SmallVec;
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::{Arc, OnceLock};
 
 /// Rule ids are global and never reused.
@@ -89,11 +90,12 @@ impl Readers {
     }
 
     /// `(rule, head)` pairs.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = (RuleId, TableId)> + '_> {
-        match self {
-            Readers::Few(v) => Box::new(v.iter().copied()),
-            Readers::Many(m) => Box::new(m.iter().map(|(r, h)| (*r, *h))),
-        }
+    pub fn iter(&self) -> impl Iterator<Item = (RuleId, TableId)> + '_ {
+        let (few, many) = match self {
+            Readers::Few(v) => (Some(v.iter().copied()), None),
+            Readers::Many(m) => (None, Some(m.iter().map(|(r, h)| (*r, *h)))),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
     }
 
     /// The heads of the reading rules (repeated when several rules share one).
@@ -149,7 +151,7 @@ impl RuleEntry {
 /// The tables of one stratum, evaluated together.
 #[derive(Clone, Debug)]
 struct Stratum {
-    tables: Arc<[TableId]>,
+    tables: Members,
     recursive: bool,
 }
 
@@ -164,6 +166,7 @@ pub struct Store {
     pub interner: Interner,
     pub failures: HashMap<RuleId, FailureLog>,
     strata: Strata,
+    queue: StrataQueue,
 }
 
 /// The running transaction's bookkeeping.
@@ -372,7 +375,7 @@ impl Store {
         for t in orphans {
             self.clear_derived(txn, t);
         }
-        let mut queue = StrataQueue::default();
+        let mut queue = std::mem::take(&mut self.queue);
         let seeds = txn.dirty.iter().chain(txn.new_rules.keys()).chain(txn.gone_rules.keys());
         for &t in seeds {
             if !self.info[t].rules.is_empty() {
@@ -387,9 +390,12 @@ impl Store {
             let (_, stratum) = self.stratum(leader);
             let new_rules = txn.new_rules.remove(&leader).unwrap_or_default();
             let gone_rules = txn.gone_rules.remove(&leader).unwrap_or_default();
-            let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
+            let inside: HashSet<TableId> =
+                if stratum.recursive { stratum.tables.iter().copied().collect() } else { HashSet::new() };
+            let is_inside = |t: &TableId| if stratum.recursive { inside.contains(t) } else { *t == leader };
             let dirty = stratum.tables.iter().any(|t| txn.dirty.contains(t));
-            let inputs: Vec<TableId> = queue.take_inputs(leader).into_iter().filter(|t| !inside.contains(t)).collect();
+            let mut inputs = queue.take_inputs(leader);
+            inputs.retain(|t| !is_inside(t));
             let bulk = inputs.iter().any(|t| txn.changed.get(t).is_some_and(|c| c.all_new));
             let all_rules = |s: &Self| -> Vec<RuleId> {
                 stratum.tables.iter().flat_map(|t| s.info[*t].rules.iter().copied()).collect()
@@ -408,7 +414,7 @@ impl Store {
                         let mut rules: Vec<RuleId> = inputs
                             .iter()
                             .flat_map(|t| self.info[*t].readers.iter())
-                            .filter(|(r, h)| inside.contains(h) && !new_rules.contains(r))
+                            .filter(|(r, h)| is_inside(h) && !new_rules.contains(r))
                             .map(|(r, _)| r)
                             .collect();
                         rules.sort_unstable();
@@ -424,6 +430,8 @@ impl Store {
                 }
             }
         }
+        queue.clear();
+        self.queue = queue;
     }
 
     /// Whether the transaction changed the rows of `t` (a table that was empty and
@@ -446,8 +454,14 @@ impl Store {
                 continue;
             }
             let out = self.run_entry(txn, rid, &entry, None, ViewMode::New, &none);
+            let head = entry.rule.head;
+            if self.tables[head].is_empty() && !txn.changed.contains_key(&head) {
+                // Everything is new: no per-row change records (as in a rebuild).
+                txn.changed.insert(head, Changed { all_new: true, ..Default::default() });
+            }
+            self.tables[head].reserve(out.len());
             for (row, w) in out.iter() {
-                self.add_derived(txn, entry.rule.head, row, w);
+                self.add_derived(txn, head, row, w);
             }
         }
         for (rid, entry) in gone {
@@ -873,20 +887,27 @@ impl Graph for StoreGraph<'_> {
 /// Strata waiting to be brought up to date, lowest level first; each is queued once
 /// per propagation (its inputs are final when its turn comes, since every reader of a
 /// stratum is at a higher level).
-#[derive(Default)]
+/// Kept in the store between propagations, cleared, so a small commit allocates nothing.
+#[derive(Clone, Debug, Default)]
 struct StrataQueue {
-    order: BTreeSet<(u32, TableId)>,
+    order: BinaryHeap<Reverse<(u32, TableId)>>,
     queued: HashSet<TableId>,
     /// Per queued stratum (by leader): the changed tables its rules read.
-    inputs: HashMap<TableId, Vec<TableId>>,
+    inputs: HashMap<TableId, SmallVec<[TableId; 2]>>,
 }
 
 impl StrataQueue {
     fn push(&mut self, strata: &Strata, t: TableId) {
         let leader = strata.leader(t);
         if self.queued.insert(leader) {
-            self.order.insert((strata.level(leader), leader));
+            self.order.push(Reverse((strata.level(leader), leader)));
         }
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+        self.queued.clear();
+        self.inputs.clear();
     }
 
     /// Queue the stratum of `head`, one of whose rules reads `input`, which changed.
@@ -900,11 +921,11 @@ impl StrataQueue {
     }
 
     fn pop(&mut self) -> Option<TableId> {
-        self.order.pop_first().map(|(_, t)| t)
+        self.order.pop().map(|Reverse((_, t))| t)
     }
 
     /// The changed inputs of a stratum, each once.
-    fn take_inputs(&mut self, leader: TableId) -> Vec<TableId> {
+    fn take_inputs(&mut self, leader: TableId) -> SmallVec<[TableId; 2]> {
         let mut v = self.inputs.remove(&leader).unwrap_or_default();
         v.sort_unstable();
         v.dedup();

@@ -36,6 +36,24 @@ pub(crate) trait Graph {
     fn table_count(&self) -> usize;
 }
 
+/// The tables of one stratum: one table, or a recursive component (shared, not copied).
+#[derive(Clone, Debug)]
+pub(crate) enum Members {
+    One(TableId),
+    Many(Arc<[TableId]>),
+}
+
+impl std::ops::Deref for Members {
+    type Target = [TableId];
+
+    fn deref(&self) -> &[TableId] {
+        match self {
+            Members::One(t) => std::slice::from_ref(t),
+            Members::Many(m) => m,
+        }
+    }
+}
+
 /// Levels and recursive components. See the module documentation.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Strata {
@@ -75,20 +93,26 @@ impl Strata {
 
     /// Whether `t` is in a recursive component.
     pub(crate) fn recursive(&self, t: TableId) -> bool {
-        self.leader.contains_key(&t)
+        !self.leader.is_empty() && self.leader.contains_key(&t)
     }
 
     /// The table that names the stratum of `t`: the smallest of its recursive component,
     /// or `t` itself.
     pub(crate) fn leader(&self, t: TableId) -> TableId {
+        if self.leader.is_empty() {
+            return t;
+        }
         self.leader.get(&t).copied().unwrap_or(t)
     }
 
     /// The stratum of `t` (a table with rules): its leader and tables.
-    pub(crate) fn stratum(&self, t: TableId) -> (TableId, Arc<[TableId]>, bool) {
+    pub(crate) fn stratum(&self, t: TableId) -> (TableId, Members, bool) {
+        if self.leader.is_empty() {
+            return (t, Members::One(t), false);
+        }
         match self.leader.get(&t) {
-            Some(&l) => (l, self.members[&l].clone(), true),
-            None => (t, Arc::from([t]), false),
+            Some(&l) => (l, Members::Many(self.members[&l].clone()), true),
+            None => (t, Members::One(t), false),
         }
     }
 
