@@ -394,7 +394,11 @@ impl Store {
                 if stratum.recursive { stratum.tables.iter().copied().collect() } else { HashSet::new() };
             let is_inside = |t: &TableId| if stratum.recursive { inside.contains(t) } else { *t == leader };
             let dirty = stratum.tables.iter().any(|t| txn.dirty.contains(t));
-            let mut inputs = queue.take_inputs(leader);
+            let mut inputs = if !stratum.recursive && self.info[leader].rules.len() <= FEW_RULES {
+                self.scan_inputs(txn, leader)
+            } else {
+                queue.take_inputs(leader)
+            };
             inputs.retain(|t| !is_inside(t));
             let bulk = inputs.iter().any(|t| txn.changed.get(t).is_some_and(|c| c.all_new));
             let all_rules = |s: &Self| -> Vec<RuleId> {
@@ -475,8 +479,28 @@ impl Store {
     /// Queue the strata of the rules reading `t`, which changed.
     fn push_readers(&self, queue: &mut StrataQueue, t: TableId) {
         for h in self.info[t].readers.heads() {
-            queue.push_input(&self.strata, h, t);
+            // A stratum of a few rules finds its changed inputs itself when its turn
+            // comes (cheaper than recording them); a large one gets them recorded, so
+            // that one changed input of a 100,000-rule head costs one rule, not all.
+            if self.info[h].rules.len() <= FEW_RULES && !self.strata.recursive(h) {
+                queue.push(&self.strata, h);
+            } else {
+                queue.push_input(&self.strata, h, t);
+            }
         }
+    }
+
+    /// The changed inputs of a stratum of a few rules, each once.
+    fn scan_inputs(&self, txn: &TxnState, head: TableId) -> SmallVec<[TableId; 2]> {
+        let mut inputs = SmallVec::new();
+        for r in &self.info[head].rules {
+            for t in self.rules[r].rule.body.iter().filter_map(LLit::table) {
+                if t != head && !inputs.contains(&t) && self.changed(txn, t) {
+                    inputs.push(t);
+                }
+            }
+        }
+        inputs
     }
 
     fn exec<'a>(&'a mut self, changed: &'a HashMap<TableId, Changed>, failures: &'a mut FailureLog) -> Exec<'a> {
@@ -887,6 +911,10 @@ impl Graph for StoreGraph<'_> {
 /// Strata waiting to be brought up to date, lowest level first; each is queued once
 /// per propagation (its inputs are final when its turn comes, since every reader of a
 /// stratum is at a higher level).
+/// A non-recursive stratum with at most this many rules scans its rules for changed
+/// inputs instead of having them recorded.
+const FEW_RULES: usize = 8;
+
 /// Kept in the store between propagations, cleared, so a small commit allocates nothing.
 #[derive(Clone, Debug, Default)]
 struct StrataQueue {
