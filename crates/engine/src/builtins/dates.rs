@@ -255,9 +255,7 @@ pub(super) fn datetime_equal(x: &Value, y: &Value) -> Result<bool, String> {
 mod tests {
     use super::*;
 
-    fn s(x: &str) -> Value {
-        Value::str(x)
-    }
+    use crate::builtins::test_values::s;
 
     fn today() -> String {
         Local::now().date_naive().format("%Y-%m-%d").to_string()

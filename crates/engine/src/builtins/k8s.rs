@@ -368,11 +368,7 @@ pub(super) fn check_json_path(arg: usize, v: &Value) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn s(x: &str) -> Value {
-        Value::str(x)
-    }
-    const I: fn(i64) -> Value = Value::Int;
-    const F: fn(f64) -> Value = Value::Float;
+    use crate::builtins::test_values::{F, I, s};
 
     #[test]
     fn quantities() {

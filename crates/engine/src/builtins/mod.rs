@@ -235,16 +235,24 @@ pub fn all() -> &'static [Builtin] {
     &BUILTINS
 }
 
+/// Value constructors the builtins' tests share.
+#[cfg(test)]
+pub(crate) mod test_values {
+    use crate::value::Value;
+
+    pub fn s(x: &str) -> Value {
+        Value::str(x)
+    }
+    pub const I: fn(i64) -> Value = Value::Int;
+    pub const F: fn(f64) -> Value = Value::Float;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn s(x: &str) -> Value {
-        Value::str(x)
-    }
-    const I: fn(i64) -> Value = Value::Int;
-    const F: fn(f64) -> Value = Value::Float;
+    use crate::builtins::test_values::{F, I, s};
 
     /// Calls builtin `name` with `inputs` and room for `outputs` outputs.
     fn call(name: &str, inputs: &[Value], outputs: usize) -> Result<Option<Vec<Value>>, BuiltinError> {

@@ -172,9 +172,7 @@ pub(super) fn network_in_network(x: &Value, y: &Value) -> Result<bool, String> {
 mod tests {
     use super::*;
 
-    fn s(x: &str) -> Value {
-        Value::str(x)
-    }
+    use crate::builtins::test_values::s;
 
     #[test]
     fn addresses_parse_strictly() {

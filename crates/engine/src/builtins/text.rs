@@ -216,9 +216,7 @@ fn wildcard(s: &[char], p: &[char]) -> bool {
 mod tests {
     use super::*;
 
-    fn s(x: &str) -> Value {
-        Value::str(x)
-    }
+    use crate::builtins::test_values::s;
     const I: fn(i64) -> Value = Value::Int;
 
     #[test]

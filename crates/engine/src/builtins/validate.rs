@@ -241,11 +241,7 @@ fn translate(pattern: &str) -> String {
 mod tests {
     use super::*;
 
-    fn s(x: &str) -> Value {
-        Value::str(x)
-    }
-    const I: fn(i64) -> Value = Value::Int;
-    const F: fn(f64) -> Value = Value::Float;
+    use crate::builtins::test_values::{F, I, s};
 
     fn int3(min: Value, max: Value, value: Value) -> Result<Value, String> {
         validate_int(&[min, max, value])
