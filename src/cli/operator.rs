@@ -25,7 +25,7 @@ pub struct OperatorArgs {
     /// Elect one acting replica through a Lease (the others keep a warm engine).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_election: bool,
-    /// Namespace of the Lease.
+    /// The operator's namespace: of the Lease, and of credentials Secrets named without one.
     #[arg(long, env = "POD_NAMESPACE", default_value = "congress-system")]
     pub lease_namespace: String,
     /// Name of the Lease.
@@ -62,7 +62,7 @@ pub fn run(args: OperatorArgs) -> ExitCode {
         name: args.lease_name.clone(),
         identity: args.identity.clone().unwrap_or_else(default_identity),
     });
-    let config = OperatorConfig { http_addr: args.http_addr, lease };
+    let config = OperatorConfig { http_addr: args.http_addr, lease, namespace: args.lease_namespace.clone() };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {

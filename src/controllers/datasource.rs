@@ -2,28 +2,35 @@
 //! driver (every replica, so a standby's engine is warm); the leader writes its status
 //! (tables with columns and row counts, last sync, last error, conditions).
 //!
-//! A spec change restarts the driver on fresh, empty tables (the driver's first listing
-//! fills them again in one transaction). Drivers other than `kubernetes` are not built into
-//! the operator yet: their tables are created from `spec.tables`, so policies over them load,
-//! and the status says the driver is unsupported.
+//! Drivers: `kubernetes` (watched), `http` and the OpenStack drivers shipped as `http`
+//! configurations (`nova`, `neutronv2`, `glancev2`, `cinder`, `keystonev3`: polled, with
+//! credentials from `spec.credentialsSecretRef`). A spec change, or a change of the Secret,
+//! restarts the driver on fresh, empty tables (the driver's first listing fills them again in
+//! one transaction). Setting the annotation `congress.dev/refresh` to a new value polls at
+//! once. Other drivers get their tables from `spec.tables`, so policies over them load, and
+//! the status says the driver is unsupported.
 
 use super::engine::ChangeError;
 use super::{Context, condition, engine_name, lock};
-use congress_drivers::kubernetes;
-use congress_drivers::{DriverStatus, Sink};
+use congress_drivers::credentials::Credentials;
+use congress_drivers::http::HttpDriver;
+use congress_drivers::{DriverStatus, Sink, kubernetes, poll};
 use congress_engine::{EngineError, PolicyKind};
 use congress_model::resources::{API_VERSION, Datasource, DatasourceStatus, TableStatus};
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// The finalizer that removes a datasource's tables.
 pub const FINALIZER: &str = "congress.dev/datasource";
+/// Setting this annotation to a new value asks a polled driver to poll now.
+pub const REFRESH_ANNOTATION: &str = "congress.dev/refresh";
 
 /// Why a Datasource reconcile failed (it is retried with backoff). A driver that cannot run
 /// is not an error of the reconcile: it is reported in the status.
@@ -51,12 +58,16 @@ pub struct DriverHandle {
     pub status: watch::Receiver<DriverStatus>,
     /// Why the driver cannot run (a bad mapping, an unknown driver).
     pub failure: Option<(&'static str, String)>,
-    task: Option<JoinHandle<()>>,
+    /// Wakes a polled driver for an on-demand poll.
+    refresh: Option<Arc<Notify>>,
+    /// The value of the refresh annotation last acted on.
+    refresh_seen: Option<String>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Drop for DriverHandle {
     fn drop(&mut self) {
-        if let Some(t) = self.task.take() {
+        for t in self.tasks.drain(..) {
             t.abort();
         }
     }
@@ -90,10 +101,22 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
     if ctx.is_leader() {
         super::set_finalizer(ctx, ds, FINALIZER, true).await.map_err(Error::Finalizer)?;
     }
-    let spec = serde_json::to_string(&ds.spec).unwrap_or_default();
+    let credentials = read_credentials(ctx, ds).await;
+    let version = credentials.as_ref().map_or_else(|e| format!("error: {}", e.1), |(_, v)| v.clone());
+    let spec = format!("{}\n{version}", serde_json::to_string(&ds.spec).unwrap_or_default());
     let running = lock(&ctx.drivers).get(&name).is_some_and(|h| h.spec == spec);
     if !running {
-        start(ctx, &name, &engine, ds, spec).await;
+        start(ctx, &name, &engine, ds, spec, credentials.map(|(c, _)| c)).await;
+    }
+    let wanted = ds.annotations().get(REFRESH_ANNOTATION).cloned();
+    if let Some(h) = lock(&ctx.drivers).get_mut(&name)
+        && h.refresh_seen != wanted
+    {
+        if let Some(refresh) = &h.refresh {
+            tracing::info!(datasource = %name, "refresh requested");
+            refresh.notify_one();
+        }
+        h.refresh_seen = wanted;
     }
     let (status, failure) = {
         let drivers = lock(&ctx.drivers);
@@ -120,10 +143,50 @@ async fn stop(ctx: &Context, name: &str) {
     }
 }
 
-async fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, spec: String) {
+/// The driver's credentials and the Secret's resourceVersion (a new version restarts the
+/// driver); none without `credentialsSecretRef`. The error carries a reason and a message
+/// that names the Secret, never its content.
+async fn read_credentials(ctx: &Context, ds: &Datasource) -> Result<(Credentials, String), (&'static str, String)> {
+    let Some(r) = &ds.spec.credentials_secret_ref else {
+        return Ok((Credentials::default(), String::new()));
+    };
+    let namespace = r.namespace.clone().unwrap_or_else(|| ctx.namespace.clone());
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = match api.get_opt(&r.name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(("SecretNotFound", format!("Secret {namespace}/{} not found", r.name))),
+        Err(e) => return Err(("SecretUnreadable", format!("Secret {namespace}/{}: {}", r.name, kube_reason(&e)))),
+    };
+    let version = secret.resource_version().unwrap_or_default();
+    let data = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .chain(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+    Credentials::from_bytes(data).map(|c| (c, version)).map_err(|e| ("InvalidSecret", e.to_string()))
+}
+
+/// A kube error's reason without the request (which names nothing secret, but is noisy).
+fn kube_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.reason, s.code),
+        other => other.to_string(),
+    }
+}
+
+async fn start(
+    ctx: &Arc<Context>,
+    name: &str,
+    engine: &str,
+    ds: &Datasource,
+    spec: String,
+    credentials: Result<Credentials, (&'static str, String)>,
+) {
     lock(&ctx.drivers).remove(name);
     let (tx, rx) = watch::channel(DriverStatus::default());
-    let mut handle = DriverHandle { spec, status: rx, failure: None, task: None };
+    let mut handle = DriverHandle { spec, status: rx, failure: None, refresh: None, refresh_seen: None, tasks: vec![] };
+    handle.refresh_seen = ds.annotations().get(REFRESH_ANNOTATION).cloned();
     let schema = ds.spec.schema();
     let table = engine.to_string();
     // A datasource restarts on fresh, empty tables; a policy of that name is never replaced.
@@ -146,14 +209,40 @@ async fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, sp
                 None => handle.failure = Some(("InvalidSpec", "driver `kubernetes` needs `spec.kubernetes`".into())),
                 Some(source) => match kubernetes::translators(&source) {
                     Err(e) => handle.failure = Some(("InvalidMapping", e.to_string())),
-                    Ok(_) => {
-                        handle.task = Some(tokio::spawn(run_kubernetes(ctx.clone(), name.to_string(), source, tx)))
+                    Ok(_) => handle.tasks.push(tokio::spawn(run_kubernetes(ctx.clone(), name.to_string(), source, tx))),
+                },
+            },
+            other => match (ds.spec.http_source(), credentials) {
+                (Err(e), _) => handle.failure = Some(("InvalidSpec", e.to_string())),
+                (Ok(None), _) => {
+                    handle.failure =
+                        Some(("UnsupportedDriver", format!("driver `{other}` is not built into the operator")))
+                }
+                (Ok(Some(_)), _) if !ds.spec.conflicting_tables().is_empty() => {
+                    let tables = ds.spec.conflicting_tables().join(", ");
+                    handle.failure = Some(("InvalidSpec", format!("`spec.tables` does not fit the driver: {tables}")));
+                }
+                (Ok(Some(_)), Err(failure)) => handle.failure = Some(failure),
+                (Ok(Some(source)), Ok(credentials)) => match HttpDriver::new(&source, &ds.spec.config, &credentials) {
+                    Err(e) => handle.failure = Some(("InvalidSpec", e.to_string())),
+                    Ok(driver) => {
+                        let refresh = Arc::new(Notify::new());
+                        handle.refresh = Some(refresh.clone());
+                        let sink: Arc<dyn Sink> = ctx.engine.clone();
+                        let schedule = poll::Schedule::from_seconds(ds.spec.poll_interval_seconds);
+                        handle.tasks.push(tokio::spawn(poll::run(
+                            Arc::new(driver),
+                            engine.to_string(),
+                            sink,
+                            schedule,
+                            refresh,
+                            tx,
+                        )));
+                        let object = kube::runtime::reflector::ObjectRef::from_obj(ds);
+                        handle.tasks.push(tokio::spawn(report_polls(ctx.clone(), object, handle.status.clone())));
                     }
                 },
             },
-            other => {
-                handle.failure = Some(("UnsupportedDriver", format!("driver `{other}` is not built into the operator")))
-            }
         },
     }
     if let Some((reason, message)) = &handle.failure {
@@ -162,6 +251,37 @@ async fn start(ctx: &Arc<Context>, name: &str, engine: &str, ds: &Datasource, sp
         tracing::info!(datasource = %name, driver = %ds.spec.driver, "driver started");
     }
     lock(&ctx.drivers).insert(name.to_string(), handle);
+}
+
+/// Export a polled driver's status as metrics, and reconcile the Datasource when what its
+/// status shows changes (a poll failed or recovered, row counts moved).
+async fn report_polls(
+    ctx: Arc<Context>,
+    object: kube::runtime::reflector::ObjectRef<Datasource>,
+    mut updates: watch::Receiver<DriverStatus>,
+) {
+    let name = object.name.clone();
+    let label = super::metrics::DatasourceLabel { datasource: name.clone() };
+    let mut last = DriverStatus::default();
+    while updates.changed().await.is_ok() {
+        let s = updates.borrow_and_update().clone();
+        if s.polls > last.polls {
+            ctx.metrics.poll_seconds.get_or_create(&label).observe(s.last_poll_seconds);
+            ctx.metrics.poll_rows_changed.get_or_create(&label).inc_by(s.rows_changed);
+            ctx.metrics.sync_lag_seconds.get_or_create(&label).set(s.lag_seconds);
+        }
+        if s.errors > last.errors {
+            let reason = s.failure_reason.clone().unwrap_or_default();
+            let failures = super::metrics::DatasourceReasonLabel { datasource: name.clone(), reason };
+            ctx.metrics.poll_failures.get_or_create(&failures).inc_by(s.errors - last.errors);
+            ctx.metrics.sync_errors.get_or_create(&label).inc_by(s.errors - last.errors);
+        }
+        let shown = |d: &DriverStatus| (d.synced, d.failure_reason.clone(), d.last_error.clone(), d.rows.clone());
+        if shown(&s) != shown(&last) {
+            ctx.trigger_datasource(object.clone());
+        }
+        last = s;
+    }
 }
 
 /// Run the kubernetes driver, restarting it when it stops with an error.
@@ -217,6 +337,14 @@ async fn write_status(
     let generation = ds.meta().generation;
     let ready = match (failure, driver.synced) {
         (Some((reason, message)), _) => condition(&old, "Ready", "False", reason, message, generation),
+        (None, _) if driver.failure_reason.is_some() => {
+            let reason = driver.failure_reason.as_deref().unwrap_or("PollFailed");
+            let message = format!(
+                "{}; the tables keep their last good rows",
+                driver.last_error.as_deref().unwrap_or("the last poll failed")
+            );
+            condition(&old, "Ready", "False", reason, &message, generation)
+        }
         (None, true) => condition(&old, "Ready", "True", "Synced", "the tables hold what the driver sees", generation),
         (None, false) => {
             condition(&old, "Ready", "False", "Syncing", "waiting for the first complete listing", generation)
@@ -234,6 +362,9 @@ async fn write_status(
         last_sync_time: driver.last_sync.clone().or(old.last_sync_time.clone()),
         last_error: driver.last_error.clone().or_else(|| failure.map(|f| f.1.clone())),
         observed_generation: generation,
+        failures: (driver.errors > 0 || driver.polls > 0).then_some(driver.errors),
+        consecutive_failures: (driver.errors > 0 || driver.polls > 0).then_some(driver.consecutive_errors),
+        last_poll_seconds: (driver.polls > 0).then(|| format!("{:.3}", driver.last_poll_seconds)),
     };
     if status != old {
         let api: Api<Datasource> = Api::all(ctx.client.clone());

@@ -293,6 +293,16 @@ impl Sink for EngineHandle {
         }
         .boxed()
     }
+
+    fn tables_read(&self, datasource: &str, tables: Vec<String>) -> BoxFuture<'_, Vec<String>> {
+        let datasource = datasource.to_string();
+        async move {
+            let all = tables.clone();
+            // An engine that cannot answer: fetch everything (a poll too many, not a table missed).
+            self.run(move |e| tables.into_iter().filter(|t| e.is_read(&datasource, t)).collect()).await.unwrap_or(all)
+        }
+        .boxed()
+    }
 }
 
 #[cfg(test)]

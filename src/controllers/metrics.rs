@@ -37,6 +37,16 @@ pub struct DatasourceLabel {
     pub datasource: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DatasourceReasonLabel {
+    pub datasource: String,
+    pub reason: String,
+}
+
+fn poll_latency() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 4.0, 10))
+}
+
 fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 4.0, 10))
 }
@@ -56,6 +66,12 @@ pub struct Metrics {
     pub sync_errors: Family<DatasourceLabel, Counter>,
     /// Seconds the last batch of each datasource took from its first event to its commit.
     pub sync_lag_seconds: Family<DatasourceLabel, Gauge<f64, AtomicU64>>,
+    /// Time of each good poll of a polled datasource (fetch, translate, diff, commit).
+    pub poll_seconds: Family<DatasourceLabel, Histogram, fn() -> Histogram>,
+    /// Rows added plus removed by polls.
+    pub poll_rows_changed: Family<DatasourceLabel, Counter>,
+    /// Failed polls per datasource and cause.
+    pub poll_failures: Family<DatasourceReasonLabel, Counter>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
     ready: AtomicBool,
@@ -90,9 +106,26 @@ impl Metrics {
             "Seconds the last batch took from its first event to its commit",
             sync_lag_seconds.clone(),
         );
+        let poll_seconds = Family::<DatasourceLabel, Histogram, fn() -> Histogram>::new_with_constructor(poll_latency);
+        registry.register(
+            "datasource_poll_seconds",
+            "Time of each good poll: fetch, translate, diff, commit",
+            poll_seconds.clone(),
+        );
+        let poll_rows_changed = Family::<DatasourceLabel, Counter>::default();
+        registry.register(
+            "datasource_poll_rows_changed",
+            "Rows added plus removed by polls",
+            poll_rows_changed.clone(),
+        );
+        let poll_failures = Family::<DatasourceReasonLabel, Counter>::default();
+        registry.register("datasource_poll_failures", "Failed polls per datasource and cause", poll_failures.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
         Metrics {
+            poll_seconds,
+            poll_rows_changed,
+            poll_failures,
             registry,
             violations,
             evaluation_seconds,
@@ -150,7 +183,16 @@ mod tests {
         m.sync_errors.get_or_create(&DatasourceLabel { datasource: "kube".into() }).inc();
         m.reconcile_seconds.get_or_create(&KindLabel { kind: "Policy".into() }).observe(0.01);
         m.reconcile_errors.get_or_create(&ErrorLabel { kind: "Policy".into(), reason: "WriteStatus".into() }).inc();
+        m.poll_seconds.get_or_create(&DatasourceLabel { datasource: "nova".into() }).observe(0.2);
+        m.poll_failures
+            .get_or_create(&DatasourceReasonLabel { datasource: "nova".into(), reason: "Timeout".into() })
+            .inc();
         let text = m.encode();
+        assert!(text.contains("congress_datasource_poll_seconds_count{datasource=\"nova\"} 1"), "{text}");
+        assert!(
+            text.contains("congress_datasource_poll_failures_total{datasource=\"nova\",reason=\"Timeout\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("congress_policy_violations{policy=\"registry\"} 3"), "{text}");
         assert!(text.contains("congress_datasource_sync_errors_total{datasource=\"kube\"} 1"), "{text}");
         assert!(text.contains("congress_reconcile_duration_seconds_count{kind=\"Policy\"} 1"), "{text}");

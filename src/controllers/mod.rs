@@ -42,6 +42,8 @@ pub struct OperatorConfig {
     pub http_addr: SocketAddr,
     /// None: no election, this replica always leads.
     pub lease: Option<leader::LeaseConfig>,
+    /// The operator's namespace: where a `credentialsSecretRef` without one is looked up.
+    pub namespace: String,
 }
 
 /// What reconcilers and drivers share.
@@ -59,6 +61,10 @@ pub struct Context {
     /// Reports and events, which the operator can live without.
     pub outputs: outputs::Outputs,
     backoff: Backoff,
+    /// The operator's namespace.
+    pub namespace: String,
+    /// Asks for a Datasource reconcile (a driver's status changed).
+    ds_trigger: mpsc::UnboundedSender<ObjectRef<Datasource>>,
 }
 
 impl Context {
@@ -73,6 +79,11 @@ impl Context {
 
     fn forget_policy(&self, policy: &str) {
         lock(&self.policies).remove(policy);
+    }
+
+    /// Reconcile `ds` soon (its driver's status changed).
+    pub fn trigger_datasource(&self, ds: ObjectRef<Datasource>) {
+        let _ = self.ds_trigger.send(ds);
     }
 
     /// Names of the policies this replica has state for.
@@ -271,6 +282,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (leader_tx, leader_rx) = watch::channel(config.lease.is_none());
     let identity = config.lease.as_ref().map_or_else(|| "congress-operator".to_string(), |l| l.identity.clone());
+    let (ds_trigger_tx, ds_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Datasource>>();
     let ctx = Arc::new(Context {
         client: client.clone(),
         engine,
@@ -283,6 +295,8 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
         datasource_store: OnceLock::new(),
         outputs: outputs::Outputs::default(),
         backoff: Backoff::default(),
+        namespace: config.namespace.clone(),
+        ds_trigger: ds_trigger_tx.clone(),
     });
 
     // HTTP endpoints.
@@ -310,7 +324,6 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     // Datasources.
     let ds_controller = Controller::new(Api::<Datasource>::all(client.clone()), watcher::Config::default());
     let _ = ctx.datasource_store.set(ds_controller.store());
-    let (ds_trigger_tx, ds_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Datasource>>();
 
     // Policies: reconciled on change, when their violations change, when a LibraryPolicy
     // they name changes, and all at once on becoming leader.

@@ -254,7 +254,11 @@ mod tests {
             kind: "Pod".into(),
             table: TableMapping {
                 table: "pods".into(),
-                columns: vec![ColumnMapping { name: "name".into(), path: "metadata.name".into() }],
+                columns: vec![ColumnMapping {
+                    name: "name".into(),
+                    path: "metadata.name".into(),
+                    ..Default::default()
+                }],
                 children: vec![],
             },
             ..Default::default()

@@ -7,7 +7,11 @@
 //! This is the library of the root package (`congress_drivers`): the controllers depend on
 //! it, never the other way round, and the compiler keeps it so.
 
+pub mod credentials;
+pub mod http;
+pub mod keystone;
 pub mod kubernetes;
+pub mod poll;
 pub mod rowset;
 pub mod translate;
 
@@ -40,6 +44,13 @@ pub enum SinkError {
 pub trait Sink: Send + Sync + 'static {
     /// Apply `changes` to the tables of datasource `datasource` (its engine name).
     fn apply(&self, datasource: &str, changes: Vec<TableChange>) -> BoxFuture<'_, Result<(), SinkError>>;
+
+    /// Which of `tables` (of datasource `datasource`) a loaded rule reads: polled drivers
+    /// fetch only those (Congress's lazy tables). By default, all of them.
+    fn tables_read(&self, datasource: &str, tables: Vec<String>) -> BoxFuture<'_, Vec<String>> {
+        let _ = datasource;
+        Box::pin(async move { tables })
+    }
 }
 
 /// What a driver last reported about itself.
@@ -57,4 +68,14 @@ pub struct DriverStatus {
     pub errors: u64,
     /// Seconds the last batch took from its first event to its commit.
     pub lag_seconds: f64,
+    /// Why the last poll failed (a CamelCase cause; cleared by the next good poll).
+    pub failure_reason: Option<String>,
+    /// Failures in a row.
+    pub consecutive_errors: u64,
+    /// Good polls since the driver started.
+    pub polls: u64,
+    /// Seconds the last good poll took (fetch, translate, diff, commit).
+    pub last_poll_seconds: f64,
+    /// Rows added plus removed by the last good poll.
+    pub rows_changed: u64,
 }

@@ -1,10 +1,14 @@
-//! Object-to-rows translation: one JSON object (a Kubernetes object, or any nested document)
-//! becomes one row of its table plus rows of child tables for the lists nested in it, each
-//! child row carrying columns of its parent (Congress's parent-key translator, generalised:
-//! `$parent.COLUMN` may name any column of the parent row).
+//! Object-to-rows translation, one language for Kubernetes objects and HTTP answers: one
+//! JSON object becomes one row of its table plus rows of child tables for what is nested in
+//! it (lists, maps, single objects), each child row able to carry columns of its parent
+//! (Congress's parent-key translator, generalised: `$parent.COLUMN` may name any column of
+//! the parent row). Congress's other translators map onto it: `HDICT` is a table, `LIST` a
+//! child over a list with `$value`, `VDICT` a child over `map.*` with `$key` and `$value`,
+//! `id-col` a column with `generatedId`, `VALUE` conversions a column `type`.
 
 use congress_engine::Value;
 use congress_model::resources::{ColumnMapping, TableMapping};
+use md5::{Digest, Md5};
 use std::collections::{BTreeMap, HashSet};
 
 /// Why a table mapping cannot be used.
@@ -25,6 +29,8 @@ pub enum MappingError {
 enum Step {
     Field(String),
     Index(usize),
+    /// Every item of a list, or every value of a map (child paths only).
+    Each,
 }
 
 /// Where a column's value comes from.
@@ -35,37 +41,71 @@ enum Source {
     Parent(usize),
     /// The item's position in its list.
     Index,
+    /// The item itself.
+    Item,
+    /// The map key the N-th `*` step of the child path went through.
+    Key(usize),
+}
+
+/// How a value is converted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Conversion {
+    /// As Congress's `value_to_congress`.
+    Congress,
+    String,
+    Integer,
+    Float,
+    Boolean,
+    /// A digest of the value's canonical JSON (Congress's generated `id-col`).
+    GeneratedId,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Column {
+    source: Source,
+    conversion: Conversion,
+    default: Value,
 }
 
 /// A validated [`TableMapping`], ready to translate objects.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Translator {
     table: String,
-    columns: Vec<Source>,
+    /// Position of this table among the tables of its root translator (pre-order).
+    slot: usize,
+    columns: Vec<Column>,
     children: Vec<(Vec<Step>, Translator)>,
 }
 
 /// Rows per table produced from one object (a table may get several rows).
 pub type TableRows = BTreeMap<String, Vec<Vec<Value>>>;
 
+/// Where a child item was found: its position and the map keys of the `*` steps on the way.
+struct Place<'a> {
+    index: usize,
+    keys: &'a [Value],
+    item: &'a serde_json::Value,
+}
+
 impl Translator {
     /// Validate `mapping` (unique tables and columns, well-formed paths, `$parent` only in
     /// child tables and naming a parent column).
     pub fn new(mapping: &TableMapping) -> Result<Translator, MappingError> {
         let mut tables = HashSet::new();
-        Translator::build(mapping, None, &mut tables)
+        Translator::build(mapping, None, 0, &mut tables)
     }
 
     /// Validate several top-level mappings that share one datasource (table names unique
     /// across all of them).
     pub fn many<'a>(mappings: impl IntoIterator<Item = &'a TableMapping>) -> Result<Vec<Translator>, MappingError> {
         let mut tables = HashSet::new();
-        mappings.into_iter().map(|m| Translator::build(m, None, &mut tables)).collect()
+        mappings.into_iter().map(|m| Translator::build(m, None, 0, &mut tables)).collect()
     }
 
     fn build(
         mapping: &TableMapping,
-        parent: Option<&TableMapping>,
+        parent: Option<(&TableMapping, usize)>,
+        slot: usize,
         tables: &mut HashSet<String>,
     ) -> Result<Translator, MappingError> {
         if !tables.insert(mapping.table.clone()) {
@@ -77,18 +117,23 @@ impl Translator {
             if !seen.insert(c.name.as_str()) {
                 return Err(MappingError::DuplicateColumn { table: mapping.table.clone(), column: c.name.clone() });
             }
-            columns.push(column_source(&mapping.table, c, parent)?);
+            columns.push(column(&mapping.table, c, parent)?);
         }
         let mut children = Vec::with_capacity(mapping.children.len());
+        let mut next = slot + 1;
         for child in &mapping.children {
-            let path = parse_path(&child.path).map_err(|message| MappingError::BadChildPath {
+            let bad = |message: String| MappingError::BadChildPath {
                 table: child.table.table.clone(),
                 path: child.path.clone(),
                 message,
-            })?;
-            children.push((path, Translator::build(&child.table, Some(mapping), tables)?));
+            };
+            let path = parse_path(&child.path, true).map_err(bad)?;
+            let wildcards = path.iter().filter(|s| **s == Step::Each).count();
+            let t = Translator::build(&child.table, Some((mapping, wildcards)), next, tables)?;
+            next += t.table_count();
+            children.push((path, t));
         }
-        Ok(Translator { table: mapping.table.clone(), columns, children })
+        Ok(Translator { table: mapping.table.clone(), slot, columns, children })
     }
 
     /// The table this translator fills (children have their own).
@@ -96,7 +141,8 @@ impl Translator {
         &self.table
     }
 
-    /// Every table name, this one first, then children depth first.
+    /// Every table name, this one first, then children depth first (the order of the slots
+    /// [`Translator::translate_with`] reports).
     pub fn tables(&self) -> Vec<String> {
         let mut out = vec![self.table.clone()];
         for (_, child) in &self.children {
@@ -105,31 +151,153 @@ impl Translator {
         out
     }
 
+    fn table_count(&self) -> usize {
+        1 + self.children.iter().map(|(_, c)| c.table_count()).sum::<usize>()
+    }
+
     /// The rows `object` contributes, per table.
     pub fn translate(&self, object: &serde_json::Value) -> TableRows {
+        let names = self.tables();
         let mut out = TableRows::new();
-        self.translate_into(object, &[], 0, &mut out);
+        self.translate_with(object, &mut |slot, row| out.entry(names[slot].clone()).or_default().push(row));
         out
     }
 
-    fn translate_into(&self, object: &serde_json::Value, parent: &[Value], index: usize, out: &mut TableRows) {
-        let row: Vec<Value> = self
-            .columns
-            .iter()
-            .map(|source| match source {
-                Source::Path(steps) => lookup(object, steps).map_or_else(none, Value::from_json_congress),
-                Source::Parent(i) => parent.get(*i).cloned().unwrap_or_else(none),
-                Source::Index => Value::Int(index as i64),
-            })
-            .collect();
+    /// Hand each row `object` contributes to `emit`, with its table's slot (its position in
+    /// [`Translator::tables`]): no table names are copied, for drivers translating many
+    /// objects.
+    pub fn translate_with(&self, object: &serde_json::Value, emit: &mut impl FnMut(usize, Vec<Value>)) {
+        self.translate_into(&Place { index: 0, keys: &[], item: object }, &[], emit);
+    }
+
+    fn translate_into(&self, place: &Place<'_>, parent: &[Value], emit: &mut impl FnMut(usize, Vec<Value>)) {
+        let row: Vec<Value> = self.columns.iter().map(|c| c.value(place, parent)).collect();
         for (path, child) in &self.children {
-            if let Some(serde_json::Value::Array(items)) = lookup(object, path) {
-                for (i, item) in items.iter().enumerate() {
-                    child.translate_into(item, &row, i, out);
+            let mut keys = Vec::new();
+            each_item(place.item, path, &mut keys, &mut |index, keys, item| {
+                child.translate_into(&Place { index, keys, item }, &row, emit);
+            });
+        }
+        emit(self.slot, row);
+    }
+}
+
+impl Column {
+    fn value(&self, place: &Place<'_>, parent: &[Value]) -> Value {
+        let json = match &self.source {
+            Source::Path(steps) => lookup(place.item, steps),
+            Source::Item => Some(place.item),
+            Source::Parent(i) => return parent.get(*i).cloned().unwrap_or_else(|| self.default.clone()),
+            Source::Index => return Value::Int(place.index as i64),
+            Source::Key(n) => return place.keys.get(*n).cloned().unwrap_or_else(|| self.default.clone()),
+        };
+        match json {
+            None | Some(serde_json::Value::Null) => self.default.clone(),
+            Some(v) => convert(v, self.conversion).unwrap_or_else(|| self.default.clone()),
+        }
+    }
+}
+
+fn convert(v: &serde_json::Value, conversion: Conversion) -> Option<Value> {
+    use serde_json::Value as J;
+    Some(match conversion {
+        Conversion::Congress => Value::from_json_congress(v),
+        Conversion::String => match v {
+            J::String(s) => Value::str(s),
+            J::Bool(b) => Value::str(if *b { "True" } else { "False" }),
+            other => Value::str(other.to_string()),
+        },
+        Conversion::Integer => match v {
+            J::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => {
+                    let f = n.as_f64()?;
+                    (f.fract() == 0.0 && f.abs() < 9.0e15).then_some(Value::Int(f as i64))?
+                }
+            },
+            J::String(s) => Value::Int(s.trim().parse().ok()?),
+            J::Bool(b) => Value::Int(i64::from(*b)),
+            _ => return None,
+        },
+        Conversion::Float => match v {
+            J::Number(n) => Value::Float(n.as_f64()?),
+            J::String(s) => Value::Float(s.trim().parse().ok()?),
+            _ => return None,
+        },
+        Conversion::Boolean => {
+            let b = match v {
+                J::Bool(b) => *b,
+                J::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                    "true" | "yes" | "on" | "1" => true,
+                    "false" | "no" | "off" | "0" => false,
+                    _ => return None,
+                },
+                J::Number(n) => n.as_f64()? != 0.0,
+                _ => return None,
+            };
+            Value::str(if b { "True" } else { "False" })
+        }
+        Conversion::GeneratedId => {
+            // serde_json's maps are sorted by key (no `preserve_order`), so the text is
+            // canonical: equal values get equal ids whatever order the service sent.
+            let digest = Md5::digest(v.to_string().as_bytes());
+            let mut hex = String::with_capacity(32);
+            for b in digest {
+                hex.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+                hex.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
+            }
+            Value::str(hex)
+        }
+    })
+}
+
+/// Visit every item a child path reaches: a list at the end is one item per element, an
+/// object one item, null or missing none; a `*` step visits each element of a list or value
+/// of a map, recording the map key (or the list position) in `keys`.
+fn each_item<'v>(
+    v: &'v serde_json::Value,
+    steps: &[Step],
+    keys: &mut Vec<Value>,
+    visit: &mut impl FnMut(usize, &[Value], &'v serde_json::Value),
+) {
+    use serde_json::Value as J;
+    let Some((first, rest)) = steps.split_first() else {
+        match v {
+            J::Null => {}
+            J::Array(items) => items.iter().enumerate().for_each(|(i, item)| visit(i, keys, item)),
+            item => visit(0, keys, item),
+        }
+        return;
+    };
+    match (first, v) {
+        (Step::Each, J::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                if rest.is_empty() {
+                    visit(i, keys, item);
+                } else {
+                    keys.push(Value::Int(i as i64));
+                    each_item(item, rest, keys, visit);
+                    keys.pop();
                 }
             }
         }
-        out.entry(self.table.clone()).or_default().push(row);
+        (Step::Each, J::Object(map)) => {
+            for (i, (key, item)) in map.iter().enumerate() {
+                keys.push(Value::str(key));
+                if rest.is_empty() {
+                    visit(i, keys, item);
+                } else {
+                    each_item(item, rest, keys, visit);
+                }
+                keys.pop();
+            }
+        }
+        (Step::Each, _) => {}
+        (step, v) => {
+            if let Some(next) = lookup(v, std::slice::from_ref(step)) {
+                each_item(next, rest, keys, visit);
+            }
+        }
     }
 }
 
@@ -138,35 +306,65 @@ fn none() -> Value {
     Value::str("None")
 }
 
-fn column_source(table: &str, c: &ColumnMapping, parent: Option<&TableMapping>) -> Result<Source, MappingError> {
+fn column(table: &str, c: &ColumnMapping, parent: Option<(&TableMapping, usize)>) -> Result<Column, MappingError> {
     let bad = |message: String| MappingError::BadPath { table: table.to_string(), column: c.name.clone(), message };
-    if c.path == "$index" {
-        return match parent {
-            Some(_) => Ok(Source::Index),
-            None => Err(bad("`$index` is only meaningful in a child table".into())),
+    let conversion = match (c.type_.as_deref(), c.generated_id) {
+        (Some(_), true) => return Err(bad("`type` and `generatedId` exclude each other".into())),
+        (None, true) => Conversion::GeneratedId,
+        (None, false) => Conversion::Congress,
+        (Some("string"), _) => Conversion::String,
+        (Some("integer"), _) => Conversion::Integer,
+        (Some("float"), _) => Conversion::Float,
+        (Some("boolean"), _) => Conversion::Boolean,
+        (Some(other), _) => {
+            return Err(bad(format!("unknown type `{other}` (use string, integer, float or boolean)")));
+        }
+    };
+    let default = c.default.as_deref().map_or_else(none, Value::str);
+    let source = column_source(c, parent).map_err(bad)?;
+    Ok(Column { source, conversion, default })
+}
+
+fn column_source(c: &ColumnMapping, parent: Option<(&TableMapping, usize)>) -> Result<Source, String> {
+    let child_only = |what: &str| format!("`{what}` is only meaningful in a child table");
+    match c.path.as_str() {
+        "$index" => return parent.map(|_| Source::Index).ok_or_else(|| child_only("$index")),
+        "$value" => return Ok(Source::Item),
+        _ => {}
+    }
+    if let Some(rest) = c.path.strip_prefix("$key") {
+        let (_, wildcards) = parent.ok_or_else(|| child_only("$key"))?;
+        let n = match rest {
+            "" => 0,
+            _ => rest
+                .strip_prefix('.')
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| "write `$key` or `$key.N` (N counts the `*` steps from 0)".to_string())?,
         };
+        if n >= wildcards {
+            return Err(format!("`{}` needs a child path with {} `*` step(s); it has {wildcards}", c.path, n + 1));
+        }
+        return Ok(Source::Key(n));
     }
     if let Some(rest) = c.path.strip_prefix("$parent") {
-        let Some(p) = parent else {
-            return Err(bad("`$parent` is only meaningful in a child table".into()));
-        };
-        let name = rest.strip_prefix('.').ok_or_else(|| bad("write `$parent.COLUMN`".into()))?;
+        let (p, _) = parent.ok_or_else(|| child_only("$parent"))?;
+        let name = rest.strip_prefix('.').ok_or_else(|| "write `$parent.COLUMN`".to_string())?;
         let i = p
             .columns
             .iter()
             .position(|pc| pc.name == name)
-            .ok_or_else(|| bad(format!("the parent table `{}` has no column `{name}`", p.table)))?;
+            .ok_or_else(|| format!("the parent table `{}` has no column `{name}`", p.table))?;
         return Ok(Source::Parent(i));
     }
     if c.path.starts_with('$') {
-        return Err(bad(format!("unknown special path `{}` (use `$parent.COLUMN` or `$index`)", c.path)));
+        return Err(format!("unknown special path `{}` (use `$parent.COLUMN`, `$index`, `$value` or `$key`)", c.path));
     }
-    parse_path(&c.path).map(Source::Path).map_err(bad)
+    parse_path(&c.path, false).map(Source::Path)
 }
 
 /// Parse a dotted path: `metadata.name`, `spec.containers.0.image`,
-/// `metadata.labels["app.kubernetes.io/name"]`.
-fn parse_path(path: &str) -> Result<Vec<Step>, String> {
+/// `metadata.labels["app.kubernetes.io/name"]`, and in child paths `addresses.*.*`.
+fn parse_path(path: &str, wildcards: bool) -> Result<Vec<Step>, String> {
     let mut steps = Vec::new();
     let mut rest = path;
     let mut expect_field = true;
@@ -188,6 +386,8 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
         }
         steps.push(match field.parse::<usize>() {
             Ok(i) => Step::Index(i),
+            Err(_) if field == "*" && wildcards => Step::Each,
+            Err(_) if field == "*" => return Err(format!("`*` in `{path}`: only a child table's path may use `*`")),
             Err(_) => Step::Field(field.to_string()),
         });
         rest = &rest[end..];
@@ -197,6 +397,30 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
         return Err("the path is empty".into());
     }
     Ok(steps)
+}
+
+/// Parse a dotted path to a value (no `*`), for the `items` of a request and the like.
+pub fn field_path(path: &str) -> Result<FieldPath, String> {
+    parse_path(path, false).map(|steps| FieldPath { text: path.to_string(), steps })
+}
+
+/// A parsed dotted path (see [`field_path`]); it displays as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldPath {
+    text: String,
+    steps: Vec<Step>,
+}
+
+impl FieldPath {
+    pub fn get<'v>(&self, v: &'v serde_json::Value) -> Option<&'v serde_json::Value> {
+        lookup(v, &self.steps)
+    }
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 fn lookup<'v>(mut v: &'v serde_json::Value, steps: &[Step]) -> Option<&'v serde_json::Value> {
@@ -218,7 +442,7 @@ mod tests {
     use serde_json::json;
 
     fn col(name: &str, path: &str) -> ColumnMapping {
-        ColumnMapping { name: name.into(), path: path.into() }
+        ColumnMapping { name: name.into(), path: path.into(), ..Default::default() }
     }
 
     fn pods() -> TableMapping {

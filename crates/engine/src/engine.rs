@@ -103,6 +103,12 @@ impl Engine {
     }
 
     /// A datasource policy's schema.
+    /// Whether some rule of a loaded policy reads table `table` of `policy` (a datasource's
+    /// table nobody reads need not be fetched: Congress's lazy tables).
+    pub fn is_read(&self, policy: &str, table: &str) -> bool {
+        self.store.id_of(&TableKey::new(policy, table)).is_some_and(|id| !self.store.info[id].readers.is_empty())
+    }
+
     pub fn schema(&self, name: &str) -> Option<&Schema> {
         self.policies.get(name)?.schema.as_ref()
     }

@@ -17,7 +17,8 @@ use congress_engine::{Schema, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const DATASOURCE_FIELDS: &[&str] = &["driver", "tables", "pollIntervalSeconds", "config", "kubernetes"];
+const DATASOURCE_FIELDS: &[&str] =
+    &["driver", "tables", "pollIntervalSeconds", "config", "kubernetes", "http", "credentialsSecretRef", "push"];
 
 /// A fixture document waiting for every schema to be known.
 struct PendingTable {

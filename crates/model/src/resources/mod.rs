@@ -11,14 +11,16 @@
 
 pub mod action_request;
 pub mod datasource;
+pub mod http;
 pub mod library_policy;
 pub mod policy;
 
 pub use action_request::{ActionArgs, ActionRequest, ActionRequestSpec, ActionRequestStatus};
 pub use datasource::{
-    ChildTable, ColumnMapping, Datasource, DatasourceSpec, DatasourceStatus, KubernetesSource, TableMapping,
-    TableSchema, TableStatus, WatchedResource,
+    ChildTable, ColumnMapping, Datasource, DatasourceSpec, DatasourceStatus, KubernetesSource, PushSource, SecretRef,
+    TableMapping, TableSchema, TableStatus, WatchedResource,
 };
+pub use http::{CatalogEndpoint, HttpAuth, HttpRequest, HttpSource, Pagination};
 pub use library_policy::{LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
 pub use policy::{
     Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus, ReportSpec, RuleEntry,
