@@ -386,3 +386,105 @@ async fn wrong_credentials_and_a_missing_endpoint_say_why_without_the_secret() {
     assert_eq!(e.reason(), "NoEndpoint", "{e}");
     assert!(e.to_string().contains("`compute`") && e.to_string().contains("`nowhere`"), "{e}");
 }
+
+// ---- `congress poll` ----
+
+fn congress(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_congress"));
+    cmd.args(args).env_remove("OS_PASSWORD").env_remove("OS_AUTH_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run congress")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn congress_poll_prints_the_tables_and_says_why_a_poll_failed() {
+    let cloud = FakeCloud::start(small_cloud(2), TokenCheck::Bearer("tok-9".into()), "p1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("api.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: congress.dev/v1alpha1\nkind: Datasource\nmetadata: {{name: my-api}}\nspec:\n  driver: http\n  http:\n    baseUrl: {}/compute/v2.1\n    auth: {{type: bearer}}\n    requests:\n    - {{path: servers/detail, items: servers, table: vms, columns: [{{name: id, path: id}}, {{name: status, path: status}}]}}\n",
+            cloud.url
+        ),
+    )
+    .unwrap();
+    let path = manifest.display().to_string();
+    let run = |env: Vec<(&'static str, String)>, extra: &'static [&'static str]| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut args = vec!["poll", "-f", path.as_str()];
+            args.extend_from_slice(extra);
+            congress(&args, &env)
+        })
+    };
+    let out = run(vec![("CONGRESS_CREDENTIAL_TOKEN", "tok-9".into())], &[]).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("my_api:vms(id, status): 2 rows"), "{stdout}");
+    assert!(stdout.contains("srv-000001  ACTIVE"), "{stdout}");
+
+    let out = run(vec![("CONGRESS_CREDENTIAL_TOKEN", "tok-9".into())], &["-o", "json"]).await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json output");
+    assert_eq!(json["tables"]["vms"]["rows"][0], serde_json::json!(["srv-000000", "ACTIVE"]));
+
+    cloud.set_fault("compute", Some(Fault::Status(503)));
+    let out = run(vec![("CONGRESS_CREDENTIAL_TOKEN", "canary-cli-31".into())], &[]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("the poll failed (ServerError)") && stderr.contains("HTTP 503"), "{stderr}");
+    assert!(!stderr.contains("canary") && !String::from_utf8_lossy(&out.stdout).contains("canary"));
+
+    // No token at all: bad input, said before anything is sent.
+    let out = run(vec![], &[]).await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no `token`"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A manifest that is not YAML: where and why.
+    std::fs::write(&manifest, "kind: Datasource\nspec: [unclosed\n").unwrap();
+    let out = run(vec![], &[]).await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("api.yaml") && stderr.contains("line"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn congress_poll_runs_the_nova_driver_with_os_variables() {
+    let Some(ks) = Keystone::start_or_skip().await else { return };
+    let check = TokenCheck::Keystone { url: ks.url.clone(), admin_token: ks.admin_token().await };
+    let cloud = FakeCloud::start(small_cloud(2), check, "p1").await;
+    let region = region("cli-nova");
+    ks.register(&region, &cloud.endpoints()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("nova.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: congress.dev/v1alpha1\nkind: Datasource\nmetadata: {name: nova}\nspec: {driver: nova}\n",
+    )
+    .unwrap();
+    let path = manifest.display().to_string();
+    let url = ks.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        congress(
+            &["poll", "-f", &path, "--table", "servers", "--table", "servers.addresses"],
+            &[
+                ("OS_AUTH_URL", &url),
+                ("OS_USERNAME", "admin"),
+                ("OS_PASSWORD", ADMIN_PASSWORD),
+                ("OS_PROJECT_NAME", "admin"),
+                ("OS_REGION_NAME", &region),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("nova:servers(id, name, host_id, status"), "{stdout}");
+    assert!(stdout.contains("nova:servers.addresses(server_id, network_name, address"), "{stdout}");
+    assert!(stdout.contains("srv-000001  vm-1"), "{stdout}");
+    assert!(!stdout.contains("flavors"), "only the tables asked for: {stdout}");
+}

@@ -84,7 +84,7 @@ fn action_text(a: &ActionEvent) -> String {
 }
 
 /// Rows as aligned columns, indented.
-fn table(rows: &[Vec<Value>]) -> String {
+pub fn table(rows: &[Vec<Value>]) -> String {
     let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(cell).collect()).collect();
     let n = cells.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
@@ -99,7 +99,7 @@ fn table(rows: &[Vec<Value>]) -> String {
     out
 }
 
-fn emit(value: &serde_json::Value, output: Output) {
+pub fn emit(value: &serde_json::Value, output: Output) {
     match output {
         Output::Yaml => print!("{}", serde_norway::to_string(value).unwrap_or_default()),
         _ => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),

@@ -15,6 +15,7 @@ pub mod explain;
 pub mod fmt;
 pub mod input_args;
 pub mod operator;
+pub mod poll;
 pub mod simulate;
 pub mod test;
 
@@ -53,6 +54,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Rewrite rule text in canonical form (`.congress` files and Policy manifests).
     Fmt(fmt::FmtArgs),
+    /// Run a polled driver (http, nova, neutronv2, ...) once from a Datasource manifest and
+    /// print its tables: check a mapping and credentials before deploying them.
+    Poll(poll::PollArgs),
     /// Print the CustomResourceDefinitions of every congress kind (or --write them).
     Crds(crds::CrdsArgs),
     /// Run the Kubernetes operator: reconcile Policies and Datasources, write status,
@@ -75,6 +79,7 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Fmt(args) => fmt::run(args),
         Command::Crds(args) => crds::run(args),
+        Command::Poll(args) => poll::run(args),
         Command::Operator(args) => operator::run(args),
     }
 }
