@@ -272,13 +272,13 @@ fn each_item<'v>(
     match (first, v) {
         (Step::Each, J::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
+                keys.push(Value::Int(i as i64));
                 if rest.is_empty() {
                     visit(i, keys, item);
                 } else {
-                    keys.push(Value::Int(i as i64));
                     each_item(item, rest, keys, visit);
-                    keys.pop();
                 }
+                keys.pop();
             }
         }
         (Step::Each, J::Object(map)) => {
@@ -544,5 +544,136 @@ mod tests {
         m.children[0].table.table = "pods".into();
         assert_eq!(Translator::new(&m), Err(MappingError::DuplicateTable("pods".into())));
         assert!(Translator::many([&pods(), &pods()]).is_err());
+    }
+
+    fn typed(name: &str, path: &str, type_: Option<&str>, generated_id: bool) -> ColumnMapping {
+        ColumnMapping {
+            name: name.into(),
+            path: path.into(),
+            type_: type_.map(str::to_string),
+            generated_id,
+            ..Default::default()
+        }
+    }
+
+    fn child(path: &str, table: &str, columns: Vec<ColumnMapping>) -> ChildTable {
+        ChildTable { path: path.into(), table: TableMapping { table: table.into(), columns, children: vec![] } }
+    }
+
+    #[test]
+    fn congress_translators_map_onto_wildcards_keys_values_and_objects() {
+        let m = TableMapping {
+            table: "servers".into(),
+            columns: vec![col("id", "id")],
+            children: vec![
+                // VDICT: one row per key.
+                child(
+                    "metadata.*",
+                    "metadata",
+                    vec![col("server", "$parent.id"), col("k", "$key"), col("v", "$value")],
+                ),
+                // LIST of strings.
+                child("tags", "tags", vec![col("server", "$parent.id"), col("tag", "$value"), col("i", "$index")]),
+                // A map of lists: one row per item of every list, with the map key.
+                child(
+                    "addresses.*.*",
+                    "addresses",
+                    vec![col("server", "$parent.id"), col("net", "$key"), col("i", "$key.1"), col("ip", "addr")],
+                ),
+                // A single object is one row; null is none.
+                child("gateway", "gateway", vec![col("server", "$parent.id"), col("net", "network_id")]),
+            ],
+        };
+        let t = Translator::new(&m).unwrap();
+        let rows = t.translate(&json!({
+            "id": "s1",
+            "metadata": {"owner": "a", "tier": "web"},
+            "tags": ["x", "y"],
+            "addresses": {"private": [{"addr": "10.0.0.1"}, {"addr": "10.0.0.2"}], "public": [{"addr": "1.2.3.4"}]},
+            "gateway": {"network_id": "n1"}
+        }));
+        assert_eq!(
+            rows["metadata"],
+            vec![
+                vec![Value::str("s1"), Value::str("owner"), Value::str("a")],
+                vec![Value::str("s1"), Value::str("tier"), Value::str("web")]
+            ]
+        );
+        assert_eq!(rows["tags"][1], vec![Value::str("s1"), Value::str("y"), Value::Int(1)]);
+        assert_eq!(rows["addresses"].len(), 3);
+        assert_eq!(
+            rows["addresses"][1],
+            vec![Value::str("s1"), Value::str("private"), Value::Int(1), Value::str("10.0.0.2")]
+        );
+        assert_eq!(
+            rows["addresses"][2],
+            vec![Value::str("s1"), Value::str("public"), Value::Int(0), Value::str("1.2.3.4")]
+        );
+        assert_eq!(rows["gateway"], vec![vec![Value::str("s1"), Value::str("n1")]]);
+        let none = t.translate(&json!({"id": "s2", "gateway": null, "metadata": "odd", "addresses": {"p": null}}));
+        assert!(!none.contains_key("gateway") && !none.contains_key("metadata") && !none.contains_key("addresses"));
+        assert_eq!(t.tables(), vec!["servers", "metadata", "tags", "addresses", "gateway"]);
+    }
+
+    #[test]
+    fn conversions_defaults_and_generated_ids() {
+        let mut m = TableMapping {
+            table: "t".into(),
+            columns: vec![
+                typed("n", "n", Some("integer"), false),
+                typed("f", "f", Some("float"), false),
+                typed("b", "b", Some("boolean"), false),
+                typed("s", "s", Some("string"), false),
+                typed("id", "pool", None, true),
+                ColumnMapping {
+                    name: "d".into(),
+                    path: "missing".into(),
+                    default: Some("".into()),
+                    ..Default::default()
+                },
+            ],
+            children: vec![child("pool", "pool", vec![col("owner", "$parent.id"), col("start", "start")])],
+        };
+        let t = Translator::new(&m).unwrap();
+        let a = t.translate(&json!({"n": "42", "f": "1.5", "b": "yes", "s": 7, "pool": {"start": "a", "end": "b"}}));
+        let b = t.translate(&json!({"n": 42.0, "f": 2, "b": false, "s": true, "pool": {"end": "b", "start": "a"}}));
+        let row = &a["t"][0];
+        assert_eq!(row[..4], [Value::Int(42), Value::Float(1.5), Value::str("True"), Value::str("7")]);
+        assert_eq!(b["t"][0][..4], [Value::Int(42), Value::Float(2.0), Value::str("False"), Value::str("True")]);
+        assert_eq!(row[5], Value::str(""));
+        // The same value in another key order: the same id, 32 hex digits, carried by the child.
+        assert_eq!(row[4], b["t"][0][4]);
+        assert_eq!(row[4].as_str().unwrap().len(), 32);
+        assert_eq!(a["pool"][0][0], row[4]);
+        // A value that does not convert is the default.
+        let bad = t.translate(&json!({"n": "many", "f": [], "b": "maybe"}));
+        assert_eq!(bad["t"][0][..3], [Value::str("None"), Value::str("None"), Value::str("None")]);
+
+        m.columns[0].type_ = Some("decimal".into());
+        assert!(Translator::new(&m).unwrap_err().to_string().contains("unknown type `decimal`"));
+        m.columns[0].type_ = Some("integer".into());
+        m.columns[0].generated_id = true;
+        assert!(Translator::new(&m).unwrap_err().to_string().contains("exclude each other"));
+    }
+
+    #[test]
+    fn keys_and_wildcards_are_checked() {
+        let mut m = TableMapping {
+            table: "t".into(),
+            columns: vec![col("a", "a")],
+            children: vec![child("list", "c", vec![col("k", "$key")])],
+        };
+        let e = Translator::new(&m).unwrap_err().to_string();
+        assert!(e.contains("needs a child path with 1 `*` step(s); it has 0"), "{e}");
+        m.children[0].path = "map.*".into();
+        m.children[0].table.columns[0].path = "$key.1".into();
+        assert!(Translator::new(&m).is_err());
+        m.children[0].table.columns[0].path = "$key.x".into();
+        assert!(Translator::new(&m).unwrap_err().to_string().contains("`$key.N`"));
+        m.columns[0].path = "a.*".into();
+        m.children.clear();
+        assert!(Translator::new(&m).unwrap_err().to_string().contains("only a child table's path may use `*`"));
+        m.columns[0].path = "$key".into();
+        assert!(Translator::new(&m).unwrap_err().to_string().contains("only meaningful in a child table"));
     }
 }
