@@ -24,7 +24,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// A unit of work for the engine thread.
 type Job = Box<dyn FnOnce(&mut Actor) + Send>;
@@ -69,6 +69,8 @@ struct Actor {
     changed: UnboundedSender<String>,
     /// Policies whose tables changed since their views were last published.
     dirty: BTreeSet<String>,
+    /// Bumped by every structural commit (rules or policies changed).
+    rules: watch::Sender<u64>,
 }
 
 impl Actor {
@@ -98,6 +100,7 @@ impl Actor {
         self.dirty.extend(commit.changes.iter().map(|d| d.policy.clone()));
         if structural {
             self.publish(true);
+            self.rules.send_modify(|n| *n += 1);
         }
     }
 
@@ -161,6 +164,7 @@ pub struct EngineHandle {
     jobs: std::sync::mpsc::Sender<Job>,
     views: Arc<RwLock<Views>>,
     metrics: Arc<Metrics>,
+    rules: watch::Receiver<u64>,
 }
 
 impl EngineHandle {
@@ -169,9 +173,10 @@ impl EngineHandle {
     pub fn start(changed: UnboundedSender<String>, metrics: Arc<Metrics>) -> std::io::Result<EngineHandle> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let views = Arc::new(RwLock::new(HashMap::new()));
-        let actor = Actor { engine: Engine::new(), views: views.clone(), changed, dirty: BTreeSet::new() };
+        let (rules, rules_rx) = watch::channel(0);
+        let actor = Actor { engine: Engine::new(), views: views.clone(), changed, dirty: BTreeSet::new(), rules };
         std::thread::Builder::new().name("congress-engine".into()).spawn(move || actor.serve(queue))?;
-        Ok(EngineHandle { jobs, views, metrics })
+        Ok(EngineHandle { jobs, views, metrics, rules: rules_rx })
     }
 
     /// Run `f` on the engine thread and return its result. A panic in `f` is caught: the
@@ -292,6 +297,10 @@ impl Sink for EngineHandle {
             })
         }
         .boxed()
+    }
+
+    fn rules_changed(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.rules.clone())
     }
 
     fn tables_read(&self, datasource: &str, tables: Vec<String>) -> BoxFuture<'_, Vec<String>> {

@@ -51,6 +51,12 @@ pub trait Sink: Send + Sync + 'static {
         let _ = datasource;
         Box::pin(async move { tables })
     }
+
+    /// Changes whenever the loaded rules change (so a polled driver can fetch at once a table
+    /// a new policy reads). By default, never.
+    fn rules_changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// What a driver last reported about itself.

@@ -6,6 +6,9 @@
 //! A failed poll changes no table: the last good data stays, the status says why
 //! ([`DriverStatus::last_error`], [`DriverStatus::failure_reason`], the counters), and the
 //! next good poll clears it. A poll that returns what the last one did commits nothing.
+//!
+//! Only tables a loaded rule reads are fetched (Congress's lazy tables); when the rules
+//! change so that a table no poll has fetched is read, the driver polls at once.
 
 use super::http::{HttpDriver, PollError, Polled};
 use super::{DriverStatus, Sink, SinkError, TableChange};
@@ -112,6 +115,11 @@ impl Tables {
         self.rows.extend(diff.next);
     }
 
+    /// Whether a poll has fetched `table`.
+    pub fn has(&self, table: &str) -> bool {
+        self.rows.contains_key(table)
+    }
+
     /// Rows per table.
     pub fn counts(&self) -> impl Iterator<Item = (&str, u64)> {
         self.rows.iter().map(|(t, r)| (t.as_str(), r.len() as u64))
@@ -168,6 +176,7 @@ pub async fn run(
     status: watch::Sender<DriverStatus>,
 ) {
     let mut tables = Tables::default();
+    let mut rules = sink.rules_changed();
     let seed = seed(&engine_name);
     let mut failures = 0u64;
     loop {
@@ -201,14 +210,50 @@ pub async fn run(
                 });
             }
         }
-        match schedule.wait(failures, seed.wrapping_add(failures)) {
-            Some(wait) => {
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = refresh.notified() => {}
+        let deadline = schedule.wait(failures, seed.wrapping_add(failures)).map(|w| tokio::time::Instant::now() + w);
+        wait(deadline, &refresh, &mut rules, || async {
+            // A table a policy now reads that no poll has fetched yet: poll at once.
+            let all: Vec<String> = driver.tables().map(str::to_string).collect();
+            sink.tables_read(&engine_name, all).await.iter().any(|t| !tables.has(t))
+        })
+        .await;
+    }
+}
+
+/// Wait until `deadline` (for ever when `None`), a refresh request, or a change of the rules
+/// after which `wanted` says a poll is due.
+async fn wait<F, Fut>(
+    deadline: Option<tokio::time::Instant>,
+    refresh: &Notify,
+    rules: &mut Option<watch::Receiver<u64>>,
+    wanted: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        let rules_changed = async {
+            match rules.as_mut() {
+                Some(r) => r.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = sleep => return,
+            () = refresh.notified() => return,
+            changed = rules_changed => {
+                if !changed {
+                    *rules = None;
+                } else if wanted().await {
+                    return;
                 }
             }
-            None => refresh.notified().await,
         }
     }
 }

@@ -8,6 +8,11 @@
 //! `CONGRESS_E2E=require` (set by `scripts/test.sh`), which makes it fail. See harness.rs.
 
 mod harness;
+#[path = "../support/keystone.rs"]
+mod keystone;
+mod openstack;
+#[path = "../support/openstack.rs"]
+mod openstack_fake;
 
 use harness::{Cluster, DATASOURCE, Operator, POLICY, eventually, pod};
 use k8s_openapi::api::core::v1::{Event, Pod};
