@@ -4,7 +4,7 @@
 //! from the environment: the OpenStack `OS_*` variables and `CONGRESS_CREDENTIAL_<KEY>`.
 
 use congress_drivers::credentials::Credentials;
-use congress_drivers::http::HttpDriver;
+use congress_drivers::http::{HttpDriver, Polled};
 use congress_engine::{Schema, Value};
 use congress_model::resources::Datasource;
 use serde::Deserialize;
@@ -125,11 +125,16 @@ fn env_config(config: &mut BTreeMap<String, String>) {
     }
 }
 
-/// One poll of the Datasource in `file`: its engine name, schema and rows per table.
-pub fn poll_file(
-    file: &Path,
-    secret: Option<&Path>,
-) -> Result<(String, Schema, Vec<(String, Vec<Vec<Value>>)>), PollFileError> {
+/// What one poll of a Datasource manifest gave.
+pub struct PolledFile {
+    /// The datasource's engine name.
+    pub name: String,
+    pub schema: Schema,
+    pub tables: Polled,
+}
+
+/// One poll of the Datasource in `file`.
+pub fn poll_file(file: &Path, secret: Option<&Path>) -> Result<PolledFile, PollFileError> {
     let manifests = read_manifests(file).map_err(PollFileError::Input)?;
     let ds = manifests
         .datasource
@@ -161,7 +166,7 @@ pub fn poll_file(
         .map_err(|e| PollFileError::Input(format!("cannot start the async runtime: {e}")))?;
     let polled =
         runtime.block_on(driver.poll(&|_| true)).map_err(|e| PollFileError::Poll(e.reason(), e.to_string()))?;
-    Ok((name, ds.spec.schema(), polled))
+    Ok(PolledFile { name, schema: ds.spec.schema(), tables: polled })
 }
 
 /// Why `congress poll` (or `eval --live`) could not poll.
@@ -175,7 +180,7 @@ pub enum PollFileError {
 
 /// Run `congress poll`.
 pub fn run(args: PollArgs) -> ExitCode {
-    let (name, schema, polled) = match poll_file(&args.file, args.secret.as_deref()) {
+    let PolledFile { name, schema, tables: polled } = match poll_file(&args.file, args.secret.as_deref()) {
         Ok(p) => p,
         Err(PollFileError::Input(e)) => {
             eprintln!("error: {e}");

@@ -220,8 +220,7 @@ impl HttpDriver {
                     r.config_query.iter().filter_map(|(param, key)| Some((param.clone(), config.get(key)?.clone()))),
                 );
                 let items = r.items.as_deref().map(field_path).transpose().map_err(|m| bad("items", m))?;
-                let pagination =
-                    r.pagination.as_ref().map(|p| paging(p)).transpose().map_err(|m| bad("pagination", m))?;
+                let pagination = r.pagination.as_ref().map(paging).transpose().map_err(|m| bad("pagination", m))?;
                 if let Some(Paging::Marker { limit: Some(limit), param, .. }) = &pagination {
                     query.retain(|(k, _)| k != "limit" && k != param);
                     query.push(("limit".into(), limit.to_string()));

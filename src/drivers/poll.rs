@@ -258,12 +258,11 @@ async fn wait<F, Fut>(
     }
 }
 
-/// A per-datasource number for the jitter (a stable spread, no random source needed).
+/// A number per datasource and process for the jitter (randomly keyed, so datasources
+/// started together, in one operator or in several, spread out).
 fn seed(name: &str) -> u64 {
-    use std::hash::{BuildHasher, Hash, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    name.hash(&mut h);
-    h.finish()
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(name)
 }
 
 #[cfg(test)]

@@ -582,3 +582,20 @@ fn a_head_with_many_rules_follows_its_inputs() {
     let negated: Vec<i64> = (0..29 % 5).collect();
     assert_eq!(p(&e), p(&load(&rows, &negated, &fewer)));
 }
+
+#[test]
+fn a_datasource_table_is_read_while_a_rule_reads_it() {
+    let mut e = Engine::new();
+    e.create_datasource("nova", schema(&[("servers", &["id"]), ("flavors", &["id"])])).unwrap();
+    e.create_policy("p", PolicyKind::Nonrecursive).unwrap();
+    assert!(!e.is_read("nova", "servers"));
+    e.insert_rule("p", "up(x) :- nova:servers(x)").unwrap();
+    assert!(e.is_read("nova", "servers"));
+    assert!(!e.is_read("nova", "flavors"));
+    assert!(!e.is_read("nova", "nope") && !e.is_read("glance", "servers"));
+    e.delete_rule("p", "up(x) :- nova:servers(x)").unwrap();
+    assert!(!e.is_read("nova", "servers"));
+    e.insert_rule("p", "up(x) :- nova:servers(x)").unwrap();
+    e.delete_policy("p").unwrap();
+    assert!(!e.is_read("nova", "servers"), "a deleted policy reads nothing");
+}
