@@ -137,6 +137,7 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
 
 async fn stop(ctx: &Context, name: &str) {
     lock(&ctx.drivers).remove(name);
+    lock(&ctx.pushes).remove(name);
     let engine = engine_name(name);
     if let Err(e) = ctx.engine.remove(&engine).await {
         tracing::warn!(datasource = %name, error = %e, "could not remove the tables");
@@ -184,6 +185,7 @@ async fn start(
     credentials: Result<Credentials, (&'static str, String)>,
 ) {
     lock(&ctx.drivers).remove(name);
+    lock(&ctx.pushes).remove(name);
     let (tx, rx) = watch::channel(DriverStatus::default());
     let mut handle = DriverHandle { spec, status: rx, failure: None, refresh: None, refresh_seen: None, tasks: vec![] };
     handle.refresh_seen = ds.annotations().get(REFRESH_ANNOTATION).cloned();
@@ -211,6 +213,14 @@ async fn start(
                     Err(e) => handle.failure = Some(("InvalidMapping", e.to_string())),
                     Ok(_) => handle.tasks.push(tokio::spawn(run_kubernetes(ctx.clone(), name.to_string(), source, tx))),
                 },
+            },
+            "push" => match push_endpoint(ds, engine, credentials, tx) {
+                Err(failure) => handle.failure = Some(failure),
+                Ok(endpoint) => {
+                    lock(&ctx.pushes).insert(name.to_string(), Arc::new(endpoint));
+                    let object = kube::runtime::reflector::ObjectRef::from_obj(ds);
+                    handle.tasks.push(tokio::spawn(report_polls(ctx.clone(), object, handle.status.clone())));
+                }
             },
             other => match (ds.spec.http_source(), credentials) {
                 (Err(e), _) => handle.failure = Some(("InvalidSpec", e.to_string())),
@@ -251,6 +261,37 @@ async fn start(
         tracing::info!(datasource = %name, driver = %ds.spec.driver, "driver started");
     }
     lock(&ctx.drivers).insert(name.to_string(), handle);
+}
+
+/// The endpoint of a `push` datasource: its tables are `spec.tables`; who may push is
+/// `spec.push.auth` (default `bearer`, the Secret's `token`).
+fn push_endpoint(
+    ds: &Datasource,
+    engine: &str,
+    credentials: Result<Credentials, (&'static str, String)>,
+    status: watch::Sender<DriverStatus>,
+) -> Result<super::push::PushEndpoint, (&'static str, String)> {
+    let settings = ds.spec.push.clone().unwrap_or_default();
+    let auth = match settings.auth.as_deref().unwrap_or("bearer") {
+        "bearer" => {
+            let credentials = credentials?;
+            let token = credentials.require("token", "push bearer auth").map_err(|e| ("InvalidSpec", e.to_string()))?;
+            super::push::PushAuth::Bearer(token.clone())
+        }
+        "serviceAccount" => super::push::PushAuth::ServiceAccount(settings.allowed_users.clone()),
+        other => return Err(("InvalidSpec", format!("unknown push auth `{other}` (use bearer or serviceAccount)"))),
+    };
+    if ds.spec.tables.is_empty() {
+        return Err(("InvalidSpec", "a `push` datasource declares its tables in `spec.tables`".into()));
+    }
+    status.send_modify(|s| s.synced = true);
+    Ok(super::push::PushEndpoint {
+        engine_name: engine.to_string(),
+        auth,
+        max_body: settings.max_body_bytes.unwrap_or(super::push::DEFAULT_MAX_BODY),
+        state: tokio::sync::Mutex::new(congress_drivers::push::PushState::new(engine, ds.spec.schema())),
+        status,
+    })
 }
 
 /// Export a polled driver's status as metrics, and reconcile the Datasource when what its

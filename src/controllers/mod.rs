@@ -13,6 +13,7 @@ pub mod leader;
 pub mod metrics;
 pub mod outputs;
 pub mod policy;
+pub mod push;
 pub mod reports;
 
 use congress_drivers::kubernetes::ObjectIndex;
@@ -65,6 +66,8 @@ pub struct Context {
     pub namespace: String,
     /// Asks for a Datasource reconcile (a driver's status changed).
     ds_trigger: mpsc::UnboundedSender<ObjectRef<Datasource>>,
+    /// The `push` datasources' endpoints, by Datasource name.
+    pub pushes: Mutex<HashMap<String, Arc<push::PushEndpoint>>>,
 }
 
 impl Context {
@@ -297,14 +300,16 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
         backoff: Backoff::default(),
         namespace: config.namespace.clone(),
         ds_trigger: ds_trigger_tx.clone(),
+        pushes: Mutex::new(HashMap::new()),
     });
 
     // HTTP endpoints.
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
     tracing::info!(addr = %config.http_addr, "serving /metrics, /healthz, /readyz");
     let mut http_shutdown = shutdown_rx.clone();
+    let routes = metrics::router(metrics.clone()).merge(push::router(ctx.clone()));
     let http = tokio::spawn(async move {
-        let serve = axum::serve(listener, metrics::router(metrics.clone())).with_graceful_shutdown(async move {
+        let serve = axum::serve(listener, routes).with_graceful_shutdown(async move {
             let _ = http_shutdown.changed().await;
         });
         if let Err(e) = serve.await {

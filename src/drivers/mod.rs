@@ -12,6 +12,7 @@ pub mod http;
 pub mod keystone;
 pub mod kubernetes;
 pub mod poll;
+pub mod push;
 pub mod rowset;
 pub mod translate;
 

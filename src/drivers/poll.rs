@@ -115,6 +115,11 @@ impl Tables {
         self.rows.extend(diff.next);
     }
 
+    /// A copy of `table`'s rows.
+    pub fn rows(&self, table: &str) -> HashSet<Vec<Value>> {
+        self.rows.get(table).cloned().unwrap_or_default()
+    }
+
     /// Whether a poll has fetched `table`.
     pub fn has(&self, table: &str) -> bool {
         self.rows.contains_key(table)

@@ -320,7 +320,8 @@ pub fn pod(namespace: &str, name: &str, image: &str) -> Pod {
 /// The operator as a child process (killed when dropped).
 pub struct Operator {
     child: Option<Child>,
-    addr: String,
+    /// `127.0.0.1:PORT` of its HTTP server (metrics, push).
+    pub addr: String,
     log: PathBuf,
 }
 

@@ -13,6 +13,7 @@ mod keystone;
 mod openstack;
 #[path = "../support/openstack.rs"]
 mod openstack_fake;
+mod push;
 
 use harness::{Cluster, DATASOURCE, Operator, POLICY, eventually, pod};
 use k8s_openapi::api::core::v1::{Event, Pod};
