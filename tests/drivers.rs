@@ -11,7 +11,8 @@ mod sink;
 
 use congress_drivers::credentials::Credentials;
 use congress_drivers::http::HttpDriver;
-use congress_drivers::poll::{PollFailure, Tables, poll_once};
+use congress_drivers::http::PollState;
+use congress_drivers::poll::{PollFailure, poll_once};
 use congress_engine::Value;
 use congress_model::resources::{DatasourceSpec, HttpSource};
 use keystone::{ADMIN_PASSWORD, Keystone, region};
@@ -74,7 +75,7 @@ async fn one_poll_is_one_transaction_of_every_page_and_table_and_the_same_data_c
     let cloud = FakeCloud::start(state, TokenCheck::None, "p1").await;
     let (spec, driver) = nova_without_auth(&format!("{}/compute/v2.1", cloud.url));
     let sink = EngineSink::new("nova", spec.schema(), &read_all("nova", &spec));
-    let mut tables = Tables::default();
+    let mut tables = PollState::default();
 
     let first = poll_once(&driver, "nova", &sink, &mut tables).await.expect("the first poll");
     assert_eq!(sink.batch_count(), 1, "one transaction for the whole poll");
@@ -134,7 +135,7 @@ async fn tables_no_policy_reads_are_not_fetched() {
     let (spec, driver) = nova_without_auth(&format!("{}/compute/v2.1", cloud.url));
     // Only `servers.addresses` is read: its request (servers/detail) runs, no other.
     let sink = EngineSink::new("nova", spec.schema(), "ip(a) :- nova:servers.addresses(s, n, a, v, m, t)");
-    let mut tables = Tables::default();
+    let mut tables = PollState::default();
     poll_once(&driver, "nova", &sink, &mut tables).await.expect("a poll");
     let requests = cloud.state().requests.clone();
     assert_eq!(requests.len(), 1, "{requests:?}");
@@ -152,7 +153,7 @@ async fn every_fault_fails_the_poll_keeps_the_last_good_rows_and_recovery_clears
     let cloud = FakeCloud::start(small_cloud(3), TokenCheck::None, "p1").await;
     let (spec, driver) = nova_without_auth(&format!("{}/compute/v2.1", cloud.url));
     let sink = EngineSink::new("nova", spec.schema(), &read_all("nova", &spec));
-    let mut tables = Tables::default();
+    let mut tables = PollState::default();
     poll_once(&driver, "nova", &sink, &mut tables).await.expect("a good poll");
     let good = sink.rows("nova", "servers");
     // Objects change behind each fault: a failed poll must not commit half of them.
@@ -193,7 +194,7 @@ async fn a_rejected_batch_is_a_failure_that_changes_nothing() {
     let mut schema = spec.schema();
     schema.insert("servers".into(), vec!["id".into()]);
     let sink = EngineSink::new("nova", schema, "x(i) :- nova:servers(i)\ny(s) :- nova:tags(s, t)");
-    let mut tables = Tables::default();
+    let mut tables = PollState::default();
     let e = poll_once(&driver, "nova", &sink, &mut tables).await.expect_err("rows of the wrong width");
     assert!(matches!(e, PollFailure::Sink(_)), "{e}");
     assert_eq!(e.reason(), "Rejected");
@@ -234,7 +235,7 @@ http:
     let token = Credentials::from_strings([("token".to_string(), "tok-123".to_string())]);
     let d = driver(&spec, &token);
     let sink = EngineSink::new("api", spec.schema(), &read_all("api", &spec));
-    let mut tables = Tables::default();
+    let mut tables = PollState::default();
     poll_once(&d, "api", &sink, &mut tables).await.expect("a poll");
     assert_eq!(sink.rows("api", "vms").len(), 5);
     assert_eq!(sink.rows("api", "vm_metadata")[0], vec![s("srv-000000"), s("owner"), s("team-a")]);
@@ -272,7 +273,7 @@ async fn nova_and_neutron_through_a_real_keystone_catalog_with_token_reuse_and_o
     let (nova_driver, neutron_driver) = (driver(&nova, &creds), driver(&neutron, &creds));
     let nova_sink = EngineSink::new("nova", nova.schema(), &read_all("nova", &nova));
     let neutron_sink = EngineSink::new("neutronv2", neutron.schema(), &read_all("neutronv2", &neutron));
-    let (mut nova_tables, mut neutron_tables) = (Tables::default(), Tables::default());
+    let (mut nova_tables, mut neutron_tables) = (PollState::default(), PollState::default());
 
     poll_once(&nova_driver, "nova", &nova_sink, &mut nova_tables).await.expect("nova polls");
     poll_once(&neutron_driver, "neutronv2", &neutron_sink, &mut neutron_tables).await.expect("neutron polls");
@@ -337,7 +338,7 @@ async fn glance_cinder_and_keystonev3_with_an_application_credential() {
 
     let glance = spec("glancev2", &config);
     let sink = EngineSink::new("glancev2", glance.schema(), &read_all("glancev2", &glance));
-    poll_once(&driver(&glance, &creds), "glancev2", &sink, &mut Tables::default()).await.expect("glance polls");
+    poll_once(&driver(&glance, &creds), "glancev2", &sink, &mut PollState::default()).await.expect("glance polls");
     // Two pages, the second from glance's `next` path under the endpoint's `/image` prefix.
     let images = sink.rows("glancev2", "images");
     assert_eq!(images.len(), 2, "{images:?}");
@@ -345,7 +346,7 @@ async fn glance_cinder_and_keystonev3_with_an_application_credential() {
 
     let cinder = spec("cinder", &config);
     let sink = EngineSink::new("cinder", cinder.schema(), &read_all("cinder", &cinder));
-    poll_once(&driver(&cinder, &creds), "cinder", &sink, &mut Tables::default()).await.expect("cinder polls");
+    poll_once(&driver(&cinder, &creds), "cinder", &sink, &mut PollState::default()).await.expect("cinder polls");
     let attachments = sink.rows("cinder", "attachments");
     assert_eq!(attachments.len(), 1);
     assert_eq!(attachments[0][0], s("vol-1"));
@@ -354,7 +355,7 @@ async fn glance_cinder_and_keystonev3_with_an_application_credential() {
     // keystonev3 reads Keystone itself, found in its own catalog (region RegionOne).
     let ksv3 = spec("keystonev3", &[("auth_url", ks.url.as_str()), ("project_name", "admin")]);
     let sink = EngineSink::new("keystonev3", ksv3.schema(), &read_all("keystonev3", &ksv3));
-    poll_once(&driver(&ksv3, &password("admin", ADMIN_PASSWORD)), "keystonev3", &sink, &mut Tables::default())
+    poll_once(&driver(&ksv3, &password("admin", ADMIN_PASSWORD)), "keystonev3", &sink, &mut PollState::default())
         .await
         .expect("keystonev3 polls");
     assert!(sink.rows("keystonev3", "projects").iter().any(|r| r[2] == s("admin")));
@@ -373,14 +374,14 @@ async fn wrong_credentials_and_a_missing_endpoint_say_why_without_the_secret() {
     // a failed-login count into its sqlite database, which the other tests write to as well.
     let d = driver(&nova, &password(&region("nobody"), canary));
     let sink = EngineSink::new("nova", nova.schema(), &read_all("nova", &nova));
-    let e = poll_once(&d, "nova", &sink, &mut Tables::default()).await.expect_err("a wrong password");
+    let e = poll_once(&d, "nova", &sink, &mut PollState::default()).await.expect_err("a wrong password");
     assert_eq!(e.reason(), "Unauthorized", "{e}");
     assert!(e.to_string().contains("refused the credentials (HTTP 401)"), "{e}");
     assert!(!format!("{e} {e:?} {d:?}").contains(canary));
 
     // Right password, but no compute endpoint in region `nowhere`.
     let nova = spec("nova", &[("auth_url", ks.url.as_str()), ("project_name", "admin"), ("region", "nowhere")]);
-    let e = poll_once(&driver(&nova, &password("admin", ADMIN_PASSWORD)), "nova", &sink, &mut Tables::default())
+    let e = poll_once(&driver(&nova, &password("admin", ADMIN_PASSWORD)), "nova", &sink, &mut PollState::default())
         .await
         .expect_err("no endpoint");
     assert_eq!(e.reason(), "NoEndpoint", "{e}");
@@ -487,4 +488,56 @@ async fn congress_poll_runs_the_nova_driver_with_os_variables() {
     assert!(stdout.contains("nova:servers.addresses(server_id, network_name, address"), "{stdout}");
     assert!(stdout.contains("srv-000001  vm-1"), "{stdout}");
     assert!(!stdout.contains("flavors"), "only the tables asked for: {stdout}");
+}
+
+#[tokio::test]
+async fn objects_moving_between_pages_commit_only_what_changed() {
+    let mut state = small_cloud(5);
+    state.page_size = 2;
+    let cloud = FakeCloud::start(state, TokenCheck::None, "p1").await;
+    let (spec, driver) = nova_without_auth(&format!("{}/compute/v2.1", cloud.url));
+    let sink = EngineSink::new("nova", spec.schema(), &read_all("nova", &spec));
+    let mut state = PollState::default();
+    poll_once(&driver, "nova", &sink, &mut state).await.expect("a poll");
+    // A server listed first shifts every other one a page on: one server is new, no other changed.
+    let new = openstack::server("srv-new", "vm-new", "ACTIVE", "net-1", "10.9.9.9");
+    cloud.state().collection("compute/servers/detail").items.insert(0, new);
+    let outcome = poll_once(&driver, "nova", &sink, &mut state).await.expect("a poll");
+    assert_eq!(outcome.changed, 3, "the server, its address and its tag");
+    assert_eq!(sink.rows("nova", "servers").len(), 6);
+    let last = sink.batches.lock().unwrap().last().cloned().unwrap();
+    assert!(last.iter().all(|c| c.removed.is_empty()), "{last:?}");
+    // The first server goes again.
+    cloud.state().collection("compute/servers/detail").items.remove(0);
+    let outcome = poll_once(&driver, "nova", &sink, &mut state).await.expect("a poll");
+    assert_eq!(outcome.changed, 3);
+    assert_eq!(sink.rows("nova", "servers").len(), 5);
+    // Unchanged pages are reused whole: nothing to commit.
+    let outcome = poll_once(&driver, "nova", &sink, &mut state).await.expect("a poll");
+    assert_eq!(outcome.changed, 0);
+}
+
+#[tokio::test]
+async fn a_row_two_pages_give_stays_until_neither_does() {
+    let mut state = small_cloud(2);
+    state.page_size = 1;
+    let cloud = FakeCloud::start(state, TokenCheck::None, "p1").await;
+    // A table of server statuses only: both servers (one per page) give the row `ACTIVE`.
+    let yaml = format!(
+        "driver: http\nhttp:\n  baseUrl: {}/compute/v2.1\n  requests:\n  - {{path: servers/detail, items: servers, pagination: {{next: servers_links}}, table: statuses, columns: [{{name: status, path: status}}]}}\n",
+        cloud.url
+    );
+    let spec: DatasourceSpec = serde_norway::from_str(&yaml).unwrap();
+    let d = driver(&spec, &Credentials::default());
+    let sink = EngineSink::new("api", spec.schema(), &read_all("api", &spec));
+    let mut state = PollState::default();
+    poll_once(&d, "api", &sink, &mut state).await.expect("a poll");
+    assert_eq!(sink.rows("api", "statuses"), vec![vec![s("ACTIVE")]]);
+    cloud.state().collection("compute/servers/detail").items.remove(0);
+    let outcome = poll_once(&d, "api", &sink, &mut state).await.expect("a poll");
+    assert_eq!(outcome.changed, 0, "the other page still gives the row");
+    assert_eq!(sink.rows("api", "statuses"), vec![vec![s("ACTIVE")]]);
+    cloud.state().object("compute/servers/detail", "srv-000001")["status"] = "SHUTOFF".into();
+    poll_once(&d, "api", &sink, &mut state).await.expect("a poll");
+    assert_eq!(sink.rows("api", "statuses"), vec![vec![s("SHUTOFF")]]);
 }

@@ -4,7 +4,7 @@
 //! from the environment: the OpenStack `OS_*` variables and `CONGRESS_CREDENTIAL_<KEY>`.
 
 use congress_drivers::credentials::Credentials;
-use congress_drivers::http::{HttpDriver, Polled};
+use congress_drivers::http::{HttpDriver, PollState, Polled};
 use congress_engine::{Schema, Value};
 use congress_model::resources::Datasource;
 use serde::Deserialize;
@@ -164,8 +164,11 @@ pub fn poll_file(file: &Path, secret: Option<&Path>) -> Result<PolledFile, PollF
         .enable_all()
         .build()
         .map_err(|e| PollFileError::Input(format!("cannot start the async runtime: {e}")))?;
-    let polled =
-        runtime.block_on(driver.poll(&|_| true)).map_err(|e| PollFileError::Poll(e.reason(), e.to_string()))?;
+    let mut state = PollState::default();
+    let pending =
+        runtime.block_on(driver.poll(&|_| true, &state)).map_err(|e| PollFileError::Poll(e.reason(), e.to_string()))?;
+    state.commit(pending);
+    let polled = driver.rows(&state);
     Ok(PolledFile { name, schema: ds.spec.schema(), tables: polled })
 }
 

@@ -9,11 +9,13 @@
 //! expected shape, bodies over the size limit); none of them panics, and none carries a
 //! credential (requests carry secrets in headers only, and no response body is quoted).
 
+use super::TableChange;
 use super::credentials::{Credentials, CredentialsError, SecretValue, check_config, setting};
 use super::keystone::{Keystone, KeystoneError};
 use super::translate::{FieldPath, MappingError, Translator, field_path};
 use congress_engine::Value;
 use congress_model::resources::{HttpSource, Pagination};
+use hashbrown::HashMap;
 use reqwest::Url;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -131,18 +133,133 @@ struct Plan {
     query: Vec<(String, String)>,
     items: Option<FieldPath>,
     pagination: Option<Paging>,
-    translator: Translator,
+    translator: Arc<Translator>,
     tables: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Paging {
     Next { link: FieldPath, max_pages: u32 },
     Marker { param: String, field: FieldPath, limit: Option<u32>, max_pages: u32 },
 }
 
-/// Rows of every table of one poll, complete (every page), by table name.
+/// Rows of every table, complete, by table name.
 pub type Polled = Vec<(String, Vec<Vec<Value>>)>;
+
+/// One page of a listing as last fetched: its URL, a digest of its bytes (hash and length),
+/// the next page's URL, and the rows it gave, per table slot of its request.
+#[derive(Clone, Debug)]
+pub struct Page {
+    url: Url,
+    digest: (u64, usize),
+    next: Option<Url>,
+    rows: Arc<Vec<Vec<Vec<Value>>>>,
+}
+
+/// A row of a request's table: (request, table slot, row).
+type RowKey = (usize, usize, Vec<Value>);
+
+/// What the committed polls of a driver hold: each request's pages, and how many pages give
+/// each row (a row is in its table while at least one page gives it).
+#[derive(Debug, Default)]
+pub struct PollState {
+    pages: HashMap<usize, Vec<Page>>,
+    counts: HashMap<RowKey, u32>,
+    /// Keyed once per driver run, so page digests compare within it.
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl PollState {
+    /// Take what `pending` fetched (once its changes are committed).
+    pub fn commit(&mut self, pending: PendingPoll) {
+        for (key, delta) in pending.deltas {
+            let count = self.counts.get(&key).copied().unwrap_or(0);
+            let next = (i64::from(count) + delta).max(0) as u32;
+            if next == 0 {
+                self.counts.remove(&key);
+            } else {
+                self.counts.insert(key, next);
+            }
+        }
+        self.pages.extend(pending.pages);
+    }
+
+    /// Rows per table, by the driver's table names.
+    pub fn counts(&self, driver: &HttpDriver) -> BTreeMap<String, u64> {
+        let mut out: BTreeMap<String, u64> = BTreeMap::new();
+        for (i, plan) in driver.plans.iter().enumerate() {
+            if self.pages.contains_key(&i) {
+                for t in &plan.tables {
+                    out.insert(t.clone(), 0);
+                }
+            }
+        }
+        for (plan, slot, _) in self.counts.keys() {
+            if let Some(t) = driver.plans.get(*plan).and_then(|p| p.tables.get(*slot)) {
+                *out.entry(t.clone()).or_default() += 1;
+            }
+        }
+        out
+    }
+}
+
+/// The outcome of a poll before it is committed: the changes per table, and the state
+/// they lead to.
+#[derive(Debug, Default)]
+pub struct PendingPoll {
+    pub changes: Vec<TableChange>,
+    /// Rows added plus removed.
+    pub changed: u64,
+    pages: Vec<(usize, Vec<Page>)>,
+    deltas: Vec<(RowKey, i64)>,
+}
+
+impl PendingPoll {
+    /// Compare the new pages with the old ones: pages reused whole change nothing; the rows
+    /// of the others are counted in (new) and out (old), and a row whose count goes from 0
+    /// or to 0 is added or removed.
+    fn diff(&mut self, state: &PollState, plans: &[Plan]) {
+        let mut deltas: HashMap<RowKey, i64> = HashMap::new();
+        for (index, pages) in &self.pages {
+            let old = state.pages.get(index).map_or(&[][..], Vec::as_slice);
+            for i in 0..pages.len().max(old.len()) {
+                let (new, was) = (pages.get(i), old.get(i));
+                if let (Some(n), Some(o)) = (new, was)
+                    && Arc::ptr_eq(&n.rows, &o.rows)
+                {
+                    continue;
+                }
+                for (page, sign) in [(new, 1), (was, -1)] {
+                    for (slot, rows) in page.iter().flat_map(|p| p.rows.iter().enumerate()) {
+                        for row in rows {
+                            *deltas.entry((*index, slot, row.clone())).or_default() += sign;
+                        }
+                    }
+                }
+            }
+        }
+        let mut changes: BTreeMap<(usize, usize), TableChange> = BTreeMap::new();
+        for (key, delta) in deltas {
+            if delta == 0 {
+                continue;
+            }
+            let before = i64::from(state.counts.get(&key).copied().unwrap_or(0));
+            let after = before + delta;
+            let (plan, slot, row) = &key;
+            let change = changes
+                .entry((*plan, *slot))
+                .or_insert_with(|| TableChange { table: plans[*plan].tables[*slot].clone(), ..Default::default() });
+            if before == 0 && after > 0 {
+                change.added.push(row.clone());
+            } else if before > 0 && after <= 0 {
+                change.removed.push(row.clone());
+            }
+            self.deltas.push((key, delta));
+        }
+        self.changes = changes.into_values().filter(|c| !c.added.is_empty() || !c.removed.is_empty()).collect();
+        self.changed = self.changes.iter().map(|c| (c.added.len() + c.removed.len()) as u64).sum();
+    }
+}
 
 /// A configured `http` datasource.
 #[derive(Debug)]
@@ -225,7 +342,14 @@ impl HttpDriver {
                     query.retain(|(k, _)| k != "limit" && k != param);
                     query.push(("limit".into(), limit.to_string()));
                 }
-                Ok(Plan { path: r.path.clone(), query, items, pagination, tables: translator.tables(), translator })
+                Ok(Plan {
+                    path: r.path.clone(),
+                    query,
+                    items,
+                    pagination,
+                    tables: translator.tables(),
+                    translator: Arc::new(translator),
+                })
             })
             .collect::<Result<_, HttpDriverError>>()?;
         Ok(HttpDriver {
@@ -244,20 +368,49 @@ impl HttpDriver {
         self.plans.iter().flat_map(|p| p.tables.iter().map(String::as_str))
     }
 
-    /// Fetch every request one of whose tables `needed` says a policy reads, and return the
-    /// complete rows of each of their tables. Any failure fails the whole poll.
-    pub async fn poll(&self, needed: &(dyn Fn(&str) -> bool + Sync)) -> Result<Polled, PollError> {
-        let mut out = Polled::new();
+    /// Fetch every request one of whose tables `needed` says a policy reads, and return what
+    /// changed since `state` (the last committed poll), table by table. Any failure fails the
+    /// whole poll and leaves `state` as it was.
+    ///
+    /// A page whose bytes are those of the same page last time is neither parsed nor
+    /// translated: its rows are the ones it gave then, and it changes nothing. So a poll in
+    /// which one object changed parses one page and diffs only its rows.
+    pub async fn poll(
+        &self,
+        needed: &(dyn Fn(&str) -> bool + Sync),
+        state: &PollState,
+    ) -> Result<PendingPoll, PollError> {
+        let mut pending = PendingPoll::default();
         let base = self.base_url().await?;
-        for plan in &self.plans {
+        for (index, plan) in self.plans.iter().enumerate() {
             if !plan.tables.iter().any(|t| needed(t)) {
                 continue;
             }
-            let mut rows: Vec<Vec<Vec<Value>>> = vec![Vec::new(); plan.tables.len()];
-            self.fetch(&base, plan, &mut rows).await?;
-            out.extend(plan.tables.iter().cloned().zip(rows));
+            let old = state.pages.get(&index).map_or(&[][..], Vec::as_slice);
+            let pages = self.fetch(&base, plan, old, &state.hasher).await?;
+            pending.pages.push((index, pages));
         }
-        Ok(out)
+        pending.diff(state, &self.plans);
+        Ok(pending)
+    }
+
+    /// Every row of every table as of `state`, by table (for `congress poll`).
+    pub fn rows(&self, state: &PollState) -> Polled {
+        let mut out: Polled = self.tables().map(|t| (t.to_string(), Vec::new())).collect();
+        let position =
+            |plan: usize, slot: usize| self.plans[..plan].iter().map(|p| p.tables.len()).sum::<usize>() + slot;
+        for (plan, slot, row) in state.counts.keys() {
+            out[position(*plan, *slot)].1.push(row.clone());
+        }
+        out
+    }
+
+    /// Whether a committed poll has fetched `table`.
+    pub fn fetched(&self, state: &PollState, table: &str) -> bool {
+        self.plans
+            .iter()
+            .position(|p| p.tables.iter().any(|t| t == table))
+            .is_some_and(|i| state.pages.contains_key(&i))
     }
 
     async fn base_url(&self) -> Result<Url, PollError> {
@@ -271,8 +424,15 @@ impl HttpDriver {
         absolute("catalog", &url).map_err(|e| PollError::Shape { url: url.clone(), message: e.to_string() })
     }
 
-    /// Every page of one request.
-    async fn fetch(&self, base: &Url, plan: &Plan, rows: &mut [Vec<Vec<Value>>]) -> Result<(), PollError> {
+    /// Every page of one request, reusing the pages of `old` whose bytes did not change.
+    async fn fetch(
+        &self,
+        base: &Url,
+        plan: &Plan,
+        old: &[Page],
+        hasher: &hashbrown::DefaultHashBuilder,
+    ) -> Result<Vec<Page>, PollError> {
+        use std::hash::BuildHasher;
         let mut url = base.join(plan.path.trim_start_matches('/')).map_err(|e| PollError::Shape {
             url: format!("{base}{}", plan.path),
             message: format!("not a URL: {e}"),
@@ -280,69 +440,100 @@ impl HttpDriver {
         if !plan.query.is_empty() {
             url.query_pairs_mut().extend_pairs(&plan.query);
         }
-        let mut pages = 0u32;
+        let mut pages: Vec<Page> = Vec::new();
         loop {
-            pages += 1;
-            let body = self.get_json(&url).await?;
-            let shape = |message: String| PollError::Shape { url: url.to_string(), message };
-            let list = match &plan.items {
-                Some(path) => {
-                    path.get(&body).ok_or_else(|| shape(format!("no `{}` in the answer", path_text(plan))))?
-                }
-                None => &body,
-            };
-            let serde_json::Value::Array(items) = list else {
-                return Err(shape(format!("`{}` is {}, not a list", path_text(plan), kind(list))));
-            };
-            for item in items {
-                plan.translator.translate_with(item, &mut |slot, row| rows[slot].push(row));
-            }
-            let next = match &plan.pagination {
-                None => None,
-                Some(Paging::Next { link, max_pages }) => {
-                    let next = next_link(link.get(&body)).map(|href| join_link(base, &url, href).map_err(shape));
-                    check_pages(&url, pages, *max_pages)?;
-                    next.transpose()?
-                }
-                Some(Paging::Marker { param, field, limit, max_pages }) => {
-                    let full = items.last().is_some() && limit.is_none_or(|l| items.len() >= l as usize);
-                    match items.last().and_then(|last| field.get(last)).filter(|_| full) {
-                        None => None,
-                        Some(marker) => {
-                            check_pages(&url, pages, *max_pages)?;
-                            let marker = match marker {
-                                serde_json::Value::String(s) => s.clone(),
-                                other => other.to_string(),
-                            };
-                            let mut next = url.clone();
-                            let kept: Vec<(String, String)> = url
-                                .query_pairs()
-                                .filter(|(k, _)| k != param)
-                                .map(|(k, v)| (k.into(), v.into()))
-                                .collect();
-                            next.query_pairs_mut().clear().extend_pairs(kept).append_pair(param, &marker);
-                            Some(next)
-                        }
-                    }
+            let bytes = self.get_bytes(&url).await?;
+            let digest = (hasher.hash_one(&bytes[..]), bytes.len());
+            let page = match old.get(pages.len()) {
+                Some(p) if p.url == url && p.digest == digest => p.clone(),
+                _ => {
+                    let (rows, next) = self.read_page(base, &url, plan, bytes).await?;
+                    Page { url: url.clone(), digest, next, rows: Arc::new(rows) }
                 }
             };
-            match next {
-                // A next link may not send the credentials to another host.
-                Some(n) if n.origin() != base.origin() => {
-                    return Err(shape(format!(
-                        "the next page `{n}` is not on {}",
-                        base.origin().ascii_serialization()
-                    )));
+            let next = page.next.clone();
+            pages.push(page);
+            match (next, &plan.pagination) {
+                (Some(n), Some(Paging::Next { max_pages, .. } | Paging::Marker { max_pages, .. })) => {
+                    check_pages(&url, pages.len() as u32, *max_pages)?;
+                    url = n;
                 }
-                Some(n) => url = n,
-                None => return Ok(()),
+                _ => return Ok(pages),
             }
         }
     }
 
-    /// GET `url` as JSON, with the auth, one fresh Keystone token after a 401, and the size
-    /// limit.
-    async fn get_json(&self, url: &Url) -> Result<serde_json::Value, PollError> {
+    /// Parse and translate one page (on a blocking thread: a page may hold thousands of
+    /// objects), and find the next page's URL.
+    async fn read_page(
+        &self,
+        base: &Url,
+        url: &Url,
+        plan: &Plan,
+        bytes: Vec<u8>,
+    ) -> Result<(Vec<Vec<Vec<Value>>>, Option<Url>), PollError> {
+        let translator = plan.translator.clone();
+        let items_path = plan.items.clone();
+        let pagination = plan.pagination.clone();
+        let (base, url) = (base.clone(), url.clone());
+        let slots = plan.tables.len();
+        let work = move || -> Result<(Vec<Vec<Vec<Value>>>, Option<Url>), PollError> {
+            let text = url.to_string();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| PollError::NotJson {
+                url: text.clone(),
+                line: e.line(),
+                column: e.column(),
+                message: describe_json(&e),
+            })?;
+            let shape = |message: String| PollError::Shape { url: text.clone(), message };
+            let where_ = items_path.as_ref().map_or_else(|| "the answer".to_string(), ToString::to_string);
+            let list = match &items_path {
+                Some(path) => path.get(&body).ok_or_else(|| shape(format!("no `{where_}` in the answer")))?,
+                None => &body,
+            };
+            let serde_json::Value::Array(items) = list else {
+                return Err(shape(format!("`{where_}` is {}, not a list", kind(list))));
+            };
+            let mut rows: Vec<Vec<Vec<Value>>> = vec![Vec::new(); slots];
+            for item in items {
+                translator.translate_with(item, &mut |slot, row| rows[slot].push(row));
+            }
+            let next = match &pagination {
+                None => None,
+                Some(Paging::Next { link, .. }) => {
+                    next_link(link.get(&body)).map(|href| join_link(&base, &url, href).map_err(shape)).transpose()?
+                }
+                Some(Paging::Marker { param, field, limit, .. }) => {
+                    let full = limit.is_none_or(|l| items.len() >= l as usize);
+                    items.last().and_then(|last| field.get(last)).filter(|_| full).map(|marker| {
+                        let marker = match marker {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        let kept: Vec<(String, String)> =
+                            url.query_pairs().filter(|(k, _)| k != param).map(|(k, v)| (k.into(), v.into())).collect();
+                        let mut next = url.clone();
+                        next.query_pairs_mut().clear().extend_pairs(kept).append_pair(param, &marker);
+                        next
+                    })
+                }
+            };
+            // A next link may not send the credentials to another host.
+            if let Some(n) = &next
+                && n.origin() != base.origin()
+            {
+                return Err(shape(format!("the next page `{n}` is not on {}", base.origin().ascii_serialization())));
+            }
+            Ok((rows, next))
+        };
+        tokio::task::spawn_blocking(work).await.map_err(|e| PollError::Shape {
+            url: plan.path.clone(),
+            message: format!("the page could not be read: {e}"),
+        })?
+    }
+
+    /// GET `url`, with the auth, one fresh Keystone token after a 401, and the size limit.
+    async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, PollError> {
         let text = url.to_string();
         for attempt in 0..2 {
             let mut request = self.client.get(url.clone()).headers(self.headers.clone());
@@ -366,13 +557,7 @@ impl HttpDriver {
             if !response.status().is_success() {
                 return Err(PollError::Status { url: text, status });
             }
-            let bytes = self.read_limited(&text, response).await?;
-            return serde_json::from_slice(&bytes).map_err(|e| PollError::NotJson {
-                url: text,
-                line: e.line(),
-                column: e.column(),
-                message: describe_json(&e),
-            });
+            return self.read_limited(&text, response).await;
         }
         Err(PollError::Unauthorized { url: text, status: 401 })
     }
@@ -399,10 +584,6 @@ impl HttpDriver {
             PollError::Connect { url: url.to_string(), message: describe(e) }
         }
     }
-}
-
-fn path_text(plan: &Plan) -> String {
-    plan.items.as_ref().map_or_else(|| "the answer".to_string(), |p| p.to_string())
 }
 
 fn kind(v: &serde_json::Value) -> &'static str {

@@ -10,7 +10,7 @@
 //! Only tables a loaded rule reads are fetched (Congress's lazy tables); when the rules
 //! change so that a table no poll has fetched is read, the driver polls at once.
 
-use super::http::{HttpDriver, PollError, Polled};
+use super::http::{HttpDriver, PollError, PollState, Polled};
 use super::{DriverStatus, Sink, SinkError, TableChange};
 use congress_engine::Value;
 use hashbrown::{HashMap, HashSet};
@@ -75,7 +75,8 @@ impl PollFailure {
     }
 }
 
-/// The rows of every table as of the last good poll, to diff the next one against.
+/// The rows of every table as last committed, to diff a whole new set of rows against (the
+/// `push` driver's replace).
 #[derive(Debug, Default)]
 pub struct Tables {
     rows: HashMap<String, HashSet<Vec<Value>>>,
@@ -91,8 +92,8 @@ pub struct Diff {
 }
 
 impl Tables {
-    /// What `polled` changes. Tables not in `polled` (not fetched: no policy reads them) keep
-    /// their rows. Costs one hash of every polled row plus one per old row.
+    /// What `polled` changes. Tables not in `polled` keep their rows. Costs one hash of every
+    /// polled row plus one per old row.
     pub fn diff(&self, polled: Polled) -> Diff {
         let mut diff = Diff::default();
         for (table, rows) in polled {
@@ -139,35 +140,24 @@ pub struct Outcome {
 }
 
 /// One poll of `driver` into datasource `engine_name`: fetch the tables a policy reads,
-/// diff, commit the difference (nothing when there is none).
+/// diff, commit the difference (nothing when there is none), then record the poll in
+/// `state` (only once committed: a failure leaves `state` as the last good poll left it).
 pub async fn poll_once(
     driver: &HttpDriver,
     engine_name: &str,
     sink: &dyn Sink,
-    tables: &mut Tables,
+    state: &mut PollState,
 ) -> Result<Outcome, PollFailure> {
     let started = Instant::now();
     let all: Vec<String> = driver.tables().map(str::to_string).collect();
     let needed: HashSet<String> = sink.tables_read(engine_name, all).await.into_iter().collect();
-    let polled = driver.poll(&|t| needed.contains(t)).await?;
-    // Hashing 100,000 rows is engine-thread-sized work, not an async worker's.
-    let (diff, tables_back) = {
-        let state = std::mem::take(tables);
-        tokio::task::spawn_blocking(move || {
-            let diff = state.diff(polled);
-            (diff, state)
-        })
-        .await
-        .map_err(|e| SinkError::Unavailable(format!("the diff task failed: {e}")))?
-    };
-    *tables = tables_back;
-    let mut diff = diff;
-    let changed = diff.changed;
-    let changes = std::mem::take(&mut diff.changes);
+    let mut pending = driver.poll(&|t| needed.contains(t), state).await?;
+    let changed = pending.changed;
+    let changes = std::mem::take(&mut pending.changes);
     if !changes.is_empty() {
         sink.apply(engine_name, changes).await?;
     }
-    tables.apply(diff);
+    state.commit(pending);
     Ok(Outcome { changed, seconds: started.elapsed().as_secs_f64() })
 }
 
@@ -180,20 +170,20 @@ pub async fn run(
     refresh: Arc<Notify>,
     status: watch::Sender<DriverStatus>,
 ) {
-    let mut tables = Tables::default();
+    let mut state = PollState::default();
     let mut rules = sink.rules_changed();
     let seed = seed(&engine_name);
     let mut failures = 0u64;
     loop {
         let span = tracing::debug_span!("poll", datasource = %engine_name);
-        let result = tracing::Instrument::instrument(poll_once(&driver, &engine_name, &*sink, &mut tables), span).await;
+        let result = tracing::Instrument::instrument(poll_once(&driver, &engine_name, &*sink, &mut state), span).await;
         match result {
             Ok(outcome) => {
                 failures = 0;
                 tracing::debug!(datasource = %engine_name, changed = outcome.changed, seconds = outcome.seconds, "polled");
                 status.send_modify(|s| {
                     s.synced = true;
-                    s.rows = tables.counts().map(|(t, n)| (t.to_string(), n)).collect();
+                    s.rows = state.counts(&driver);
                     s.last_sync = Some(congress_model::now_rfc3339());
                     s.last_error = None;
                     s.failure_reason = None;
@@ -219,7 +209,7 @@ pub async fn run(
         wait(deadline, &refresh, &mut rules, || async {
             // A table a policy now reads that no poll has fetched yet: poll at once.
             let all: Vec<String> = driver.tables().map(str::to_string).collect();
-            sink.tables_read(&engine_name, all).await.iter().any(|t| !tables.has(t))
+            sink.tables_read(&engine_name, all).await.iter().any(|t| !driver.fetched(&state, t))
         })
         .await;
     }

@@ -79,6 +79,8 @@ pub struct CloudState {
     pub requests: Vec<String>,
     /// `X-Auth-Token` values seen (to check tokens are reused).
     pub tokens_seen: Vec<String>,
+    /// Time spent building answers (for benches: the fake's share of a poll).
+    pub busy: Duration,
     valid_tokens: HashSet<String>,
 }
 
@@ -202,6 +204,7 @@ async fn serve(
         "compute" => rest.strip_prefix("v2.1/").map(|r| format!("compute/{r}")),
         _ => Some(format!("{service}/{rest}")),
     };
+    let started = std::time::Instant::now();
     let page = {
         let s = app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         route.as_ref().and_then(|r| s.collections.get(r)).map(|c| page(c, &query, s.page_size))
@@ -242,6 +245,7 @@ async fn serve(
         }
     }
     let bytes = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
+    app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).busy += started.elapsed();
     Response::builder().header("content-type", "application/json").body(Body::from(bytes)).unwrap_or_default()
 }
 
