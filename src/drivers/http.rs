@@ -156,6 +156,9 @@ pub struct Page {
     rows: Arc<Vec<Vec<Vec<Value>>>>,
 }
 
+/// A page's rows per table slot, and the next page's URL.
+type PageRead = (Vec<Vec<Vec<Value>>>, Option<Url>);
+
 /// A row of a request's table: (request, table slot, row).
 type RowKey = (usize, usize, Vec<Value>);
 
@@ -471,13 +474,13 @@ impl HttpDriver {
         url: &Url,
         plan: &Plan,
         bytes: Vec<u8>,
-    ) -> Result<(Vec<Vec<Vec<Value>>>, Option<Url>), PollError> {
+    ) -> Result<PageRead, PollError> {
         let translator = plan.translator.clone();
         let items_path = plan.items.clone();
         let pagination = plan.pagination.clone();
         let (base, url) = (base.clone(), url.clone());
         let slots = plan.tables.len();
-        let work = move || -> Result<(Vec<Vec<Vec<Value>>>, Option<Url>), PollError> {
+        let work = move || -> Result<PageRead, PollError> {
             let text = url.to_string();
             let body: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| PollError::NotJson {
                 url: text.clone(),
