@@ -468,13 +468,7 @@ impl HttpDriver {
 
     /// Parse and translate one page (on a blocking thread: a page may hold thousands of
     /// objects), and find the next page's URL.
-    async fn read_page(
-        &self,
-        base: &Url,
-        url: &Url,
-        plan: &Plan,
-        bytes: Vec<u8>,
-    ) -> Result<PageRead, PollError> {
+    async fn read_page(&self, base: &Url, url: &Url, plan: &Plan, bytes: Vec<u8>) -> Result<PageRead, PollError> {
         let translator = plan.translator.clone();
         let items_path = plan.items.clone();
         let pagination = plan.pagination.clone();
