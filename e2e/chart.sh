@@ -187,10 +187,11 @@ allowed=(
   "create policyreports.wgpolicyk8s.io -n e2e-reports" "deletecollection policyreports.wgpolicyk8s.io -n e2e-reports"
   "delete clusterpolicyreports.wgpolicyk8s.io" "create events -n e2e-reports" "patch events.events.k8s.io -n e2e-reports"
   "create leases.coordination.k8s.io -n $NS" "update leases.coordination.k8s.io -n $NS"
+  "get secrets -n $NS" "create tokenreviews.authentication.k8s.io"
 )
 denied=(
   "create policies.congress.dev" "delete datasources.congress.dev" "delete pods" "create pods"
-  "get secrets -n $NS" "list secrets --all-namespaces" "list deployments.apps"
+  "list secrets -n $NS" "get secrets -n default" "list secrets --all-namespaces" "list deployments.apps"
   "create leases.coordination.k8s.io -n default" "delete events -n e2e-reports"
   "update customresourcedefinitions.apiextensions.k8s.io"
 )
