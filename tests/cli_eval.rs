@@ -127,10 +127,10 @@ fn malformed_manifest_exits_2() {
 
 #[test]
 fn unknown_table_exits_2() {
-    let d = setup("datasource: nova\ntables:\n  flavors:\n    - [m1]\n");
+    let d = setup("datasource: nova\ntables:\n  nope:\n    - [m1]\n");
     let o = run(d.path(), &["eval", "-f", "policies", "--data", "data"]);
     assert_eq!(o.code, 2);
-    assert!(o.stderr.contains("servers.yaml:3:3 (document 1): unknown table `nova:flavors`"), "{}", o.stderr);
+    assert!(o.stderr.contains("servers.yaml:3:3 (document 1): unknown table `nova:nope`"), "{}", o.stderr);
 }
 
 #[test]

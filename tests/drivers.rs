@@ -541,3 +541,49 @@ async fn a_row_two_pages_give_stays_until_neither_does() {
     poll_once(&d, "api", &sink, &mut state).await.expect("a poll");
     assert_eq!(sink.rows("api", "statuses"), vec![vec![s("SHUTOFF")]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_congress_eval_over_a_live_datasource() {
+    let cloud =
+        FakeCloud::start(small_cloud(3), TokenCheck::Basic("reader".into(), "canary-basic-8".into()), "p1").await;
+    cloud.state().object("compute/servers/detail", "srv-000002")["OS-EXT-AZ:availability_zone"] = "rogue".into();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("nova.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: congress.dev/v1alpha1\nkind: Datasource\nmetadata: {{name: nova}}\nspec:\n  driver: nova\n  config: {{username: reader}}\n  http:\n    baseUrl: {}/compute/v2.1\n    auth: {{type: basic}}\n    requests:\n    - path: servers/detail\n      items: servers\n      pagination: {{next: servers_links}}\n      table: servers\n      columns: [{{name: id, path: id}}, {{name: zone, path: '[\"OS-EXT-AZ:availability_zone\"]'}}]\n",
+            cloud.url
+        ),
+    )
+    .unwrap();
+    let policy = dir.path().join("zones.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: zones}\nspec:\n  rules:\n  - rule: allowed(\"nova\")\n  - rule: error(vm, z) :- nova:servers(id=vm, zone=z), not allowed(z)\n",
+    )
+    .unwrap();
+    let secret = dir.path().join("secret.yaml");
+    std::fs::write(
+        &secret,
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {password: canary-basic-8}\n",
+    )
+    .unwrap();
+    let (m, p, s2) = (manifest.display().to_string(), policy.display().to_string(), secret.display().to_string());
+    let out = tokio::task::spawn_blocking(move || congress(&["eval", "-f", &p, "--live", &m, "--secret", &s2], &[]))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "violations: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("zones: 1 violation") && stdout.contains("srv-000002  rogue"), "{stdout}");
+
+    // A wrong password: the poll fails, nothing is evaluated, the password is not printed.
+    std::fs::write(&secret, "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {password: d3Jvbmc=}\n").unwrap();
+    let (m, p, s2) = (manifest.display().to_string(), policy.display().to_string(), secret.display().to_string());
+    let out = tokio::task::spawn_blocking(move || congress(&["eval", "-f", &p, "--live", &m, "--secret", &s2], &[]))
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the poll failed (Unauthorized)") && !stderr.contains("wrong"), "{stderr}");
+}

@@ -27,6 +27,7 @@ Exit status: 0 no violations, 1 violations, 2 bad input.
 Examples:
   congress eval -f policies/ --data fixtures/
   congress eval -f policy.yaml --data servers.yaml -o json
+  congress eval -f classification.yaml --live nova.yaml --live neutron.yaml --secret openstack.yaml
   congress eval -f policies/ --data fixtures/ -q 'error(vm)' --policy classification")]
 pub struct EvalArgs {
     /// Policy sources: Policy/LibraryPolicy manifests (YAML, multi-document) or `.congress`
@@ -38,6 +39,14 @@ pub struct EvalArgs {
     /// directories are read recursively. Repeatable.
     #[arg(long = "data", value_name = "FILE|DIR")]
     pub data: Vec<PathBuf>,
+    /// A live datasource: a Datasource manifest of a polled driver (`http`, `nova`, ...),
+    /// polled once, its tables used like fixtures (credentials as for `congress poll`).
+    /// Repeatable.
+    #[arg(long = "live", value_name = "DATASOURCE.yaml")]
+    pub live: Vec<PathBuf>,
+    /// A Secret manifest with the live datasources' credentials.
+    #[arg(long, value_name = "FILE", requires = "live")]
+    pub secret: Option<PathBuf>,
     /// Answer this query (a literal, e.g. `error(x)`) instead of listing violations.
     #[arg(short = 'q', long = "query", value_name = "QUERY")]
     pub query: Option<String>,
@@ -53,8 +62,23 @@ pub struct EvalArgs {
 /// Load everything for `eval`: policies from `files`, fixtures from `data`, plus the
 /// schemas of Datasource manifests among `files`.
 pub fn load(files: &[PathBuf], data: &[PathBuf]) -> Result<Loaded, Vec<LoadError>> {
+    load_with_live(files, data, &[])
+}
+
+/// [`load`], then the rows of live datasources, polled beforehand (one transaction; the
+/// actions it fires are added to [`Loaded::actions`]).
+pub fn load_with_live(
+    files: &[PathBuf],
+    data: &[PathBuf],
+    live: &[super::poll::PolledFile],
+) -> Result<Loaded, Vec<LoadError>> {
     let policies = load::load_policies(files);
-    let fixtures = load::load_schemas(files).and_then(|s| load::load_fixtures_with_schemas(data, s));
+    let fixtures = load::load_schemas(files).and_then(|mut s| {
+        for l in live {
+            s.insert(l.name.clone(), l.schema.clone());
+        }
+        load::load_fixtures_with_schemas(data, s)
+    });
     let (policies, fixtures) = match (policies, fixtures) {
         (Ok(p), Ok(f)) => (p, f),
         (p, f) => {
@@ -63,7 +87,21 @@ pub fn load(files: &[PathBuf], data: &[PathBuf]) -> Result<Loaded, Vec<LoadError
             return Err(errors);
         }
     };
-    load::build(&policies, &fixtures, std::io::stderr().is_terminal())
+    let mut loaded = load::build(&policies, &fixtures, std::io::stderr().is_terminal())?;
+    if !live.is_empty() {
+        let mut txn = loaded.engine.transaction();
+        for l in live {
+            for (table, rows) in &l.tables {
+                txn.insert_rows(&l.name, table, rows.clone());
+            }
+        }
+        let commit = txn.commit().map_err(|e| {
+            let origin = load::Origin::new("<live datasources>".to_string(), 0, 1, 1);
+            vec![LoadError::Engine { origin, message: e.to_string() }]
+        })?;
+        loaded.actions.extend(commit.actions);
+    }
+    Ok(loaded)
 }
 
 /// Plain text of a value for the table output (strings unquoted).
@@ -112,7 +150,21 @@ pub fn run(args: EvalArgs) -> ExitCode {
         eprintln!("error: no policy sources: pass -f FILE|DIR");
         return ExitCode::from(2);
     }
-    let loaded = match load(&args.files, &args.data) {
+    let mut live = Vec::new();
+    for file in &args.live {
+        match super::poll::poll_file(file, args.secret.as_deref()) {
+            Ok(p) => live.push(p),
+            Err(super::poll::PollFileError::Input(e)) => {
+                eprintln!("error: --live {}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+            Err(super::poll::PollFileError::Poll(reason, e)) => {
+                eprintln!("error: --live {}: the poll failed ({reason}): {e}", file.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let loaded = match load_with_live(&args.files, &args.data, &live) {
         Ok(l) => l,
         Err(errors) => {
             print_errors(&errors);

@@ -281,10 +281,10 @@ spec:
 ---
 apiVersion: congress.dev/v1alpha1
 kind: Datasource
-metadata: {name: nova}
+metadata: {name: vcenter}
 spec:
-  driver: nova
-  tables: [{name: servers, columns: [id, status]}]
+  driver: vcenter
+  tables: [{name: vms, columns: [id, status]}]
 "#,
     );
     let op = Operator::start(&cluster, "only", false);
@@ -307,7 +307,7 @@ spec:
         eventually("no-such-kind reported", &op, || async { ready("no-such-kind").await.filter(|(_, e)| e.is_some()) })
             .await;
     assert!(last_error.unwrap().contains("Gadget"));
-    let (c, _) = eventually("nova reported", &op, || async { ready("nova").await }).await;
+    let (c, _) = eventually("vcenter reported", &op, || async { ready("vcenter").await }).await;
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "UnsupportedDriver"));
 
     cluster.create_pod(pod("default", "bad", "evil.io/app:1")).await;

@@ -46,6 +46,8 @@ pub enum TokenCheck {
     Keystone { url: String, admin_token: String },
     /// `Authorization: Bearer TOKEN` (the generic `http` driver's bearer auth).
     Bearer(String),
+    /// `Authorization: Basic base64(USER:PASSWORD)`.
+    Basic(String, String),
 }
 
 /// One listed collection: its objects and how it pages.
@@ -283,6 +285,11 @@ impl App {
         let (url, admin_token) = match &self.check {
             TokenCheck::None => return true,
             TokenCheck::Bearer(expected) => return authorization == Some(format!("Bearer {expected}").as_str()),
+            TokenCheck::Basic(user, password) => {
+                use base64::Engine as _;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                return authorization == Some(format!("Basic {encoded}").as_str());
+            }
             TokenCheck::Keystone { url, admin_token } => (url, admin_token),
         };
         let Some(token) = token else { return false };
