@@ -60,13 +60,8 @@ pub struct EvalArgs {
 }
 
 /// Load everything for `eval`: policies from `files`, fixtures from `data`, plus the
-/// schemas of Datasource manifests among `files`.
-pub fn load(files: &[PathBuf], data: &[PathBuf]) -> Result<Loaded, Vec<LoadError>> {
-    load_with_live(files, data, &[])
-}
-
-/// [`load`], then the rows of live datasources, polled beforehand (one transaction; the
-/// actions it fires are added to [`Loaded::actions`]).
+/// schemas of Datasource manifests among `files`; then the rows of live datasources, polled
+/// beforehand (one transaction; the actions it fires are added to [`Loaded::actions`]).
 pub fn load_with_live(
     files: &[PathBuf],
     data: &[PathBuf],
