@@ -594,8 +594,9 @@ fn kind(v: &serde_json::Value) -> &'static str {
     }
 }
 
-fn describe_json(e: &serde_json::Error) -> String {
-    // serde_json appends " at line L column C"; the error says those once.
+/// A JSON error's message without the " at line L column C" serde_json appends (the
+/// callers say the position once, as fields).
+pub fn describe_json(e: &serde_json::Error) -> String {
     let text = e.to_string();
     match text.rfind(" at line ") {
         Some(i) => text[..i].to_string(),

@@ -188,10 +188,10 @@ pub struct Pending {
 }
 
 fn parse(body: &[u8]) -> Result<serde_json::Value, PushError> {
-    serde_json::from_slice(body).map_err(|e| {
-        let text = e.to_string();
-        let message = text.rfind(" at line ").map_or(text.clone(), |i| text[..i].to_string());
-        PushError::NotJson { line: e.line(), column: e.column(), message }
+    serde_json::from_slice(body).map_err(|e| PushError::NotJson {
+        line: e.line(),
+        column: e.column(),
+        message: super::http::describe_json(&e),
     })
 }
 
