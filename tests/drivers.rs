@@ -53,7 +53,12 @@ fn driver(spec: &DatasourceSpec, credentials: &Credentials) -> HttpDriver {
 
 /// The shipped nova mapping, pointed at `url` without auth (for tests that need no Keystone).
 fn nova_without_auth(url: &str) -> (DatasourceSpec, HttpDriver) {
-    let mut source: HttpSource = congress_model::resources::http::preset("nova").unwrap().unwrap();
+    preset_without_auth("nova", url)
+}
+
+/// A shipped mapping, pointed at `url` without auth.
+fn preset_without_auth(driver: &str, url: &str) -> (DatasourceSpec, HttpDriver) {
+    let mut source: HttpSource = congress_model::resources::http::preset(driver).unwrap().unwrap();
     source.catalog = None;
     source.auth = Default::default();
     source.base_url = Some(url.to_string());
@@ -586,4 +591,80 @@ async fn basic_auth_and_congress_eval_over_a_live_datasource() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("the poll failed (Unauthorized)") && !stderr.contains("wrong"), "{stderr}");
+}
+
+#[tokio::test]
+async fn every_neutron_and_cinder_table_of_congress_fills_from_the_documented_shapes() {
+    let cloud = FakeCloud::start(small_cloud(1), TokenCheck::None, "p1").await;
+    let (spec, driver) = preset_without_auth("neutronv2", &format!("{}/network", cloud.url));
+    let sink = EngineSink::new("neutronv2", spec.schema(), &read_all("neutronv2", &spec));
+    poll_once(&driver, "neutronv2", &sink, &mut PollState::default()).await.expect("neutron polls");
+    let rows = |t: &str| sink.rows("neutronv2", t);
+    let t = s("True");
+    let n = s("None");
+    assert_eq!(
+        rows("subnets"),
+        vec![vec![
+            s("s1"),
+            s("p1"),
+            s("private-subnet"),
+            s("net-1"),
+            Value::Int(4),
+            s("10.0.0.0/8"),
+            s("10.0.0.1"),
+            t.clone(),
+            n.clone(),
+            n.clone()
+        ]]
+    );
+    assert_eq!(rows("allocation_pools"), vec![vec![s("s1"), s("10.0.0.2"), s("10.255.255.254")]]);
+    assert_eq!(rows("dns_nameservers"), vec![vec![s("s1"), s("8.8.4.4")], vec![s("s1"), s("8.8.8.8")]]);
+    assert_eq!(rows("host_routes"), vec![vec![s("s1"), s("0.0.0.0/0"), s("10.0.0.1")]]);
+    assert_eq!(rows("routers").len(), 2);
+    assert_eq!(rows("external_gateway_infos"), vec![vec![s("r1"), s("public"), t.clone()]], "r2 has none");
+    assert_eq!(rows("external_fixed_ips"), vec![vec![s("r1"), s("public-subnet"), s("172.24.4.10")]]);
+    assert_eq!(
+        rows("security_groups"),
+        vec![vec![s("sg-default"), s("p1"), s("default"), s("Default security group")]]
+    );
+    let rules = rows("security_group_rules");
+    assert_eq!(rules.len(), 2);
+    assert_eq!(
+        rules[0],
+        vec![
+            s("sg-default"),
+            s("rule-1"),
+            s("p1"),
+            n.clone(),
+            s("ingress"),
+            s("IPv4"),
+            s("tcp"),
+            Value::Int(22),
+            Value::Int(22),
+            s("0.0.0.0/0")
+        ]
+    );
+    assert_eq!(rules[1][7], n, "a null port range is None");
+    assert_eq!(
+        rows("floating_ips"),
+        vec![vec![
+            s("fip-1"),
+            s("r1"),
+            s("p1"),
+            s("public"),
+            s("10.0.0.0"),
+            s("172.24.4.20"),
+            s("port-000000"),
+            s("ACTIVE")
+        ]]
+    );
+
+    let (spec, driver) = preset_without_auth("cinder", &format!("{}/volume/v3/p1", cloud.url));
+    let sink = EngineSink::new("cinder", spec.schema(), &read_all("cinder", &spec));
+    poll_once(&driver, "cinder", &sink, &mut PollState::default()).await.expect("cinder polls");
+    let volume = &sink.rows("cinder", "volumes")[0];
+    assert_eq!(volume.len(), 17);
+    assert_eq!((&volume[0], &volume[3]), (&s("vol-1"), &s("in-use")));
+    assert_eq!(sink.rows("cinder", "snapshots")[0][0], s("snap-1"));
+    assert_eq!(sink.rows("cinder", "services").len(), 1);
 }

@@ -417,18 +417,69 @@ pub fn small_cloud(servers: usize) -> CloudState {
         Paging::Links,
         ids.iter().enumerate().map(|(i, id)| port(&format!("port-{i:06}"), "net-1", id, &ip(i))).collect(),
     );
-    for (route, key) in [
-        ("subnets", "subnets"),
-        ("routers", "routers"),
-        ("security-groups", "security_groups"),
-        ("floatingips", "floatingips"),
-    ] {
-        add(&format!("network/v2.0/{route}"), key, Paging::Links, vec![]);
-    }
+    add(
+        "network/v2.0/subnets",
+        "subnets",
+        Paging::Links,
+        vec![json!({
+        "id": "s1", "name": "private-subnet", "tenant_id": "p1", "network_id": "net-1", "ip_version": 4,
+        "cidr": "10.0.0.0/8", "gateway_ip": "10.0.0.1", "enable_dhcp": true, "ipv6_ra_mode": null,
+        "ipv6_address_mode": null, "allocation_pools": [{"start": "10.0.0.2", "end": "10.255.255.254"}],
+        "dns_nameservers": ["8.8.8.8", "8.8.4.4"], "host_routes": [{"destination": "0.0.0.0/0", "nexthop": "10.0.0.1"}]})],
+    );
+    add(
+        "network/v2.0/routers",
+        "routers",
+        Paging::Links,
+        vec![
+            json!({"id": "r1", "name": "edge", "tenant_id": "p1", "status": "ACTIVE", "admin_state_up": true,
+               "distributed": false, "external_gateway_info": {"network_id": "public", "enable_snat": true,
+               "external_fixed_ips": [{"subnet_id": "public-subnet", "ip_address": "172.24.4.10"}]}}),
+            json!({"id": "r2", "name": "inner", "tenant_id": "p1", "status": "ACTIVE", "admin_state_up": false,
+               "distributed": false, "external_gateway_info": null}),
+        ],
+    );
+    add(
+        "network/v2.0/security-groups",
+        "security_groups",
+        Paging::Links,
+        vec![json!({
+        "id": "sg-default", "name": "default", "tenant_id": "p1", "description": "Default security group",
+        "security_group_rules": [
+            {"id": "rule-1", "security_group_id": "sg-default", "tenant_id": "p1", "remote_group_id": null,
+             "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22,
+             "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"},
+            {"id": "rule-2", "security_group_id": "sg-default", "tenant_id": "p1", "remote_group_id": "sg-default",
+             "direction": "egress", "ethertype": "IPv6", "protocol": null, "port_range_min": null,
+             "port_range_max": null, "remote_ip_prefix": null}]})],
+    );
+    add(
+        "network/v2.0/floatingips",
+        "floatingips",
+        Paging::Links,
+        vec![json!({
+        "id": "fip-1", "router_id": "r1", "tenant_id": "p1", "floating_network_id": "public",
+        "fixed_ip_address": "10.0.0.0", "floating_ip_address": "172.24.4.20", "port_id": "port-000000",
+        "status": "ACTIVE"})],
+    );
     add("image/v2/images", "images", Paging::GlanceNext, vec![image("img-1", "cirros")]);
     add("volume/volumes/detail", "volumes", Paging::Links, vec![volume("vol-1", ids.first().map(String::as_str))]);
-    add("volume/snapshots/detail", "snapshots", Paging::Links, vec![]);
-    add("volume/os-services", "services", Paging::None, vec![]);
+    add(
+        "volume/snapshots/detail",
+        "snapshots",
+        Paging::Links,
+        vec![json!({
+        "id": "snap-1", "name": "nightly", "size": 10, "status": "available", "volume_id": "vol-1",
+        "created_at": "2026-11-30T10:00:00Z", "description": null})],
+    );
+    add(
+        "volume/os-services",
+        "services",
+        Paging::None,
+        vec![json!({
+        "binary": "cinder-volume", "host": "storage-1@lvm", "zone": "nova", "status": "enabled", "state": "up",
+        "updated_at": "2026-11-30T10:00:00Z", "disabled_reason": null})],
+    );
     c
 }
 
