@@ -77,7 +77,7 @@ async fn nova_and_neutron_behind_keystone_feed_the_classification_policy_and_fau
     let mut state = openstack::small_cloud(2);
     state.collection("network/v2.0/networks").items.push(openstack::network("net-2", "broken", "DOWN"));
     state.object("network/v2.0/ports", "port-000001")["network_id"] = "net-2".into();
-    let check = TokenCheck::Keystone { url: ks.url.clone(), admin_token: ks.admin_token().await };
+    let check = TokenCheck::Keystone { url: ks.url.clone(), admin_password: keystone::ADMIN_PASSWORD.into() };
     let cloud = FakeCloud::start(state, check, "p1").await;
     let region = keystone::region("e2e");
     ks.register(&region, &cloud.endpoints()).await;

@@ -36,27 +36,44 @@ fn free_port() -> u16 {
 impl Keystone {
     /// The shared Keystone, or a new one; `None` (skip) when Keystone is not installed.
     pub async fn start_or_skip() -> Option<Keystone> {
-        let client = reqwest::Client::new();
         if let Ok(url) = std::env::var("CONGRESS_TEST_KEYSTONE") {
-            return Some(Keystone { url, own: None, client });
+            return Some(Keystone { url, own: None, client: reqwest::Client::new() });
         }
+        Keystone::installed_or_skip()?;
+        Some(Keystone::start_own(3600).await)
+    }
+
+    /// A Keystone of this test alone, whose tokens live `token_seconds`; `None` (skip) when
+    /// Keystone is not installed.
+    pub async fn start_own_or_skip(token_seconds: u32) -> Option<Keystone> {
+        Keystone::installed_or_skip()?;
+        Some(Keystone::start_own(token_seconds).await)
+    }
+
+    fn installed_or_skip() -> Option<()> {
         let installed =
             Command::new("sh").args(["-c", "command -v keystone-manage"]).output().is_ok_and(|o| o.status.success());
-        if !installed {
-            let why = "Keystone is not installed (python3-keystone; `bash e2e/install.sh` installs it)";
-            if std::env::var("CONGRESS_E2E").is_ok_and(|v| v == "require") {
-                panic!("{why}, and CONGRESS_E2E=require");
-            }
-            use std::io::Write;
-            let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
-            return None;
+        if installed {
+            return Some(());
         }
+        let why = "Keystone is not installed (python3-keystone; `bash e2e/install.sh` installs it)";
+        if std::env::var("CONGRESS_E2E").is_ok_and(|v| v == "require") {
+            panic!("{why}, and CONGRESS_E2E=require");
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+        None
+    }
+
+    async fn start_own(token_seconds: u32) -> Keystone {
         let dir = tempfile::Builder::new().prefix("congress-keystone-").tempdir().expect("a temporary directory");
         let port = free_port();
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/keystone.sh");
         let out = tokio::task::spawn_blocking({
             let dir = dir.path().to_path_buf();
-            move || Command::new("bash").arg(script).arg(dir).arg(port.to_string()).output()
+            move || {
+                Command::new("bash").arg(script).arg(dir).arg(port.to_string()).arg(token_seconds.to_string()).output()
+            }
         })
         .await
         .expect("join")
@@ -64,7 +81,7 @@ impl Keystone {
         assert!(out.status.success(), "scripts/keystone.sh failed: {}", String::from_utf8_lossy(&out.stderr));
         let pid: u32 =
             std::fs::read_to_string(dir.path().join("keystone.pid")).expect("pid").trim().parse().expect("pid");
-        Some(Keystone { url: format!("http://127.0.0.1:{port}/v3"), own: Some((dir, pid)), client })
+        Keystone { url: format!("http://127.0.0.1:{port}/v3"), own: Some((dir, pid)), client: reqwest::Client::new() }
     }
 
     /// An admin token (project-scoped).

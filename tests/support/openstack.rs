@@ -42,8 +42,9 @@ pub enum Fault {
 pub enum TokenCheck {
     /// Any `X-Auth-Token` (or none) is accepted.
     None,
-    /// Valid when the real Keystone at `url` says so (checked with `admin_token`).
-    Keystone { url: String, admin_token: String },
+    /// Valid when the real Keystone at `url` says so (checked with an admin token of the
+    /// fake's own, taken again when it expires).
+    Keystone { url: String, admin_password: String },
     /// `Authorization: Bearer TOKEN` (the generic `http` driver's bearer auth).
     Bearer(String),
     /// `Authorization: Basic base64(USER:PASSWORD)`.
@@ -118,6 +119,7 @@ struct App {
     check: TokenCheck,
     base: String,
     client: reqwest::Client,
+    admin_token: Arc<Mutex<Option<String>>>,
 }
 
 impl FakeCloud {
@@ -130,7 +132,13 @@ impl FakeCloud {
             state.page_size = 1000;
         }
         let state = Arc::new(Mutex::new(state));
-        let app = App { state: state.clone(), check: check.clone(), base: url.clone(), client: reqwest::Client::new() };
+        let app = App {
+            state: state.clone(),
+            check: check.clone(),
+            base: url.clone(),
+            client: reqwest::Client::new(),
+            admin_token: Arc::new(Mutex::new(None)),
+        };
         let router = Router::new().route("/{service}/{*rest}", axum::routing::get(serve)).with_state(app);
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -282,7 +290,7 @@ fn page(
 
 impl App {
     async fn token_valid(&self, token: Option<&str>, authorization: Option<&str>) -> bool {
-        let (url, admin_token) = match &self.check {
+        let (url, admin_password) = match &self.check {
             TokenCheck::None => return true,
             TokenCheck::Bearer(expected) => return authorization == Some(format!("Bearer {expected}").as_str()),
             TokenCheck::Basic(user, password) => {
@@ -290,25 +298,57 @@ impl App {
                 let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 return authorization == Some(format!("Basic {encoded}").as_str());
             }
-            TokenCheck::Keystone { url, admin_token } => (url, admin_token),
+            TokenCheck::Keystone { url, admin_password } => (url, admin_password),
         };
         let Some(token) = token else { return false };
         if self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).valid_tokens.contains(token) {
             return true;
         }
-        let answer = self
-            .client
-            .get(format!("{url}/auth/tokens"))
-            .header("X-Auth-Token", admin_token)
-            .header("X-Subject-Token", token)
-            .send()
-            .await;
-        let valid = answer.is_ok_and(|r| r.status().is_success());
-        if valid {
-            self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).valid_tokens.insert(token.to_string());
+        // Keystone's answer about `token`: 200 valid, 404 not; 401 means the fake's own admin
+        // token expired: take a new one and ask again.
+        for _ in 0..2 {
+            let admin = self.admin_token.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let admin = match admin {
+                Some(t) => t,
+                None => match admin_token(&self.client, url, admin_password).await {
+                    Some(t) => {
+                        *self.admin_token.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(t.clone());
+                        t
+                    }
+                    None => return false,
+                },
+            };
+            let answer = self
+                .client
+                .get(format!("{url}/auth/tokens"))
+                .header("X-Auth-Token", admin)
+                .header("X-Subject-Token", token)
+                .send()
+                .await;
+            match answer.map(|r| r.status().as_u16()) {
+                Ok(401) => *self.admin_token.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None,
+                Ok(status) if (200..300).contains(&status) => {
+                    self.state
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .valid_tokens
+                        .insert(token.to_string());
+                    return true;
+                }
+                _ => return false,
+            }
         }
-        valid
+        false
     }
+}
+
+/// A project-scoped admin token from the Keystone at `url`.
+async fn admin_token(client: &reqwest::Client, url: &str, password: &str) -> Option<String> {
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
+    let r = client.post(format!("{url}/auth/tokens")).json(&body).send().await.ok()?;
+    r.headers().get("x-subject-token")?.to_str().ok().map(str::to_string)
 }
 
 /// Forget the tokens validated so far (the next request of each is checked again).
