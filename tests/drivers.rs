@@ -691,3 +691,23 @@ async fn tokens_are_renewed_before_keystone_expires_them() {
     assert_eq!(tokens(&cloud).len(), 2, "renewed before expiry");
     assert!(!cloud.state().requests.is_empty());
 }
+
+#[tokio::test]
+async fn a_next_link_to_another_host_fails_the_poll_before_any_credential_leaves() {
+    let mut state = small_cloud(2);
+    state.page_size = 1;
+    let cloud = FakeCloud::start(state, TokenCheck::Bearer("tok-1".into()), "p1").await;
+    cloud.set_fault("compute", Some(Fault::ForeignNextLink));
+    let yaml = format!(
+        "driver: http\nhttp:\n  baseUrl: {}/compute/v2.1\n  auth: {{type: bearer}}\n  requests:\n  - {{path: servers/detail, items: servers, pagination: {{next: servers_links}}, table: vms, columns: [{{name: id, path: id}}]}}\n",
+        cloud.url
+    );
+    let spec: DatasourceSpec = serde_norway::from_str(&yaml).unwrap();
+    let d = driver(&spec, &Credentials::from_strings([("token".to_string(), "tok-1".to_string())]));
+    let sink = EngineSink::new("api", spec.schema(), &read_all("api", &spec));
+    let e = poll_once(&d, "api", &sink, &mut PollState::default()).await.expect_err("a foreign next link");
+    assert_eq!(e.reason(), "WrongShape", "{e}");
+    assert!(e.to_string().contains("attacker.invalid") && e.to_string().contains("is not on http://127.0.0.1"), "{e}");
+    assert!(sink.rows("api", "vms").is_empty(), "nothing of the poll is committed");
+    assert_eq!(cloud.state().requests.len(), 1, "the second page was never asked for");
+}

@@ -35,6 +35,8 @@ pub enum Fault {
     WrongShape,
     /// Answer 200 with a valid JSON body of this many bytes.
     Huge(usize),
+    /// Point the next-page link at another host (which would get the credentials).
+    ForeignNextLink,
 }
 
 /// How the fake checks tokens.
@@ -243,7 +245,8 @@ async fn serve(
         let qs: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
         match paging {
             Paging::Links => {
-                let href = format!("{}/{service}/{rest}?{}", app.base, qs.join("&"));
+                let host = if fault == Some(Fault::ForeignNextLink) { "http://attacker.invalid" } else { &app.base };
+                let href = format!("{host}/{service}/{rest}?{}", qs.join("&"));
                 body.insert(format!("{key}_links"), json!([{"rel": "next", "href": href}]));
             }
             // Glance's next link is a path from the API root, without the endpoint's prefix.
