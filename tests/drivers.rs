@@ -711,3 +711,29 @@ async fn a_next_link_to_another_host_fails_the_poll_before_any_credential_leaves
     assert!(sink.rows("api", "vms").is_empty(), "nothing of the poll is committed");
     assert_eq!(cloud.state().requests.len(), 1, "the second page was never asked for");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_with_a_private_ca_from_the_secret() {
+    let (cloud, ca) = FakeCloud::start_tls(small_cloud(2), TokenCheck::Bearer("tok-tls".into()), "p1").await;
+    let yaml = format!(
+        "driver: http\nhttp:\n  baseUrl: {}/compute/v2.1\n  auth: {{type: bearer}}\n  requests:\n  - {{path: servers/detail, items: servers, table: vms, columns: [{{name: id, path: id}}]}}\n",
+        cloud.url
+    );
+    let spec: DatasourceSpec = serde_norway::from_str(&yaml).unwrap();
+    let sink = EngineSink::new("api", spec.schema(), &read_all("api", &spec));
+    // Without the CA: the certificate is not trusted, the poll fails and says so.
+    let token = ("token".to_string(), "tok-tls".to_string());
+    let d = driver(&spec, &Credentials::from_strings([token.clone()]));
+    let e = poll_once(&d, "api", &sink, &mut PollState::default()).await.expect_err("an untrusted certificate");
+    assert_eq!(e.reason(), "ConnectionFailed", "{e}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // With the Secret's `ca.crt`: trusted.
+    let d = driver(&spec, &Credentials::from_strings([token.clone(), ("ca.crt".to_string(), ca)]));
+    poll_once(&d, "api", &sink, &mut PollState::default()).await.expect("a poll over TLS");
+    assert_eq!(sink.rows("api", "vms").len(), 2);
+    // A `ca.crt` that is not PEM: the driver does not start, and says why.
+    let source = spec.http_source().unwrap().unwrap();
+    let bad = Credentials::from_strings([token, ("ca.crt".to_string(), "not a certificate".to_string())]);
+    let e = HttpDriver::new(&source, &spec.config, &bad).unwrap_err();
+    assert!(e.to_string().contains("`ca.crt`"), "{e}");
+}

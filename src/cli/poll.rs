@@ -21,7 +21,7 @@ Exit status: 0 polled, 1 the poll failed (the service, the network or the creden
 Credentials, by precedence: --secret FILE (a v1 Secret, `data` or `stringData`), a Secret in the
 Datasource's file, then the environment: OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME,
 OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME, OS_REGION_NAME, OS_INTERFACE,
-OS_APPLICATION_CREDENTIAL_ID, OS_APPLICATION_CREDENTIAL_SECRET, OS_TOKEN, and
+OS_APPLICATION_CREDENTIAL_ID, OS_APPLICATION_CREDENTIAL_SECRET, OS_TOKEN, OS_CACERT (a CA bundle file), and
 CONGRESS_CREDENTIAL_<KEY> for any key (CONGRESS_CREDENTIAL_TOKEN -> `token`).
 
 Examples:
@@ -112,6 +112,10 @@ fn env_credentials() -> Credentials {
         if let Some(key) = var.strip_prefix("CONGRESS_CREDENTIAL_") {
             pairs.push((key.to_ascii_lowercase(), value));
         }
+    }
+    // The OpenStack clients' CA bundle: a file name.
+    if let Some(ca) = std::env::var_os("OS_CACERT").and_then(|path| std::fs::read_to_string(path).ok()) {
+        pairs.push(("ca.crt".to_string(), ca));
     }
     Credentials::from_strings(pairs)
 }

@@ -25,6 +25,8 @@ use std::time::Duration;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default largest response body.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
+/// The credentials key of a CA bundle to trust (PEM).
+pub const CA_KEY: &str = "ca.crt";
 /// Default most pages of one listing per poll.
 pub const DEFAULT_MAX_PAGES: u32 = 10_000;
 
@@ -53,6 +55,8 @@ pub enum HttpDriverError {
     BadHeader(String),
     #[error("the HTTP client could not be built: {0}")]
     Client(String),
+    #[error("the credentials' `ca.crt` is not a PEM certificate bundle: {0}")]
+    BadCa(String),
 }
 
 /// Why one poll failed. The tables keep what the last good poll gave them.
@@ -285,13 +289,24 @@ impl HttpDriver {
     ) -> Result<HttpDriver, HttpDriverError> {
         check_config(config)?;
         let timeout = source.timeout_seconds.map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(u64::from(s.max(1))));
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("congress/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpDriverError::Client(describe(&e)))?;
+            .user_agent(concat!("congress/", env!("CARGO_PKG_VERSION")));
+        // A private cloud's CA (the Secret's `ca.crt`, as Kubernetes names it), trusted
+        // besides the system's roots.
+        if let Some(ca) = credentials.get(CA_KEY) {
+            let certs = reqwest::Certificate::from_pem_bundle(ca.expose().as_bytes())
+                .map_err(|e| HttpDriverError::BadCa(describe(&e)))?;
+            if certs.is_empty() {
+                return Err(HttpDriverError::BadCa("no PEM certificate in it".into()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| HttpDriverError::Client(describe(&e)))?;
         let auth = match source.auth.type_.as_deref().unwrap_or("none") {
             "none" => Auth::None,
             "bearer" => Auth::Bearer(credentials.require("token", "bearer auth")?.clone()),

@@ -129,6 +129,41 @@ impl FakeCloud {
     pub async fn start(state: CloudState, check: TokenCheck, project: &str) -> FakeCloud {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
+        let (state, router) = FakeCloud::router(state, &check, &url);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        FakeCloud { url, project: project.to_string(), state, check, task }
+    }
+
+    /// [`FakeCloud::start`] over HTTPS, with a certificate for 127.0.0.1 issued by a CA made
+    /// for it with `openssl`: returns the cloud and the CA's PEM.
+    pub async fn start_tls(state: CloudState, check: TokenCheck, project: &str) -> (FakeCloud, String) {
+        let (ca, cert, key) = tls_files();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+        let url = format!("https://{}", listener.local_addr().expect("local address"));
+        let (state, router) = FakeCloud::router(state, &check, &url);
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<rustls_pki_types::CertificateDer<'static>> =
+            rustls_pki_types::CertificateDer::pem_slice_iter(cert.as_bytes())
+                .map(|c| c.expect("a certificate"))
+                .collect();
+        let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("a key");
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("a server certificate");
+        let tls = TlsListener { tcp: listener, acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)) };
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(tls, router).await;
+        });
+        (FakeCloud { url, project: project.to_string(), state, check, task }, ca)
+    }
+
+    fn router(state: CloudState, check: &TokenCheck, url: &str) -> (Arc<Mutex<CloudState>>, Router) {
         let mut state = state;
         if state.page_size == 0 {
             state.page_size = 1000;
@@ -137,15 +172,12 @@ impl FakeCloud {
         let app = App {
             state: state.clone(),
             check: check.clone(),
-            base: url.clone(),
+            base: url.to_string(),
             client: reqwest::Client::new(),
             admin_token: Arc::new(Mutex::new(None)),
         };
         let router = Router::new().route("/{service}/{*rest}", axum::routing::get(serve)).with_state(app);
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        FakeCloud { url, project: project.to_string(), state, check, task }
+        (state, router)
     }
 
     /// Change what is served, or set a fault.
@@ -352,6 +384,69 @@ async fn admin_token(client: &reqwest::Client, url: &str, password: &str) -> Opt
         "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
     let r = client.post(format!("{url}/auth/tokens")).json(&body).send().await.ok()?;
     r.headers().get("x-subject-token")?.to_str().ok().map(str::to_string)
+}
+
+/// TLS connections, handshaken one at a time (a handshake that fails, e.g. a client that
+/// does not trust the certificate, is dropped).
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, made with `openssl`: (CA PEM,
+/// certificate PEM, key PEM).
+fn tls_files() -> (String, String, String) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=congress-test-ca"],
+    ]
+    .concat());
+    run(&[&["req"][..], &ec, &["-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=127.0.0.1"]].concat());
+    std::fs::write(dir.path().join("ext"), "subjectAltName=IP:127.0.0.1\n").expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).expect(f);
+    (read("ca.crt"), read("srv.crt"), read("srv.key"))
 }
 
 /// Forget the tokens validated so far (the next request of each is checked again).
