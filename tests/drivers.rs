@@ -247,7 +247,9 @@ http:
     // `ACTIVE` is no boolean: the column's default.
     assert_eq!(sink.rows("api", "vms")[0][2], s("None"));
     let pages: Vec<String> = cloud.state().requests.iter().filter(|r| r.contains("servers/detail")).cloned().collect();
-    assert_eq!(pages.len(), 3, "{pages:?}");
+    // 2 + 2 + 1, then an empty page ends the listing (a short page does not: services cap
+    // `limit` silently).
+    assert_eq!(pages.len(), 4, "{pages:?}");
     assert!(pages[1].contains("limit=2") && pages[1].contains("marker=srv-000001"), "{pages:?}");
 
     // A wrong token: 401, not retried (only Keystone tokens are renewed).
@@ -710,6 +712,12 @@ async fn a_next_link_to_another_host_fails_the_poll_before_any_credential_leaves
     assert!(e.to_string().contains("attacker.invalid") && e.to_string().contains("is not on http://127.0.0.1"), "{e}");
     assert!(sink.rows("api", "vms").is_empty(), "nothing of the poll is committed");
     assert_eq!(cloud.state().requests.len(), 1, "the second page was never asked for");
+
+    // A next link back to the page itself: the poll fails at once instead of looping.
+    cloud.set_fault("compute", Some(Fault::LoopingNextLink));
+    let e = poll_once(&d, "api", &sink, &mut PollState::default()).await.expect_err("a looping next link");
+    assert!(e.to_string().contains("link back"), "{e}");
+    assert_eq!(cloud.state().requests.len(), 3, "two requests: the page, and the page again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

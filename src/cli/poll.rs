@@ -54,9 +54,20 @@ struct Manifests {
 #[serde(rename_all = "camelCase")]
 struct SecretManifest {
     #[serde(default)]
-    data: BTreeMap<String, String>,
+    data: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
-    string_data: BTreeMap<String, String>,
+    string_data: BTreeMap<String, serde_json::Value>,
+}
+
+/// A Secret value as text: YAML may have read `123456` as a number. Anything else is an
+/// error that names the key only (the value is a secret).
+fn secret_text(key: &str, v: serde_json::Value) -> Result<String, String> {
+    match v {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        serde_json::Value::Bool(b) => Ok(b.to_string()),
+        _ => Err(format!("Secret key `{key}`: not a string")),
+    }
 }
 
 fn read_manifests(path: &Path) -> Result<Manifests, String> {
@@ -71,7 +82,8 @@ fn read_manifests(path: &Path) -> Result<Manifests, String> {
                 out.datasource = Some(ds);
             }
             Some("Secret") => {
-                let s: SecretManifest = serde_json::from_value(value).map_err(|e| format!("{}: {e}", where_()))?;
+                let s: SecretManifest = serde_json::from_value(value)
+                    .map_err(|_| format!("{}: a Secret's `data` and `stringData` are maps of strings", where_()))?;
                 out.secret = Some(secret_credentials(s).map_err(|e| format!("{}: {e}", where_()))?);
             }
             _ => {}
@@ -84,12 +96,16 @@ fn secret_credentials(s: SecretManifest) -> Result<Credentials, String> {
     use base64::Engine as _;
     let mut data = Vec::new();
     for (k, v) in s.data {
+        let v = secret_text(&k, v)?;
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(v.trim())
             .map_err(|_| format!("Secret key `{k}`: `data` values are base64 (use `stringData` for plain text)"))?;
         data.push((k, bytes));
     }
-    data.extend(s.string_data.into_iter().map(|(k, v)| (k, v.into_bytes())));
+    for (k, v) in s.string_data {
+        let v = secret_text(&k, v)?;
+        data.push((k, v.into_bytes()));
+    }
     Credentials::from_bytes(data).map_err(|e| e.to_string())
 }
 

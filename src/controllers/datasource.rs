@@ -29,6 +29,9 @@ use tokio::task::JoinHandle;
 
 /// The finalizer that removes a datasource's tables.
 pub const FINALIZER: &str = "congress.dev/datasource";
+/// A credentials Secret lists the Datasources that may use it in this annotation
+/// (comma-separated names, or `*`).
+pub const SECRET_USERS_ANNOTATION: &str = "congress.dev/datasources";
 /// Setting this annotation to a new value asks a polled driver to poll now.
 pub const REFRESH_ANNOTATION: &str = "congress.dev/refresh";
 
@@ -103,8 +106,14 @@ async fn reconcile_inner(ds: &Datasource, ctx: &Arc<Context>) -> Result<Action, 
     }
     let credentials = read_credentials(ctx, ds).await;
     let version = credentials.as_ref().map_or_else(|e| format!("error: {}", e.1), |(_, v)| v.clone());
-    let spec = format!("{}\n{version}", serde_json::to_string(&ds.spec).unwrap_or_default());
-    let running = lock(&ctx.drivers).get(&name).is_some_and(|h| h.spec == spec);
+    let spec_json = serde_json::to_string(&ds.spec).unwrap_or_default();
+    let spec = format!("{spec_json}\n{version}");
+    let running = lock(&ctx.drivers).get(&name).is_some_and(|h| {
+        // A Secret that cannot be read just now (the API server) leaves a running driver be:
+        // a restart would start its tables empty.
+        h.spec == spec
+            || (matches!(&credentials, Err(("SecretUnreadable", _))) && h.spec.starts_with(&format!("{spec_json}\n")))
+    });
     if !running {
         start(ctx, &name, &engine, ds, spec, credentials.map(|(c, _)| c)).await;
     }
@@ -158,13 +167,35 @@ async fn read_credentials(ctx: &Context, ds: &Datasource) -> Result<(Credentials
         Ok(None) => return Err(("SecretNotFound", format!("Secret {namespace}/{} not found", r.name))),
         Err(e) => return Err(("SecretUnreadable", format!("Secret {namespace}/{}: {}", r.name, kube_reason(&e)))),
     };
-    let version = secret.resource_version().unwrap_or_default();
-    let data = secret
+    // The Secret says which Datasources may use it: a Datasource (cluster-scoped) must not be
+    // able to send another's credentials to a host of its choosing.
+    let name = ds.name_any();
+    let allowed = secret
+        .annotations()
+        .get(SECRET_USERS_ANNOTATION)
+        .is_some_and(|list| list.split(',').map(str::trim).any(|n| n == "*" || n == name));
+    if !allowed {
+        return Err((
+            "SecretNotAllowed",
+            format!(
+                "Secret {namespace}/{} does not list Datasource `{name}` in its annotation `{SECRET_USERS_ANNOTATION}`",
+                r.name
+            ),
+        ));
+    }
+    let data: Vec<(String, Vec<u8>)> = secret
         .data
         .unwrap_or_default()
         .into_iter()
         .map(|(k, v)| (k, v.0))
-        .chain(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())));
+        .chain(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())))
+        .collect();
+    // The driver restarts when the values change (not on every metadata edit): a digest of
+    // them, which reveals nothing of them.
+    let version = {
+        use std::hash::BuildHasher;
+        format!("{:016x}", ctx.digest_key.hash_one(&data))
+    };
     Credentials::from_bytes(data).map(|c| (c, version)).map_err(|e| ("InvalidSecret", e.to_string()))
 }
 

@@ -68,6 +68,8 @@ pub struct Context {
     ds_trigger: mpsc::UnboundedSender<ObjectRef<Datasource>>,
     /// The `push` datasources' endpoints, by Datasource name.
     pub pushes: Mutex<HashMap<String, Arc<push::PushEndpoint>>>,
+    /// Keys the digests of credentials (randomly, per process).
+    pub digest_key: hashbrown::DefaultHashBuilder,
 }
 
 impl Context {
@@ -301,6 +303,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
         namespace: config.namespace.clone(),
         ds_trigger: ds_trigger_tx.clone(),
         pushes: Mutex::new(HashMap::new()),
+        digest_key: hashbrown::DefaultHashBuilder::default(),
     });
 
     // HTTP endpoints.

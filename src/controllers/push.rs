@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_BODY: u64 = 8 << 20;
 #[derive(Debug)]
 pub enum PushAuth {
     Bearer(SecretValue),
-    /// ServiceAccount tokens, checked with a TokenReview; the users allowed (all when empty).
+    /// ServiceAccount tokens, checked with a TokenReview; the users allowed (none when empty).
     ServiceAccount(Vec<String>),
 }
 
@@ -171,7 +171,7 @@ async fn authenticate(ctx: &Context, endpoint: &PushEndpoint, headers: &HeaderMa
                 return Err(error(StatusCode::UNAUTHORIZED, "the token is not a valid ServiceAccount token"));
             }
             let user = status.user.and_then(|u| u.username).unwrap_or_default();
-            if allowed.is_empty() || allowed.contains(&user) {
+            if allowed.contains(&user) {
                 Ok(())
             } else {
                 Err(error(StatusCode::FORBIDDEN, format!("`{user}` may not push to this datasource")))

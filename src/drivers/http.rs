@@ -171,6 +171,8 @@ type RowKey = (usize, usize, Vec<Value>);
 #[derive(Debug, Default)]
 pub struct PollState {
     pages: HashMap<usize, Vec<Page>>,
+    /// The requests the last committed poll made.
+    fresh: hashbrown::HashSet<usize>,
     counts: HashMap<RowKey, u32>,
     /// Keyed once per driver run, so page digests compare within it.
     hasher: hashbrown::DefaultHashBuilder,
@@ -188,6 +190,7 @@ impl PollState {
                 self.counts.insert(key, next);
             }
         }
+        self.fresh = pending.pages.iter().map(|(i, _)| *i).collect();
         self.pages.extend(pending.pages);
     }
 
@@ -459,7 +462,15 @@ impl HttpDriver {
             url.query_pairs_mut().extend_pairs(&plan.query);
         }
         let mut pages: Vec<Page> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         loop {
+            // A next link back to a page already read would loop until `maxPages`.
+            if !seen.insert(url.to_string()) {
+                return Err(PollError::Shape {
+                    url: url.to_string(),
+                    message: "the pages link back to this one".into(),
+                });
+            }
             let bytes = self.get_bytes(&url).await?;
             let digest = (hasher.hash_one(&bytes[..]), bytes.len());
             let page = match old.get(pages.len()) {
@@ -515,9 +526,10 @@ impl HttpDriver {
                 Some(Paging::Next { link, .. }) => {
                     next_link(link.get(&body)).map(|href| join_link(&base, &url, href).map_err(shape)).transpose()?
                 }
-                Some(Paging::Marker { param, field, limit, .. }) => {
-                    let full = limit.is_none_or(|l| items.len() >= l as usize);
-                    items.last().and_then(|last| field.get(last)).filter(|_| full).map(|marker| {
+                // Only an empty page ends a marker listing: services cap `limit` silently
+                // (nova, neutron and cinder at 1,000), so a short page proves nothing.
+                Some(Paging::Marker { param, field, .. }) => {
+                    items.last().and_then(|last| field.get(last)).map(|marker| {
                         let marker = match marker {
                             serde_json::Value::String(s) => s.clone(),
                             other => other.to_string(),
@@ -579,7 +591,8 @@ impl HttpDriver {
         if response.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(too_large());
         }
-        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0) as usize);
+        // The header is the service's word, not a fact: preallocate at most 1 MiB.
+        let mut body = Vec::with_capacity(response.content_length().unwrap_or(0).min(1 << 20) as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(url, &e))? {
             if (body.len() + chunk.len()) as u64 > self.max_bytes {
                 return Err(too_large());
@@ -664,6 +677,14 @@ fn absolute(field: &'static str, url: &str) -> Result<Url, HttpDriverError> {
     let mut parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(bad("only http and https are supported".into()));
+    }
+    // Credentials belong in the Secret, and a URL is printed in every error.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(HttpDriverError::BadUrl {
+            field,
+            url: "<a URL with a user name or password>".into(),
+            message: "put credentials in the Secret, not in the URL".into(),
+        });
     }
     if !parsed.path().ends_with('/') {
         let path = format!("{}/", parsed.path());

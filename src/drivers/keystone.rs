@@ -166,7 +166,16 @@ impl Keystone {
             .and_then(|v| v.to_str().ok())
             .map(SecretValue::new)
             .ok_or_else(|| bad("no X-Subject-Token header".into()))?;
-        let bytes = response.bytes().await.map_err(request_error)?;
+        // A token answer carries the catalog: large for a big cloud, never 16 MiB.
+        const MAX_ANSWER: usize = 16 << 20;
+        let mut response = response;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(request_error)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER {
+                return Err(bad(format!("the answer is larger than {MAX_ANSWER} bytes")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         #[derive(serde::Deserialize)]
         struct Answer {
             token: Body,

@@ -86,7 +86,7 @@ async fn nova_and_neutron_behind_keystone_feed_the_classification_policy_and_fau
     cluster.create_namespace("congress-system").await;
     let secrets: Api<Secret> = Api::namespaced(cluster.client().await, "congress-system");
     let body: Secret = serde_json::from_value(json!({
-        "metadata": {"name": "openstack"},
+        "metadata": {"name": "openstack", "annotations": {"congress.dev/datasources": "nova, neutronv2"}},
         "stringData": {"application_credential_secret": secret}
     }))
     .unwrap();
@@ -94,6 +94,8 @@ async fn nova_and_neutron_behind_keystone_feed_the_classification_policy_and_fau
     // nova polls only on request (the refresh annotation); neutron every 2 s.
     cluster.apply(&datasource("nova", &ks.url, &region, &credential, 0));
     cluster.apply(&datasource("neutronv2", &ks.url, &region, &credential, 2));
+    // glancev2 names the Secret too, but the Secret does not list it: its credentials stay put.
+    cluster.apply(&datasource("glancev2", &ks.url, &region, &credential, 2));
     cluster.apply(POLICY);
     let op = Operator::start(&cluster, "only", false);
 
@@ -105,6 +107,13 @@ async fn nova_and_neutron_behind_keystone_feed_the_classification_policy_and_fau
     assert!(report.data["results"][0]["message"].to_string().contains("srv-000001"), "{:?}", report.data);
     let nova = datasource_status(&cluster, "nova").await;
     assert_eq!(ready(&nova), ("True".into(), "Synced".into()), "{nova}");
+    let glance = eventually("glancev2 refused the Secret", &op, || async {
+        let s = datasource_status(&cluster, "glancev2").await;
+        (ready(&s).1 == "SecretNotAllowed").then_some(s)
+    })
+    .await;
+    assert!(glance.to_string().contains("congress.dev/datasources"), "{glance}");
+    assert!(!cloud.state().requests.iter().any(|r| r.starts_with("image")), "glance was never asked");
     let servers = nova["tables"].as_array().unwrap().iter().find(|t| t["name"] == "servers").cloned().unwrap();
     assert_eq!(servers["rows"], 2, "{nova}");
 

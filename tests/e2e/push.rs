@@ -65,8 +65,11 @@ async fn pushed_rows_feed_policies_and_bad_pushes_are_refused_with_a_reason() {
     let client = cluster.client().await;
     cluster.create_namespace("congress-system").await;
     let token = "canary-push-token-4e1";
-    let secret: Secret =
-        serde_json::from_value(json!({"metadata": {"name": "doctor-push"}, "stringData": {"token": token}})).unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "doctor-push", "annotations": {"congress.dev/datasources": "doctor"}},
+        "stringData": {"token": token}
+    }))
+    .unwrap();
     Api::<Secret>::namespaced(client.clone(), "congress-system").create(&PostParams::default(), &secret).await.unwrap();
     cluster.apply(DOCTOR);
     let op = Operator::start(&cluster, "only", false);

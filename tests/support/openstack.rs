@@ -37,6 +37,8 @@ pub enum Fault {
     Huge(usize),
     /// Point the next-page link at another host (which would get the credentials).
     ForeignNextLink,
+    /// Point the next-page link back at the page itself.
+    LoopingNextLink,
 }
 
 /// How the fake checks tokens.
@@ -278,7 +280,11 @@ async fn serve(
         match paging {
             Paging::Links => {
                 let host = if fault == Some(Fault::ForeignNextLink) { "http://attacker.invalid" } else { &app.base };
-                let href = format!("{host}/{service}/{rest}?{}", qs.join("&"));
+                let mut href = format!("{host}/{service}/{rest}?{}", qs.join("&"));
+                if fault == Some(Fault::LoopingNextLink) {
+                    let same: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    href = format!("{host}/{service}/{rest}?{}", same.join("&"));
+                }
                 body.insert(format!("{key}_links"), json!([{"rel": "next", "href": href}]));
             }
             // Glance's next link is a path from the API root, without the endpoint's prefix.

@@ -180,8 +180,8 @@ impl DatasourceSpec {
         schema
     }
 
-    /// Tables declared in `tables` that the `http` configuration fills with another number
-    /// of columns (the driver cannot run: its rows would not fit).
+    /// Tables declared in `tables` that the `http` configuration fills with other columns
+    /// (the driver cannot run: its rows would not fit, or would land in the wrong columns).
     pub fn conflicting_tables(&self) -> Vec<String> {
         let Ok(Some(http)) = self.http_source() else { return Vec::new() };
         let mut filled = Schema::new();
@@ -190,8 +190,10 @@ impl DatasourceSpec {
         }
         self.tables
             .iter()
-            .filter(|t| filled.get(&t.name).is_some_and(|c| c.len() != t.columns.len()))
-            .map(|t| format!("`{}` ({} columns; the driver fills {})", t.name, t.columns.len(), filled[&t.name].len()))
+            .filter(|t| filled.get(&t.name).is_some_and(|c| *c != t.columns))
+            .map(|t| {
+                format!("`{}` ({}; the driver fills {})", t.name, t.columns.join(", "), filled[&t.name].join(", "))
+            })
             .collect()
     }
 
@@ -231,7 +233,8 @@ pub struct PushSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^(bearer|serviceAccount)$"))]
     pub auth: Option<String>,
-    /// For `serviceAccount`: the accounts allowed (`system:serviceaccount:NS:NAME`).
+    /// For `serviceAccount`: the accounts allowed (`system:serviceaccount:NS:NAME`); none
+    /// when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_users: Vec<String>,
     /// The largest body accepted, in bytes (default 8 MiB).
@@ -293,6 +296,8 @@ mod tests {
         // The shipped nova configuration adds the tables `tables` does not declare.
         assert_eq!(schema["flavors"].len(), 7);
         assert_eq!(schema["servers.addresses"][0], "server_id");
-        assert_eq!(spec.conflicting_tables(), vec!["`servers` (2 columns; the driver fills 11)".to_string()]);
+        let conflicts = spec.conflicting_tables();
+        assert_eq!(conflicts.len(), 1);
+        assert!(conflicts[0].starts_with("`servers` (id, status; the driver fills id, name, host_id"), "{conflicts:?}");
     }
 }
