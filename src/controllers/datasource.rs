@@ -253,18 +253,19 @@ async fn start(
                     handle.tasks.push(tokio::spawn(report_polls(ctx.clone(), object, handle.status.clone())));
                 }
             },
-            other => match (ds.spec.http_source(), credentials) {
-                (Err(e), _) => handle.failure = Some(("InvalidSpec", e.to_string())),
-                (Ok(None), _) => {
+            other => match (ds.spec.http_source(), credentials, ds.spec.conflicting_tables()) {
+                (Err(e), _, _) => handle.failure = Some(("InvalidSpec", e.to_string())),
+                (Ok(None), _, _) => {
                     handle.failure =
                         Some(("UnsupportedDriver", format!("driver `{other}` is not built into the operator")))
                 }
-                (Ok(Some(_)), _) if !ds.spec.conflicting_tables().is_empty() => {
-                    let tables = ds.spec.conflicting_tables().join(", ");
+                (Ok(Some(_)), _, conflicts) if !conflicts.is_empty() => {
+                    let tables = conflicts.join(", ");
                     handle.failure = Some(("InvalidSpec", format!("`spec.tables` does not fit the driver: {tables}")));
                 }
-                (Ok(Some(_)), Err(failure)) => handle.failure = Some(failure),
-                (Ok(Some(source)), Ok(credentials)) => match HttpDriver::new(&source, &ds.spec.config, &credentials) {
+                (Ok(Some(_)), Err(failure), _) => handle.failure = Some(failure),
+                (Ok(Some(source)), Ok(credentials), _) => match HttpDriver::new(&source, &ds.spec.config, &credentials)
+                {
                     Err(e) => handle.failure = Some(("InvalidSpec", e.to_string())),
                     Ok(driver) => {
                         let refresh = Arc::new(Notify::new());

@@ -121,11 +121,6 @@ impl Tables {
         self.rows.get(table).cloned().unwrap_or_default()
     }
 
-    /// Whether a poll has fetched `table`.
-    pub fn has(&self, table: &str) -> bool {
-        self.rows.contains_key(table)
-    }
-
     /// Rows per table.
     pub fn counts(&self) -> impl Iterator<Item = (&str, u64)> {
         self.rows.iter().map(|(t, r)| (t.as_str(), r.len() as u64))
