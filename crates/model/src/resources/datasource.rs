@@ -57,6 +57,9 @@ pub struct DatasourceSpec {
     /// How the `push` driver accepts data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushSource>,
+    /// At most this many actions run per minute on this service (default 60; 0: none run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions_per_minute: Option<u32>,
 }
 
 /// The `kubernetes` driver's settings: the kinds it watches, each as one table.

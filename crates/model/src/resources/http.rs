@@ -28,9 +28,47 @@ pub struct HttpSource {
     /// Headers sent with every request (no secrets here: they belong in the Secret).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
-    /// One request (with its pages) per root table.
-    #[schemars(length(min = 1))]
+    /// One request (with its pages) per root table (none: a service that is only acted on).
+    #[serde(default)]
     pub requests: Vec<HttpRequest>,
+    /// The actions the service offers to `execute[...]` rules and ActionRequests: each one
+    /// request, made from its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<HttpAction>,
+}
+
+/// One action as one request. Templates take the action's arguments: `{0}`, `{1}`, ... are
+/// the positional arguments, `{NAME}` a named one, `{action}` the part of the action's name
+/// that a trailing `*` matched. In `path` and `query` values are URL-encoded. In `body` (any
+/// JSON) a string that is exactly one placeholder becomes the argument's JSON value, and
+/// placeholders inside longer strings (and keys) are replaced by the argument's text: the
+/// body is built as JSON, never by pasting text, so an argument cannot change its shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpAction {
+    /// The action's name (`servers.pause`); a trailing `*` (`servers.*`) offers a family.
+    #[schemars(length(min = 1), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_.\-]*\*?$"))]
+    pub name: String,
+    /// `POST` (default), `PUT`, `PATCH`, `DELETE` or `GET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(GET|POST|PUT|PATCH|DELETE)$"))]
+    pub method: Option<String>,
+    /// Relative to the service's base URL (`servers/{0}/action`), or an absolute URL on the
+    /// same host.
+    #[schemars(length(min = 1))]
+    pub path: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    /// The JSON body (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+    /// The names of the positional arguments, in order (documentation, and the arity check:
+    /// a call with fewer fails before any request).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// What the action does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
 }
 
 /// Where a service is in the Keystone catalog.

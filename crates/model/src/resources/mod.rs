@@ -15,16 +15,16 @@ pub mod http;
 pub mod library_policy;
 pub mod policy;
 
-pub use action_request::{ActionArgs, ActionRequest, ActionRequestSpec, ActionRequestStatus};
+pub use action_request::{ActionArgs, ActionRequest, ActionRequestSpec, ActionRequestStatus, ActionTrigger, Phase};
 pub use datasource::{
     ChildTable, ColumnMapping, Datasource, DatasourceSpec, DatasourceStatus, KubernetesSource, PushSource, SecretRef,
     TableMapping, TableSchema, TableStatus, WatchedResource,
 };
-pub use http::{CatalogEndpoint, HttpAuth, HttpRequest, HttpSource, Pagination};
+pub use http::{CatalogEndpoint, HttpAction, HttpAuth, HttpRequest, HttpSource, Pagination};
 pub use library_policy::{LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
 pub use policy::{
-    Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus, ReportSpec, RuleEntry,
-    ViolationSample,
+    ActionSettings, Approval, Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus,
+    ReportSpec, RuleEntry, ViolationSample,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

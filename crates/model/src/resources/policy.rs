@@ -1,10 +1,12 @@
 //! `Policy`: rules that are evaluated (monitor) and enforced (proactive, reactive).
 
 use super::Condition;
+use super::datasource::SecretRef;
 use congress_engine::PolicyKind;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One rule of a policy, optionally named and commented.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -96,6 +98,64 @@ pub struct PolicySpec {
     /// of a watched object are mapped without it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<ReportSpec>,
+    /// How a `reactive` policy's `execute[...]` rows become ActionRequests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actions: Option<ActionSettings>,
+    /// Values (not secrets) given to every action this policy asks for: `header.NAME` keys
+    /// are sent as HTTP headers (a correlation id).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context: BTreeMap<String, String>,
+    /// A Secret whose keys are added to the context of every action this policy asks for;
+    /// `os.auth` (JSON: Keystone credentials) replaces the service's credentials for the
+    /// call. Never copied into an ActionRequest, a log, an event or a status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_secret_ref: Option<SecretRef>,
+}
+
+/// Whether an ActionRequest runs without a person saying so.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// Run as soon as it is created (Congress's behaviour).
+    #[default]
+    Automatic,
+    /// Wait for `spec.approved: true` (`congress approve NAME`).
+    Manual,
+}
+
+/// How a `reactive` policy's `execute[...]` rows become ActionRequests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionSettings {
+    /// `automatic` (default) or `manual`.
+    #[serde(default)]
+    pub approval: Approval,
+    /// Create and validate ActionRequests (Kubernetes actions run with the server's
+    /// dry-run) but change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    /// At most this many ActionRequests from one evaluation (default 100): more pauses the
+    /// policy's actions (condition `ActionsPaused`) until its spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_per_commit: Option<u32>,
+    /// Tries of an action whose failure is transient (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub max_attempts: Option<u32>,
+}
+
+impl ActionSettings {
+    pub const DEFAULT_MAX_PER_COMMIT: u32 = 100;
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+    pub fn max_per_commit(&self) -> u32 {
+        self.max_per_commit.unwrap_or(Self::DEFAULT_MAX_PER_COMMIT).max(1)
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(Self::DEFAULT_MAX_ATTEMPTS).clamp(1, 100)
+    }
 }
 
 /// Which columns of an `error` row name a Kubernetes object.
