@@ -159,6 +159,31 @@ impl Engine {
         Ok(out)
     }
 
+    /// Every row of every `execute[...]` table of `policy`, by table (`nova:servers.pause`),
+    /// tables and rows sorted: the actions its rules ask for now.
+    pub fn execute_rows(&self, policy: &str) -> Result<Vec<(String, Vec<Vec<Value>>)>, EngineError> {
+        let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
+        let mut heads = BTreeSet::new();
+        for st in p.statements.values() {
+            if let Compiled::Rule(r) = &st.compiled
+                && r.head.execute
+            {
+                heads.insert(r.head.clone());
+            }
+        }
+        Ok(heads
+            .into_iter()
+            .map(|key| {
+                let mut rows: Vec<Vec<Value>> = match self.store.id_of(&key) {
+                    Some(id) => self.store.tables[id].iter().map(|(_, r)| self.values(r)).collect(),
+                    None => Vec::new(),
+                };
+                rows.sort();
+                (key.name, rows)
+            })
+            .collect())
+    }
+
     /// The tables a policy mentions (heads, facts, bodies; `policy:table` for other
     /// policies' tables; not builtins or execute tables), sorted.
     pub fn tables(&self, policy: &str) -> Result<Vec<String>, EngineError> {

@@ -85,6 +85,38 @@ fn actions_fire_once_per_appearance() {
     assert_eq!(c.actions.len(), 1);
 }
 
+/// The actions a policy asks for now, by execute table: what the operator compares with the
+/// ActionRequests it made (after a restart, or on becoming leader).
+#[test]
+fn execute_rows_list_every_execute_table_of_a_policy() {
+    let mut e = cloud();
+    e.create_policy("reactive", PolicyKind::Nonrecursive).unwrap();
+    e.insert_rules(
+        "reactive",
+        "execute[nova:servers.pause(x)] :- classification:error(x)\nexecute[nova:servers.stop(x)] :- nova:servers(id=x, status=\"SHUTOFF\")",
+    )
+    .unwrap();
+    assert_eq!(
+        e.execute_rows("reactive").unwrap(),
+        vec![("nova:servers.pause".to_string(), vec![]), ("nova:servers.stop".to_string(), vec![])]
+    );
+    e.replace_table(
+        "nova",
+        "servers",
+        vec![vec![s("b"), s("ACTIVE")], vec![s("a"), s("ACTIVE")], vec![s("c"), s("SHUTOFF")]],
+    )
+    .unwrap();
+    assert_eq!(
+        e.execute_rows("reactive").unwrap(),
+        vec![
+            ("nova:servers.pause".to_string(), vec![vec![s("a")], vec![s("b")]]),
+            ("nova:servers.stop".to_string(), vec![vec![s("c")]])
+        ]
+    );
+    assert!(e.execute_rows("classification").unwrap().is_empty());
+    assert!(matches!(e.execute_rows("nowhere"), Err(EngineError::NoSuchPolicy(_))));
+}
+
 #[test]
 fn one_transaction_across_tables_has_no_intermediate_state() {
     let mut e = cloud();
