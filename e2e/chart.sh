@@ -182,7 +182,8 @@ cannot() { ! can "$@"; }
 allowed=(
   "list pods" "watch pods --all-namespaces" "watch namespaces" "get namespaces"
   "list policies.congress.dev" "watch datasources.congress.dev" "patch librarypolicies.congress.dev"
-  "update actionrequests.congress.dev" "patch policies.congress.dev --subresource=status"
+  "update actionrequests.congress.dev" "create actionrequests.congress.dev" "delete actionrequests.congress.dev"
+  "patch actionrequests.congress.dev --subresource=status" "patch policies.congress.dev --subresource=status"
   "update datasources.congress.dev --subresource=finalizers"
   "create policyreports.wgpolicyk8s.io -n e2e-reports" "deletecollection policyreports.wgpolicyk8s.io -n e2e-reports"
   "delete clusterpolicyreports.wgpolicyk8s.io" "create events -n e2e-reports" "patch events.events.k8s.io -n e2e-reports"

@@ -4,6 +4,7 @@
 //! struct, and [`run`] dispatches it to that module's `run(args)`. To add one: a module
 //! here, a variant below, a match arm in [`run`].
 
+pub mod approve;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod check;
@@ -59,6 +60,8 @@ pub enum Command {
     Poll(poll::PollArgs),
     /// Print the CustomResourceDefinitions of every congress kind (or --write them).
     Crds(crds::CrdsArgs),
+    /// Approve ActionRequests that wait for a person (manual approval), in the current cluster.
+    Approve(approve::ApproveArgs),
     /// Run the Kubernetes operator: reconcile Policies and Datasources, write status,
     /// PolicyReports and events, serve /metrics.
     Operator(operator::OperatorArgs),
@@ -80,6 +83,7 @@ pub fn run() -> ExitCode {
         Command::Fmt(args) => fmt::run(args),
         Command::Crds(args) => crds::run(args),
         Command::Poll(args) => poll::run(args),
+        Command::Approve(args) => approve::run(args),
         Command::Operator(args) => operator::run(args),
     }
 }

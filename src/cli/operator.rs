@@ -37,6 +37,12 @@ pub struct OperatorArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value = "json")]
     pub log_format: LogFormat,
+    /// The kill switch: create no ActionRequest and run none (reactive policies only report).
+    #[arg(long, env = "CONGRESS_DISABLE_ACTIONS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub disable_actions: bool,
+    /// Seconds a finished ActionRequest is kept once its row is gone (then deleted).
+    #[arg(long, default_value_t = 86_400)]
+    pub action_retention_seconds: u64,
 }
 
 fn init_logs(format: LogFormat) {
@@ -62,7 +68,13 @@ pub fn run(args: OperatorArgs) -> ExitCode {
         name: args.lease_name.clone(),
         identity: args.identity.clone().unwrap_or_else(default_identity),
     });
-    let config = OperatorConfig { http_addr: args.http_addr, lease, namespace: args.lease_namespace.clone() };
+    let config = OperatorConfig {
+        http_addr: args.http_addr,
+        lease,
+        namespace: args.lease_namespace.clone(),
+        actions_enabled: !args.disable_actions,
+        action_retention: std::time::Duration::from_secs(args.action_retention_seconds),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,
         Err(e) => {

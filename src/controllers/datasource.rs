@@ -10,9 +10,11 @@
 //! once. Other drivers get their tables from `spec.tables`, so policies over them load, and
 //! the status says the driver is unsupported.
 
+use super::action_request::Owner;
 use super::engine::ChangeError;
 use super::{Context, condition, engine_name, lock};
 use congress_drivers::credentials::Credentials;
+use congress_drivers::execute::Executor;
 use congress_drivers::http::HttpDriver;
 use congress_drivers::{DriverStatus, Sink, kubernetes, poll};
 use congress_engine::{EngineError, PolicyKind};
@@ -66,6 +68,10 @@ pub struct DriverHandle {
     /// The value of the refresh annotation last acted on.
     refresh_seen: Option<String>,
     tasks: Vec<JoinHandle<()>>,
+    /// The driver's name (`nova`, `kubernetes`).
+    driver: String,
+    /// What runs the datasource's actions, when its driver can act.
+    executor: Option<Arc<dyn Executor>>,
 }
 
 impl Drop for DriverHandle {
@@ -77,6 +83,17 @@ impl Drop for DriverHandle {
 }
 
 impl DriverHandle {
+    /// Who runs this datasource's actions.
+    pub fn owner(&self) -> Owner {
+        if let Some(e) = &self.executor {
+            return Owner::Ready(e.clone());
+        }
+        if let Some((reason, message)) = &self.failure {
+            return Owner::NotReady(format!("{reason}: {message}"));
+        }
+        Owner::CannotAct(format!("driver `{}` offers no actions", self.driver))
+    }
+
     /// Synced, or failing (so it must not hold the other datasources' policies back: a
     /// datasource whose kind is not served, or that may not be listed, reports its error and
     /// the rest publish).
@@ -218,7 +235,16 @@ async fn start(
     lock(&ctx.drivers).remove(name);
     lock(&ctx.pushes).remove(name);
     let (tx, rx) = watch::channel(DriverStatus::default());
-    let mut handle = DriverHandle { spec, status: rx, failure: None, refresh: None, refresh_seen: None, tasks: vec![] };
+    let mut handle = DriverHandle {
+        spec,
+        status: rx,
+        failure: None,
+        refresh: None,
+        refresh_seen: None,
+        tasks: vec![],
+        driver: ds.spec.driver.clone(),
+        executor: None,
+    };
     handle.refresh_seen = ds.annotations().get(REFRESH_ANNOTATION).cloned();
     let schema = ds.spec.schema();
     let table = engine.to_string();

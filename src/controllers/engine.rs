@@ -62,6 +62,17 @@ pub struct PolicyView {
 /// The committed views, by engine name.
 type Views = HashMap<String, Arc<PolicyView>>;
 
+/// Rows that appeared in and disappeared from one `execute[...]` table in one commit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExecuteDelta {
+    /// The policy (engine name) whose rule it is.
+    pub policy: String,
+    /// The table: `nova:servers.pause`.
+    pub table: String,
+    pub added: Vec<Vec<Value>>,
+    pub removed: Vec<Vec<Value>>,
+}
+
 /// What lives on the engine thread: the engine, and which views are out of date.
 struct Actor {
     engine: Engine,
@@ -71,6 +82,8 @@ struct Actor {
     dirty: BTreeSet<String>,
     /// Bumped by every structural commit (rules or policies changed).
     rules: watch::Sender<u64>,
+    /// Receives, per commit that changed any, the changes of `execute[...]` tables.
+    executes: Option<UnboundedSender<Vec<ExecuteDelta>>>,
 }
 
 impl Actor {
@@ -98,6 +111,22 @@ impl Actor {
     /// made it reads its own result.
     fn committed(&mut self, commit: &Commit, structural: bool) {
         self.dirty.extend(commit.changes.iter().map(|d| d.policy.clone()));
+        if let Some(executes) = &self.executes {
+            let deltas: Vec<ExecuteDelta> = commit
+                .changes
+                .iter()
+                .filter(|d| d.execute)
+                .map(|d| ExecuteDelta {
+                    policy: d.policy.clone(),
+                    table: d.table.clone(),
+                    added: d.added.clone(),
+                    removed: d.removed.clone(),
+                })
+                .collect();
+            if !deltas.is_empty() {
+                let _ = executes.send(deltas);
+            }
+        }
         if structural {
             self.publish(true);
             self.rules.send_modify(|n| *n += 1);
@@ -171,10 +200,21 @@ impl EngineHandle {
     /// Start the engine thread. `changed` receives the engine names of policies whose
     /// published view changed. The thread ends when the last handle is dropped.
     pub fn start(changed: UnboundedSender<String>, metrics: Arc<Metrics>) -> std::io::Result<EngineHandle> {
+        Self::start_with(changed, None, metrics)
+    }
+
+    /// [`EngineHandle::start`], and every commit's changes of `execute[...]` tables go to
+    /// `executes`, in commit order.
+    pub fn start_with(
+        changed: UnboundedSender<String>,
+        executes: Option<UnboundedSender<Vec<ExecuteDelta>>>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<EngineHandle> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let views = Arc::new(RwLock::new(HashMap::new()));
         let (rules, rules_rx) = watch::channel(0);
-        let actor = Actor { engine: Engine::new(), views: views.clone(), changed, dirty: BTreeSet::new(), rules };
+        let actor =
+            Actor { engine: Engine::new(), views: views.clone(), changed, dirty: BTreeSet::new(), rules, executes };
         std::thread::Builder::new().name("congress-engine".into()).spawn(move || actor.serve(queue))?;
         Ok(EngineHandle { jobs, views, metrics, rules: rules_rx })
     }

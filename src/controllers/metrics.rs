@@ -43,6 +43,13 @@ pub struct DatasourceReasonLabel {
     pub reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub service: String,
+    /// `Succeeded`, or the cause of the failure.
+    pub result: String,
+}
+
 fn poll_latency() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 4.0, 10))
 }
@@ -74,6 +81,18 @@ pub struct Metrics {
     pub poll_failures: Family<DatasourceReasonLabel, Counter>,
     /// 1 while this replica holds the leader lease.
     pub leader: Gauge,
+    /// ActionRequests created per policy.
+    pub actions_created: Family<PolicyLabel, Counter>,
+    /// Times a policy's actions were paused for asking too many at once.
+    pub actions_paused_total: Family<PolicyLabel, Counter>,
+    /// Executor calls per service and result.
+    pub action_executions: Family<ActionLabel, Counter>,
+    /// Time of each executor call.
+    pub action_seconds: Histogram,
+    /// Time from an ActionRequest's creation to its executor call (requests this replica made).
+    pub action_delay_seconds: Histogram,
+    /// 0 while the kill switch is on.
+    pub actions_enabled: Gauge,
     ready: AtomicBool,
 }
 
@@ -122,7 +141,33 @@ impl Metrics {
         registry.register("datasource_poll_failures", "Failed polls per datasource and cause", poll_failures.clone());
         let leader = Gauge::default();
         registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
+        let actions_created = Family::<PolicyLabel, Counter>::default();
+        registry.register("actions_created", "ActionRequests created per policy", actions_created.clone());
+        let actions_paused_total = Family::<PolicyLabel, Counter>::default();
+        registry.register(
+            "actions_paused",
+            "Times a policy's actions were paused for asking too many at once",
+            actions_paused_total.clone(),
+        );
+        let action_executions = Family::<ActionLabel, Counter>::default();
+        registry.register("action_executions", "Executor calls per service and result", action_executions.clone());
+        let action_seconds = poll_latency();
+        registry.register("action_duration_seconds", "Time of each executor call", action_seconds.clone());
+        let action_delay_seconds = poll_latency();
+        registry.register(
+            "action_delay_seconds",
+            "Time from an ActionRequest's creation to its executor call",
+            action_delay_seconds.clone(),
+        );
+        let actions_enabled = Gauge::default();
+        registry.register("actions_enabled", "0 while the kill switch is on", actions_enabled.clone());
         Metrics {
+            actions_created,
+            actions_paused_total,
+            action_executions,
+            action_seconds,
+            action_delay_seconds,
+            actions_enabled,
             poll_seconds,
             poll_rows_changed,
             poll_failures,
@@ -187,7 +232,9 @@ mod tests {
         m.poll_failures
             .get_or_create(&DatasourceReasonLabel { datasource: "nova".into(), reason: "Timeout".into() })
             .inc();
+        m.action_executions.get_or_create(&ActionLabel { service: "nova".into(), result: "Refused".into() }).inc();
         let text = m.encode();
+        assert!(text.contains("congress_action_executions_total{service=\"nova\",result=\"Refused\"} 1"), "{text}");
         assert!(text.contains("congress_datasource_poll_seconds_count{datasource=\"nova\"} 1"), "{text}");
         assert!(
             text.contains("congress_datasource_poll_failures_total{datasource=\"nova\",reason=\"Timeout\"} 1"),

@@ -6,6 +6,7 @@
 //! `/readyz`. Data flows one way: drivers -> engine -> the policies whose `error` rows
 //! changed are reconciled -> status, reports, events.
 
+pub mod action_request;
 pub mod datasource;
 pub mod engine;
 pub mod events;
@@ -14,10 +15,11 @@ pub mod metrics;
 pub mod outputs;
 pub mod policy;
 pub mod push;
+pub mod reactor;
 pub mod reports;
 
 use congress_drivers::kubernetes::ObjectIndex;
-use congress_model::resources::{Condition, Datasource, LibraryPolicy, Policy, PolicyStatus};
+use congress_model::resources::{ActionRequest, Condition, Datasource, LibraryPolicy, Policy, PolicyStatus};
 use futures::StreamExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -45,6 +47,10 @@ pub struct OperatorConfig {
     pub lease: Option<leader::LeaseConfig>,
     /// The operator's namespace: where a `credentialsSecretRef` without one is looked up.
     pub namespace: String,
+    /// False: the kill switch is on; no ActionRequest is created or run.
+    pub actions_enabled: bool,
+    /// How long finished ActionRequests are kept (once their row is gone).
+    pub action_retention: Duration,
 }
 
 /// What reconcilers and drivers share.
@@ -70,6 +76,10 @@ pub struct Context {
     pub pushes: Mutex<HashMap<String, Arc<push::PushEndpoint>>>,
     /// Keys the digests of credentials (randomly, per process).
     pub digest_key: hashbrown::DefaultHashBuilder,
+    /// Reactive enforcement's shared state.
+    pub actions: action_request::Actions,
+    /// Asks for a Policy reconcile.
+    policy_trigger: mpsc::UnboundedSender<ObjectRef<Policy>>,
 }
 
 impl Context {
@@ -89,6 +99,11 @@ impl Context {
     /// Reconcile `ds` soon (its driver's status changed).
     pub fn trigger_datasource(&self, ds: ObjectRef<Datasource>) {
         let _ = self.ds_trigger.send(ds);
+    }
+
+    /// Reconcile the Policy `name` soon.
+    pub fn trigger_policy(&self, name: &str) {
+        let _ = self.policy_trigger.send(ObjectRef::new(name));
     }
 
     /// Names of the policies this replica has state for.
@@ -168,6 +183,12 @@ pub trait HasConditions {
 }
 
 impl HasConditions for PolicyStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
+impl HasConditions for congress_model::resources::ActionRequestStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }
@@ -283,7 +304,10 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let client = Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (changed_tx, changed_rx) = mpsc::unbounded_channel::<String>();
-    let engine = Arc::new(engine::EngineHandle::start(changed_tx.clone(), metrics.clone())?);
+    let (executes_tx, executes_rx) = mpsc::unbounded_channel::<Vec<engine::ExecuteDelta>>();
+    let executes = config.actions_enabled.then_some(executes_tx);
+    let engine = Arc::new(engine::EngineHandle::start_with(changed_tx.clone(), executes, metrics.clone())?);
+    let (policy_trigger_tx, policy_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Policy>>();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (leader_tx, leader_rx) = watch::channel(config.lease.is_none());
     let identity = config.lease.as_ref().map_or_else(|| "congress-operator".to_string(), |l| l.identity.clone());
@@ -304,7 +328,13 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
         ds_trigger: ds_trigger_tx.clone(),
         pushes: Mutex::new(HashMap::new()),
         digest_key: hashbrown::DefaultHashBuilder::default(),
+        actions: action_request::Actions::new(config.actions_enabled, config.action_retention),
+        policy_trigger: policy_trigger_tx.clone(),
     });
+    metrics.actions_enabled.set(i64::from(config.actions_enabled));
+    if !config.actions_enabled {
+        tracing::warn!("the actions kill switch is on: no ActionRequest is created or run");
+    }
 
     // HTTP endpoints.
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
@@ -337,7 +367,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     // they name changes, and all at once on becoming leader.
     let policy_controller = Controller::new(Api::<Policy>::all(client.clone()), watcher::Config::default());
     let policy_store = policy_controller.store();
-    let (policy_trigger_tx, policy_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<Policy>>();
+    let _ = ctx.actions.policies.set(policy_store.clone());
     let reports_back_tx = policy_trigger_tx.clone();
     let lib_store = policy_store.clone();
     let policy_controller = policy_controller
@@ -355,11 +385,18 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
             receiver_stream(policy_trigger_rx),
         ));
 
+    // ActionRequests: created by the reactor from execute rows, run by their reconciler.
+    let ar_controller = Controller::new(Api::<ActionRequest>::all(client.clone()), watcher::Config::default());
+    let _ = ctx.actions.requests.set(ar_controller.store());
+    let (ar_trigger_tx, ar_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<ActionRequest>>();
+    let reactor = tokio::spawn(reactor::run(ctx.clone(), executes_rx));
+
     // Leadership changes: forget what was published (the other replica wrote since) and
     // reconcile everything.
     let watch_ctx = ctx.clone();
     let mut leader_updates = leader_rx.clone();
     let (p_store, d_store) = (policy_store.clone(), ctx.datasource_store.get().cloned());
+    let a_store = ctx.actions.requests.get().cloned();
     let leadership = tokio::spawn(async move {
         while leader_updates.changed().await.is_ok() {
             let leads = *leader_updates.borrow();
@@ -373,6 +410,11 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
                 }
                 for d in d_store.iter().flat_map(|s| s.state()) {
                     let _ = ds_trigger_tx.send(ObjectRef::from_obj(&*d));
+                }
+                watch_ctx.actions.forget_written();
+                watch_ctx.actions.resync.notify_one();
+                for a in a_store.iter().flat_map(|s| s.state()) {
+                    let _ = ar_trigger_tx.send(ObjectRef::from_obj(&*a));
                 }
             }
         }
@@ -438,8 +480,14 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
         .graceful_shutdown_on(stop(shutdown_rx.clone()))
         .run(policy::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
-    tokio::join!(ds_run, policy_run);
+    let ar_run = ar_controller
+        .reconcile_on(receiver_stream(ar_trigger_rx))
+        .graceful_shutdown_on(stop(shutdown_rx.clone()))
+        .run(action_request::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    tokio::join!(ds_run, policy_run, ar_run);
 
+    reactor.abort();
     readiness.abort();
     probe.abort();
     leadership.abort();

@@ -12,12 +12,12 @@
 use super::engine::ChangeError;
 use super::outputs::{Outage, Output};
 use super::reports::{self, ReportBook, Violation};
-use super::{Context, condition, engine_name, now_rfc3339};
+use super::{Context, condition, engine_name, lock, now_rfc3339};
 use congress_engine::{Engine, EngineError, Value};
 use congress_model::loader::{self, PolicyStatements, ProblemKind, SpecError, Staged};
 use congress_model::resources::{
-    API_VERSION, Condition, LibraryPolicy, LibraryPolicySpec, Policy, PolicyDiagnostic, PolicySpec, PolicyStatus,
-    ViolationSample,
+    API_VERSION, Condition, Enforcement, LibraryPolicy, LibraryPolicySpec, Policy, PolicyDiagnostic, PolicySpec,
+    PolicyStatus, ViolationSample,
 };
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -240,6 +240,22 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
         super::set_finalizer(ctx, policy, FINALIZER, true).await.map_err(Error::Finalizer)?;
     }
     let failure = load(policy, ctx).await.err();
+    if policy.spec.enforcement == Enforcement::Reactive {
+        // A new generation lifts a pause of the policy's actions; a resync then asks for
+        // what the rules ask for now.
+        let generation = policy.meta().generation;
+        let lifted = {
+            let mut paused = lock(&ctx.actions.paused);
+            let stale = paused.get(&name).is_some_and(|p| p.generation != generation);
+            if stale {
+                paused.remove(&name);
+            }
+            stale
+        };
+        if lifted || failure.is_none() {
+            ctx.actions.resync.notify_one();
+        }
+    }
     if let Some(f) = &failure {
         tracing::warn!(policy = %name, reason = f.reason, message = %f.message, "not loaded");
     }
@@ -472,12 +488,15 @@ fn status(policy: &Policy, old: &PolicyStatus, facts: &StatusFacts, ctx: &Contex
     sample.sort_by(|a, b| (&a.first_seen, &a.row).cmp(&(&b.first_seen, &b.row)));
     sample.truncate(SAMPLE);
     PolicyStatus {
-        conditions: vec![
+        conditions: [
             accepted,
             ready,
             output_condition(old, ctx, Output::Reports, generation),
             output_condition(old, ctx, Output::Events, generation),
-        ],
+        ]
+        .into_iter()
+        .chain(actions_condition(policy, old, ctx))
+        .collect(),
         violations: list.len() as u64,
         violation_sample: sample,
         diagnostics: failure.map(|f| f.diagnostics.clone()).unwrap_or_default(),
@@ -489,6 +508,40 @@ fn status(policy: &Policy, old: &PolicyStatus, facts: &StatusFacts, ctx: &Contex
         },
         observed_generation: generation,
     }
+}
+
+/// For a reactive policy: whether its actions are paused, and why.
+fn actions_condition(policy: &Policy, old: &PolicyStatus, ctx: &Context) -> Option<Condition> {
+    if policy.spec.enforcement != Enforcement::Reactive {
+        return None;
+    }
+    let generation = policy.meta().generation;
+    let paused = lock(&ctx.actions.paused).get(&policy.name_any()).filter(|p| p.generation == generation).cloned();
+    Some(match paused {
+        _ if !ctx.actions.enabled => condition(
+            old,
+            "ActionsPaused",
+            "True",
+            "KillSwitch",
+            "the operator runs with actions disabled: no ActionRequest is created or run",
+            generation,
+        ),
+        Some(p) => condition(
+            old,
+            "ActionsPaused",
+            "True",
+            "TooManyActions",
+            &format!(
+                "one evaluation asked for {} actions, more than `spec.actions.maxPerCommit` ({}): none were \
+                 requested; change the policy (its rules, or the cap) to resume",
+                p.wanted, p.cap
+            ),
+            generation,
+        ),
+        None => {
+            condition(old, "ActionsPaused", "False", "Active", "execute[...] rows become ActionRequests", generation)
+        }
+    })
 }
 
 /// Events for violations that appeared and cleared, at most [`EVENT_BURST`] at once per

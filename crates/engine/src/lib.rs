@@ -50,6 +50,7 @@ mod types;
 mod value;
 
 pub use engine::Engine;
+pub use query::Rows;
 pub use explain::render_proof;
 pub use transaction::Transaction;
 pub use types::{

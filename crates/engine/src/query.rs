@@ -12,6 +12,9 @@ use crate::value::Value;
 use hashbrown::HashMap;
 use std::collections::BTreeSet;
 
+/// The rows of one table.
+pub type Rows = Vec<Vec<Value>>;
+
 /// A query literal resolved against the engine.
 pub(crate) struct ResolvedQuery {
     pub table: Option<TableId>,
@@ -161,7 +164,7 @@ impl Engine {
 
     /// Every row of every `execute[...]` table of `policy`, by table (`nova:servers.pause`),
     /// tables and rows sorted: the actions its rules ask for now.
-    pub fn execute_rows(&self, policy: &str) -> Result<Vec<(String, Vec<Vec<Value>>)>, EngineError> {
+    pub fn execute_rows(&self, policy: &str) -> Result<Vec<(String, Rows)>, EngineError> {
         let p = self.policies.get(policy).ok_or_else(|| EngineError::NoSuchPolicy(policy.to_string()))?;
         let mut heads = BTreeSet::new();
         for st in p.statements.values() {
