@@ -165,6 +165,14 @@ pub async fn run(ctx: Arc<Context>, mut deltas: UnboundedReceiver<Vec<ExecuteDel
     let mut ledger = Ledger::default();
     let mut stale = true;
     let mut leading = ctx.is_leader();
+    // Appearances are read back from the requests: not before they are listed.
+    // Polled, not awaited: a store's readiness wakes only its latest waiter (kube-runtime's
+    // `DelayedInit` keeps one waker), and the controller itself waits on it too.
+    while let Some(store) = ctx.actions.requests.get()
+        && futures::FutureExt::now_or_never(store.wait_until_ready()).is_none()
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut tick = tokio::time::interval(RESYNC);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -367,19 +375,18 @@ async fn create_all(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy, wa
         return;
     }
     use futures::StreamExt;
-    let results: Vec<(Wanted, bool)> = futures::stream::iter(wanted)
+    let results: Vec<(Wanted, Option<u32>)> = futures::stream::iter(wanted)
         .map(|w| async {
-            let ok = create(ctx, policy, &settings, &w).await;
-            (w, ok)
+            let made = create(ctx, policy, &settings, &w).await;
+            (w, made)
         })
         .buffer_unordered(PARALLEL_CREATES)
         .collect()
         .await;
-    for (w, ok) in results {
-        if ok {
-            ledger.record(w.key, Appearance { number: w.appearance, present: true });
-        } else {
-            ctx.actions.resync.notify_one();
+    for (w, made) in results {
+        match made {
+            Some(number) => ledger.record(w.key, Appearance { number, present: true }),
+            None => ctx.actions.resync.notify_one(),
         }
     }
 }
@@ -431,25 +438,47 @@ pub fn build_request(
     }
 }
 
-/// Create one request; true when it exists afterwards (made now, or before: 409).
-async fn create(ctx: &Context, policy: &Policy, settings: &ActionSettings, w: &Wanted) -> bool {
-    let request = build_request(policy, settings, &w.table, &w.row, w.appearance);
+/// Create the request for one appearance; the appearance it holds afterwards (None: the
+/// API server could not be asked). A request of that name that exists already is this
+/// appearance (another replica, a replay) unless its row was marked gone: then the
+/// appearance known here was stale, and the next number is tried.
+async fn create(ctx: &Context, policy: &Policy, settings: &ActionSettings, w: &Wanted) -> Option<u32> {
     let api: Api<ActionRequest> = Api::all(ctx.client.clone());
-    let name = request.name_any();
-    match api.create(&PostParams::default(), &request).await {
-        Ok(_) => {
-            tracing::info!(request = %name, policy = %policy.name_any(), action = %request.spec.name, "action requested");
-            ctx.metrics.actions_created.get_or_create(&super::metrics::PolicyLabel { policy: policy.name_any() }).inc();
-            lock(&ctx.actions.created_at).insert(name, std::time::Instant::now());
-            true
-        }
-        Err(kube::Error::Api(s)) if s.code == 409 => true,
-        Err(e) => {
-            tracing::warn!(request = %name, error = %e, "could not create the action request");
-            false
+    let mut appearance = w.appearance;
+    for _ in 0..MAX_STALE_APPEARANCES {
+        let request = build_request(policy, settings, &w.table, &w.row, appearance);
+        let name = request.name_any();
+        match api.create(&PostParams::default(), &request).await {
+            Ok(_) => {
+                tracing::info!(request = %name, policy = %policy.name_any(), action = %request.spec.name, "action requested");
+                ctx.metrics
+                    .actions_created
+                    .get_or_create(&super::metrics::PolicyLabel { policy: policy.name_any() })
+                    .inc();
+                lock(&ctx.actions.created_at).insert(name, std::time::Instant::now());
+                return Some(appearance);
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&name).await {
+                Ok(Some(existing)) if existing.labels().get(ROW_PRESENT_LABEL).is_some_and(|v| v == "false") => {
+                    appearance += 1;
+                }
+                Ok(_) => return Some(appearance),
+                Err(e) => {
+                    tracing::warn!(request = %name, error = %e, "could not read the existing action request");
+                    return None;
+                }
+            },
+            Err(e) => {
+                tracing::warn!(request = %name, error = %e, "could not create the action request");
+                return None;
+            }
         }
     }
+    None
 }
+
+/// Ended appearances skipped at most, when what is known of a row is stale.
+const MAX_STALE_APPEARANCES: u32 = 16;
 
 #[cfg(test)]
 mod tests {

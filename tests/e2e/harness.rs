@@ -334,16 +334,27 @@ impl Operator {
         Operator::start_as(cluster, identity, election, &cluster.kubeconfig)
     }
 
+    /// [`Operator::start`] with more arguments (`--disable-actions=true`).
+    #[allow(dead_code)] // benches/operator.rs shares this file
+    pub fn start_with(cluster: &Cluster, identity: &str, election: bool, extra: &[&str]) -> Operator {
+        Operator::start_full(cluster, identity, election, &cluster.kubeconfig, extra)
+    }
+
     /// [`Operator::start`] with the credentials of `kubeconfig`.
     pub fn start_as(cluster: &Cluster, identity: &str, election: bool, kubeconfig: &Path) -> Operator {
+        Operator::start_full(cluster, identity, election, kubeconfig, &[])
+    }
+
+    fn start_full(cluster: &Cluster, identity: &str, election: bool, kubeconfig: &Path, extra: &[&str]) -> Operator {
         let addr = format!("127.0.0.1:{}", free_port());
         let log = cluster.dir().join(format!("operator-{identity}.log"));
         let file = std::fs::File::create(&log).expect("a log file");
         let child = Command::new(env!("CARGO_BIN_EXE_congress"))
             .args(["operator", "--http-addr", &addr, "--lease-namespace", "congress-system", "--identity", identity])
             .arg(format!("--leader-election={election}"))
+            .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,kube=warn")
+            .env("RUST_LOG", std::env::var("CONGRESS_E2E_RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)

@@ -14,6 +14,7 @@ mod openstack;
 #[path = "../support/openstack.rs"]
 mod openstack_fake;
 mod push;
+mod actions;
 
 use harness::{Cluster, DATASOURCE, Operator, POLICY, eventually, pod};
 use k8s_openapi::api::core::v1::{Event, Pod};

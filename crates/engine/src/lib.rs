@@ -50,8 +50,8 @@ mod types;
 mod value;
 
 pub use engine::Engine;
-pub use query::Rows;
 pub use explain::render_proof;
+pub use query::Rows;
 pub use transaction::Transaction;
 pub use types::{
     ActionEvent, Answer, BuiltinFailures, Commit, EngineError, EngineWarning, PolicyKind, Proof, Schema,

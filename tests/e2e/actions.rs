@@ -1,0 +1,249 @@
+//! Reactive enforcement end to end: `execute[...]` rows of reactive policies become
+//! ActionRequests on a real kube-apiserver, once per appearance of a row, run (or refused
+//! with a reason) by the one Datasource that owns the action; the per-commit cap pauses a
+//! policy; the kill switch stops everything; restarts and a second replica create nothing
+//! twice.
+
+use crate::harness::{Cluster, Operator, eventually};
+use congress_model::resources::{ActionRequest, Policy};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use std::time::Duration;
+
+/// A push datasource of alarms, and policies that act on them.
+const ALARMS: &str = r#"
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {name: alarms}
+spec:
+  driver: push
+  credentialsSecretRef: {name: alarms-push, namespace: congress-system}
+  tables:
+  - {name: alarms, columns: [name, state, resource]}
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: to-nowhere}
+spec:
+  enforcement: reactive
+  rules:
+  - rule: execute[nowhere:servers.pause(r)] :- alarms:alarms(n, "ACTIVE", r)
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: to-push}
+spec:
+  enforcement: reactive
+  rules:
+  - rule: execute[alarms:reset(r)] :- alarms:alarms(n, "ACTIVE", r), equal(n, "disk")
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: only-watching}
+spec:
+  rules:
+  - rule: execute[nowhere:servers.pause(r)] :- alarms:alarms(n, "ACTIVE", r)
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: capped}
+spec:
+  enforcement: reactive
+  actions: {approval: manual, maxPerCommit: 2}
+  rules:
+  - rule: execute[nowhere:servers.stop(r)] :- alarms:alarms(n, "ACTIVE", r)
+"#;
+
+const TOKEN: &str = "alarm-push-token";
+
+async fn push(op: &Operator, rows: &[(&str, &str, &str)]) -> u16 {
+    let body: Vec<serde_json::Value> = rows.iter().map(|(a, b, c)| json!([a, b, c])).collect();
+    let url = format!("http://{}/v1/data-sources/alarms/tables/alarms/rows", op.addr);
+    let answer = reqwest::Client::new().put(url).bearer_auth(TOKEN).json(&body).send().await;
+    answer.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+pub async fn requests(client: &Client) -> Vec<ActionRequest> {
+    let api: Api<ActionRequest> = Api::all(client.clone());
+    let mut items = api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+    items.sort_by_key(|r| r.name_any());
+    items
+}
+
+pub fn of_policy<'a>(all: &'a [ActionRequest], policy: &str) -> Vec<&'a ActionRequest> {
+    all.iter().filter(|r| r.spec.policy.as_deref() == Some(policy)).collect()
+}
+
+pub fn phase(r: &ActionRequest) -> String {
+    r.status.as_ref().and_then(|s| s.phase).map(|p| p.as_str().to_string()).unwrap_or_default()
+}
+
+pub async fn policy_condition(client: &Client, policy: &str, type_: &str) -> Option<(String, String, String)> {
+    let api: Api<Policy> = Api::all(client.clone());
+    let p = api.get_opt(policy).await.ok()??;
+    let c = p.status?.conditions.into_iter().find(|c| c.type_ == type_)?;
+    Some((c.status, c.reason, c.message))
+}
+
+async fn push_secret(client: &Client) {
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "alarms-push", "annotations": {"congress.dev/datasources": "alarms"}},
+        "stringData": {"token": TOKEN}
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(client.clone(), "congress-system").create(&PostParams::default(), &secret).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_rows_become_requests_once_per_appearance_and_unowned_actions_fail_with_a_reason() {
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
+    let client = cluster.client().await;
+    cluster.create_namespace("congress-system").await;
+    push_secret(&client).await;
+    cluster.apply(ALARMS);
+    let mut op = Operator::start(&cluster, "first", false);
+    eventually("the push endpoint", &op, || async { push(&op, &[]).await == 200 }).await;
+    assert_eq!(push(&op, &[("disk", "ACTIVE", "vm-1")]).await, 200);
+
+    // to-nowhere: the service `nowhere` is no Datasource: Failed, with the reason.
+    let all = eventually("to-nowhere's request fails", &op, || async {
+        let all = requests(&client).await;
+        of_policy(&all, "to-nowhere").first().is_some_and(|r| phase(r) == "Failed").then_some(all)
+    })
+    .await;
+    let nowhere = of_policy(&all, "to-nowhere");
+    assert_eq!(nowhere.len(), 1, "{all:?}");
+    let r = nowhere[0];
+    assert_eq!(r.spec.name, "nowhere:servers.pause");
+    assert_eq!(r.spec.args.positional, vec![json!("vm-1")]);
+    assert!(r.spec.approved, "automatic approval creates approved requests");
+    let status = r.status.clone().unwrap();
+    assert!(status.last_error.as_deref().unwrap().starts_with("UnknownService: no Datasource named `nowhere`"), "{status:?}");
+    let explanation = status.explanation.unwrap_or_default();
+    assert!(explanation.contains("alarms:alarms(\"disk\", \"ACTIVE\", \"vm-1\")"), "{explanation}");
+    let owner = &r.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Policy", "to-nowhere"));
+    // to-push: its service is a push datasource, which cannot act.
+    let to_push = eventually("to-push's request fails", &op, || async {
+        let all = requests(&client).await;
+        of_policy(&all, "to-push").first().filter(|r| phase(r) == "Failed").map(|r| (*r).clone())
+    })
+    .await;
+    let error = to_push.status.unwrap().last_error.unwrap();
+    assert!(error.starts_with("NotExecutable: driver `push` offers no actions"), "{error}");
+    // A monitoring policy asks for nothing; capped (manual) waits for approval.
+    assert!(of_policy(&all, "only-watching").is_empty());
+    let capped = eventually("capped's request is pending", &op, || async {
+        let all = requests(&client).await;
+        of_policy(&all, "capped").first().filter(|r| phase(r) == "Pending").map(|r| (*r).clone())
+    })
+    .await;
+    assert!(!capped.spec.approved);
+
+    // Three more rows in one push: more than capped's cap of 2: none created, paused.
+    let rows = [("disk", "ACTIVE", "vm-1"), ("cpu", "ACTIVE", "vm-2"), ("cpu", "ACTIVE", "vm-3"), ("cpu", "ACTIVE", "vm-4")];
+    assert_eq!(push(&op, &rows).await, 200);
+    let (_, reason, message) = eventually("capped is paused", &op, || async {
+        policy_condition(&client, "capped", "ActionsPaused").await.filter(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(reason, "TooManyActions");
+    assert!(message.contains("asked for 3 actions") && message.contains("maxPerCommit"), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(of_policy(&requests(&client).await, "capped").len(), 1, "a paused policy creates nothing");
+    // Raising the cap (a new generation) resumes: the three rows get their requests.
+    let policies: Api<Policy> = Api::all(client.clone());
+    let patch = json!({"spec": {"actions": {"approval": "manual", "maxPerCommit": 10}}});
+    policies.patch("capped", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    eventually("capped resumes", &op, || async { of_policy(&requests(&client).await, "capped").len() == 4 }).await;
+    assert_eq!(policy_condition(&client, "capped", "ActionsPaused").await.unwrap().0, "False");
+
+    // vm-1's row (the only disk alarm) goes and comes back: to-push asks again.
+    assert_eq!(push(&op, &rows[1..]).await, 200);
+    let first = of_policy(&requests(&client).await, "to-push")[0].name_any();
+    eventually("the first appearance ends", &op, || async {
+        let all = requests(&client).await;
+        all.iter().any(|r| {
+            r.name_any() == first && r.labels().get("congress.dev/row-present").map(String::as_str) == Some("false")
+        })
+    })
+    .await;
+    assert_eq!(push(&op, &rows).await, 200);
+    let again = eventually("a second appearance", &op, || async {
+        let all = requests(&client).await;
+        let mine: Vec<ActionRequest> = of_policy(&all, "to-push").into_iter().cloned().collect();
+        (mine.len() == 2).then_some(mine)
+    })
+    .await;
+    let appearances: Vec<u32> = again.iter().map(|r| r.spec.trigger.as_ref().unwrap().appearance).collect();
+    assert_eq!(appearances, vec![1, 2]);
+    assert!(again[1].name_any().ends_with("-2"));
+
+    // A restart reads the same rows again: nothing is created twice.
+    let before = requests(&client).await.len();
+    op.kill();
+    let op = Operator::start(&cluster, "second", false);
+    eventually("the push endpoint again", &op, || async { push(&op, &rows).await == 200 }).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = requests(&client).await;
+    assert_eq!(after.len(), before, "{:?}", after.iter().map(|r| r.name_any()).collect::<Vec<_>>());
+
+    // A request made by hand for a service that does not exist fails the same way; one
+    // naming a policy that does not exist fails with that reason.
+    cluster.apply(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: ActionRequest
+metadata: {name: by-hand}
+spec: {name: "nosuch:servers.pause", args: {positional: ["vm-9"]}, approved: true}
+---
+apiVersion: congress.dev/v1alpha1
+kind: ActionRequest
+metadata: {name: as-ghost}
+spec: {name: "alarms:reset", policy: ghost, approved: true}
+"#,
+    );
+    let api: Api<ActionRequest> = Api::all(client.clone());
+    for (name, reason) in [("by-hand", "UnknownService"), ("as-ghost", "UnknownPolicy")] {
+        let error = eventually(&format!("{name} fails"), &op, || async {
+            let r = api.get_opt(name).await.ok()??;
+            (phase(&r) == "Failed").then(|| r.status.and_then(|s| s.last_error).unwrap_or_default())
+        })
+        .await;
+        assert!(error.starts_with(reason), "{name}: {error}");
+    }
+    let metrics = op.get("/metrics").await;
+    assert!(metrics.contains(r#"congress_actions_created_total{policy="capped"}"#), "{metrics}");
+    assert!(metrics.contains("congress_actions_enabled 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kill_switch_creates_and_runs_nothing() {
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
+    let client = cluster.client().await;
+    cluster.create_namespace("congress-system").await;
+    push_secret(&client).await;
+    cluster.apply(ALARMS);
+    cluster.apply(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: ActionRequest
+metadata: {name: by-hand}
+spec: {name: "nosuch:servers.pause", approved: true}
+"#,
+    );
+    let op = Operator::start_with(&cluster, "only", false, &["--disable-actions=true"]);
+    eventually("the push endpoint", &op, || async { push(&op, &[("disk", "ACTIVE", "vm-1")]).await == 200 }).await;
+    let (_, reason, _) = eventually("to-nowhere says actions are off", &op, || async {
+        policy_condition(&client, "to-nowhere", "ActionsPaused").await.filter(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(reason, "KillSwitch");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let all = requests(&client).await;
+    assert_eq!(all.len(), 1, "only the request made by hand");
+    assert_eq!(phase(&all[0]), "", "and it was not run");
+    assert!(op.get("/metrics").await.contains("congress_actions_enabled 0"));
+}
