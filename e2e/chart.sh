@@ -12,7 +12,7 @@
 #      its CRD exists, which it does not on this bare API server);
 #   6. a real `helm install` (namespace congress-system; nothing runs the pods: there is no
 #      kubelet), the ServiceAccount's permissions checked with `kubectl auth can-i --as`,
-#      `helm upgrade`, `helm uninstall`; then again with the report CRDs absent, so that the
+#      `helm upgrade` (granting `actions.kubernetes.rules`), `helm uninstall`; then again with the report CRDs absent, so that the
 #      chart installs them (policyReportCRDs.install=auto) and keeps them on uninstall.
 # Exits non-zero, with a message saying what failed, on the first failure.
 #
@@ -63,6 +63,18 @@ count() { grep -c "^kind: $1\$" "$2" || true; }
 render > "$T/default.yaml"
 render --set serviceMonitor.enabled=true --set policyReportCRDs.install=true > "$T/full.yaml"
 render --set policyReportCRDs.install=false --set replicaCount=1 > "$T/minimal.yaml"
+cat > "$T/actions.yaml" <<'EOF'
+actions:
+  kubernetes:
+    rules:
+      - apiGroups: [""]
+        resources: [pods]
+        verbs: [patch, delete]
+      - apiGroups: [apps]
+        resources: [deployments/scale]
+        verbs: [patch]
+EOF
+render -f "$T/actions.yaml" > "$T/actions-rendered.yaml"
 for f in default full minimal; do
   echo "$f: $(grep '^kind:' "$T/$f.yaml" | sort | uniq -c | awk '{printf "%s %s, ", $1, $3}')"
 done
@@ -72,6 +84,15 @@ done
 [ "$(count CustomResourceDefinition "$T/minimal.yaml")" -eq 0 ] || fail "policy report CRDs rendered with policyReportCRDs.install=false"
 [ "$(count PodDisruptionBudget "$T/default.yaml")" -eq 1 ] || fail "no PodDisruptionBudget with 2 replicas"
 [ "$(count PodDisruptionBudget "$T/minimal.yaml")" -eq 0 ] || fail "PodDisruptionBudget rendered with 1 replica"
+[ "$(count ClusterRole "$T/default.yaml")" -eq 1 ] || fail "a ClusterRole for actions rendered with actions.kubernetes.rules empty"
+[ "$(count ClusterRole "$T/actions-rendered.yaml")" -eq 2 ] || fail "no actions ClusterRole with actions.kubernetes.rules set"
+[ "$(count ClusterRoleBinding "$T/actions-rendered.yaml")" -eq 2 ] || fail "no actions ClusterRoleBinding with actions.kubernetes.rules set"
+grep -q 'deployments/scale' "$T/actions-rendered.yaml" || fail "the actions rules are not rendered"
+for bad in 'actions.kubernetes.rules[0].resources={pods}' 'actions.kubernetes.rules[0].verbs={patch}'; do
+  if render --set 'actions.kubernetes.rules[0].apiGroups={apps}' --set "$bad" >/dev/null 2>&1; then
+    fail "helm template accepted an incomplete rule (--set $bad)"
+  fi
+done
 for bad in policyReportCRDs.install=maybe logFormat=xml; do
   if render --set "$bad" >/dev/null 2>&1; then fail "helm template accepted --set $bad"; fi
 done
@@ -148,7 +169,7 @@ step "kubectl apply --dry-run=server of the rendered chart"
 kubectl create namespace "$NS"
 # Rendered for this server's version (PodDisruptionBudget is policy/v1beta1 before 1.21); the
 # report CRDs are applied above, the ServiceMonitor is checked separately.
-render --kube-version "$server_version" --set policyReportCRDs.install=false > "$T/server.yaml"
+render --kube-version "$server_version" --set policyReportCRDs.install=false -f "$T/actions.yaml" > "$T/server.yaml"
 kubectl apply --dry-run=server -f "$T/server.yaml"
 render --kube-version "$server_version" --set serviceMonitor.enabled=true --show-only templates/servicemonitor.yaml > "$T/servicemonitor.yaml"
 if kubectl get crd servicemonitors.monitoring.coreos.com >/dev/null 2>&1; then
@@ -194,7 +215,8 @@ denied=(
   "create policies.congress.dev" "delete datasources.congress.dev" "delete pods" "create pods"
   "list secrets -n $NS" "get secrets -n default" "list secrets --all-namespaces" "list deployments.apps"
   "create leases.coordination.k8s.io -n default" "delete events -n e2e-reports"
-  "update customresourcedefinitions.apiextensions.k8s.io"
+  "update customresourcedefinitions.apiextensions.k8s.io" "patch pods" "patch nodes"
+  "patch deployments.apps --subresource=scale"
 )
 for a in "${allowed[@]}"; do
   # shellcheck disable=SC2086 # split the verb, resource and flags
@@ -206,9 +228,15 @@ for d in "${denied[@]}"; do
 done
 echo "${#allowed[@]} permissions granted and ${#denied[@]} refused, as expected"
 
-step "helm upgrade, helm uninstall"
+step "helm upgrade (actions.kubernetes.rules granted), helm uninstall"
 "$HELM" upgrade congress "$CHART" --namespace "$NS" --hide-notes --set image.repository=example.invalid/congress \
-  --set replicaCount=1 --set 'watchedResources[0].apiGroup=apps' --set 'watchedResources[0].resources={deployments}'
+  --set replicaCount=1 --set 'watchedResources[0].apiGroup=apps' --set 'watchedResources[0].resources={deployments}' \
+  -f "$T/actions.yaml"
+for a in "patch pods -n default" "delete pods" "patch deployments.apps --subresource=scale -n default"; do
+  # shellcheck disable=SC2086
+  eventually can $a || fail "helm upgrade did not grant actions.kubernetes.rules: $a"
+done
+if can patch nodes; then fail "actions.kubernetes.rules granted more than its rules (patch nodes)"; fi
 eventually can list deployments.apps || fail "helm upgrade did not grant the new watchedResources"
 eventually cannot list pods || fail "helm upgrade kept a watchedResources entry that was removed"
 if kubectl -n "$NS" get poddisruptionbudget/congress >/dev/null 2>&1; then fail "PodDisruptionBudget kept with 1 replica"; fi

@@ -12,6 +12,7 @@ pub mod execute;
 pub mod http;
 pub mod keystone;
 pub mod kubernetes;
+pub mod kubernetes_actions;
 pub mod poll;
 pub mod push;
 pub mod rowset;

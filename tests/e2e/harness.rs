@@ -242,7 +242,12 @@ impl Cluster {
     }
 
     pub async fn client(&self) -> Client {
-        let kubeconfig = Kubeconfig::read_from(&self.kubeconfig).expect("read the kubeconfig");
+        self.client_of(&self.kubeconfig).await
+    }
+
+    /// A client with the credentials of `kubeconfig` (e.g. [`Cluster::operator_kubeconfig`]).
+    pub async fn client_of(&self, kubeconfig: &Path) -> Client {
+        let kubeconfig = Kubeconfig::read_from(kubeconfig).expect("read the kubeconfig");
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await.expect("config");
         Client::try_from(config).expect("a client")
     }

@@ -7,6 +7,7 @@
 //! without the control plane installed the test is skipped (a message on stderr), unless
 //! `CONGRESS_E2E=require` (set by `scripts/test.sh`), which makes it fail. See harness.rs.
 
+mod executors;
 mod harness;
 #[path = "../support/keystone.rs"]
 mod keystone;
