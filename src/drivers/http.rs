@@ -11,7 +11,7 @@
 
 use super::TableChange;
 use super::credentials::{Credentials, CredentialsError, SecretValue, check_config, setting};
-use super::keystone::{Keystone, KeystoneError};
+use super::keystone::{Keystone, KeystoneError, Token};
 use super::translate::{FieldPath, MappingError, Translator, field_path};
 use congress_engine::Value;
 use congress_model::resources::{HttpSource, Pagination};
@@ -51,6 +51,8 @@ pub enum HttpDriverError {
     UnknownAuth(String),
     #[error("request `{path}`: `{field}`: {message}")]
     BadRequest { path: String, field: &'static str, message: String },
+    #[error("action `{action}`: `{field}`: {message}")]
+    BadAction { action: String, field: &'static str, message: String },
     #[error("header `{0}` is not a valid HTTP header")]
     BadHeader(String),
     #[error("the HTTP client could not be built: {0}")]
@@ -116,7 +118,7 @@ pub fn describe(e: &reqwest::Error) -> String {
 
 /// How requests authenticate.
 #[derive(Debug)]
-enum Auth {
+pub(crate) enum Auth {
     None,
     Bearer(SecretValue),
     Basic(String, SecretValue),
@@ -125,7 +127,7 @@ enum Auth {
 
 /// Where the base URL comes from.
 #[derive(Debug)]
-enum Base {
+pub(crate) enum Base {
     Fixed(Url),
     Catalog { service_type: String, interface: String, region: Option<String> },
 }
@@ -274,22 +276,34 @@ impl PendingPoll {
 /// A configured `http` datasource.
 #[derive(Debug)]
 pub struct HttpDriver {
-    client: reqwest::Client,
-    base: Base,
-    auth: Auth,
-    headers: reqwest::header::HeaderMap,
-    timeout: Duration,
-    max_bytes: u64,
+    service: Service,
     plans: Vec<Plan>,
 }
 
-impl HttpDriver {
-    /// Validate `source` with the datasource's `config` and credentials.
-    pub fn new(
+/// How to reach a service, shared by the poller ([`HttpDriver`]) and the executor
+/// ([`super::http_actions::HttpExecutor`]): the client, the base URL, the auth, the headers
+/// of every request, and the limits.
+#[derive(Debug)]
+pub(crate) struct Service {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: Base,
+    pub(crate) auth: Auth,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) timeout: Duration,
+    pub(crate) max_bytes: u64,
+    /// Keystone's URL from the settings (`config.auth_url`, `http.auth.url`), whatever the
+    /// auth: the default of an `os.auth` context.
+    pub(crate) auth_url: Option<String>,
+}
+
+impl Service {
+    /// Validate the connection settings of `source` with the datasource's `config` and
+    /// credentials.
+    pub(crate) fn new(
         source: &HttpSource,
         config: &BTreeMap<String, String>,
         credentials: &Credentials,
-    ) -> Result<HttpDriver, HttpDriverError> {
+    ) -> Result<Service, HttpDriverError> {
         check_config(config)?;
         let timeout = source.timeout_seconds.map_or(DEFAULT_TIMEOUT, |s| Duration::from_secs(u64::from(s.max(1))));
         let mut builder = reqwest::Client::builder()
@@ -342,6 +356,42 @@ impl HttpDriver {
             let value = reqwest::header::HeaderValue::from_str(v).map_err(|_| HttpDriverError::BadHeader(k.clone()))?;
             headers.insert(name, value);
         }
+        Ok(Service {
+            client,
+            base,
+            auth,
+            headers,
+            timeout,
+            max_bytes: source.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            auth_url: setting(config, credentials, "auth_url").or_else(|| source.auth.url.clone()),
+        })
+    }
+
+    /// The base URL: fixed, or the catalog's endpoint in `token` (default: the token of
+    /// the service's own Keystone session).
+    pub(crate) async fn base_url(&self, token: Option<&Token>) -> Result<Url, PollError> {
+        let url = match &self.base {
+            Base::Fixed(url) => return Ok(url.clone()),
+            Base::Catalog { service_type, interface, region } => match token {
+                Some(t) => t.endpoint(service_type, interface, region.as_deref())?,
+                None => {
+                    let Auth::Keystone(k) = &self.auth else { unreachable!("checked by Service::new") };
+                    k.token(&self.client, false).await?.endpoint(service_type, interface, region.as_deref())?
+                }
+            },
+        };
+        absolute("catalog", &url).map_err(|e| PollError::Shape { url: url.clone(), message: e.to_string() })
+    }
+}
+
+impl HttpDriver {
+    /// Validate `source` with the datasource's `config` and credentials.
+    pub fn new(
+        source: &HttpSource,
+        config: &BTreeMap<String, String>,
+        credentials: &Credentials,
+    ) -> Result<HttpDriver, HttpDriverError> {
+        let service = Service::new(source, config, credentials)?;
         let translators = Translator::many(source.requests.iter().map(|r| &r.table))?;
         let plans = source
             .requests
@@ -373,15 +423,7 @@ impl HttpDriver {
                 })
             })
             .collect::<Result<_, HttpDriverError>>()?;
-        Ok(HttpDriver {
-            client,
-            base,
-            auth,
-            headers,
-            timeout,
-            max_bytes: source.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
-            plans,
-        })
+        Ok(HttpDriver { service, plans })
     }
 
     /// Every table, in request order (children after their parent).
@@ -402,7 +444,7 @@ impl HttpDriver {
         state: &PollState,
     ) -> Result<PendingPoll, PollError> {
         let mut pending = PendingPoll::default();
-        let base = self.base_url().await?;
+        let base = self.service.base_url(None).await?;
         for (index, plan) in self.plans.iter().enumerate() {
             if !plan.tables.iter().any(|t| needed(t)) {
                 continue;
@@ -432,17 +474,6 @@ impl HttpDriver {
             .iter()
             .position(|p| p.tables.iter().any(|t| t == table))
             .is_some_and(|i| state.pages.contains_key(&i))
-    }
-
-    async fn base_url(&self) -> Result<Url, PollError> {
-        let url = match &self.base {
-            Base::Fixed(url) => return Ok(url.clone()),
-            Base::Catalog { service_type, interface, region } => {
-                let Auth::Keystone(k) = &self.auth else { unreachable!("checked by HttpDriver::new") };
-                k.token(&self.client, false).await?.endpoint(service_type, interface, region.as_deref())?
-            }
-        };
-        absolute("catalog", &url).map_err(|e| PollError::Shape { url: url.clone(), message: e.to_string() })
     }
 
     /// Every page of one request, reusing the pages of `old` whose bytes did not change.
@@ -560,20 +591,20 @@ impl HttpDriver {
     async fn get_bytes(&self, url: &Url) -> Result<Vec<u8>, PollError> {
         let text = url.to_string();
         for attempt in 0..2 {
-            let mut request = self.client.get(url.clone()).headers(self.headers.clone());
-            request = match &self.auth {
+            let mut request = self.service.client.get(url.clone()).headers(self.service.headers.clone());
+            request = match &self.service.auth {
                 Auth::None => request,
                 Auth::Bearer(token) => request.bearer_auth(token.expose()),
                 Auth::Basic(user, password) => request.basic_auth(user, Some(password.expose())),
                 Auth::Keystone(k) => {
-                    let token = k.token(&self.client, attempt > 0).await?;
+                    let token = k.token(&self.service.client, attempt > 0).await?;
                     request.header("X-Auth-Token", token.value.expose())
                 }
             };
             let response = request.send().await.map_err(|e| self.request_error(&text, &e))?;
             let status = response.status().as_u16();
             if status == 401 {
-                if attempt == 0 && matches!(self.auth, Auth::Keystone(_)) {
+                if attempt == 0 && matches!(self.service.auth, Auth::Keystone(_)) {
                     continue;
                 }
                 return Err(PollError::Unauthorized { url: text, status });
@@ -587,14 +618,14 @@ impl HttpDriver {
     }
 
     async fn read_limited(&self, url: &str, mut response: reqwest::Response) -> Result<Vec<u8>, PollError> {
-        let too_large = || PollError::TooLarge { url: url.to_string(), limit: self.max_bytes };
-        if response.content_length().is_some_and(|n| n > self.max_bytes) {
+        let too_large = || PollError::TooLarge { url: url.to_string(), limit: self.service.max_bytes };
+        if response.content_length().is_some_and(|n| n > self.service.max_bytes) {
             return Err(too_large());
         }
         // The header is the service's word, not a fact: preallocate at most 1 MiB.
         let mut body = Vec::with_capacity(response.content_length().unwrap_or(0).min(1 << 20) as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.request_error(url, &e))? {
-            if (body.len() + chunk.len()) as u64 > self.max_bytes {
+            if (body.len() + chunk.len()) as u64 > self.service.max_bytes {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
@@ -604,7 +635,7 @@ impl HttpDriver {
 
     fn request_error(&self, url: &str, e: &reqwest::Error) -> PollError {
         if e.is_timeout() {
-            PollError::Timeout { url: url.to_string(), seconds: self.timeout.as_secs() }
+            PollError::Timeout { url: url.to_string(), seconds: self.service.timeout.as_secs() }
         } else {
             PollError::Connect { url: url.to_string(), message: describe(e) }
         }
@@ -672,7 +703,7 @@ fn paging(p: &Pagination) -> Result<Paging, String> {
 }
 
 /// An absolute http(s) URL, with a trailing `/` so relative paths append to it.
-fn absolute(field: &'static str, url: &str) -> Result<Url, HttpDriverError> {
+pub(crate) fn absolute(field: &'static str, url: &str) -> Result<Url, HttpDriverError> {
     let bad = |message: String| HttpDriverError::BadUrl { field, url: url.to_string(), message };
     let mut parsed = Url::parse(url).map_err(|e| bad(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {

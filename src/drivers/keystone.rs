@@ -40,6 +40,8 @@ enum Method {
         id: String,
         secret: SecretValue,
     },
+    /// A token issued already: Keystone is asked only for its catalog and expiry.
+    Token(SecretValue),
 }
 
 /// One issued token and its catalog.
@@ -112,6 +114,27 @@ impl Keystone {
         Ok(Keystone { auth_url: auth_url.trim_end_matches('/').to_string(), method, token: Mutex::new(None) })
     }
 
+    /// A session of a token issued already (an `os.auth` context's `token`): its catalog
+    /// and expiry are read from Keystone at `auth_url` (`GET /auth/tokens`), the token itself
+    /// is used as it is.
+    pub fn with_token(auth_url: &str, token: SecretValue) -> Keystone {
+        Keystone {
+            auth_url: auth_url.trim_end_matches('/').to_string(),
+            method: Method::Token(token),
+            token: Mutex::new(None),
+        }
+    }
+
+    /// Whether a 401 may be cured by a new token (not for a token issued already).
+    pub fn renewable(&self) -> bool {
+        !matches!(self.method, Method::Token(_))
+    }
+
+    /// Keystone's URL (without a trailing `/`).
+    pub fn auth_url(&self) -> &str {
+        &self.auth_url
+    }
+
     /// The token in use, or a new one when there is none, it is close to expiry, or
     /// `renew` (the service said 401 to the last one).
     pub async fn token(&self, client: &reqwest::Client, renew: bool) -> Result<Token, KeystoneError> {
@@ -128,7 +151,23 @@ impl Keystone {
 
     async fn issue(&self, client: &reqwest::Client) -> Result<Token, KeystoneError> {
         let url = format!("{}/auth/tokens", self.auth_url);
+        let request_error = |e: reqwest::Error| KeystoneError::Request {
+            url: url.clone(),
+            message: super::http::describe(&e),
+            timeout: e.is_timeout(),
+        };
         let body = match &self.method {
+            Method::Token(token) => {
+                // Validating a token of one's own needs no other right (Keystone's policy).
+                let response = client
+                    .get(&url)
+                    .header("X-Auth-Token", token.expose())
+                    .header("X-Subject-Token", token.expose())
+                    .send()
+                    .await
+                    .map_err(request_error)?;
+                return self.read_token(&url, response, Some(token.clone())).await;
+            }
             Method::Password { username, password, user_domain, project, project_domain } => {
                 let mut auth = serde_json::json!({"identity": {"methods": ["password"], "password": {"user": {
                     "name": username, "domain": {"name": user_domain}, "password": password.expose()}}}});
@@ -141,11 +180,6 @@ impl Keystone {
                 "methods": ["application_credential"],
                 "application_credential": {"id": id, "secret": secret.expose()}}}}),
         };
-        let request_error = |e: reqwest::Error| KeystoneError::Request {
-            url: url.clone(),
-            message: super::http::describe(&e),
-            timeout: e.is_timeout(),
-        };
         let response = client
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -153,6 +187,23 @@ impl Keystone {
             .send()
             .await
             .map_err(request_error)?;
+        self.read_token(&url, response, None).await
+    }
+
+    /// A token answer: its `X-Subject-Token` (or `known`, the token asked about), expiry and
+    /// catalog.
+    async fn read_token(
+        &self,
+        url: &str,
+        response: reqwest::Response,
+        known: Option<SecretValue>,
+    ) -> Result<Token, KeystoneError> {
+        let url = url.to_string();
+        let request_error = |e: reqwest::Error| KeystoneError::Request {
+            url: url.clone(),
+            message: super::http::describe(&e),
+            timeout: e.is_timeout(),
+        };
         let status = response.status().as_u16();
         match status {
             200 | 201 => {}
@@ -160,12 +211,15 @@ impl Keystone {
             _ => return Err(KeystoneError::Status { url, status }),
         }
         let bad = |message: String| KeystoneError::BadAnswer { url: url.clone(), message };
-        let value = response
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(SecretValue::new)
-            .ok_or_else(|| bad("no X-Subject-Token header".into()))?;
+        let value = match known {
+            Some(token) => token,
+            None => response
+                .headers()
+                .get("x-subject-token")
+                .and_then(|v| v.to_str().ok())
+                .map(SecretValue::new)
+                .ok_or_else(|| bad("no X-Subject-Token header".into()))?,
+        };
         // A token answer carries the catalog: large for a big cloud, never 16 MiB.
         const MAX_ANSWER: usize = 16 << 20;
         let mut response = response;

@@ -10,6 +10,7 @@
 pub mod credentials;
 pub mod execute;
 pub mod http;
+pub mod http_actions;
 pub mod keystone;
 pub mod kubernetes;
 pub mod kubernetes_actions;

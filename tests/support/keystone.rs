@@ -172,6 +172,42 @@ impl Keystone {
         (c["id"].as_str().expect("id").to_string(), c["secret"].as_str().expect("secret").to_string())
     }
 
+    /// A new user of domain `Default` with the `member` role in project `admin`: another
+    /// identity than the admin's.
+    pub async fn user(&self, name: &str, password: &str) {
+        let user =
+            self.post("users", json!({"user": {"name": name, "password": password, "domain_id": "default"}})).await;
+        let user = user["user"]["id"].as_str().expect("user id").to_string();
+        let project = self.first_id("projects?name=admin", "projects").await;
+        let role = self.first_id("roles?name=member", "roles").await;
+        let _lock = self.write_lock();
+        let token = self.admin_token().await;
+        let r = self
+            .client
+            .put(format!("{}/projects/{project}/users/{user}/roles/{role}", self.url))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .expect("keystone answers");
+        assert!(r.status().is_success(), "grant member: {}", r.status());
+    }
+
+    /// The id of the first of `list` that `GET path` gives.
+    async fn first_id(&self, path: &str, list: &str) -> String {
+        let token = self.admin_token().await;
+        let r: Value = self
+            .client
+            .get(format!("{}/{path}", self.url))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .expect("keystone answers")
+            .json()
+            .await
+            .expect("json");
+        r[list][0]["id"].as_str().unwrap_or_else(|| panic!("no {path}: {r}")).to_string()
+    }
+
     /// Revoke `token` (services validating it get 404 from Keystone from now on).
     pub async fn revoke(&self, token: &str) {
         let _lock = self.write_lock();

@@ -7,6 +7,13 @@
 //!
 //! Services live under one port: `/compute/v2.1`, `/network`, `/image`,
 //! `/volume/v3/{project}`; [`FakeCloud::endpoints`] lists them for a Keystone catalog.
+//!
+//! Actions are answered as the real APIs answer them, and change the listed objects (the next
+//! poll sees them): nova's server actions (`POST servers/{id}/action`, 202; 409 when the
+//! server is not in a state the action starts from, as pausing a paused one), its metadata
+//! (`POST servers/{id}/metadata`) and `DELETE servers/{id}` (204); neutron's
+//! `GET`/`PUT v2.0/ports/{id}`; and `/hooks/...`, a webhook receiver that answers 200 to
+//! anything. Every action request is recorded in [`CloudState::actions`], with its headers.
 
 #![allow(dead_code)] // each test binary that includes this uses part of it
 
@@ -88,6 +95,8 @@ pub struct CloudState {
     pub tokens_seen: Vec<String>,
     /// Time spent building answers (for benches: the fake's share of a poll).
     pub busy: Duration,
+    /// Every POST, PUT, PATCH and DELETE, in order.
+    pub actions: Vec<ActionSeen>,
     valid_tokens: HashSet<String>,
 }
 
@@ -99,6 +108,26 @@ impl CloudState {
     /// The object of `route` whose `id` is `id`.
     pub fn object(&mut self, route: &str, id: &str) -> &mut Value {
         self.collection(route).items.iter_mut().find(|o| o["id"] == id).unwrap_or_else(|| panic!("no {id} in {route}"))
+    }
+}
+
+/// One action request as it arrived.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionSeen {
+    pub method: String,
+    /// The path as sent (still percent-encoded), without the leading `/`:
+    /// `compute/v2.1/servers/srv-000000/action`.
+    pub path: String,
+    pub query: Option<String>,
+    /// The body as JSON (`Null` when empty; a string when it is not JSON).
+    pub body: Value,
+    /// Lowercase names.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl ActionSeen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 }
 
@@ -178,7 +207,9 @@ impl FakeCloud {
             client: reqwest::Client::new(),
             admin_token: Arc::new(Mutex::new(None)),
         };
-        let router = Router::new().route("/{service}/{*rest}", axum::routing::get(serve)).with_state(app);
+        let router = Router::new()
+            .route("/{service}/{*rest}", axum::routing::get(serve).post(act).put(act).patch(act).delete(act))
+            .with_state(app);
         (state, router)
     }
 
@@ -256,8 +287,18 @@ async fn serve(
         route.as_ref().and_then(|r| s.collections.get(r)).map(|c| page(c, &query, s.page_size))
     };
     let Some((items, next_marker, key, paging)) = page else {
-        return (StatusCode::NOT_FOUND, axum::Json(json!({"itemNotFound": {"code": 404, "message": "no such path"}})))
-            .into_response();
+        // One object: `servers/{id}` of `servers/detail`, `v2.0/ports/{id}` of `v2.0/ports`.
+        let one = route.as_deref().and_then(|r| {
+            let (list, id) = r.rsplit_once('/')?;
+            let s = app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let c = s.collections.get(list).or_else(|| s.collections.get(&format!("{list}/detail")))?;
+            let object = c.items.iter().find(|o| o["id"] == id)?.clone();
+            Some(json!({ c.key.trim_end_matches('s'): object }))
+        });
+        return match one {
+            Some(body) => axum::Json(body).into_response(),
+            None => not_found("no such path"),
+        };
     };
     match &fault {
         Some(Fault::NotJson) => {
@@ -298,6 +339,166 @@ async fn serve(
     let bytes = serde_json::to_vec(&Value::Object(body)).unwrap_or_default();
     app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).busy += started.elapsed();
     Response::builder().header("content-type", "application/json").body(Body::from(bytes)).unwrap_or_default()
+}
+
+fn not_found(message: &str) -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(json!({"itemNotFound": {"code": 404, "message": message}}))).into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, axum::Json(json!({"badRequest": {"code": 400, "message": message}}))).into_response()
+}
+
+/// A POST, PUT, PATCH or DELETE: recorded, then answered as the service would (after the
+/// faults and the token check of a GET).
+async fn act(
+    State(app): State<App>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let raw = uri.path().trim_start_matches('/').to_string();
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    let (service, rest) = raw.split_once('/').unwrap_or((raw.as_str(), ""));
+    let (service, rest) = (service.to_string(), rest.to_string());
+    let fault = {
+        let mut s = app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.actions.push(ActionSeen {
+            method: method.to_string(),
+            path: raw.clone(),
+            query: uri.query().map(str::to_string),
+            body: body.clone(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+        });
+        let fault = s.faults.get(&service).cloned();
+        if let Some(Fault::Unauthorized(n)) = &fault {
+            if *n <= 1 {
+                s.faults.remove(&service);
+            } else {
+                s.faults.insert(service.clone(), Fault::Unauthorized(n - 1));
+            }
+        }
+        fault
+    };
+    match &fault {
+        Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
+        Some(Fault::Status(code)) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (status, axum::Json(json!({"computeFault": {"code": code, "message": "injected"}})))
+                .into_response();
+        }
+        Some(Fault::Unauthorized(_)) => return unauthorized(),
+        _ => {}
+    }
+    let token = headers.get("x-auth-token").and_then(|v| v.to_str().ok());
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if !app.token_valid(token, bearer).await {
+        return unauthorized();
+    }
+    let parts: Vec<&str> = rest.split('/').collect();
+    let mut s = app.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match (service.as_str(), method.as_str(), parts.as_slice()) {
+        ("hooks", _, _) => axum::Json(json!({"ok": true})).into_response(),
+        ("compute", "POST", ["v2.1", "servers", id, "action"]) => {
+            let Some(server) = find(&mut s, "compute/servers/detail", id) else {
+                return not_found(&format!("Instance {id} could not be found."));
+            };
+            server_action(server, id, &body)
+        }
+        ("compute", "POST", ["v2.1", "servers", id, "metadata"]) => {
+            let Some(server) = find(&mut s, "compute/servers/detail", id) else {
+                return not_found(&format!("Instance {id} could not be found."));
+            };
+            let Some(new) =
+                body.get("metadata").and_then(Value::as_object).filter(|m| m.values().all(Value::is_string))
+            else {
+                return bad_request("Malformed request body: metadata must be an object of strings");
+            };
+            if !server["metadata"].is_object() {
+                server["metadata"] = json!({});
+            }
+            for (k, v) in new {
+                server["metadata"][k] = v.clone();
+            }
+            axum::Json(json!({"metadata": server["metadata"].clone()})).into_response()
+        }
+        ("compute", "DELETE", ["v2.1", "servers", id]) => {
+            let Some(c) = s.collections.get_mut("compute/servers/detail") else { return not_found("no servers") };
+            let before = c.items.len();
+            c.items.retain(|o| o["id"] != *id);
+            if c.items.len() == before {
+                return not_found(&format!("Instance {id} could not be found."));
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        ("network", "PUT", ["v2.0", "ports", id]) => {
+            let Some(port) = find(&mut s, "network/v2.0/ports", id) else {
+                return (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"NeutronError": {"type": "PortNotFound",
+                        "message": format!("Port {id} could not be found."), "detail": ""}})),
+                )
+                    .into_response();
+            };
+            let Some(update) = body.get("port").and_then(Value::as_object) else {
+                return bad_request("Resource body required");
+            };
+            for (k, v) in update {
+                if k != "id" {
+                    port[k] = v.clone();
+                }
+            }
+            axum::Json(json!({"port": port.clone()})).into_response()
+        }
+        _ => not_found("no such path"),
+    }
+}
+
+fn find<'s>(s: &'s mut CloudState, route: &str, id: &str) -> Option<&'s mut Value> {
+    s.collections.get_mut(route)?.items.iter_mut().find(|o| o["id"] == id)
+}
+
+/// Nova's server actions: `{"pause": null}` and the like, each from the states it starts
+/// from (else 409, as nova answers).
+fn server_action(server: &mut Value, id: &str, body: &Value) -> Response {
+    let Some((action, _)) = body.as_object().filter(|b| b.len() == 1).and_then(|b| b.iter().next()) else {
+        return bad_request("Malformed request body: one action expected");
+    };
+    let status = server["status"].as_str().unwrap_or_default().to_string();
+    let (from, to): (&[&str], Option<&str>) = match action.as_str() {
+        "pause" => (&["ACTIVE"], Some("PAUSED")),
+        "unpause" => (&["PAUSED"], Some("ACTIVE")),
+        "os-stop" => (&["ACTIVE", "ERROR"], Some("SHUTOFF")),
+        "os-start" => (&["SHUTOFF"], Some("ACTIVE")),
+        "suspend" => (&["ACTIVE"], Some("SUSPENDED")),
+        "resume" => (&["SUSPENDED"], Some("ACTIVE")),
+        "reboot" => (&["ACTIVE", "SHUTOFF"], None),
+        "lock" | "unlock" => {
+            server["locked"] = json!(action == "lock");
+            return StatusCode::ACCEPTED.into_response();
+        }
+        other => return bad_request(&format!("There is no such action: {other}")),
+    };
+    if !from.contains(&status.as_str()) {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({"conflictingRequest": {"code": 409, "message": format!(
+                "Cannot '{action}' instance {id} while it is in vm_state {}", status.to_lowercase())}})),
+        )
+            .into_response();
+    }
+    if let Some(to) = to {
+        server["status"] = json!(to);
+    }
+    StatusCode::ACCEPTED.into_response()
 }
 
 fn unauthorized() -> Response {

@@ -39,10 +39,13 @@ pub struct HttpSource {
 
 /// One action as one request. Templates take the action's arguments: `{0}`, `{1}`, ... are
 /// the positional arguments, `{NAME}` a named one, `{action}` the part of the action's name
-/// that a trailing `*` matched. In `path` and `query` values are URL-encoded. In `body` (any
+/// that a trailing `*` matched; `{{` and `}}` are literal braces. In `path` and `query`
+/// values are URL-encoded (a path argument cannot be empty, `.` or `..`). In `body` (any
 /// JSON) a string that is exactly one placeholder becomes the argument's JSON value, and
 /// placeholders inside longer strings (and keys) are replaced by the argument's text: the
-/// body is built as JSON, never by pasting text, so an argument cannot change its shape.
+/// body is built as JSON, never by pasting text, so an argument cannot change its shape. A
+/// body that is exactly one placeholder is the whole body: its argument must be an object,
+/// or a string holding a JSON object, which is parsed (a Datalog rule passes strings only).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpAction {
@@ -69,6 +72,33 @@ pub struct HttpAction {
     /// What the action does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A `409 Conflict` answer means the target already is in the state the action asks for
+    /// (nova answers 409 to pausing a paused server): the call succeeds, and says so. Only for
+    /// actions that set a state; a 409 of any other action is a refusal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub conflict_is_success: bool,
+    /// Read-modify-write of one list (neutron's port security groups): `GET` the action's
+    /// URL, add or remove one value in the list at `field`, and send the list back with
+    /// `method` to the same URL as `{"a": {"b": [...]}}` for `field: a.b`. When the list
+    /// already is as asked (adding a value it holds, removing one it lacks) nothing is sent.
+    /// `body` must be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_edit: Option<ListEdit>,
+}
+
+/// The list an action edits, and how (exactly one of `add` and `remove`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListEdit {
+    /// Dotted object keys to the list in the `GET` answer (`port.security_groups`).
+    #[schemars(length(min = 1))]
+    pub field: String,
+    /// The value to add, a template (`"{1}"`: the argument's JSON value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<String>,
+    /// The value to remove, a template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove: Option<String>,
 }
 
 /// Where a service is in the Keystone catalog.

@@ -20,7 +20,7 @@ pub use datasource::{
     ChildTable, ColumnMapping, Datasource, DatasourceSpec, DatasourceStatus, KubernetesSource, PushSource, SecretRef,
     TableMapping, TableSchema, TableStatus, WatchedResource,
 };
-pub use http::{CatalogEndpoint, HttpAction, HttpAuth, HttpRequest, HttpSource, Pagination};
+pub use http::{CatalogEndpoint, HttpAction, HttpAuth, HttpRequest, HttpSource, ListEdit, Pagination};
 pub use library_policy::{LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
 pub use policy::{
     ActionSettings, Approval, Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus,
