@@ -16,6 +16,8 @@ use super::{Context, condition, engine_name, lock};
 use congress_drivers::credentials::Credentials;
 use congress_drivers::execute::Executor;
 use congress_drivers::http::HttpDriver;
+use congress_drivers::http_actions::HttpExecutor;
+use congress_drivers::kubernetes_actions::KubernetesExecutor;
 use congress_drivers::{DriverStatus, Sink, kubernetes, poll};
 use congress_engine::{EngineError, PolicyKind};
 use congress_model::resources::{API_VERSION, Datasource, DatasourceStatus, TableStatus};
@@ -92,6 +94,11 @@ impl DriverHandle {
             return Owner::NotReady(format!("{reason}: {message}"));
         }
         Owner::CannotAct(format!("driver `{}` offers no actions", self.driver))
+    }
+
+    /// Its tables hold a complete listing (or it cannot run, and never will fill them).
+    pub fn loaded(&self) -> bool {
+        self.failure.is_some() || self.status.borrow().synced
     }
 
     /// Synced, or failing (so it must not hold the other datasources' policies back: a
@@ -258,6 +265,10 @@ async fn start(
             txn.create_datasource(&table, schema);
         })
         .await;
+    if created.is_ok() {
+        // Policies that did not load for want of this datasource's schema load now.
+        ctx.retry_unloaded_policies();
+    }
     match created {
         Err(ChangeError::Rejected(EngineError::PolicyExists(_))) => {
             handle.failure = Some(("NameConflict", format!("`{engine}` is already the name of a policy")));
@@ -268,7 +279,10 @@ async fn start(
                 None => handle.failure = Some(("InvalidSpec", "driver `kubernetes` needs `spec.kubernetes`".into())),
                 Some(source) => match kubernetes::translators(&source) {
                     Err(e) => handle.failure = Some(("InvalidMapping", e.to_string())),
-                    Ok(_) => handle.tasks.push(tokio::spawn(run_kubernetes(ctx.clone(), name.to_string(), source, tx))),
+                    Ok(_) => {
+                        handle.executor = Some(Arc::new(KubernetesExecutor::new(ctx.client.clone())));
+                        handle.tasks.push(tokio::spawn(run_kubernetes(ctx.clone(), name.to_string(), source, tx)));
+                    }
                 },
             },
             "push" => match push_endpoint(ds, engine, credentials, tx) {
@@ -290,26 +304,29 @@ async fn start(
                     handle.failure = Some(("InvalidSpec", format!("`spec.tables` does not fit the driver: {tables}")));
                 }
                 (Ok(Some(_)), Err(failure), _) => handle.failure = Some(failure),
-                (Ok(Some(source)), Ok(credentials), _) => match HttpDriver::new(&source, &ds.spec.config, &credentials)
-                {
-                    Err(e) => handle.failure = Some(("InvalidSpec", e.to_string())),
-                    Ok(driver) => {
-                        let refresh = Arc::new(Notify::new());
-                        handle.refresh = Some(refresh.clone());
-                        let sink: Arc<dyn Sink> = ctx.engine.clone();
-                        let schedule = poll::Schedule::from_seconds(ds.spec.poll_interval_seconds);
-                        handle.tasks.push(tokio::spawn(poll::run(
-                            Arc::new(driver),
-                            engine.to_string(),
-                            sink,
-                            schedule,
-                            refresh,
-                            tx,
-                        )));
-                        let object = kube::runtime::reflector::ObjectRef::from_obj(ds);
-                        handle.tasks.push(tokio::spawn(report_polls(ctx.clone(), object, handle.status.clone())));
+                (Ok(Some(source)), Ok(credentials), _) => {
+                    match (HttpDriver::new(&source, &ds.spec.config, &credentials), executor(&source, ds, &credentials))
+                    {
+                        (Err(e), _) | (_, Err(e)) => handle.failure = Some(("InvalidSpec", e.to_string())),
+                        (Ok(driver), Ok(executor)) => {
+                            handle.executor = executor;
+                            let refresh = Arc::new(Notify::new());
+                            handle.refresh = Some(refresh.clone());
+                            let sink: Arc<dyn Sink> = ctx.engine.clone();
+                            let schedule = poll::Schedule::from_seconds(ds.spec.poll_interval_seconds);
+                            handle.tasks.push(tokio::spawn(poll::run(
+                                Arc::new(driver),
+                                engine.to_string(),
+                                sink,
+                                schedule,
+                                refresh,
+                                tx,
+                            )));
+                            let object = kube::runtime::reflector::ObjectRef::from_obj(ds);
+                            handle.tasks.push(tokio::spawn(report_polls(ctx.clone(), object, handle.status.clone())));
+                        }
                     }
-                },
+                }
             },
         },
     }
@@ -319,6 +336,19 @@ async fn start(
         tracing::info!(datasource = %name, driver = %ds.spec.driver, "driver started");
     }
     lock(&ctx.drivers).insert(name.to_string(), handle);
+}
+
+/// The executor of an `http` datasource (the OpenStack ones included) that offers actions.
+fn executor(
+    source: &congress_model::resources::HttpSource,
+    ds: &Datasource,
+    credentials: &Credentials,
+) -> Result<Option<Arc<dyn Executor>>, congress_drivers::http::HttpDriverError> {
+    if source.actions.is_empty() {
+        return Ok(None);
+    }
+    let executor = HttpExecutor::new(source, &ds.spec.config, credentials)?.with_name(ds.name_any());
+    Ok(Some(Arc::new(executor)))
 }
 
 /// The endpoint of a `push` datasource: its tables are `spec.tables`; who may push is

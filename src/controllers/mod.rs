@@ -123,6 +123,20 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Every Datasource has been seen and each driver that can run has delivered a complete
+    /// listing: stricter than [`Context::datasources_synced`] (a driver whose first poll
+    /// failed does not count), because actions taken on a half-read cloud are not undone.
+    pub fn datasources_loaded(&self) -> bool {
+        let Some(store) = self.datasource_store.get() else { return false };
+        if store.wait_until_ready().now_or_never().is_none() {
+            return false;
+        }
+        let drivers = lock(&self.drivers);
+        store.state().iter().all(|ds| drivers.get(&ds.name_any()).is_some_and(|d| d.loaded()))
+    }
+}
+
 pub use congress_model::{engine_name, now_rfc3339, resource_name};
 use futures::FutureExt;
 

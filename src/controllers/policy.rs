@@ -80,6 +80,18 @@ pub struct PolicyState {
     events: super::events::EventBudget,
 }
 
+impl super::Context {
+    /// Reconcile every policy whose last version did not load: a datasource they need may
+    /// have just appeared (its schema resolves their column references).
+    pub fn retry_unloaded_policies(&self) {
+        let names: Vec<String> =
+            super::lock(&self.policies).iter().filter(|(_, s)| s.failure.is_some()).map(|(n, _)| n.clone()).collect();
+        for name in names {
+            self.trigger_policy(&name);
+        }
+    }
+}
+
 impl PolicyState {
     /// Forget what was published (another replica may have written since).
     pub fn forget_published(&mut self) {

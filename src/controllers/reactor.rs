@@ -7,6 +7,13 @@
 //! that the row coming back is a new appearance and a new request. This is Congress's
 //! semantics (an action fires once per appearance of a row), made durable.
 //!
+//! An appearance ends only when this replica, leading, sees the row go. A resync creates the
+//! requests of rows that hold and have none, but never ends an appearance because a row is
+//! missing: a replica that has just loaded a policy, or just started reading a table, has
+//! not read the rows yet, and ending their appearances would run their actions twice. The
+//! cost is the other way round: a row that goes and comes back while no replica leads is
+//! taken for the same appearance (an action is missed rather than repeated).
+//!
 //! A request's name is deterministic: the policy, a digest of the table and row, and the
 //! appearance's number. Two replicas, a restart or a replay compute the same name, and the
 //! API server refuses the second create: nothing runs twice. What the operator remembers
@@ -14,8 +21,9 @@
 //! policy's current `execute[...]` rows with its requests after a restart, on becoming
 //! leader, when a policy changes, and every [`RESYNC`].
 //!
-//! Safety: only the leader creates; nothing is created before every datasource has synced
-//! (a half-read cloud would fire actions it would not otherwise); with the kill switch
+//! Safety: only the leader creates; nothing is created or ended before every datasource that
+//! can run has delivered a complete listing (a half-read cloud would fire actions it would not
+//! otherwise, or end appearances that did not end); with the kill switch
 //! (`--disable-actions`) nothing is; a commit that would create more than the policy's
 //! `actions.maxPerCommit` creates none and pauses the policy's actions (its condition
 //! `ActionsPaused`) until its spec changes.
@@ -31,7 +39,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use md5::{Digest, Md5};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -135,11 +143,6 @@ impl Ledger {
     pub fn clear(&mut self) {
         self.rows.clear();
     }
-
-    /// The rows of `policy` remembered as present.
-    pub fn present(&self, policy: &str) -> Vec<(RowKey, u32)> {
-        self.rows.iter().filter(|(k, a)| k.policy == policy && a.present).map(|(k, a)| (k.clone(), a.number)).collect()
-    }
 }
 
 /// A row that needs a request.
@@ -190,7 +193,7 @@ pub async fn run(ctx: Arc<Context>, mut deltas: UnboundedReceiver<Vec<ExecuteDel
             stale = true;
             leading = leader;
         }
-        if !leader || !ctx.datasources_synced() {
+        if !leader || !ctx.datasources_loaded() {
             // What happens meanwhile is read from the engine once it may be acted on.
             stale = true;
             continue;
@@ -307,12 +310,10 @@ async fn resync(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy) {
         return; // not loaded (yet): nothing is asked for
     };
     let existing = requests(ctx);
-    let mut holding = HashSet::new();
     let mut wanted = Vec::new();
     for (table, rows) in current {
         for row in rows {
             let key = RowKey { policy: name.clone(), hash: row_hash(&name, &table, &row) };
-            holding.insert(key.clone());
             match ledger.latest(&key, existing.iter().map(|r| &**r)) {
                 Some(a) if a.present => {}
                 latest => wanted.push(Wanted {
@@ -324,22 +325,6 @@ async fn resync(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy) {
             }
         }
     }
-    // Requests whose row no longer holds: their appearance ended.
-    let mut ended: Vec<(RowKey, u32)> =
-        ledger.present(&name).into_iter().filter(|(k, _)| !holding.contains(k)).collect();
-    for r in &existing {
-        let Some(t) = &r.spec.trigger else { continue };
-        if r.spec.policy.as_deref() != Some(name.as_str())
-            || r.labels().get(ROW_PRESENT_LABEL).is_some_and(|v| v == "false")
-        {
-            continue;
-        }
-        let key = RowKey { policy: name.clone(), hash: t.row_hash.clone() };
-        if !holding.contains(&key) && !ended.iter().any(|(k, n)| *k == key && *n == t.appearance) {
-            ended.push((key, t.appearance));
-        }
-    }
-    end_appearances(ctx, ledger, ended).await;
     create_all(ctx, ledger, policy, wanted).await;
 }
 
@@ -350,7 +335,7 @@ async fn end_appearances(ctx: &Context, ledger: &mut Ledger, ended: Vec<(RowKey,
         let name = request_name(&key.policy, &key.hash, number);
         let patch = serde_json::json!({"metadata": {"labels": {ROW_PRESENT_LABEL: "false"}}});
         match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => {}
+            Ok(_) => tracing::info!(request = %name, "the row that asked for it is gone"),
             // Deleted by hand: the appearance has ended anyway.
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
@@ -559,7 +544,6 @@ mod tests {
         assert_eq!(ledger.latest(&key, [ended, second].iter()), Some(Appearance { number: 2, present: true }));
         ledger.record(key.clone(), Appearance { number: 2, present: false });
         assert_eq!(ledger.latest(&key, [].iter()), Some(Appearance { number: 2, present: false }));
-        assert!(ledger.present("p").is_empty());
         // Another policy's request for the same hash is not this row.
         let other = build_request(&policy("q", ActionSettings::default()), &ActionSettings::default(), "t", &row, 7);
         let mut ledger = Ledger::default();

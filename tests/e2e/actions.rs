@@ -4,9 +4,12 @@
 //! policy; the kill switch stops everything; restarts and a second replica create nothing
 //! twice.
 
-use crate::harness::{Cluster, Operator, eventually};
+use crate::harness::{Cluster, DATASOURCE, Operator, eventually, pod};
+use crate::keystone;
+use crate::openstack_fake::{self as openstack, FakeCloud, TokenCheck};
 use congress_model::resources::{ActionRequest, Policy};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -53,7 +56,7 @@ spec:
   enforcement: reactive
   actions: {approval: manual, maxPerCommit: 2}
   rules:
-  - rule: execute[nowhere:servers.stop(r)] :- alarms:alarms(n, "ACTIVE", r)
+  - rule: execute[kube:label("v1", "Pod", "default", r, "alarm", "true")] :- alarms:alarms(n, "ACTIVE", r)
 "#;
 
 const TOKEN: &str = "alarm-push-token";
@@ -102,6 +105,7 @@ async fn execute_rows_become_requests_once_per_appearance_and_unowned_actions_fa
     let client = cluster.client().await;
     cluster.create_namespace("congress-system").await;
     push_secret(&client).await;
+    cluster.apply(DATASOURCE);
     cluster.apply(ALARMS);
     let mut op = Operator::start(&cluster, "first", false);
     eventually("the push endpoint", &op, || async { push(&op, &[]).await == 200 }).await;
@@ -120,7 +124,10 @@ async fn execute_rows_become_requests_once_per_appearance_and_unowned_actions_fa
     assert_eq!(r.spec.args.positional, vec![json!("vm-1")]);
     assert!(r.spec.approved, "automatic approval creates approved requests");
     let status = r.status.clone().unwrap();
-    assert!(status.last_error.as_deref().unwrap().starts_with("UnknownService: no Datasource named `nowhere`"), "{status:?}");
+    assert!(
+        status.last_error.as_deref().unwrap().starts_with("UnknownService: no Datasource named `nowhere`"),
+        "{status:?}"
+    );
     let explanation = status.explanation.unwrap_or_default();
     assert!(explanation.contains("alarms:alarms(\"disk\", \"ACTIVE\", \"vm-1\")"), "{explanation}");
     let owner = &r.metadata.owner_references.as_ref().unwrap()[0];
@@ -143,7 +150,8 @@ async fn execute_rows_become_requests_once_per_appearance_and_unowned_actions_fa
     assert!(!capped.spec.approved);
 
     // Three more rows in one push: more than capped's cap of 2: none created, paused.
-    let rows = [("disk", "ACTIVE", "vm-1"), ("cpu", "ACTIVE", "vm-2"), ("cpu", "ACTIVE", "vm-3"), ("cpu", "ACTIVE", "vm-4")];
+    let rows =
+        [("disk", "ACTIVE", "vm-1"), ("cpu", "ACTIVE", "vm-2"), ("cpu", "ACTIVE", "vm-3"), ("cpu", "ACTIVE", "vm-4")];
     assert_eq!(push(&op, &rows).await, 200);
     let (_, reason, message) = eventually("capped is paused", &op, || async {
         policy_condition(&client, "capped", "ActionsPaused").await.filter(|c| c.0 == "True")
@@ -181,6 +189,9 @@ async fn execute_rows_become_requests_once_per_appearance_and_unowned_actions_fa
     assert_eq!(appearances, vec![1, 2]);
     assert!(again[1].name_any().ends_with("-2"));
 
+    // capped: vm-1 twice (it went and came back), vm-2..vm-4 once.
+    let metrics = op.get("/metrics").await;
+    assert!(metrics.contains(r#"congress_actions_created_total{policy="capped"} 5"#), "{metrics}");
     // A restart reads the same rows again: nothing is created twice.
     let before = requests(&client).await.len();
     op.kill();
@@ -214,9 +225,10 @@ spec: {name: "alarms:reset", policy: ghost, approved: true}
         .await;
         assert!(error.starts_with(reason), "{name}: {error}");
     }
-    let metrics = op.get("/metrics").await;
-    assert!(metrics.contains(r#"congress_actions_created_total{policy="capped"}"#), "{metrics}");
-    assert!(metrics.contains("congress_actions_enabled 1"), "{metrics}");
+    assert!(op.get("/metrics").await.contains("congress_actions_enabled 1"));
+    // Nothing ran: capped's requests wait for approval.
+    let all = requests(&client).await;
+    assert!(of_policy(&all, "capped").iter().all(|r| phase(r) == "Pending"), "{all:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,4 +258,202 @@ spec: {name: "nosuch:servers.pause", approved: true}
     assert_eq!(all.len(), 1, "only the request made by hand");
     assert_eq!(phase(&all[0]), "", "and it was not run");
     assert!(op.get("/metrics").await.contains("congress_actions_enabled 0"));
+}
+
+const CANARY: &str = "canary-ctx-7f3e91";
+
+/// Servers of flavor m1.huge are paused (Congress's BadFlavors library policy, acting).
+const BAD_FLAVORS: &str = r#"
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: bad-flavors}
+spec:
+  enforcement: reactive
+  actions: {approval: manual}
+  contextSecretRef: {name: pause-context, namespace: congress-system}
+  rules:
+  - rule: error(id) :- nova:servers(id=id, flavor_id="m1.huge", status="ACTIVE")
+  - rule: execute[nova:servers.pause(id)] :- error(id)
+"#;
+
+fn nova(keystone: &str, region: &str, credential: &str) -> String {
+    format!(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {{name: nova}}
+spec:
+  driver: nova
+  pollIntervalSeconds: 1
+  credentialsSecretRef: {{name: openstack, namespace: congress-system}}
+  config: {{auth_url: "{keystone}", region: {region}, application_credential_id: {credential}}}
+"#
+    )
+}
+
+async fn violations(client: &Client, policy: &str) -> Option<u64> {
+    let api: Api<Policy> = Api::all(client.clone());
+    let status = api.get_opt(policy).await.ok()??.status?;
+    status.observed_generation?;
+    Some(status.violations)
+}
+
+/// The whole reactive loop on a real kube-apiserver and Keystone: a forbidden flavor is a
+/// violation, its pause waits for approval, survives the operator's death and a second
+/// replica, reaches nova exactly once with the context's correlation header, and the next
+/// poll clears the violation; the context's value appears in no log, event, status or metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_flavor_is_paused_exactly_once_after_approval_with_the_context_and_clears() {
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
+    let Some(ks) = keystone::Keystone::start_or_skip().await else { return };
+    let client = cluster.client().await;
+    let mut state = openstack::small_cloud(2);
+    state.object("compute/servers/detail", "srv-000001")["flavor"]["id"] = "m1.huge".into();
+    let check = TokenCheck::Keystone { url: ks.url.clone(), admin_password: keystone::ADMIN_PASSWORD.into() };
+    let cloud = FakeCloud::start(state, check, "p1").await;
+    let region = keystone::region("e2e-actions");
+    ks.register(&region, &cloud.endpoints()).await;
+    let (credential, secret) = ks.application_credential(&format!("congress-{region}")).await;
+    cluster.create_namespace("congress-system").await;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "congress-system");
+    for body in [
+        json!({"metadata": {"name": "openstack", "annotations": {"congress.dev/datasources": "nova"}},
+               "stringData": {"application_credential_secret": secret}}),
+        json!({"metadata": {"name": "pause-context", "annotations": {"congress.dev/action-context": "bad-flavors"}},
+               "stringData": {"header.X-Correlation-ID": CANARY}}),
+    ] {
+        secrets.create(&PostParams::default(), &serde_json::from_value(body).unwrap()).await.unwrap();
+    }
+    cluster.apply(&nova(&ks.url, &region, &credential));
+    cluster.apply(BAD_FLAVORS);
+    let mut first = Operator::start(&cluster, "a", true);
+    eventually("one violation", &first, || async { violations(&client, "bad-flavors").await == Some(1) }).await;
+    let pending = eventually("the pause waits for approval", &first, || async {
+        let all = requests(&client).await;
+        of_policy(&all, "bad-flavors").first().filter(|r| phase(r) == "Pending").map(|r| (*r).clone())
+    })
+    .await;
+    assert_eq!(pending.spec.name, "nova:servers.pause");
+    assert_eq!(pending.spec.args.positional, vec![json!("srv-000001")]);
+    assert!(pending.spec.context.is_empty() && pending.spec.context_secret_ref.is_none(), "the context stays out");
+    let explanation = pending.status.clone().unwrap().explanation.unwrap_or_default();
+    assert!(explanation.contains("nova:servers(\"srv-000001\""), "{explanation}");
+
+    // The operator dies before the request is approved; it is approved with `congress
+    // approve`; two replicas start: exactly one call.
+    first.kill();
+    let name = pending.name_any();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_congress"))
+        .args(["approve", &name])
+        .env("KUBECONFIG", cluster.dir().join("kubeconfig"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("actionrequest/{name} approved"));
+    let b = Operator::start(&cluster, "b", true);
+    let c = Operator::start(&cluster, "c", true);
+    let api: Api<ActionRequest> = Api::all(client.clone());
+    let done = eventually("the pause succeeds", &b, || async {
+        api.get_opt(&name).await.ok()?.filter(|r| phase(r) == "Succeeded")
+    })
+    .await;
+    let status = done.status.clone().unwrap();
+    let retried: Vec<String> = ["b", "c"]
+        .iter()
+        .flat_map(|i| {
+            let log = std::fs::read_to_string(cluster.dir().join(format!("operator-{i}.log"))).unwrap_or_default();
+            log.lines().filter(|l| l.contains("will retry")).map(str::to_string).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(status.attempts, 1, "{retried:?}");
+    assert!(status.result.as_deref().unwrap_or_default().contains("202"), "{status:?}");
+    eventually("the violation clears", &b, || async { violations(&client, "bad-flavors").await == Some(0) }).await;
+    eventually("the row's appearance ends", &b, || async {
+        let r = api.get_opt(&name).await.ok()??;
+        (r.labels().get("congress.dev/row-present").map(String::as_str) == Some("false")).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let calls: Vec<_> = cloud.state().actions.iter().filter(|a| a.method == "POST").cloned().collect();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].path, "compute/v2.1/servers/srv-000001/action");
+    assert_eq!(calls[0].body, json!({"pause": null}));
+    assert_eq!(calls[0].headers.get("x-correlation-id").map(String::as_str), Some(CANARY));
+    let all = requests(&client).await;
+    let requested: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .flat_map(|i| {
+            let log = std::fs::read_to_string(cluster.dir().join(format!("operator-{i}.log"))).unwrap_or_default();
+            log.lines()
+                .filter(|l| {
+                    l.contains("action requested")
+                        || l.contains("leader")
+                        || l.contains("is gone")
+                        || l.contains("driver started")
+                        || l.contains("loaded")
+                        || l.contains("succeeded")
+                })
+                .map(|l| format!("{i}: {l}"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(of_policy(&all, "bad-flavors").len(), 1, "{all:#?}\n{requested:#?}");
+
+    // The context's value is in no log, event, status or metric.
+    let logs: String = ["a", "b", "c"]
+        .iter()
+        .map(|i| std::fs::read_to_string(cluster.dir().join(format!("operator-{i}.log"))).unwrap_or_default())
+        .collect();
+    assert!(logs.contains("action succeeded"), "the logs tell of the action");
+    let events: Api<Event> = Api::all(client.clone());
+    let events = serde_json::to_string(&events.list(&ListParams::default()).await.unwrap().items).unwrap();
+    let objects = format!(
+        "{}{}",
+        serde_json::to_string(&requests(&client).await).unwrap(),
+        serde_json::to_string(&Api::<Policy>::all(client.clone()).list(&ListParams::default()).await.unwrap().items)
+            .unwrap()
+    );
+    let metrics = format!("{}{}", b.get("/metrics").await, c.get("/metrics").await);
+    assert!(metrics.contains("congress_action_executions_total{service=\"nova\",result=\"Succeeded\"} 1"), "{metrics}");
+    for (what, text) in [("logs", &logs), ("events", &events), ("objects", &objects), ("metrics", &metrics)] {
+        assert!(!text.contains(CANARY), "the context leaked into {what}");
+        assert!(!text.contains(&secret), "the credential leaked into {what}");
+    }
+}
+
+/// A Kubernetes action with `dryRun`: validated by the server, recorded, nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubernetes_label_in_dry_run_is_recorded_and_changes_nothing() {
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
+    let client = cluster.client().await;
+    cluster.create_namespace("congress-system").await;
+    cluster.create_namespace("apps").await;
+    cluster.apply(DATASOURCE);
+    cluster.apply(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: quarantine}
+spec:
+  enforcement: reactive
+  actions: {dryRun: true}
+  rules:
+  - rule: |
+      execute[kube:label("v1", "Pod", ns, name, "congress.dev/quarantine", "true")] :-
+          kube:pods(uid, ns, name), kube:containers(uid, c, "evil:latest")
+"#,
+    );
+    let op = Operator::start(&cluster, "only", false);
+    cluster.create_pod(pod("apps", "web", "evil:latest")).await;
+    let done = eventually("the dry run succeeds", &op, || async {
+        let all = requests(&client).await;
+        of_policy(&all, "quarantine").first().filter(|r| phase(r) == "Succeeded").map(|r| (*r).clone())
+    })
+    .await;
+    assert!(done.spec.dry_run);
+    let result = done.status.unwrap().result.unwrap_or_default();
+    assert!(result.contains("(server dry run)") && result.contains("apps/web"), "{result}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "apps");
+    let labels = pods.get("web").await.unwrap().metadata.labels.unwrap_or_default();
+    assert!(!labels.contains_key("congress.dev/quarantine"), "{labels:?}");
 }

@@ -7,6 +7,7 @@
 //! without the control plane installed the test is skipped (a message on stderr), unless
 //! `CONGRESS_E2E=require` (set by `scripts/test.sh`), which makes it fail. See harness.rs.
 
+mod actions;
 mod executors;
 mod harness;
 #[path = "../support/keystone.rs"]
@@ -15,7 +16,6 @@ mod openstack;
 #[path = "../support/openstack.rs"]
 mod openstack_fake;
 mod push;
-mod actions;
 
 use harness::{Cluster, DATASOURCE, Operator, POLICY, eventually, pod};
 use k8s_openapi::api::core::v1::{Event, Pod};
