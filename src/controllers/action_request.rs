@@ -311,12 +311,19 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
                 condition(&running, "Approved", "True", "Approved", "approved", generation),
                 condition(&running, "Succeeded", "Unknown", "Retrying", &format!("{reason}: {message}"), generation),
             ];
-            tracing::warn!(request = %name, reason, attempt = status.attempts, retry_in = ?delay, "action failed; will retry");
+            tracing::warn!(
+                request = %name,
+                reason,
+                message = %message,
+                attempt = status.attempts,
+                retry_in = ?delay,
+                "action failed; will retry"
+            );
             write(request, ctx, &running, status).await?;
             return Ok(Action::requeue(delay));
         }
         Err((reason, message, _)) => {
-            tracing::warn!(request = %name, reason, attempts = status.attempts, "action failed");
+            tracing::warn!(request = %name, reason, message = %message, attempts = status.attempts, "action failed");
             fail(&mut status, reason, &message, generation);
         }
     }

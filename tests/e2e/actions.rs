@@ -457,3 +457,99 @@ spec:
     let labels = pods.get("web").await.unwrap().metadata.labels.unwrap_or_default();
     assert!(!labels.contains_key("congress.dev/quarantine"), "{labels:?}");
 }
+
+fn hooks(url: &str) -> String {
+    format!(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {{name: hooks}}
+spec:
+  driver: http
+  actionsPerMinute: 600
+  http:
+    baseUrl: {url}/compute/v2.1
+    actions:
+    - {{name: servers.pause, path: "servers/{{0}}/action", body: {{pause: {{}}}}, args: [server], conflictIsSuccess: true}}
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {{name: hook-on-alarm}}
+spec:
+  enforcement: reactive
+  rules:
+  - rule: execute[hooks:servers.pause(x)] :- alarms:alarms(n, "ACTIVE", x)
+"#
+    )
+}
+
+/// A generic `http` service: a transient failure (503) is tried again with backoff and then
+/// succeeds; a refusal (404) fails at once; a request made by hand runs like one a policy
+/// made; finished requests whose rows are gone are deleted after the retention period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_refusals_are_not_and_finished_requests_are_collected() {
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
+    let client = cluster.client().await;
+    let cloud = FakeCloud::start(openstack::small_cloud(1), TokenCheck::None, "p1").await;
+    cluster.create_namespace("congress-system").await;
+    push_secret(&client).await;
+    cluster.apply(&ALARMS.replace("capped", "capped-unused"));
+    cluster.apply(&hooks(&cloud.url));
+    let op = Operator::start_with(&cluster, "only", false, &["--action-retention-seconds=3"]);
+    eventually("the push endpoint", &op, || async { push(&op, &[]).await == 200 }).await;
+    // The service fails with 503 until the first attempt has been made.
+    cloud.set_fault("compute", Some(openstack::Fault::Status(503)));
+    assert_eq!(push(&op, &[("cpu", "ACTIVE", "srv-000000")]).await, 200);
+    let api: Api<ActionRequest> = Api::all(client.clone());
+    let retrying = eventually("the first attempt fails", &op, || async {
+        let all = requests(&client).await;
+        of_policy(&all, "hook-on-alarm")
+            .first()
+            .filter(|r| r.status.as_ref().is_some_and(|s| s.attempts == 1 && s.next_attempt_time.is_some()))
+            .map(|r| (*r).clone())
+    })
+    .await;
+    let status = retrying.status.clone().unwrap();
+    assert_eq!(phase(&retrying), "Approved");
+    assert!(status.last_error.as_deref().unwrap_or_default().starts_with("Transient"), "{status:?}");
+    cloud.set_fault("compute", None);
+    let name = retrying.name_any();
+    let done = eventually("the retry succeeds", &op, || async {
+        api.get_opt(&name).await.ok()?.filter(|r| phase(r) == "Succeeded")
+    })
+    .await;
+    assert_eq!(done.status.as_ref().unwrap().attempts, 2);
+    assert!(done.status.as_ref().unwrap().last_error.is_none());
+
+    // A server nova does not know: 404, a refusal, not tried again.
+    assert_eq!(push(&op, &[("cpu", "ACTIVE", "srv-000000"), ("cpu", "ACTIVE", "srv-missing")]).await, 200);
+    let refused = eventually("the refusal fails", &op, || async {
+        let all = requests(&client).await;
+        all.into_iter().find(|r| r.spec.args.positional == vec![json!("srv-missing")] && phase(r) == "Failed")
+    })
+    .await;
+    let status = refused.status.unwrap();
+    assert_eq!(status.attempts, 1);
+    assert!(status.last_error.as_deref().unwrap_or_default().starts_with("Refused"), "{status:?}");
+
+    // By hand, as if hook-on-alarm asked: it runs the same way.
+    cluster.apply(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: ActionRequest
+metadata: {name: pause-by-hand}
+spec: {name: "hooks:servers.pause", policy: hook-on-alarm, args: {positional: ["srv-000000"]}, approved: true}
+"#,
+    );
+    eventually("the request by hand succeeds", &op, || async {
+        api.get_opt("pause-by-hand").await.ok()?.filter(|r| phase(r) == "Succeeded")
+    })
+    .await;
+    let pauses = cloud.state().actions.iter().filter(|a| a.path == "compute/v2.1/servers/srv-000000/action").count();
+    assert_eq!(pauses, 3, "503, the retry, and the request by hand");
+
+    // The rows go: the finished requests are deleted once the retention (3 s) is over; the
+    // one made by hand (no row) too.
+    assert_eq!(push(&op, &[]).await, 200);
+    eventually("finished requests are collected", &op, || async { requests(&client).await.is_empty() }).await;
+}
