@@ -167,10 +167,7 @@ async fn main() {
         .await
         .unwrap_or_else(|| panic!("not every burst call within 600 s; log:\n{}", op.log_tail()));
     let secs = last.saturating_duration_since(t0).as_secs_f64();
-    println!(
-        "RESULT actions burst={burst} all_called_s={secs:.2} requests_per_s={:.1}",
-        burst as f64 / secs.max(1e-9)
-    );
+    println!("RESULT actions burst={burst} all_called_s={secs:.2} requests_per_s={:.1}", burst as f64 / secs.max(1e-9));
 
     // A binding rate limit: N rows, N*2/3 per minute.
     if limited > 0 {
@@ -185,8 +182,10 @@ async fn main() {
         assert_eq!(push(&http, &op, "alarms-limited", &ids).await, 200);
         let last = wait_for(&arrivals, &ids, Duration::from_secs(300)).await.expect("every limited call");
         let seen = arrivals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let first_minute =
-            ids.iter().filter(|id| seen.get(*id).is_some_and(|t| t.duration_since(t0) < Duration::from_secs(60))).count();
+        let first_minute = ids
+            .iter()
+            .filter(|id| seen.get(*id).is_some_and(|t| t.duration_since(t0) < Duration::from_secs(60)))
+            .count();
         println!(
             "RESULT actions limited rows={limited} per_minute={per_minute} in_first_minute={first_minute} all_called_s={:.1}",
             last.saturating_duration_since(t0).as_secs_f64()

@@ -151,6 +151,8 @@ pub enum Error {
     WriteStatus(#[source] kube::Error),
     #[error("deleting a finished request: {0}")]
     Delete(#[source] kube::Error),
+    #[error("reading the request's policy or service: {0}")]
+    Read(#[source] kube::Error),
 }
 
 impl super::ReconcileError for Error {
@@ -158,6 +160,7 @@ impl super::ReconcileError for Error {
         match self {
             Error::WriteStatus(_) => "WriteStatus",
             Error::Delete(_) => "Delete",
+            Error::Read(_) => "Read",
         }
     }
 }
@@ -179,10 +182,24 @@ fn current_status(request: &ActionRequest, ctx: &Context) -> ActionRequestStatus
         .unwrap_or_default()
 }
 
-/// The policy a request runs as, from the Policy watch.
-fn policy_of(ctx: &Context, request: &ActionRequest) -> Option<Arc<Policy>> {
-    let name = request.spec.policy.as_ref()?;
-    ctx.actions.policies.get()?.get(&ObjectRef::new(name))
+/// The policy a request runs as: from the Policy watch, else (the watch may not have
+/// listed it yet, just after a start) from the API server.
+async fn policy_of(ctx: &Context, request: &ActionRequest) -> Result<Option<Arc<Policy>>, Error> {
+    let Some(name) = request.spec.policy.as_ref() else { return Ok(None) };
+    if let Some(p) = ctx.actions.policies.get().and_then(|s| s.get(&ObjectRef::new(name))) {
+        return Ok(Some(p));
+    }
+    let api: Api<Policy> = Api::all(ctx.client.clone());
+    Ok(api.get_opt(name).await.map_err(Error::Read)?.map(Arc::new))
+}
+
+/// Whether Datasource `name` exists: from the watch, else from the API server.
+async fn datasource_exists(ctx: &Context, name: &str) -> Result<bool, Error> {
+    if let Some(d) = ctx.datasource_store.get().and_then(|s| s.get(&ObjectRef::new(name))) {
+        return Ok(d.meta().deletion_timestamp.is_none());
+    }
+    let api: Api<congress_model::resources::Datasource> = Api::all(ctx.client.clone());
+    Ok(api.get_opt(name).await.map_err(Error::Read)?.is_some_and(|d| d.meta().deletion_timestamp.is_none()))
 }
 
 async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Action, Error> {
@@ -210,7 +227,7 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
         status.explanation = explanation(request, ctx).await;
     }
     // Validate: the policy it runs as, the owner of the action.
-    let policy = policy_of(ctx, request);
+    let policy = policy_of(ctx, request).await?;
     if let (Some(p), None) = (&request.spec.policy, &policy) {
         fail(&mut status, "UnknownPolicy", &format!("no Policy named `{p}`"), generation);
         return write(request, ctx, &old, status).await.map(|()| Action::await_change());
@@ -219,7 +236,8 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
         fail(&mut status, "InvalidName", "`spec.name` must be `service:action`", generation);
         return write(request, ctx, &old, status).await.map(|()| Action::await_change());
     };
-    let executor = match ctx.owner(service) {
+    let exists = datasource_exists(ctx, service).await?;
+    let executor = match ctx.owner(service, exists) {
         Owner::Ready(e) => e,
         Owner::NoDatasource => {
             let message = format!(
@@ -544,13 +562,8 @@ fn time_after(d: Duration) -> String {
 }
 
 impl Context {
-    /// Who runs the actions of `service` (a Datasource's name).
-    pub fn owner(&self, service: &str) -> Owner {
-        let exists = self
-            .datasource_store
-            .get()
-            .and_then(|s| s.get(&ObjectRef::new(service)))
-            .is_some_and(|d| d.meta().deletion_timestamp.is_none());
+    /// Who runs the actions of `service` (a Datasource's name), given whether it `exists`.
+    pub fn owner(&self, service: &str, exists: bool) -> Owner {
         if !exists {
             return Owner::NoDatasource;
         }
