@@ -62,8 +62,11 @@ pub struct Actions {
     pub created_at: Mutex<HashMap<String, Instant>>,
     /// Rate limits by service.
     limits: Mutex<HashMap<String, RateLimiter>>,
-    /// The status this replica last wrote, by request name (with the request's uid).
-    written: Mutex<HashMap<String, (String, ActionRequestStatus)>>,
+    /// The status this replica last wrote, by request name (with the request's uid and the
+    /// resourceVersion the write produced).
+    written: Mutex<HashMap<String, Written>>,
+    /// Outcomes of calls whose status could not be written yet, by request name.
+    unwritten: Mutex<HashMap<String, (String, ActionRequestStatus)>>,
     /// Requests being executed by this process.
     running: Mutex<HashSet<String>>,
 }
@@ -80,6 +83,7 @@ impl Actions {
             created_at: Mutex::default(),
             limits: Mutex::default(),
             written: Mutex::default(),
+            unwritten: Mutex::default(),
             running: Mutex::default(),
         }
     }
@@ -88,6 +92,14 @@ impl Actions {
     pub fn forget_written(&self) {
         lock(&self.written).clear();
     }
+}
+
+/// A status as this replica wrote it.
+#[derive(Clone, Debug)]
+struct Written {
+    uid: String,
+    resource_version: Option<String>,
+    status: ActionRequestStatus,
 }
 
 /// At most `per_minute` starts in any 60 seconds.
@@ -176,16 +188,30 @@ fn current_status(request: &ActionRequest, ctx: &Context) -> ActionRequestStatus
     let uid = request.meta().uid.clone().unwrap_or_default();
     lock(&ctx.actions.written)
         .get(&request.name_any())
-        .filter(|(u, _)| *u == uid)
-        .map(|(_, s)| s.clone())
+        .filter(|w| w.uid == uid)
+        .map(|w| w.status.clone())
         .or_else(|| request.status.clone())
         .unwrap_or_default()
+}
+
+/// The resourceVersion the request has after this replica's last write of it (else the
+/// watched object's): the precondition of the `Running` write.
+fn resource_version(request: &ActionRequest, ctx: &Context) -> Option<String> {
+    let uid = request.meta().uid.clone().unwrap_or_default();
+    lock(&ctx.actions.written)
+        .get(&request.name_any())
+        .filter(|w| w.uid == uid)
+        .and_then(|w| w.resource_version.clone())
+        .or_else(|| request.meta().resource_version.clone())
 }
 
 /// The policy a request runs as: from the Policy watch, else (the watch may not have
 /// listed it yet, just after a start) from the API server.
 async fn policy_of(ctx: &Context, request: &ActionRequest) -> Result<Option<Arc<Policy>>, Error> {
     let Some(name) = request.spec.policy.as_ref() else { return Ok(None) };
+    if name.is_empty() || name.len() > 253 {
+        return Ok(None);
+    }
     if let Some(p) = ctx.actions.policies.get().and_then(|s| s.get(&ObjectRef::new(name))) {
         return Ok(Some(p));
     }
@@ -195,6 +221,9 @@ async fn policy_of(ctx: &Context, request: &ActionRequest) -> Result<Option<Arc<
 
 /// Whether Datasource `name` exists: from the watch, else from the API server.
 async fn datasource_exists(ctx: &Context, name: &str) -> Result<bool, Error> {
+    if name.is_empty() || name.len() > 253 {
+        return Ok(false);
+    }
     if let Some(d) = ctx.datasource_store.get().and_then(|s| s.get(&ObjectRef::new(name))) {
         return Ok(d.meta().deletion_timestamp.is_none());
     }
@@ -207,6 +236,18 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
     let name = request.name_any();
+    // An outcome not written yet is written first: it is what happened.
+    let uid = request.meta().uid.clone().unwrap_or_default();
+    let pending = lock(&ctx.actions.unwritten).remove(&name).filter(|(u, _)| *u == uid);
+    if let Some((_, outcome)) = pending {
+        write_outcome(request, ctx, outcome.clone()).await?;
+        let again = if outcome.phase.is_some_and(Phase::is_finished) {
+            ctx.actions.retention.max(Duration::from_secs(1))
+        } else {
+            Duration::from_millis(100)
+        };
+        return Ok(Action::requeue(again));
+    }
     let old = current_status(request, ctx);
     let mut status = old.clone();
     status.policy.clone_from(&request.spec.policy);
@@ -291,7 +332,25 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
         write(request, ctx, &old, status).await?;
         return Ok(Action::requeue(wait_for.unwrap_or(Duration::from_secs(60))));
     }
-    // Running is on record before the call: a request is never run twice.
+    // The context, before anything is on record: a Secret that cannot be read just now is
+    // waited for; one that is missing or refuses this request fails it.
+    let context = match context(ctx, request, policy.as_deref()).await {
+        Ok(c) => c,
+        Err(("ContextSecretUnreadable", message)) => {
+            wait(&mut status, request, "ContextSecretUnreadable", &message, generation);
+            write(request, ctx, &old, status).await?;
+            return Ok(Action::requeue(Duration::from_secs(10)));
+        }
+        Err((reason, message)) => {
+            fail(&mut status, reason, &message, generation);
+            return write(request, ctx, &old, status).await.map(|()| Action::await_change());
+        }
+    };
+    // Running is on record before the call, written onto the version of the request this
+    // replica last saw, and only while it leads: a request is never run twice.
+    if !ctx.is_leader() {
+        return Ok(Action::await_change());
+    }
     let settings = policy.as_ref().and_then(|p| p.spec.actions.clone()).unwrap_or_default();
     let max_attempts = request.spec.max_attempts.unwrap_or_else(|| settings.max_attempts()).clamp(1, 100);
     status.phase = Some(Phase::Running);
@@ -302,12 +361,14 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
         condition(&old, "Approved", "True", "Approved", "approved", generation),
         condition(&old, "Succeeded", "Unknown", "Running", &format!("attempt {}", status.attempts), generation),
     ];
-    write(request, ctx, &old, status.clone()).await?;
+    apply_status(request, ctx, status.clone(), resource_version(request, ctx)).await?;
     let running = status.clone();
-    let outcome = match context(ctx, request, policy.as_deref()).await {
-        Err((reason, message)) => Err((reason, message, false)),
-        Ok(context) => execute(ctx, request, &executor, service, action, context).await,
-    };
+    if !ctx.is_leader() {
+        // Lost the lease in between: the new leader finds it Running and fails it as
+        // Interrupted; it was not called here.
+        return Ok(Action::await_change());
+    }
+    let outcome = execute(ctx, request, &executor, service, action, context).await;
     match outcome {
         Ok(summary) => {
             status.phase = Some(Phase::Succeeded);
@@ -337,7 +398,7 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
                 retry_in = ?delay,
                 "action failed; will retry"
             );
-            write(request, ctx, &running, status).await?;
+            write_outcome(request, ctx, status).await?;
             return Ok(Action::requeue(delay));
         }
         Err((reason, message, _)) => {
@@ -345,7 +406,7 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
             fail(&mut status, reason, &message, generation);
         }
     }
-    write(request, ctx, &running, status).await?;
+    write_outcome(request, ctx, status).await?;
     Ok(Action::requeue(ctx.actions.retention.max(Duration::from_secs(1))))
 }
 
@@ -378,7 +439,15 @@ async fn execute(
     let outcome = match result {
         Ok(Ok(o)) => Ok(o.summary),
         Ok(Err(e)) => Err((e.reason(), e.to_string(), e.retryable())),
-        Err(_) => Err(("Timeout", format!("no answer within {} s", CALL_TIMEOUT.as_secs()), true)),
+        // The request was most likely sent: trying again could act twice.
+        Err(_) => Err((
+            "OutcomeUnknown",
+            format!(
+                "no answer within {} s: the action may or may not have happened, and is not tried again",
+                CALL_TIMEOUT.as_secs()
+            ),
+            false,
+        )),
     };
     let result = match &outcome {
         Ok(_) => "Succeeded",
@@ -398,11 +467,19 @@ async fn context(
     request: &ActionRequest,
     policy: Option<&Policy>,
 ) -> Result<ExecContext, (&'static str, String)> {
-    let user = request.spec.policy.clone().unwrap_or_default();
+    // Who made the request decides whose secrets it may use: one the reactor made (it has a
+    // trigger and is owned by its policy) gets its policy's Secret; one made by hand, which
+    // anyone allowed to create ActionRequests could point at any service, only Secrets that
+    // say `*`.
+    let by_policy = request.spec.trigger.is_some()
+        && policy.is_some_and(|p| {
+            request.owner_references().iter().any(|o| o.kind == "Policy" && Some(&o.uid) == p.meta().uid.as_ref())
+        });
+    let user = if by_policy { request.spec.policy.clone().unwrap_or_default() } else { String::new() };
     let mut values: BTreeMap<String, SecretValue> = BTreeMap::new();
     if let Some(p) = policy {
         values.extend(p.spec.context.iter().map(|(k, v)| (k.clone(), SecretValue::new(v.clone()))));
-        if let Some(r) = &p.spec.context_secret_ref {
+        if let (Some(r), true) = (&p.spec.context_secret_ref, by_policy) {
             values.extend(secret_values(ctx, r, &user).await?);
         }
     }
@@ -516,15 +593,48 @@ async fn write(
     if status == *old {
         return Ok(());
     }
+    apply_status(request, ctx, status, None).await
+}
+
+/// Server-side apply `status`; with `precondition`, only onto that resourceVersion (a 409
+/// means another writer got there first: this replica's view is stale).
+async fn apply_status(
+    request: &ActionRequest,
+    ctx: &Context,
+    status: ActionRequestStatus,
+    precondition: Option<String>,
+) -> Result<(), Error> {
     let name = request.name_any();
     let api: Api<ActionRequest> = Api::all(ctx.client.clone());
-    let body = serde_json::json!({"apiVersion": API_VERSION, "kind": "ActionRequest", "status": status});
-    api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
-        .await
-        .map_err(Error::WriteStatus)?;
+    let mut body = serde_json::json!({"apiVersion": API_VERSION, "kind": "ActionRequest", "status": status});
+    if let Some(rv) = precondition {
+        body["metadata"] = serde_json::json!({"resourceVersion": rv});
+    }
+    let written = match api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await {
+        Ok(o) => o,
+        Err(e) => {
+            lock(&ctx.actions.written).remove(&name);
+            return Err(Error::WriteStatus(e));
+        }
+    };
     let uid = request.meta().uid.clone().unwrap_or_default();
-    lock(&ctx.actions.written).insert(name, (uid, status));
+    let resource_version = written.meta().resource_version.clone();
+    lock(&ctx.actions.written).insert(name, Written { uid, resource_version, status });
     Ok(())
+}
+
+/// Write the outcome of a call; when that fails, keep it to write at the next reconcile
+/// (rather than take the request for interrupted and lose what happened).
+async fn write_outcome(request: &ActionRequest, ctx: &Context, status: ActionRequestStatus) -> Result<(), Error> {
+    let name = request.name_any();
+    match apply_status(request, ctx, status.clone(), None).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let uid = request.meta().uid.clone().unwrap_or_default();
+            lock(&ctx.actions.unwritten).insert(name, (uid, status));
+            Err(e)
+        }
+    }
 }
 
 /// A finished request: deleted once the retention period is over and its row is gone.
@@ -544,6 +654,7 @@ async fn collect(request: &ActionRequest, ctx: &Context, status: &ActionRequestS
     match api.delete(&request.name_any(), &DeleteParams::default()).await {
         Ok(_) => {
             lock(&ctx.actions.written).remove(&request.name_any());
+            lock(&ctx.actions.created_at).remove(&request.name_any());
             tracing::info!(request = %request.name_any(), "finished request collected");
             Ok(Action::await_change())
         }

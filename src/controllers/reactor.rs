@@ -166,6 +166,7 @@ pub struct Paused {
 /// The reactor's task: turn execute deltas into requests until the channel closes.
 pub async fn run(ctx: Arc<Context>, mut deltas: UnboundedReceiver<Vec<ExecuteDelta>>) {
     let mut ledger = Ledger::default();
+    let mut unmarked: Vec<(RowKey, u32)> = Vec::new();
     let mut stale = true;
     let mut leading = ctx.is_leader();
     // Appearances are read back from the requests: not before they are listed.
@@ -190,6 +191,7 @@ pub async fn run(ctx: Arc<Context>, mut deltas: UnboundedReceiver<Vec<ExecuteDel
         let leader = ctx.is_leader();
         if leader != leading {
             ledger.clear();
+            unmarked.clear();
             stale = true;
             leading = leader;
         }
@@ -205,12 +207,19 @@ pub async fn run(ctx: Arc<Context>, mut deltas: UnboundedReceiver<Vec<ExecuteDel
                     by_policy.entry(d.policy.clone()).or_default().push(d);
                 }
                 for (engine, deltas) in by_policy {
-                    apply_deltas(&ctx, &mut ledger, &resource_name(&engine), deltas).await;
+                    unmarked.extend(apply_deltas(&ctx, &mut ledger, &resource_name(&engine), deltas).await);
                 }
             }
             _ => {
                 resync_all(&ctx, &mut ledger).await;
                 stale = false;
+            }
+        }
+        if !unmarked.is_empty() {
+            let again = std::mem::take(&mut unmarked);
+            unmarked = end_appearances(&ctx, &mut ledger, again).await;
+            if !unmarked.is_empty() {
+                resync_later(&ctx);
             }
         }
     }
@@ -255,10 +264,15 @@ fn requests(ctx: &Context) -> Vec<Arc<ActionRequest>> {
 }
 
 /// One commit's execute changes of one policy.
-async fn apply_deltas(ctx: &Arc<Context>, ledger: &mut Ledger, policy_name: &str, deltas: Vec<ExecuteDelta>) {
-    let Some(policy) = reactive(ctx, policy_name) else { return };
+async fn apply_deltas(
+    ctx: &Arc<Context>,
+    ledger: &mut Ledger,
+    policy_name: &str,
+    deltas: Vec<ExecuteDelta>,
+) -> Vec<(RowKey, u32)> {
+    let Some(policy) = reactive(ctx, policy_name) else { return Vec::new() };
     if paused(ctx, &policy) || !ctx.actions.enabled {
-        return;
+        return Vec::new();
     }
     let existing = requests(ctx);
     let mut wanted = Vec::new();
@@ -283,8 +297,9 @@ async fn apply_deltas(ctx: &Arc<Context>, ledger: &mut Ledger, policy_name: &str
             }
         }
     }
-    end_appearances(ctx, ledger, ended).await;
+    let failed = end_appearances(ctx, ledger, ended).await;
     create_all(ctx, ledger, &policy, wanted).await;
+    failed
 }
 
 /// Compare every reactive policy's current execute rows with its requests.
@@ -328,10 +343,13 @@ async fn resync(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy) {
     create_all(ctx, ledger, policy, wanted).await;
 }
 
-/// Mark the requests of appearances that ended (label `row-present: "false"`).
-async fn end_appearances(ctx: &Context, ledger: &mut Ledger, ended: Vec<(RowKey, u32)>) {
+/// Mark the requests of appearances that ended (label `row-present: "false"`); the ledger
+/// records the end at once. Returns the marks that could not be written, to try again.
+async fn end_appearances(ctx: &Context, ledger: &mut Ledger, ended: Vec<(RowKey, u32)>) -> Vec<(RowKey, u32)> {
     let api: Api<ActionRequest> = Api::all(ctx.client.clone());
+    let mut failed = Vec::new();
     for (key, number) in ended {
+        ledger.record(key.clone(), Appearance { number, present: false });
         let name = request_name(&key.policy, &key.hash, number);
         let patch = serde_json::json!({"metadata": {"labels": {ROW_PRESENT_LABEL: "false"}}});
         match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
@@ -339,14 +357,26 @@ async fn end_appearances(ctx: &Context, ledger: &mut Ledger, ended: Vec<(RowKey,
             // Deleted by hand: the appearance has ended anyway.
             Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(e) => {
-                tracing::warn!(request = %name, error = %e, "could not mark the row as gone");
-                ctx.actions.resync.notify_one();
-                continue;
+                tracing::warn!(request = %name, error = %e, "could not mark the row as gone; will try again");
+                failed.push((key, number));
             }
         }
-        ledger.record(key, Appearance { number, present: false });
     }
+    failed
 }
+
+/// Ask for a resync in a while (after a failed create: not at once, or a request the API
+/// server refuses for good would be asked for in a loop).
+fn resync_later(ctx: &Arc<Context>) {
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(RETRY_AFTER).await;
+        ctx.actions.resync.notify_one();
+    });
+}
+
+/// How long after a failed create or mark the reactor tries again.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// Create the requests for `wanted` rows of `policy`, unless they are more than its cap.
 async fn create_all(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy, wanted: Vec<Wanted>) {
@@ -371,7 +401,7 @@ async fn create_all(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy, wa
     for (w, made) in results {
         match made {
             Some(number) => ledger.record(w.key, Appearance { number, present: true }),
-            None => ctx.actions.resync.notify_one(),
+            None => resync_later(ctx),
         }
     }
 }

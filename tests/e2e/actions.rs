@@ -399,6 +399,23 @@ async fn a_forbidden_flavor_is_paused_exactly_once_after_approval_with_the_conte
         .collect();
     assert_eq!(of_policy(&all, "bad-flavors").len(), 1, "{all:#?}\n{requested:#?}");
 
+    // A request made by hand "as if bad-flavors dictated it" does not get the policy's Secret:
+    // anyone who may create ActionRequests could otherwise send it anywhere.
+    cluster.apply(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: ActionRequest
+metadata: {name: unpause-by-hand}
+spec: {name: "nova:servers.unpause", policy: bad-flavors, args: {positional: ["srv-000001"]}, approved: true}
+"#,
+    );
+    eventually("the unpause by hand succeeds", &b, || async {
+        api.get_opt("unpause-by-hand").await.ok()?.filter(|r| phase(r) == "Succeeded")
+    })
+    .await;
+    let unpause = cloud.state().actions.iter().find(|a| a.body == json!({"unpause": null})).cloned().unwrap();
+    assert!(!unpause.headers.contains_key("x-correlation-id"), "{unpause:?}");
+
     // The context's value is in no log, event, status or metric.
     let logs: String = ["a", "b", "c"]
         .iter()
@@ -414,7 +431,7 @@ async fn a_forbidden_flavor_is_paused_exactly_once_after_approval_with_the_conte
             .unwrap()
     );
     let metrics = format!("{}{}", b.get("/metrics").await, c.get("/metrics").await);
-    assert!(metrics.contains("congress_action_executions_total{service=\"nova\",result=\"Succeeded\"} 1"), "{metrics}");
+    assert!(metrics.contains("congress_action_executions_total{service=\"nova\",result=\"Succeeded\"} 2"), "{metrics}");
     for (what, text) in [("logs", &logs), ("events", &events), ("objects", &objects), ("metrics", &metrics)] {
         assert!(!text.contains(CANARY), "the context leaked into {what}");
         assert!(!text.contains(&secret), "the credential leaked into {what}");

@@ -47,9 +47,10 @@ pub struct ActionRequestSpec {
     /// request made by hand; requests of `automatic` policies are created approved).
     #[serde(default)]
     pub approved: bool,
-    /// The policy that asked for the action, or (made by hand) as if it had: its
-    /// `context` and `contextSecretRef` apply.
+    /// The policy that asked for the action, or (made by hand) as if it had: its inline
+    /// `context` applies (its `contextSecretRef` only to requests the policy made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
     pub policy: Option<String>,
     /// Validate and record, change nothing (Kubernetes actions use the server's dry-run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
