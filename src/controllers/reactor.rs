@@ -63,8 +63,9 @@ pub struct RowKey {
     pub hash: String,
 }
 
-/// The digest naming a row: policy, table and values (10 hex digits of MD5: a name, not a
-/// secret; a collision would merge two rows' appearances, at odds of 1 in 2^40 per pair).
+/// The digest naming a row: the policy (its uid: a policy deleted and made again under the
+/// same name starts its appearances afresh), table and values (10 hex digits of MD5: a name,
+/// not a secret; a collision would merge two rows' appearances, at odds of 1 in 2^40 per pair).
 pub fn row_hash(policy: &str, table: &str, row: &[Value]) -> String {
     let mut h = Md5::new();
     h.update(policy.as_bytes());
@@ -232,6 +233,11 @@ fn reactive(ctx: &Context, name: &str) -> Option<Arc<Policy>> {
     (p.spec.enforcement == Enforcement::Reactive && p.meta().deletion_timestamp.is_none()).then_some(p)
 }
 
+/// What names a policy in row digests: its uid (its name when it has none, in tests).
+fn identity(p: &Policy) -> String {
+    p.meta().uid.clone().unwrap_or_else(|| p.name_any())
+}
+
 fn settings(p: &Policy) -> ActionSettings {
     p.spec.actions.clone().unwrap_or_default()
 }
@@ -275,17 +281,18 @@ async fn apply_deltas(
         return Vec::new();
     }
     let existing = requests(ctx);
+    let id = identity(&policy);
     let mut wanted = Vec::new();
     let mut ended = Vec::new();
     for d in &deltas {
         for row in &d.removed {
-            let key = RowKey { policy: policy_name.to_string(), hash: row_hash(policy_name, &d.table, row) };
+            let key = RowKey { policy: policy_name.to_string(), hash: row_hash(&id, &d.table, row) };
             if let Some(a) = ledger.latest(&key, existing.iter().map(|r| &**r)).filter(|a| a.present) {
                 ended.push((key, a.number));
             }
         }
         for row in &d.added {
-            let key = RowKey { policy: policy_name.to_string(), hash: row_hash(policy_name, &d.table, row) };
+            let key = RowKey { policy: policy_name.to_string(), hash: row_hash(&id, &d.table, row) };
             match ledger.latest(&key, existing.iter().map(|r| &**r)) {
                 Some(a) if a.present => {}
                 latest => wanted.push(Wanted {
@@ -328,7 +335,7 @@ async fn resync(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy) {
     let mut wanted = Vec::new();
     for (table, rows) in current {
         for row in rows {
-            let key = RowKey { policy: name.clone(), hash: row_hash(&name, &table, &row) };
+            let key = RowKey { policy: name.clone(), hash: row_hash(&identity(policy), &table, &row) };
             match ledger.latest(&key, existing.iter().map(|r| &**r)) {
                 Some(a) if a.present => {}
                 latest => wanted.push(Wanted {
@@ -415,7 +422,7 @@ pub fn build_request(
     appearance: u32,
 ) -> ActionRequest {
     let name = policy.name_any();
-    let hash = row_hash(&name, table, row);
+    let hash = row_hash(&identity(policy), table, row);
     let (service, action) = service_and_action(&engine_name(&name), table);
     let mut labels =
         BTreeMap::from([(ROW_LABEL.to_string(), hash.clone()), (ROW_PRESENT_LABEL.to_string(), "true".to_string())]);
@@ -547,6 +554,21 @@ mod tests {
         assert!(build_request(&auto, &settings(&auto), "nova:servers.pause", &[], 1).spec.approved);
     }
 
+    /// A policy deleted and made again (same name, new uid) starts its appearances afresh:
+    /// the requests its first life left behind are not taken for its own.
+    #[test]
+    fn a_policy_made_again_names_its_requests_anew() {
+        let first = policy("p", ActionSettings::default());
+        let mut again = first.clone();
+        again.metadata.uid = Some("uid-2".into());
+        let row = [Value::str("vm-1")];
+        let a = build_request(&first, &settings(&first), "nova:servers.pause", &row, 1);
+        let b = build_request(&again, &settings(&again), "nova:servers.pause", &row, 1);
+        assert_ne!(a.name_any(), b.name_any());
+        let key = RowKey { policy: "p".into(), hash: b.spec.trigger.clone().unwrap().row_hash };
+        assert_eq!(Ledger::default().latest(&key, [a].iter()), None);
+    }
+
     #[test]
     fn a_table_without_a_service_belongs_to_the_policy() {
         assert_eq!(service_and_action("p", "nova:servers.pause"), ("nova".into(), "servers.pause".into()));
@@ -564,7 +586,7 @@ mod tests {
         let mut second = build_request(&p, &settings(&p), "nova:servers.pause", &row, 2);
         let mut ended = first.clone();
         ended.labels_mut().insert(ROW_PRESENT_LABEL.into(), "false".into());
-        let key = RowKey { policy: "p".into(), hash: row_hash("p", "nova:servers.pause", &row) };
+        let key = RowKey { policy: "p".into(), hash: row_hash("uid-1", "nova:servers.pause", &row) };
         let mut ledger = Ledger::default();
         assert_eq!(ledger.latest(&key, [].iter()), None);
         let mut ledger = Ledger::default();
