@@ -58,6 +58,8 @@ pub struct Actions {
     pub requests: OnceLock<kube::runtime::reflector::Store<ActionRequest>>,
     /// Policies whose actions are paused, by name.
     pub paused: Mutex<HashMap<String, super::reactor::Paused>>,
+    /// Policies waiting for datasources (their names) to deliver a complete listing.
+    pub waiting: Mutex<HashMap<String, Vec<String>>>,
     /// When this process created each request (for the delay metric).
     pub created_at: Mutex<HashMap<String, Instant>>,
     /// Rate limits by service.
@@ -80,6 +82,7 @@ impl Actions {
             policies: OnceLock::new(),
             requests: OnceLock::new(),
             paused: Mutex::default(),
+            waiting: Mutex::default(),
             created_at: Mutex::default(),
             limits: Mutex::default(),
             written: Mutex::default(),

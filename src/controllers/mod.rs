@@ -124,16 +124,16 @@ impl Context {
 }
 
 impl Context {
-    /// Every Datasource has been seen and each driver that can run has delivered a complete
-    /// listing: stricter than [`Context::datasources_synced`] (a driver whose first poll
-    /// failed does not count), because actions taken on a half-read cloud are not undone.
-    pub fn datasources_loaded(&self) -> bool {
-        let Some(store) = self.datasource_store.get() else { return false };
-        if store.wait_until_ready().now_or_never().is_none() {
-            return false;
-        }
+    /// Which of the datasources `engine_names` (engine names) have not delivered a complete
+    /// listing yet (a driver whose first poll failed has not; one that cannot run at all
+    /// never will, and does not hold anything back), as resource names.
+    pub fn datasources_not_loaded(&self, engine_names: &[String]) -> Vec<String> {
         let drivers = lock(&self.drivers);
-        store.state().iter().all(|ds| drivers.get(&ds.name_any()).is_some_and(|d| d.loaded()))
+        engine_names
+            .iter()
+            .map(|e| resource_name(e))
+            .filter(|name| !drivers.get(name).is_some_and(|d| d.loaded()))
+            .collect()
     }
 }
 

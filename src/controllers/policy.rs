@@ -529,6 +529,7 @@ fn actions_condition(policy: &Policy, old: &PolicyStatus, ctx: &Context) -> Opti
     }
     let generation = policy.meta().generation;
     let paused = lock(&ctx.actions.paused).get(&policy.name_any()).filter(|p| p.generation == generation).cloned();
+    let waiting = lock(&ctx.actions.waiting).get(&policy.name_any()).cloned();
     Some(match paused {
         _ if !ctx.actions.enabled => condition(
             old,
@@ -550,9 +551,24 @@ fn actions_condition(policy: &Policy, old: &PolicyStatus, ctx: &Context) -> Opti
             ),
             generation,
         ),
-        None => {
-            condition(old, "ActionsPaused", "False", "Active", "execute[...] rows become ActionRequests", generation)
-        }
+        None => match waiting {
+            Some(names) => condition(
+                old,
+                "ActionsPaused",
+                "True",
+                "WaitingForDatasources",
+                &format!("waiting for a complete listing of the datasources the policy reads: {}", names.join(", ")),
+                generation,
+            ),
+            None => condition(
+                old,
+                "ActionsPaused",
+                "False",
+                "Active",
+                "execute[...] rows become ActionRequests",
+                generation,
+            ),
+        },
     })
 }
 

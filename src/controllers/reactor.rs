@@ -21,9 +21,10 @@
 //! policy's current `execute[...]` rows with its requests after a restart, on becoming
 //! leader, when a policy changes, and every [`RESYNC`].
 //!
-//! Safety: only the leader creates; nothing is created or ended before every datasource that
-//! can run has delivered a complete listing (a half-read cloud would fire actions it would not
-//! otherwise, or end appearances that did not end); with the kill switch
+//! Safety: only the leader creates; nothing is created or ended for a policy before every
+//! datasource it reads (through the policies it reads) has delivered a complete listing (a
+//! half-read cloud would fire actions it would not otherwise, or end appearances that did not
+//! end); with the kill switch
 //! (`--disable-actions`) nothing is; a commit that would create more than the policy's
 //! `actions.maxPerCommit` creates none and pauses the policy's actions (its condition
 //! `ActionsPaused`) until its spec changes.
@@ -196,7 +197,7 @@ pub async fn run(ctx: Arc<Context>, mut deltas: UnboundedReceiver<Vec<ExecuteDel
             stale = true;
             leading = leader;
         }
-        if !leader || !ctx.datasources_loaded() {
+        if !leader {
             // What happens meanwhile is read from the engine once it may be acted on.
             stale = true;
             continue;
@@ -277,7 +278,7 @@ async fn apply_deltas(
     deltas: Vec<ExecuteDelta>,
 ) -> Vec<(RowKey, u32)> {
     let Some(policy) = reactive(ctx, policy_name) else { return Vec::new() };
-    if paused(ctx, &policy) || !ctx.actions.enabled {
+    if paused(ctx, &policy) || !ctx.actions.enabled || !ready(ctx, &policy).await {
         return Vec::new();
     }
     let existing = requests(ctx);
@@ -323,7 +324,7 @@ async fn resync_all(ctx: &Arc<Context>, ledger: &mut Ledger) {
 }
 
 async fn resync(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy) {
-    if paused(ctx, policy) {
+    if paused(ctx, policy) || !ready(ctx, policy).await {
         return;
     }
     let name = policy.name_any();
@@ -348,6 +349,36 @@ async fn resync(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy) {
         }
     }
     create_all(ctx, ledger, policy, wanted).await;
+}
+
+/// Whether every datasource `policy` reads (through the policies it reads) has delivered a
+/// complete listing: actions taken on a half-read cloud are not undone. A policy that waits
+/// says so in its status (`ActionsPaused`, `WaitingForDatasources`) and is resynced once
+/// they are in.
+async fn ready(ctx: &Arc<Context>, policy: &Policy) -> bool {
+    let name = policy.name_any();
+    let engine = engine_name(&name);
+    let read = ctx.engine.run(move |e| e.datasources_read(&engine)).await;
+    let Ok(Ok(read)) = read else { return false };
+    let waiting = ctx.datasources_not_loaded(&read);
+    let changed = {
+        let mut map = lock(&ctx.actions.waiting);
+        let before = map.get(&name).cloned().unwrap_or_default();
+        if waiting.is_empty() {
+            map.remove(&name);
+        } else {
+            map.insert(name.clone(), waiting.clone());
+        }
+        before != waiting
+    };
+    if changed {
+        ctx.trigger_policy(&name);
+    }
+    if waiting.is_empty() {
+        return true;
+    }
+    resync_later(ctx);
+    false
 }
 
 /// Mark the requests of appearances that ended (label `row-present: "false"`); the ledger

@@ -512,6 +512,29 @@ async fn transient_failures_are_retried_refusals_are_not_and_finished_requests_a
     push_secret(&client).await;
     cluster.apply(&ALARMS.replace("capped", "capped-unused"));
     cluster.apply(&hooks(&cloud.url));
+    // A service that never answers: the policy reading it waits; the others act.
+    cluster.apply(
+        r#"
+apiVersion: congress.dev/v1alpha1
+kind: Datasource
+metadata: {name: down}
+spec:
+  driver: http
+  pollIntervalSeconds: 1
+  http:
+    baseUrl: http://127.0.0.1:9/
+    requests:
+    - {path: things, table: things, columns: [{name: id, path: id}]}
+---
+apiVersion: congress.dev/v1alpha1
+kind: Policy
+metadata: {name: waits}
+spec:
+  enforcement: reactive
+  rules:
+  - rule: execute[hooks:servers.pause(x)] :- alarms:alarms(n, "ACTIVE", x), not down:things(x)
+"#,
+    );
     let op = Operator::start_with(&cluster, "only", false, &["--action-retention-seconds=3"]);
     eventually("the push endpoint", &op, || async { push(&op, &[]).await == 200 }).await;
     // The service fails with 503 until the first attempt has been made.
@@ -528,6 +551,13 @@ async fn transient_failures_are_retried_refusals_are_not_and_finished_requests_a
     .await;
     let status = retrying.status.clone().unwrap();
     assert_eq!(phase(&retrying), "Approved");
+    let (_, reason, message) = eventually("waits says what it waits for", &op, || async {
+        policy_condition(&client, "waits", "ActionsPaused").await.filter(|c| c.0 == "True")
+    })
+    .await;
+    assert_eq!(reason, "WaitingForDatasources");
+    assert!(message.ends_with(": down"), "{message}");
+    assert!(of_policy(&requests(&client).await, "waits").is_empty());
     assert!(status.last_error.as_deref().unwrap_or_default().starts_with("Transient"), "{status:?}");
     cloud.set_fault("compute", None);
     let name = retrying.name_any();

@@ -187,6 +187,35 @@ impl Engine {
             .collect())
     }
 
+    /// The datasources whose tables `policy`'s rules read, directly or through the rules of
+    /// the policies they read (an over-approximation by policy, not by table), sorted.
+    pub fn datasources_read(&self, policy: &str) -> Result<Vec<String>, EngineError> {
+        if !self.policies.contains_key(policy) {
+            return Err(EngineError::NoSuchPolicy(policy.to_string()));
+        }
+        let mut seen = BTreeSet::from([policy.to_string()]);
+        let mut todo = vec![policy.to_string()];
+        let mut out = BTreeSet::new();
+        while let Some(name) = todo.pop() {
+            let Some(p) = self.policies.get(&name) else { continue };
+            if p.schema.is_some() {
+                out.insert(name);
+                continue;
+            }
+            for st in p.statements.values() {
+                let Compiled::Rule(r) = &st.compiled else { continue };
+                for l in &r.body {
+                    if let CLit::Pos { key, .. } | CLit::Neg { key, .. } = l
+                        && seen.insert(key.policy.clone())
+                    {
+                        todo.push(key.policy.clone());
+                    }
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// The tables a policy mentions (heads, facts, bodies; `policy:table` for other
     /// policies' tables; not builtins or execute tables), sorted.
     pub fn tables(&self, policy: &str) -> Result<Vec<String>, EngineError> {

@@ -117,6 +117,24 @@ fn execute_rows_list_every_execute_table_of_a_policy() {
     assert!(matches!(e.execute_rows("nowhere"), Err(EngineError::NoSuchPolicy(_))));
 }
 
+/// The datasources a policy reads, through the policies it reads: what the operator waits
+/// for before acting on the policy's execute rows.
+#[test]
+fn datasources_read_follow_the_policies_a_policy_reads() {
+    let mut e = cloud();
+    e.create_datasource("glance", schema(&[("images", &["id"])])).unwrap();
+    e.create_policy("reactive", PolicyKind::Nonrecursive).unwrap();
+    e.insert_rule("reactive", "execute[nova:servers.pause(x)] :- classification:error(x)").unwrap();
+    assert_eq!(e.datasources_read("reactive").unwrap(), vec!["neutron".to_string(), "nova".to_string()]);
+    assert_eq!(e.datasources_read("nova").unwrap(), vec!["nova".to_string()]);
+    e.insert_rule("reactive", "q(x) :- glance:images(x), nowhere:t(x)").unwrap();
+    assert_eq!(
+        e.datasources_read("reactive").unwrap(),
+        vec!["glance".to_string(), "neutron".to_string(), "nova".to_string()]
+    );
+    assert!(matches!(e.datasources_read("missing"), Err(EngineError::NoSuchPolicy(_))));
+}
+
 #[test]
 fn one_transaction_across_tables_has_no_intermediate_state() {
     let mut e = cloud();
