@@ -23,7 +23,6 @@ use super::{Context, condition, engine_name, lock, now_rfc3339};
 use congress_drivers::credentials::SecretValue;
 use congress_drivers::execute::{ActionCall, ExecContext, Executor};
 use congress_model::resources::{API_VERSION, ActionRequest, ActionRequestStatus, Condition, Phase, Policy, SecretRef};
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -499,44 +498,21 @@ async fn secret_values(
     r: &SecretRef,
     user: &str,
 ) -> Result<Vec<(String, SecretValue)>, (&'static str, String)> {
-    let namespace = r.namespace.clone().unwrap_or_else(|| ctx.namespace.clone());
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret = match api.get_opt(&r.name).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Err(("ContextSecretNotFound", format!("Secret {namespace}/{} not found", r.name))),
-        Err(e) => {
-            return Err(("ContextSecretUnreadable", format!("Secret {namespace}/{}: {}", r.name, kube_reason(&e))));
-        }
-    };
-    let allowed = secret
-        .annotations()
-        .get(CONTEXT_USERS_ANNOTATION)
-        .is_some_and(|list| list.split(',').map(str::trim).any(|n| n == "*" || (!user.is_empty() && n == user)));
-    if !allowed {
-        let who =
-            if user.is_empty() { "requests made without a policy".to_string() } else { format!("policy `{user}`") };
-        return Err((
-            "ContextSecretNotAllowed",
-            format!("Secret {namespace}/{} does not list {who} in its annotation `{CONTEXT_USERS_ANNOTATION}`", r.name),
-        ));
-    }
-    let mut out = Vec::new();
-    let data = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0));
-    let strings = secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes()));
-    for (key, bytes) in data.chain(strings) {
-        match String::from_utf8(bytes) {
-            Ok(v) => out.push((key, SecretValue::new(v))),
-            Err(_) => return Err(("BadContext", format!("Secret {namespace}/{} key `{key}` is not UTF-8", r.name))),
-        }
-    }
-    Ok(out)
-}
-
-fn kube_reason(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.reason, s.code),
-        other => other.to_string(),
-    }
+    let who = if user.is_empty() { "requests made by hand".to_string() } else { format!("policy `{user}`") };
+    let data = super::listed_secret(ctx, r, CONTEXT_USERS_ANNOTATION, user, &who).await.map_err(|(why, m)| {
+        let reason = match why {
+            "NotFound" => "ContextSecretNotFound",
+            "Unreadable" => "ContextSecretUnreadable",
+            _ => "ContextSecretNotAllowed",
+        };
+        (reason, m)
+    })?;
+    data.into_iter()
+        .map(|(key, bytes)| match String::from_utf8(bytes) {
+            Ok(v) => Ok((key, SecretValue::new(v))),
+            Err(_) => Err(("BadContext", format!("Secret {} key `{key}` is not UTF-8", r.name))),
+        })
+        .collect()
 }
 
 /// The proof of the request's row, if it still holds.

@@ -21,7 +21,6 @@ use congress_drivers::kubernetes_actions::KubernetesExecutor;
 use congress_drivers::{DriverStatus, Sink, kubernetes, poll};
 use congress_engine::{EngineError, PolicyKind};
 use congress_model::resources::{API_VERSION, Datasource, DatasourceStatus, TableStatus};
-use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -184,36 +183,17 @@ async fn read_credentials(ctx: &Context, ds: &Datasource) -> Result<(Credentials
     let Some(r) = &ds.spec.credentials_secret_ref else {
         return Ok((Credentials::default(), String::new()));
     };
-    let namespace = r.namespace.clone().unwrap_or_else(|| ctx.namespace.clone());
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secret = match api.get_opt(&r.name).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Err(("SecretNotFound", format!("Secret {namespace}/{} not found", r.name))),
-        Err(e) => return Err(("SecretUnreadable", format!("Secret {namespace}/{}: {}", r.name, kube_reason(&e)))),
-    };
-    // The Secret says which Datasources may use it: a Datasource (cluster-scoped) must not be
-    // able to send another's credentials to a host of its choosing.
+    // The Secret says which Datasources may use it.
     let name = ds.name_any();
-    let allowed = secret
-        .annotations()
-        .get(SECRET_USERS_ANNOTATION)
-        .is_some_and(|list| list.split(',').map(str::trim).any(|n| n == "*" || n == name));
-    if !allowed {
-        return Err((
-            "SecretNotAllowed",
-            format!(
-                "Secret {namespace}/{} does not list Datasource `{name}` in its annotation `{SECRET_USERS_ANNOTATION}`",
-                r.name
-            ),
-        ));
-    }
-    let data: Vec<(String, Vec<u8>)> = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .chain(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())))
-        .collect();
+    let who = format!("Datasource `{name}`");
+    let data = super::listed_secret(ctx, r, SECRET_USERS_ANNOTATION, &name, &who).await.map_err(|(why, m)| {
+        let reason = match why {
+            "NotFound" => "SecretNotFound",
+            "Unreadable" => "SecretUnreadable",
+            _ => "SecretNotAllowed",
+        };
+        (reason, m)
+    })?;
     // The driver restarts when the values change (not on every metadata edit): a digest of
     // them, which reveals nothing of them.
     let version = {
@@ -221,14 +201,6 @@ async fn read_credentials(ctx: &Context, ds: &Datasource) -> Result<(Credentials
         format!("{:016x}", ctx.digest_key.hash_one(&data))
     };
     Credentials::from_bytes(data).map(|c| (c, version)).map_err(|e| ("InvalidSecret", e.to_string()))
-}
-
-/// A kube error's reason without the request (which names nothing secret, but is noisy).
-fn kube_reason(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.reason, s.code),
-        other => other.to_string(),
-    }
 }
 
 async fn start(

@@ -137,6 +137,56 @@ impl Context {
     }
 }
 
+/// Why a Secret named by a spec could not be used: the part of the reason after `Secret` /
+/// `ContextSecret` (`NotFound`, `Unreadable`, `NotAllowed`) and a message naming the Secret,
+/// never its content.
+pub type SecretProblem = (&'static str, String);
+
+/// The keys and values of Secret `r` (namespace: the operator's by default), provided its
+/// annotation `annotation` lists `user` or `*` (an empty `user` matches only `*`): an object
+/// of the cluster must not be able to send another's secrets to a host of its choosing.
+/// `who` names the user in the refusal.
+pub async fn listed_secret(
+    ctx: &Context,
+    r: &congress_model::resources::SecretRef,
+    annotation: &str,
+    user: &str,
+    who: &str,
+) -> Result<Vec<(String, Vec<u8>)>, SecretProblem> {
+    let namespace = r.namespace.clone().unwrap_or_else(|| ctx.namespace.clone());
+    let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secret = match api.get_opt(&r.name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(("NotFound", format!("Secret {namespace}/{} not found", r.name))),
+        Err(e) => return Err(("Unreadable", format!("Secret {namespace}/{}: {}", r.name, kube_reason(&e)))),
+    };
+    let allowed = secret
+        .annotations()
+        .get(annotation)
+        .is_some_and(|list| list.split(',').map(str::trim).any(|n| n == "*" || (!user.is_empty() && n == user)));
+    if !allowed {
+        return Err((
+            "NotAllowed",
+            format!("Secret {namespace}/{} does not list {who} in its annotation `{annotation}`", r.name),
+        ));
+    }
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .chain(secret.string_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())))
+        .collect())
+}
+
+/// A kube error's reason without the request (which names nothing secret, but is noisy).
+pub fn kube_reason(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.reason, s.code),
+        other => other.to_string(),
+    }
+}
+
 pub use congress_model::{engine_name, now_rfc3339, resource_name};
 use futures::FutureExt;
 
