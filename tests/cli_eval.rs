@@ -291,7 +291,7 @@ tests:
     // A message about a manifest names it as written.
     fs::write(
         d.path().join("policies/broken.yaml"),
-        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: image-audit}\nspec:\n  libraryRef: no-such-library\n",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: image-audit}\nspec:\n  libraryRef: {name: no-such-library}\n",
     )
     .unwrap();
     let o = run(d.path(), &["eval", "-f", "policies", "--data", "data"]);

@@ -436,11 +436,16 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let lib_store = policy_store.clone();
     let policy_controller = policy_controller
         .watches(Api::<LibraryPolicy>::all(client.clone()), watcher::Config::default(), move |lib| {
-            let name = lib.name_any();
+            // An archived version (`NAME.vVERSION`) is a version of NAME.
+            let name = lib
+                .labels()
+                .get(congress_model::resources::library_policy::ARCHIVE_OF_LABEL)
+                .cloned()
+                .unwrap_or_else(|| lib.name_any());
             lib_store
                 .state()
                 .into_iter()
-                .filter(|p| p.spec.library_ref.as_deref() == Some(name.as_str()))
+                .filter(|p| p.spec.library_ref.as_ref().is_some_and(|l| l.name == name))
                 .map(|p| ObjectRef::from_obj(&*p))
                 .collect::<Vec<_>>()
         })

@@ -15,9 +15,10 @@ use super::reports::{self, ReportBook, Violation};
 use super::{Context, condition, engine_name, lock, now_rfc3339};
 use congress_engine::{Engine, EngineError, Value};
 use congress_model::loader::{self, PolicyStatements, ProblemKind, SpecError, Staged};
+use congress_model::resources::library_policy::archive_name;
 use congress_model::resources::{
-    API_VERSION, Condition, Enforcement, LibraryPolicy, LibraryPolicySpec, Policy, PolicyDiagnostic, PolicySpec,
-    PolicyStatus, ViolationSample,
+    API_VERSION, ActiveLibrary, Condition, Enforcement, LibraryPolicy, LibraryPolicySpec, Policy, PolicyDiagnostic,
+    PolicySpec, PolicyStatus, Severity, ViolationSample,
 };
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -78,6 +79,8 @@ pub struct PolicyState {
     first_seen: HashMap<String, String>,
     /// How many events the policy may still record.
     events: super::events::EventBudget,
+    /// The library version loaded, for a `libraryRef` policy, and what it gives the policy.
+    library: Option<Resolved>,
 }
 
 impl super::Context {
@@ -114,32 +117,99 @@ impl LoadFailure {
     }
 }
 
-/// The `LibraryPolicy` that `spec.libraryRef` names, read from the API server: `(name,
-/// spec)`, `None` without a `libraryRef`.
-async fn library(spec: &PolicySpec, ctx: &Context) -> Result<Option<(String, LibraryPolicySpec)>, LoadFailure> {
-    spec.validate().map_err(|m| LoadFailure::new("InvalidSpec", m))?;
-    let Some(lib) = &spec.library_ref else {
+/// The library version a `libraryRef` policy runs, and what it gives the policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    /// The LibraryPolicy's name (as `libraryRef.name`) and the spec of the version used.
+    pub name: String,
+    pub spec: LibraryPolicySpec,
+    /// The version used and the LibraryPolicy's current version.
+    pub active: ActiveLibrary,
+}
+
+impl Resolved {
+    #[cfg(test)]
+    /// The LibraryPolicy's current version (`spec`).
+    pub fn current(name: &str, spec: LibraryPolicySpec) -> Resolved {
+        let version = spec.version().to_string();
+        Resolved {
+            name: name.to_string(),
+            active: ActiveLibrary { name: name.to_string(), version, latest_version: None },
+            spec,
+        }
+    }
+}
+
+/// The `LibraryPolicy` version that `spec.libraryRef` asks for, read from the API server;
+/// `None` without a `libraryRef`. The version is `libraryRef.version`, else the one this
+/// policy already runs (`status.library`), else the current one. A version other than the
+/// current one is read from its archived copy (`NAME.vVERSION`, kept by the library sync
+/// when it installs a newer version).
+async fn library(policy: &Policy, ctx: &Context) -> Result<Option<Resolved>, LoadFailure> {
+    policy.spec.validate().map_err(|m| LoadFailure::new("InvalidSpec", m))?;
+    let Some(lib) = &policy.spec.library_ref else {
         return Ok(None);
     };
     let api: Api<LibraryPolicy> = Api::all(ctx.client.clone());
-    let found = api
-        .get_opt(lib)
-        .await
-        .map_err(|e| LoadFailure::new("LibraryPolicyUnavailable", format!("reading LibraryPolicy {lib}: {e}")))?
-        .ok_or_else(|| LoadFailure::new("LibraryPolicyNotFound", format!("LibraryPolicy {lib} does not exist")))?;
-    Ok(Some((lib.clone(), found.spec)))
+    let get = |name: String| {
+        let api = api.clone();
+        async move {
+            api.get_opt(&name)
+                .await
+                .map_err(|e| LoadFailure::new("LibraryPolicyUnavailable", format!("reading LibraryPolicy {name}: {e}")))
+        }
+    };
+    let current = get(lib.name.clone()).await?.ok_or_else(|| {
+        LoadFailure::new("LibraryPolicyNotFound", format!("LibraryPolicy {} does not exist", lib.name))
+    })?;
+    let latest = current.spec.version().to_string();
+    let running = ctx
+        .policy_state(&policy.name_any(), |s| s.library.as_ref().map(|r| (r.name.clone(), r.active.version.clone())))
+        .or_else(|| {
+            policy.status.as_ref().and_then(|s| s.library.as_ref()).map(|l| (l.name.clone(), l.version.clone()))
+        })
+        .filter(|(n, _)| *n == lib.name)
+        .map(|(_, v)| v);
+    let wanted = lib.version.clone().or(running);
+    let spec = match wanted {
+        Some(v) if v != latest => {
+            let archived = get(archive_name(&lib.name, &v)).await?.filter(|a| a.spec.version() == v);
+            match archived {
+                Some(a) => a.spec,
+                None if lib.version.is_some() => {
+                    return Err(LoadFailure::new(
+                        "LibraryVersionNotFound",
+                        format!(
+                            "LibraryPolicy {} is version {latest}, and version {v} is not kept (no LibraryPolicy {})",
+                            lib.name,
+                            archive_name(&lib.name, &v)
+                        ),
+                    ));
+                }
+                // The version this policy ran is gone: the current one is all there is.
+                None => current.spec,
+            }
+        }
+        _ => current.spec,
+    };
+    let version = spec.version().to_string();
+    let latest_version = (version != latest).then_some(latest);
+    Ok(Some(Resolved {
+        name: lib.name.clone(),
+        active: ActiveLibrary { name: lib.name.clone(), version, latest_version },
+        spec,
+    }))
 }
 
 /// The kind and statements of a policy version: the loader's, shared with the CLI
 /// (`congress_model::loader`), given the LibraryPolicy already read.
-fn statements(
-    spec: &PolicySpec,
-    library: Option<&(String, LibraryPolicySpec)>,
-) -> Result<PolicyStatements, LoadFailure> {
-    loader::statements_from_spec(spec, library.map(|(n, s)| (n.as_str(), s))).map_err(|e| match e {
+fn statements(spec: &PolicySpec, library: Option<&Resolved>) -> Result<PolicyStatements, LoadFailure> {
+    loader::statements_from_spec(spec, library.map(|r| (r.name.as_str(), &r.spec))).map_err(|e| match e {
         SpecError::InvalidSpec(m) => LoadFailure::new("InvalidSpec", m),
         SpecError::LibraryNotFound(_) => LoadFailure::new("LibraryPolicyNotFound", e.to_string()),
         SpecError::InvalidLibrary { .. } => LoadFailure::new("InvalidLibraryPolicy", e.to_string()),
+        SpecError::VersionNotFound { .. } => LoadFailure::new("LibraryVersionNotFound", e.to_string()),
+        SpecError::InvalidParameters(_) => LoadFailure::new("InvalidParameters", e.to_string()),
     })
 }
 
@@ -184,10 +254,12 @@ fn failure(engine: &str, src: &PolicyStatements, before: Engine, e: &EngineError
 async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
     let name = policy.name_any();
     let engine = engine_name(&name);
-    let library = library(&policy.spec, ctx).await?;
+    let library = library(policy, ctx).await?;
     let src = statements(&policy.spec, library.as_ref())?;
     let digest = src.digest();
     if ctx.policy_state(&name, |s| s.loaded.as_ref() == Some(&digest)) {
+        // The same rules; the library's latest version may have changed.
+        ctx.policy_state(&name, |s| s.library = library);
         return Ok(());
     }
     // Replace only what this replica loaded under that name: a datasource may own it, and
@@ -231,6 +303,7 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
     ctx.policy_state(&name, |s| {
         s.loaded = Some(digest);
         s.diagnosed = None;
+        s.library = library;
     });
     tracing::info!(policy = %name, "loaded");
     Ok(())
@@ -281,7 +354,7 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
     // Ready as soon as the leader publishes (the readiness loop would say so within 500 ms).
     ctx.metrics.set_ready(true);
     publish(policy, ctx).await?;
-    let again = if failure.as_ref().is_some_and(|f| f.reason.starts_with("LibraryPolicy")) { 10 } else { 300 };
+    let again = if failure.as_ref().is_some_and(|f| f.reason.starts_with("Library")) { 10 } else { 300 };
     Ok(Action::requeue(Duration::from_secs(again)))
 }
 
@@ -328,8 +401,13 @@ fn violations(policy: &Policy, ctx: &Context) -> Vec<(String, Vec<Value>)> {
     out
 }
 
-fn resource_of(policy: &Policy, row: &[Value], ctx: &Context) -> Option<congress_drivers::kubernetes::ObjectRef> {
-    if let Some(spec) = &policy.spec.report {
+fn resource_of(
+    policy: &Policy,
+    library: Option<&Resolved>,
+    row: &[Value],
+    ctx: &Context,
+) -> Option<congress_drivers::kubernetes::ObjectRef> {
+    if let Some(spec) = policy.spec.report.as_ref().or(library.and_then(|l| l.spec.report.as_ref())) {
         let cell = |i: u32| row.get(i as usize).and_then(Value::as_str).map(str::to_string);
         let name = cell(spec.name_column)?;
         let namespace = spec.namespace_column.and_then(cell);
@@ -375,6 +453,14 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
     }
     let rows = violations(policy, ctx);
     let now = now_rfc3339();
+    let library = ctx.policy_state(&name, |s| s.library.clone());
+    let category = policy
+        .spec
+        .category
+        .clone()
+        .or_else(|| library.as_ref().and_then(|l| l.spec.category.clone()))
+        .unwrap_or_else(|| "congress".to_string());
+    let severity = policy.spec.severity.or(library.as_ref().and_then(|l| l.spec.severity)).map(Severity::as_str);
     let list: Vec<Violation> = ctx.policy_state(&name, |s| {
         let current: BTreeSet<&str> = rows.iter().map(|(k, _)| k.as_str()).collect();
         s.first_seen.retain(|k, _| current.contains(k.as_str()));
@@ -382,8 +468,10 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
             .map(|(key, row)| Violation {
                 key: key.clone(),
                 row: serde_json::Value::Array(row.iter().map(Value::to_json).collect()),
-                resource: resource_of(policy, row, ctx),
+                resource: resource_of(policy, library.as_ref(), row, ctx),
                 first_seen: s.first_seen.entry(key.clone()).or_insert_with(|| now.clone()).clone(),
+                category: category.clone(),
+                severity,
             })
             .collect()
     });
@@ -403,8 +491,13 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
     // Compare with what this replica last wrote: the cached object may not show it yet.
     let old = written.or_else(|| policy.status.clone()).unwrap_or_default();
     let changed = !appeared.is_empty() || !cleared.is_empty();
-    let facts =
-        StatusFacts { failure: failure.as_ref(), loaded, list: &list, warnings: warnings(&engine_name(&name), ctx) };
+    let facts = StatusFacts {
+        failure: failure.as_ref(),
+        loaded,
+        list: &list,
+        warnings: warnings(&engine_name(&name), ctx),
+        library: library.map(|l| l.active),
+    };
     let first = status(policy, &old, &facts, ctx, changed);
     ctx.metrics.violations.get_or_create(&super::metrics::PolicyLabel { policy: name.clone() }).set(list.len() as i64);
     write_status(policy, ctx, &old, first.clone()).await?;
@@ -462,6 +555,7 @@ struct StatusFacts<'a> {
     loaded: bool,
     list: &'a [Violation],
     warnings: Vec<String>,
+    library: Option<ActiveLibrary>,
 }
 
 /// The condition telling whether `output` works.
@@ -508,6 +602,7 @@ fn status(policy: &Policy, old: &PolicyStatus, facts: &StatusFacts, ctx: &Contex
         ]
         .into_iter()
         .chain(actions_condition(policy, old, ctx))
+        .chain(update_condition(facts.library.as_ref(), old, generation))
         .collect(),
         violations: list.len() as u64,
         violation_sample: sample,
@@ -519,7 +614,34 @@ fn status(policy: &Policy, old: &PolicyStatus, facts: &StatusFacts, ctx: &Contex
             old.last_evaluation_time.clone()
         },
         observed_generation: generation,
+        library: facts.library.clone(),
     }
+}
+
+/// For a `libraryRef` policy: whether its library has another version than the one it runs.
+fn update_condition(library: Option<&ActiveLibrary>, old: &PolicyStatus, generation: Option<i64>) -> Option<Condition> {
+    let l = library?;
+    Some(match &l.latest_version {
+        Some(latest) => condition(
+            old,
+            "UpdateAvailable",
+            "True",
+            "NewerVersion",
+            &format!(
+                "LibraryPolicy {} is at version {latest}; this policy runs {} until `libraryRef.version` asks for another",
+                l.name, l.version
+            ),
+            generation,
+        ),
+        None => condition(
+            old,
+            "UpdateAvailable",
+            "False",
+            "Current",
+            &format!("this policy runs the current version ({}) of LibraryPolicy {}", l.version, l.name),
+            generation,
+        ),
+    })
 }
 
 /// For a reactive policy: whether its actions are paused, and why.
@@ -627,7 +749,7 @@ mod equivalence;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use congress_model::resources::RuleEntry;
+    use congress_model::resources::{LibraryRef, RuleEntry};
 
     fn rule(name: Option<&str>, rule: &str) -> RuleEntry {
         RuleEntry { name: name.map(str::to_string), comment: None, rule: rule.into() }
@@ -643,8 +765,8 @@ mod tests {
         assert_eq!(s[0].label, "bad-image");
         assert_eq!(s[1].label, "rules[1]");
         // A text block is one statement per rule, each labelled `text` (after the library).
-        let lib = ("lib".to_string(), LibraryPolicySpec { text: Some("p(1)\nq(2)".into()), ..Default::default() });
-        let spec = PolicySpec { library_ref: Some("lib".into()), ..Default::default() };
+        let lib = Resolved::current("lib", LibraryPolicySpec { text: Some("p(1)\nq(2)".into()), ..Default::default() });
+        let spec = PolicySpec { library_ref: Some(LibraryRef::named("lib")), ..Default::default() };
         let s = statements(&spec, Some(&lib)).unwrap().statements;
         let labels: Vec<(&str, &str)> = s.iter().map(|s| (s.label.as_str(), s.text.as_str())).collect();
         assert_eq!(labels, [("lib/text", "p(1)"), ("lib/text", "q(2)")]);

@@ -38,6 +38,10 @@ pub struct Violation {
     pub resource: Option<ObjectRef>,
     /// RFC 3339 time the row first appeared.
     pub first_seen: String,
+    /// The policy's category (its own, its library's, else `congress`).
+    pub category: String,
+    /// The policy's severity (its own or its library's), if any.
+    pub severity: Option<&'static str>,
 }
 
 /// The identity of a row, bounded in size.
@@ -253,7 +257,9 @@ fn describes(result: &Json, v: &Violation) -> bool {
         }
         _ => false,
     };
-    seen && same_object
+    let labels = result.get("category").and_then(Json::as_str) == Some(v.category.as_str())
+        && result.get("severity").and_then(Json::as_str) == v.severity;
+    seen && same_object && labels
 }
 
 /// One `results[]` entry.
@@ -264,11 +270,14 @@ fn result_json(policy: &str, v: &Violation) -> Json {
         "rule": "error",
         "result": "fail",
         "source": "congress",
-        "category": "congress",
+        "category": v.category,
         "message": v.key,
         "timestamp": {"seconds": seconds, "nanos": 0},
         "properties": {"firstSeen": v.first_seen},
     });
+    if let Some(severity) = v.severity {
+        r["severity"] = Json::String(severity.to_string());
+    }
     let row = v.row.to_string();
     if row.len() <= MAX_KEY {
         r["properties"]["row"] = Json::String(row);
@@ -399,7 +408,25 @@ mod tests {
                 uid: format!("uid-{i}"),
             }),
             first_seen: "2026-11-22T10:00:00Z".into(),
+            category: "Pod Security".into(),
+            severity: Some("high"),
         }
+    }
+
+    #[test]
+    fn results_carry_category_and_severity() {
+        let r = result_json("p", &v(1, Some("ns")));
+        assert_eq!(r["category"], "Pod Security");
+        assert_eq!(r["severity"], "high");
+        // A new severity makes the result out of date, so it is written again.
+        let mut other = v(1, Some("ns"));
+        other.severity = Some("low");
+        assert!(describes(&r, &v(1, Some("ns"))));
+        assert!(!describes(&r, &other));
+        let none = Violation { severity: None, category: "congress".into(), ..v(2, None) };
+        let r = result_json("p", &none);
+        assert_eq!(r["category"], "congress");
+        assert!(r.get("severity").is_none());
     }
 
     fn apply_all(book: &mut ReportBook) -> Vec<ReportChange> {

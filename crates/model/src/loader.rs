@@ -22,7 +22,7 @@
 //!   rule entry (`rules[i].rule` as written) or to its `text` block; when the statement was read
 //!   from a file, its [`Origin`] gives the file position as well.
 
-use crate::resources::{LibraryPolicySpec, PolicySpec, RuleEntry};
+use crate::resources::{LibraryPolicySpec, Parameter, ParameterType, PolicySpec, RuleEntry};
 use congress_engine::syntax::{self, Diagnostic, LineIndex, Span};
 use congress_engine::{Engine, EngineError, PolicyKind, Transaction};
 use std::fmt;
@@ -63,6 +63,8 @@ pub enum Part {
     Rule(usize),
     /// The `text` block (or a whole `.congress` file).
     Text,
+    /// A parameter row (a library default, or one the activating Policy gives).
+    Parameter,
 }
 
 /// One statement (rule or fact) of a policy, labelled for diagnostics.
@@ -140,6 +142,107 @@ pub enum SpecError {
     /// The LibraryPolicy's spec is invalid (see [`LibraryPolicySpec::validate`]).
     #[error("LibraryPolicy {name}: {message}")]
     InvalidLibrary { name: String, message: String },
+    /// `libraryRef.version` asks for a version the LibraryPolicy given is not.
+    #[error("LibraryPolicy {name} is version {found}, not {wanted}")]
+    VersionNotFound { name: String, wanted: String, found: String },
+    /// `libraryRef.parameters` names a table the library does not declare, or a row does not
+    /// fit its table.
+    #[error("{0}")]
+    InvalidParameters(#[from] ParameterError),
+}
+
+/// A parameter row that does not fit its table.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParameterError {
+    #[error("libraryRef.parameters.{table}: the library has no parameter table `{table}` (it has: {known})")]
+    UnknownTable { table: String, known: String },
+    #[error("{at}: {message}")]
+    BadRow { at: String, message: String },
+}
+
+/// The facts of parameter table `p` with `rows`, labelled `{prefix}parameters.TABLE[i]`: each
+/// row checked against the table's columns (count, names, types) and written as a fact the
+/// language can read back.
+pub fn parameter_facts(
+    p: &Parameter,
+    rows: &[serde_json::Value],
+    prefix: &str,
+) -> Result<Vec<Statement>, ParameterError> {
+    use serde_json::Value as J;
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let at = format!("{prefix}parameters.{}[{i}]", p.table);
+        let bad = |message: String| ParameterError::BadRow { at: at.clone(), message };
+        let names = || p.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
+        let cells: Vec<&J> = match row {
+            J::Array(cells) if cells.len() == p.columns.len() => cells.iter().collect(),
+            J::Array(cells) => {
+                return Err(bad(format!("{} values for {} columns ({})", cells.len(), p.columns.len(), names())));
+            }
+            J::Object(m) => {
+                if let Some(k) = m.keys().find(|k| !p.columns.iter().any(|c| &c.name == *k)) {
+                    return Err(bad(format!("no column `{k}` (columns: {})", names())));
+                }
+                let mut cells = Vec::new();
+                for c in &p.columns {
+                    cells.push(m.get(&c.name).ok_or_else(|| bad(format!("column `{}` is missing", c.name)))?);
+                }
+                cells
+            }
+            scalar if p.columns.len() == 1 => vec![scalar],
+            _ => {
+                return Err(bad(format!(
+                    "a row of {} columns must be a list or an object ({})",
+                    p.columns.len(),
+                    names()
+                )));
+            }
+        };
+        let mut literals = Vec::with_capacity(cells.len());
+        for (c, v) in p.columns.iter().zip(cells) {
+            let lit = match (c.type_, v) {
+                (ParameterType::String, J::String(s)) if !s.contains('"') => format!("\"{s}\""),
+                (ParameterType::String, J::String(s)) if !s.contains('\'') => format!("'{s}'"),
+                (ParameterType::String, J::String(_)) => {
+                    return Err(bad(format!("column `{}`: a string cannot hold both kinds of quote", c.name)));
+                }
+                (ParameterType::Integer, J::Number(n)) if n.as_u64().is_some() => n.to_string(),
+                (ParameterType::Number, J::Number(n)) if n.as_f64().is_some_and(|f| f.is_finite() && f >= 0.0) => {
+                    n.to_string()
+                }
+                (ParameterType::Integer | ParameterType::Number, J::Number(n)) => {
+                    return Err(bad(format!(
+                        "column `{}`: {n} cannot be written in the policy language (no negative literals)",
+                        c.name
+                    )));
+                }
+                (t, v) => {
+                    let want = match t {
+                        ParameterType::String => "a string",
+                        ParameterType::Integer => "a whole number",
+                        ParameterType::Number => "a number",
+                    };
+                    return Err(bad(format!("column `{}` wants {want}, not {v}", c.name)));
+                }
+            };
+            literals.push(lit);
+        }
+        let text = format!("{}({})", p.table, literals.join(", "));
+        if let Err(e) = syntax::parse_one(&text) {
+            return Err(bad(format!("the row cannot be written as a fact: {e}")));
+        }
+        out.push(Statement {
+            label: at.clone(),
+            part: Part::Parameter,
+            name: None,
+            comment: None,
+            text,
+            line: 1,
+            column: 1,
+            origin: None,
+        });
+    }
+    Ok(out)
 }
 
 /// The kind and statements of a `Policy`. `library` is the `LibraryPolicy` that
@@ -157,24 +260,47 @@ pub fn statements_from_spec(
             statements: spec_statements(&spec.rules, &spec.text, ""),
         });
     };
-    let Some((name, lspec)) = library.filter(|(n, _)| n == lib) else {
-        return Err(SpecError::LibraryNotFound(lib.clone()));
+    let Some((name, lspec)) = library.filter(|(n, _)| *n == lib.name) else {
+        return Err(SpecError::LibraryNotFound(lib.name.clone()));
     };
     lspec.validate().map_err(|message| SpecError::InvalidLibrary { name: name.to_string(), message })?;
-    Ok(PolicyStatements {
-        kind: spec.kind.or(lspec.kind).unwrap_or_default().into(),
-        statements: spec_statements(&lspec.rules, &lspec.text, &format!("{name}/")),
-    })
+    if let Some(wanted) = &lib.version
+        && wanted != lspec.version()
+    {
+        return Err(SpecError::VersionNotFound {
+            name: name.to_string(),
+            wanted: wanted.clone(),
+            found: lspec.version().to_string(),
+        });
+    }
+    if let Some(t) = lib.parameters.keys().find(|t| !lspec.parameters.iter().any(|p| &p.table == *t)) {
+        let known: Vec<&str> = lspec.parameters.iter().map(|p| p.table.as_str()).collect();
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        return Err(ParameterError::UnknownTable { table: t.clone(), known }.into());
+    }
+    let prefix = format!("{name}/");
+    let mut statements = Vec::new();
+    for p in &lspec.parameters {
+        statements.extend(match lib.parameters.get(&p.table) {
+            Some(rows) => parameter_facts(p, rows, "libraryRef.")?,
+            None => parameter_facts(p, &p.default, &prefix)?,
+        });
+    }
+    statements.extend(spec_statements(&lspec.rules, &lspec.text, &prefix));
+    Ok(PolicyStatements { kind: spec.kind.or(lspec.kind).unwrap_or_default().into(), statements })
 }
 
 /// The kind and statements of a `LibraryPolicy` on its own (`congress check` analyses the
-/// ones no Policy activates): its kind, else `nonrecursive`; labels without a prefix.
+/// ones no Policy activates): its kind, else `nonrecursive`; its parameters' default rows,
+/// then its rules; labels without a prefix.
 pub fn library_statements(spec: &LibraryPolicySpec) -> Result<PolicyStatements, String> {
     spec.validate()?;
-    Ok(PolicyStatements {
-        kind: spec.kind.unwrap_or_default().into(),
-        statements: spec_statements(&spec.rules, &spec.text, ""),
-    })
+    let mut statements = Vec::new();
+    for p in &spec.parameters {
+        statements.extend(parameter_facts(p, &p.default, "").map_err(|e| e.to_string())?);
+    }
+    statements.extend(spec_statements(&spec.rules, &spec.text, ""));
+    Ok(PolicyStatements { kind: spec.kind.unwrap_or_default().into(), statements })
 }
 
 fn spec_statements(rules: &Option<Vec<RuleEntry>>, text: &Option<String>, prefix: &str) -> Vec<Statement> {

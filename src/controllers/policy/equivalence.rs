@@ -10,6 +10,7 @@
 //! Datasource `engine_name(metadata.name)` (`ops-team` is `ops_team`, what rules write), and
 //! the CLI must do the same with the manifests, the fixture's `datasource:` and the schemas.
 
+use super::Resolved;
 use super::{LoadFailure, failure, statements};
 use crate::controllers::engine_name;
 use congress_engine::{Engine, PolicyKind, Value};
@@ -81,7 +82,7 @@ metadata:
   name: image-audit
 spec:
   kind: materialized
-  libraryRef: base-checks
+  libraryRef: {name: base-checks}
 "#;
 
 /// The same, broken: a syntax error on line 2 of a named rule, an unsafe rule (an analysis
@@ -126,7 +127,7 @@ metadata:
   name: image-audit
 spec:
   kind: materialized
-  libraryRef: base-checks
+  libraryRef: {name: base-checks}
 "#;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -187,8 +188,8 @@ fn operator_load(engine: &mut Engine, policy: &Policy, libraries: &[LibraryPolic
         .spec
         .library_ref
         .as_ref()
-        .and_then(|l| libraries.iter().find(|x| x.name_any() == *l))
-        .map(|l| (l.name_any(), l.spec.clone()));
+        .and_then(|l| libraries.iter().find(|x| x.name_any() == l.name))
+        .map(|l| Resolved::current(&l.name_any(), l.spec.clone()));
     let src = statements(&policy.spec, library.as_ref())?;
     let name = engine_name(&policy.name_any());
     let exists = engine.policy_kind(&name).is_some();

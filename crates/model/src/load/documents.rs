@@ -226,17 +226,17 @@ pub(super) fn metadata_name(doc: &Doc, errors: &mut Vec<LoadError>) -> Option<St
 
 /// Deserialize a manifest's spec, reporting unknown fields (Kubernetes would prune them
 /// silently; here they are almost always typos).
-pub(super) fn spec_of<T: serde::de::DeserializeOwned>(
+pub(super) fn spec_of<T: serde::de::DeserializeOwned + schemars::JsonSchema>(
     doc: &Doc,
     kind: &str,
-    known: &[&str],
     errors: &mut Vec<LoadError>,
 ) -> Option<T> {
+    let known = known_fields::<T>();
     let spec = doc.value.get("spec").cloned().unwrap_or(serde_json::Value::Object(Default::default()));
     let spec_at = doc.key_origin("spec", 0).map_or(0, |(b, _)| b);
     if let Some(map) = spec.as_object() {
         for k in map.keys() {
-            if !known.contains(&k.as_str()) {
+            if !known.iter().any(|f| f == k) {
                 let origin = doc.key_origin(k, spec_at).map_or_else(|| doc.start(), |(_, o)| o);
                 errors.push(LoadError::Manifest {
                     origin,
@@ -264,4 +264,15 @@ pub(super) fn line_offset(text: &str, line: usize) -> Option<usize> {
         return Some(0);
     }
     text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)
+}
+
+/// The fields of a spec type, from its schema (so a field added to the type is known here).
+pub(super) fn known_fields<T: schemars::JsonSchema>() -> Vec<String> {
+    let schema = schemars::schema_for!(T);
+    schema
+        .as_object()
+        .and_then(|o| o.get("properties"))
+        .and_then(|p| p.as_object())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
 }

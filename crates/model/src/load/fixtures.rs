@@ -17,9 +17,6 @@ use congress_engine::{Schema, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const DATASOURCE_FIELDS: &[&str] =
-    &["driver", "tables", "pollIntervalSeconds", "config", "kubernetes", "http", "credentialsSecretRef", "push"];
-
 /// A fixture document waiting for every schema to be known.
 struct PendingTable {
     /// The engine name, and the name as the file writes it (for messages).
@@ -60,8 +57,7 @@ pub fn load_fixtures_with_schemas(
             if manifest_kind(&doc.value).is_some() {
                 if is_congress(&doc, &mut errors).as_deref() == Some("Datasource") {
                     let Some(name) = metadata_name(&doc, &mut errors) else { continue };
-                    let Some(spec) = spec_of::<DatasourceSpec>(&doc, "Datasource", DATASOURCE_FIELDS, &mut errors)
-                    else {
+                    let Some(spec) = spec_of::<DatasourceSpec>(&doc, "Datasource", &mut errors) else {
                         continue;
                     };
                     add_schema(&mut set, &mut schema_origin, &name, spec.schema(), doc.start(), &mut errors);
@@ -165,7 +161,7 @@ pub fn load_schemas(paths: &[PathBuf]) -> Result<BTreeMap<String, Schema>, Vec<L
             if manifest_kind(&doc.value).is_some_and(|(_, k)| k == "Datasource")
                 && is_congress(&doc, &mut errors).is_some()
                 && let Some(name) = metadata_name(&doc, &mut errors)
-                && let Some(spec) = spec_of::<DatasourceSpec>(&doc, "Datasource", DATASOURCE_FIELDS, &mut errors)
+                && let Some(spec) = spec_of::<DatasourceSpec>(&doc, "Datasource", &mut errors)
             {
                 add_schema(&mut set, &mut origins, &name, spec.schema(), doc.start(), &mut errors);
             }

@@ -15,9 +15,6 @@ use congress_engine::syntax::Span;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-const POLICY_FIELDS: &[&str] = &["rules", "text", "kind", "enforcement", "libraryRef", "description", "report"];
-const LIBRARY_FIELDS: &[&str] = &["description", "kind", "rules", "text", "dependsOn"];
-
 /// Where a spec's statements are in their file.
 #[derive(Clone, Debug)]
 enum Placement {
@@ -113,7 +110,7 @@ fn policy_from_doc(doc: &Doc, kind: &str, errors: &mut Vec<LoadError>) -> Option
     let origin = doc.start();
     match kind {
         "Policy" => {
-            let spec: PolicySpec = spec_of(doc, kind, POLICY_FIELDS, errors)?;
+            let spec: PolicySpec = spec_of(doc, kind, errors)?;
             if let Err(m) = spec.validate() {
                 errors.push(LoadError::Manifest { origin, message: format!("Policy {name}: {m}") });
                 return None;
@@ -123,7 +120,7 @@ fn policy_from_doc(doc: &Doc, kind: &str, errors: &mut Vec<LoadError>) -> Option
                     statements: Vec::new(),
                     kind: spec.kind.unwrap_or_default().into(),
                     enforcement: spec.enforcement,
-                    library_ref: spec.library_ref.clone(),
+                    library_ref: spec.library_ref.as_ref().map(|l| l.name.clone()),
                     library: false,
                     name: engine_name(&name),
                     resource: name,
@@ -134,7 +131,7 @@ fn policy_from_doc(doc: &Doc, kind: &str, errors: &mut Vec<LoadError>) -> Option
             })
         }
         _ => {
-            let spec: LibraryPolicySpec = spec_of(doc, kind, LIBRARY_FIELDS, errors)?;
+            let spec: LibraryPolicySpec = spec_of(doc, kind, errors)?;
             if let Err(m) = spec.validate() {
                 errors.push(LoadError::Manifest { origin, message: format!("LibraryPolicy {name}: {m}") });
                 return None;
@@ -243,7 +240,7 @@ pub fn load_policies(paths: &[PathBuf]) -> Result<Vec<PolicySource>, Vec<LoadErr
                 .map(|s| (s, &r.placement))
                 .map_err(|message| SpecError::InvalidLibrary { name: p.resource.clone(), message }),
             Spec::Policy(spec) => {
-                let lib = spec.library_ref.as_deref().and_then(|l| libraries.get_key_value(l));
+                let lib = spec.library_ref.as_ref().and_then(|l| libraries.get_key_value(l.name.as_str()));
                 loader::statements_from_spec(spec, lib.map(|(n, (s, _))| (*n, *s)))
                     .map(|s| (s, lib.map_or(&r.placement, |(_, (_, placement))| *placement)))
             }

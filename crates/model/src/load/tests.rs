@@ -147,7 +147,7 @@ fn library_ref_takes_the_library_statements() {
     let f = write(
         &d,
         "lib.yaml",
-        "apiVersion: congress.dev/v1alpha1\nkind: LibraryPolicy\nmetadata: {name: lib}\nspec:\n  kind: materialized\n  text: |\n    p(1)\n---\napiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: active}\nspec:\n  libraryRef: lib\n",
+        "apiVersion: congress.dev/v1alpha1\nkind: LibraryPolicy\nmetadata: {name: lib}\nspec:\n  kind: materialized\n  text: |\n    p(1)\n---\napiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: active}\nspec:\n  libraryRef: {name: lib}\n",
     );
     let ps = load_policies(&[f]).unwrap();
     assert_eq!(ps.len(), 2);
@@ -166,7 +166,7 @@ fn missing_library_is_an_error_at_library_ref() {
     let f = write(
         &d,
         "p.yaml",
-        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  libraryRef: nope\n",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  libraryRef: {name: nope}\n",
     );
     let e = one_error(load_policies(&[f]));
     let o = e.origin().unwrap();
@@ -180,7 +180,7 @@ fn manifest_errors() {
     let two = write(
         &d,
         "a.yaml",
-        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  text: p(1)\n  libraryRef: x\n",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  text: p(1)\n  libraryRef: {name: x}\n",
     );
     assert!(one_error(load_policies(&[two])).to_string().contains("only one of"));
     let typo = write(
@@ -363,7 +363,7 @@ fn an_explicit_kind_wins_over_the_library_kind_and_library_labels_are_prefixed()
     let f = write(
         &d,
         "lib.yaml",
-        "apiVersion: congress.dev/v1alpha1\nkind: LibraryPolicy\nmetadata: {name: lib}\nspec:\n  kind: materialized\n  rules:\n    - name: one\n      rule: p(1)\n---\napiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: active}\nspec:\n  kind: database\n  libraryRef: lib\n",
+        "apiVersion: congress.dev/v1alpha1\nkind: LibraryPolicy\nmetadata: {name: lib}\nspec:\n  kind: materialized\n  rules:\n    - name: one\n      rule: p(1)\n---\napiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: active}\nspec:\n  kind: database\n  libraryRef: {name: lib}\n",
     );
     let ps = load_policies(std::slice::from_ref(&f)).unwrap();
     let active = ps.iter().find(|p| !p.library).unwrap();
@@ -467,7 +467,7 @@ fn names_that_meet_in_the_engine_are_errors_quoted_as_written() {
     let lib = write(
         &d,
         "lib.yaml",
-        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: pod-audit}\nspec:\n  libraryRef: no-such-lib\n",
+        "apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: pod-audit}\nspec:\n  libraryRef: {name: no-such-lib}\n",
     );
     let e = one_error(load_policies(&[lib]));
     assert!(e.to_string().contains("policy `pod-audit`: libraryRef `no-such-lib`"), "{e}");

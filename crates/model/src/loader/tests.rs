@@ -17,7 +17,7 @@ fn library(kind: Option<PolicyKindSpec>) -> LibraryPolicySpec {
 }
 
 fn with_ref(kind: Option<PolicyKindSpec>) -> PolicySpec {
-    PolicySpec { library_ref: Some("lib".into()), kind, ..Default::default() }
+    PolicySpec { library_ref: Some(crate::resources::LibraryRef::named("lib")), kind, ..Default::default() }
 }
 
 fn labels(s: &PolicyStatements) -> Vec<&str> {
@@ -222,4 +222,111 @@ fn file_positions_follow_the_origin() {
     assert_eq!(s.file_position(1, 4), Some(Origin::new("p.yaml", 1, 10, 18)));
     // Line 2 of the text: the source's indentation (15 - 3 = 12 columns) plus its column.
     assert_eq!(s.file_position(2, 5), Some(Origin::new("p.yaml", 1, 11, 17)));
+}
+
+fn parameterised() -> LibraryPolicySpec {
+    serde_norway::from_str(
+        r#"
+version: 1.2.0
+parameters:
+- table: permitted_flavor
+  columns: [{name: flavor}]
+  default: [m1.tiny, [m1.large]]
+- table: limit
+  columns: [{name: name}, {name: value, type: number}]
+  default: [{name: cpu, value: 2.5}]
+rules:
+- rule: error(id) :- nova:servers(id=id, flavor_id=f), not permitted_flavor(f)
+"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn parameters_become_facts_before_the_rules_and_overrides_replace_defaults() {
+    let lib = parameterised();
+    let s = statements_from_spec(&with_ref(None), Some(("lib", &lib))).unwrap();
+    assert_eq!(
+        texts(&s),
+        [
+            r#"permitted_flavor("m1.tiny")"#,
+            r#"permitted_flavor("m1.large")"#,
+            r#"limit("cpu", 2.5)"#,
+            "error(id) :- nova:servers(id=id, flavor_id=f), not permitted_flavor(f)"
+        ]
+    );
+    assert_eq!(
+        labels(&s)[..3],
+        ["lib/parameters.permitted_flavor[0]", "lib/parameters.permitted_flavor[1]", "lib/parameters.limit[0]"]
+    );
+
+    let mut spec = with_ref(None);
+    let r = spec.library_ref.as_mut().unwrap();
+    r.parameters.insert("permitted_flavor".into(), vec![serde_json::json!(["it's \"quoted\""])]);
+    r.parameters.insert("limit".into(), vec![]);
+    let e = statements_from_spec(&spec, Some(("lib", &lib))).unwrap_err();
+    assert!(e.to_string().contains("libraryRef.parameters.permitted_flavor[0]: column `flavor`"), "{e}");
+
+    let r = spec.library_ref.as_mut().unwrap();
+    r.parameters.insert("permitted_flavor".into(), vec![serde_json::json!("m1.small"), serde_json::json!("it's")]);
+    let s = statements_from_spec(&spec, Some(("lib", &lib))).unwrap();
+    // Single quotes for a string holding a double quote's sibling; an empty override empties the table.
+    assert_eq!(texts(&s)[..2], [r#"permitted_flavor("m1.small")"#, r#"permitted_flavor("it's")"#]);
+    assert_eq!(s.statements.len(), 3);
+    assert_eq!(s.statements[0].label, "libraryRef.parameters.permitted_flavor[0]");
+}
+
+#[test]
+fn bad_parameters_and_versions_are_refused_with_where_and_why() {
+    let lib = parameterised();
+    let with = |table: &str, rows: serde_json::Value| {
+        let mut spec = with_ref(None);
+        let rows = rows.as_array().unwrap().clone();
+        spec.library_ref.as_mut().unwrap().parameters.insert(table.into(), rows);
+        statements_from_spec(&spec, Some(("lib", &lib))).unwrap_err().to_string()
+    };
+    let e = with("nope", serde_json::json!([]));
+    assert!(e.contains("no parameter table `nope`") && e.contains("permitted_flavor, limit"), "{e}");
+    let e = with("limit", serde_json::json!([["cpu"]]));
+    assert!(e.contains("libraryRef.parameters.limit[0]: 1 values for 2 columns (name, value)"), "{e}");
+    let e = with("limit", serde_json::json!([{"name": "cpu", "valu": 1}]));
+    assert!(e.contains("no column `valu`"), "{e}");
+    let e = with("limit", serde_json::json!([{"name": "cpu"}]));
+    assert!(e.contains("column `value` is missing"), "{e}");
+    let e = with("limit", serde_json::json!([["cpu", "2"]]));
+    assert!(e.contains("column `value` wants a number, not \"2\""), "{e}");
+    let e = with("limit", serde_json::json!([["cpu", -1]]));
+    assert!(e.contains("no negative literals"), "{e}");
+    let e = with("limit", serde_json::json!(["cpu"]));
+    assert!(e.contains("must be a list or an object"), "{e}");
+
+    let mut spec = with_ref(None);
+    spec.library_ref.as_mut().unwrap().version = Some("1.0.0".into());
+    let e = statements_from_spec(&spec, Some(("lib", &lib))).unwrap_err();
+    assert_eq!(e, SpecError::VersionNotFound { name: "lib".into(), wanted: "1.0.0".into(), found: "1.2.0".into() });
+    spec.library_ref.as_mut().unwrap().version = Some("1.2.0".into());
+    assert!(statements_from_spec(&spec, Some(("lib", &lib))).is_ok());
+}
+
+#[test]
+fn parameters_with_a_failing_third_rule_load_nothing() {
+    // All or nothing: the parameter facts and the first two rules are staged in the same
+    // transaction as a third rule that does not analyse, so the commit leaves no trace.
+    let mut lib = parameterised();
+    lib.rules = Some(vec![
+        rule(None, "bad(f) :- permitted_flavor(f)"),
+        rule(None, "execute[nova:servers.pause(f)] :- bad(f)"),
+        rule(None, "worse(x) :- not bad(x)"),
+    ]);
+    let s = statements_from_spec(&with_ref(None), Some(("lib", &lib))).unwrap();
+    let mut engine = Engine::new();
+    let before = engine.clone();
+    let mut txn = engine.transaction();
+    stage(&mut txn, "lib_active", s.kind, &s.statements, false);
+    let e = txn.commit().unwrap_err();
+    assert!(engine.policy_kind("lib_active").is_none(), "nothing of the policy is left");
+    assert!(engine.query("lib_active", "permitted_flavor(x)").is_err());
+    let problems = diagnose(before, &[Staged { policy: "lib_active", kind: s.kind, statements: &s.statements }], &e);
+    assert!(!problems.is_empty());
+    assert!(problems.iter().all(|p| p.rule.as_deref() == Some("lib/rules[2]")), "{problems:?}");
 }

@@ -21,10 +21,12 @@ pub use datasource::{
     TableMapping, TableSchema, TableStatus, WatchedResource,
 };
 pub use http::{CatalogEndpoint, HttpAction, HttpAuth, HttpRequest, HttpSource, ListEdit, Pagination};
-pub use library_policy::{LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
+pub use library_policy::{
+    LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus, Parameter, ParameterColumn, ParameterType, Severity,
+};
 pub use policy::{
-    ActionSettings, Approval, Enforcement, Policy, PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus,
-    ReportSpec, RuleEntry, ViolationSample,
+    ActionSettings, ActiveLibrary, Approval, Enforcement, LibraryRef, Policy, PolicyDiagnostic, PolicyKindSpec,
+    PolicySpec, PolicyStatus, ReportSpec, RuleEntry, ViolationSample,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -2,6 +2,7 @@
 
 use super::Condition;
 use super::datasource::SecretRef;
+use super::library_policy::Severity;
 use congress_engine::PolicyKind;
 use kube::CustomResource;
 use schemars::JsonSchema;
@@ -88,9 +89,17 @@ pub struct PolicySpec {
     /// `monitor` (default), `proactive` or `reactive`.
     #[serde(default)]
     pub enforcement: Enforcement,
-    /// Activate the `LibraryPolicy` of this name (its rules become this policy's).
+    /// Activate a `LibraryPolicy`: its rules, with its parameters' rows replaced by the ones
+    /// given here, become this policy's, loaded all or nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub library_ref: Option<String>,
+    pub library_ref: Option<LibraryRef>,
+    /// A group of policies, carried into PolicyReport results (default: the library's, else
+    /// `congress`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// How bad a violation is, carried into PolicyReport results (default: the library's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
     /// What the policy is for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -110,6 +119,40 @@ pub struct PolicySpec {
     /// call. Never copied into an ActionRequest, a log, an event or a status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context_secret_ref: Option<SecretRef>,
+}
+
+/// Which library policy a `Policy` activates, which version, with which parameters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryRef {
+    /// The `LibraryPolicy`'s `metadata.name`.
+    pub name: String,
+    /// The version to activate. Absent: the version active when the Policy was first
+    /// loaded (`status.library.version`), else the LibraryPolicy's current one. A Policy keeps
+    /// its version when the library is upgraded (`UpdateAvailable=True`) until this changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Rows for the library's parameter tables, by table: they replace that table's default
+    /// rows. Each row is a list of values, a single value (one column), or an object by
+    /// column name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "rows_by_table")]
+    pub parameters: BTreeMap<String, Vec<serde_json::Value>>,
+}
+
+/// The schema of `parameters`: lists of rows of any shape, by table (the operator checks
+/// each row against its table's columns).
+fn rows_by_table(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": {"type": "array", "items": {}}
+    })
+}
+
+impl LibraryRef {
+    pub fn named(name: impl Into<String>) -> LibraryRef {
+        LibraryRef { name: name.into(), ..Default::default() }
+    }
 }
 
 /// Whether an ActionRequest runs without a person saying so.
@@ -225,6 +268,21 @@ pub struct PolicyStatus {
     /// The `metadata.generation` last loaded into the engine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The library version this policy runs, for a `libraryRef` (see `UpdateAvailable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<ActiveLibrary>,
+}
+
+/// The library policy version a Policy runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveLibrary {
+    pub name: String,
+    /// The version loaded.
+    pub version: String,
+    /// The LibraryPolicy's current version, when it differs from `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_version: Option<String>,
 }
 
 /// One violation row and when it was first seen.
@@ -261,7 +319,7 @@ mod tests {
         assert!(s.validate().is_err());
         s.text = Some("p(1)".into());
         assert!(s.validate().is_ok());
-        s.library_ref = Some("lib".into());
+        s.library_ref = Some(LibraryRef::named("lib"));
         assert!(s.validate().is_err());
     }
 
