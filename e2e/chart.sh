@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Helm chart check that CI runs: lints and renders charts/congress, then proves the
 # rendered manifests against a real (throwaway) kube-apiserver v1.20.2:
-#   1. charts/congress/crds/ are byte-identical to crds/ (the generated CRDs);
+#   1. charts/congress/crds/ are byte-identical to crds/ (the generated CRDs), and
+#      charts/congress/library/ holds exactly library/{openstack,kubernetes}/*.yaml;
 #   2. `helm lint --strict` (defaults, and with every optional part on);
 #   3. `helm template` with defaults and with serviceMonitor.enabled=true +
 #      policyReportCRDs.install=true, and checks of what each value renders or refuses;
@@ -51,6 +52,10 @@ HELM="$CACHE/helm"
 step "charts/congress/crds/ matches crds/"
 diff -r crds "$CHART/crds" >/dev/null ||
   fail "charts/congress/crds/ differs from crds/: run  cp crds/*.yaml charts/congress/crds/"
+
+step "charts/congress/library/ matches library/"
+bash scripts/chart-library.sh --check ||
+  fail "charts/congress/library/ differs from library/: run  bash scripts/chart-library.sh"
 
 step "helm lint --strict"
 "$HELM" lint --strict "$CHART"
@@ -185,7 +190,11 @@ if grep -q '^kind: CustomResourceDefinition' <<<"$manifest"; then
   fail "the release took over policy report CRDs it does not own"
 fi
 kubectl -n "$NS" get deployment/congress serviceaccount/congress service/congress \
-  role/congress-leader-election rolebinding/congress-leader-election poddisruptionbudget/congress
+  role/congress-leader-election rolebinding/congress-leader-election poddisruptionbudget/congress \
+  configmap/congress-library role/congress-library rolebinding/congress-library
+shipped="$(kubectl -n "$NS" get configmap/congress-library -o go-template='{{len .data}}')"
+[ "$shipped" -eq "$(ls "$CHART"/library/*.yaml | wc -l)" ] ||
+  fail "the library ConfigMap holds $shipped manifests, not one per file of charts/congress/library/"
 kubectl get clusterrole/congress clusterrolebinding/congress
 
 step "the ServiceAccount's permissions (kubectl auth can-i --as $SA)"
@@ -210,13 +219,14 @@ allowed=(
   "delete clusterpolicyreports.wgpolicyk8s.io" "create events -n e2e-reports" "patch events.events.k8s.io -n e2e-reports"
   "create leases.coordination.k8s.io -n $NS" "update leases.coordination.k8s.io -n $NS"
   "get secrets -n $NS" "create tokenreviews.authentication.k8s.io"
+  "create librarypolicies.congress.dev" "watch configmaps -n $NS" "get configmaps -n $NS"
 )
 denied=(
   "create policies.congress.dev" "delete datasources.congress.dev" "delete pods" "create pods"
   "list secrets -n $NS" "get secrets -n default" "list secrets --all-namespaces" "list deployments.apps"
   "create leases.coordination.k8s.io -n default" "delete events -n e2e-reports"
   "update customresourcedefinitions.apiextensions.k8s.io" "patch pods" "patch nodes"
-  "patch deployments.apps --subresource=scale"
+  "patch deployments.apps --subresource=scale" "delete librarypolicies.congress.dev" "get configmaps -n default"
 )
 for a in "${allowed[@]}"; do
   # shellcheck disable=SC2086 # split the verb, resource and flags

@@ -43,6 +43,10 @@ pub struct OperatorArgs {
     /// Seconds a finished ActionRequest is kept once its row is gone (then deleted).
     #[arg(long, default_value_t = 86_400)]
     pub action_retention_seconds: u64,
+    /// Install the shipped policy library as LibraryPolicies, never overwriting one an
+    /// administrator changed: `configmap:NAMESPACE/NAME` (the chart's) or `dir:PATH`.
+    #[arg(long, value_name = "SOURCE")]
+    pub library: Option<controllers::library::LibrarySource>,
 }
 
 fn init_logs(format: LogFormat) {
@@ -74,6 +78,7 @@ pub fn run(args: OperatorArgs) -> ExitCode {
         namespace: args.lease_namespace.clone(),
         actions_enabled: !args.disable_actions,
         action_retention: std::time::Duration::from_secs(args.action_retention_seconds),
+        library: args.library.clone(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,

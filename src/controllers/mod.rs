@@ -11,6 +11,7 @@ pub mod datasource;
 pub mod engine;
 pub mod events;
 pub mod leader;
+pub mod library;
 pub mod metrics;
 pub mod outputs;
 pub mod policy;
@@ -51,6 +52,8 @@ pub struct OperatorConfig {
     pub actions_enabled: bool,
     /// How long finished ActionRequests are kept (once their row is gone).
     pub action_retention: Duration,
+    /// Where the shipped policy library is, to install as LibraryPolicies (none: no sync).
+    pub library: Option<library::LibrarySource>,
 }
 
 /// What reconcilers and drivers share.
@@ -85,6 +88,11 @@ pub struct Context {
 impl Context {
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// Leadership changes of this replica.
+    pub fn leader_updates(&self) -> watch::Receiver<bool> {
+        self.leader.clone()
     }
 
     /// Run `f` on `policy`'s state (created on first use).
@@ -459,6 +467,7 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let _ = ctx.actions.requests.set(ar_controller.store());
     let (ar_trigger_tx, ar_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<ActionRequest>>();
     let reactor = tokio::spawn(reactor::run(ctx.clone(), executes_rx));
+    let library_sync = config.library.clone().map(|source| tokio::spawn(library::run(ctx.clone(), source)));
 
     // Leadership changes: forget what was published (the other replica wrote since) and
     // reconcile everything.
@@ -557,6 +566,9 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     tokio::join!(ds_run, policy_run, ar_run);
 
     reactor.abort();
+    if let Some(l) = library_sync {
+        l.abort();
+    }
     readiness.abort();
     probe.abort();
     leadership.abort();

@@ -288,6 +288,30 @@ impl Cluster {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Run the installed helm against this cluster (its cache and config kept in the
+    /// cluster's directory); panics with its output when it fails.
+    #[allow(dead_code)] // not every file that includes the harness uses it
+    pub fn helm(&self, args: &[&str]) -> String {
+        let home = self.dir.path().join("helm");
+        let out = Command::new(cache().join("helm"))
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .env("HELM_CACHE_HOME", home.join("cache"))
+            .env("HELM_CONFIG_HOME", home.join("config"))
+            .env("HELM_DATA_HOME", home.join("data"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run helm");
+        assert!(
+            out.status.success(),
+            "helm {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 impl Drop for Cluster {

@@ -12,6 +12,7 @@ mod executors;
 mod harness;
 #[path = "../support/keystone.rs"]
 mod keystone;
+mod library;
 mod openstack;
 #[path = "../support/openstack.rs"]
 mod openstack_fake;
