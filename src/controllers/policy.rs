@@ -81,6 +81,22 @@ pub struct PolicyState {
     events: super::events::EventBudget,
     /// The library version loaded, for a `libraryRef` policy, and what it gives the policy.
     library: Option<Resolved>,
+    /// When the loaded rules were last evaluated afresh, for rules that read the clock.
+    refreshed: Option<Instant>,
+}
+
+/// Rules that read the clock (`now`: an exception's expiry) are evaluated afresh this often;
+/// incremental maintenance only sees data change, not time pass.
+pub const CLOCK_REFRESH: Duration = Duration::from_secs(60);
+
+/// Whether any statement calls the `now` builtin (`builtin:now(t)` or `now(t)`).
+pub fn reads_clock(src: &PolicyStatements) -> bool {
+    src.statements.iter().any(|st| {
+        st.text.match_indices("now(").any(|(i, _)| {
+            let before = st.text[..i].chars().next_back();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        })
+    })
 }
 
 impl super::Context {
@@ -257,7 +273,9 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
     let library = library(policy, ctx).await?;
     let src = statements(&policy.spec, library.as_ref())?;
     let digest = src.digest();
-    if ctx.policy_state(&name, |s| s.loaded.as_ref() == Some(&digest)) {
+    let clock = reads_clock(&src);
+    let fresh = |s: &PolicyState| !clock || s.refreshed.is_some_and(|t| t.elapsed() < CLOCK_REFRESH);
+    if ctx.policy_state(&name, |s| s.loaded.as_ref() == Some(&digest) && fresh(s)) {
         // The same rules; the library's latest version may have changed.
         ctx.policy_state(&name, |s| s.library = library);
         return Ok(());
@@ -304,6 +322,7 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
         s.loaded = Some(digest);
         s.diagnosed = None;
         s.library = library;
+        s.refreshed = clock.then(Instant::now);
     });
     tracing::info!(policy = %name, "loaded");
     Ok(())
@@ -346,7 +365,9 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
     }
     ctx.policy_state(&name, |s| s.failure.clone_from(&failure));
     if !leader {
-        return Ok(Action::await_change());
+        // A standby keeps its engine warm, clock included.
+        let clock = ctx.policy_state(&name, |s| s.refreshed.is_some());
+        return Ok(if clock { Action::requeue(CLOCK_REFRESH) } else { Action::await_change() });
     }
     if !ctx.datasources_synced() {
         return Ok(Action::requeue(Duration::from_millis(300)));
@@ -354,8 +375,14 @@ async fn reconcile_inner(policy: &Policy, ctx: &Context) -> Result<Action, Error
     // Ready as soon as the leader publishes (the readiness loop would say so within 500 ms).
     ctx.metrics.set_ready(true);
     publish(policy, ctx).await?;
-    let again = if failure.as_ref().is_some_and(|f| f.reason.starts_with("Library")) { 10 } else { 300 };
-    Ok(Action::requeue(Duration::from_secs(again)))
+    let again = if failure.as_ref().is_some_and(|f| f.reason.starts_with("Library")) {
+        Duration::from_secs(10)
+    } else if ctx.policy_state(&name, |s| s.refreshed.is_some()) {
+        CLOCK_REFRESH
+    } else {
+        Duration::from_secs(300)
+    };
+    Ok(Action::requeue(again))
 }
 
 async fn cleanup(policy: &Policy, ctx: &Context) -> Result<Action, Error> {
@@ -750,6 +777,18 @@ mod equivalence;
 mod tests {
     use super::*;
     use congress_model::resources::{LibraryRef, RuleEntry};
+
+    #[test]
+    fn rules_that_read_the_clock_are_found() {
+        let of = |text: &str| {
+            let spec = PolicySpec { text: Some(text.into()), ..Default::default() };
+            reads_clock(&statements(&spec, None).unwrap())
+        };
+        assert!(of("ok(x) :- exempt(x, e), builtin:now(t), builtin:datetime_lt(t, e)"));
+        assert!(of("p(x) :- q(x)\nok(x) :- exempt(x, e), now(t), datetime_lt(t, e)"));
+        assert!(!of("p(x) :- snow(x), known(x)"));
+        assert!(!of("p(x) :- q(x)"));
+    }
 
     fn rule(name: Option<&str>, rule: &str) -> RuleEntry {
         RuleEntry { name: name.map(str::to_string), comment: None, rule: rule.into() }
