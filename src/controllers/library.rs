@@ -285,11 +285,7 @@ fn status_of(
             cond("UpdateAvailable", "False", "UpToDate", format!("the shipped version {v} is installed")),
         ),
     };
-    LibraryPolicyStatus {
-        conditions: vec![customized, update],
-        shipped_version: Some(v.to_string()),
-        activated_by: old.activated_by,
-    }
+    LibraryPolicyStatus { conditions: vec![customized, update], shipped_version: Some(v.to_string()) }
 }
 
 /// What a pass did, for logs and tests.

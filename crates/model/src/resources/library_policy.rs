@@ -228,9 +228,6 @@ pub struct LibraryPolicyStatus {
     /// The version the shipped library has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipped_version: Option<String>,
-    /// Policies that activate this one.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub activated_by: Vec<String>,
 }
 
 #[cfg(test)]
