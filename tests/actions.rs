@@ -440,6 +440,17 @@ async fn neutron_security_groups_are_read_modified_and_written_only_when_they_ch
     let e = run(&exec, call("update_port", &["port-000001", "admin_state_up: false"])).await.expect_err("not JSON");
     assert!(matches!(e, ExecError::BadArguments { .. }) && e.to_string().contains("not JSON"), "{e}");
     assert_eq!(actions(&cloud).len(), 3);
+
+    // create_security_group (the security-zone library policy's action): the body as JSON text.
+    let body = r#"{"security_group": {"name": "production_zone", "project_id": "admin-id"}}"#;
+    let summary = run(&exec, call("create_security_group", &[body])).await.expect("created");
+    assert_eq!(summary, "POST v2.0/security-groups: 201 Created");
+    assert_eq!(
+        actions(&cloud)[3].body,
+        json!({"security_group": {"name": "production_zone", "project_id": "admin-id"}})
+    );
+    let groups = poll(&neutron, "security_groups").await;
+    assert!(groups.iter().any(|r| r.contains(&Cell::str("production_zone"))), "{groups:?}");
 }
 
 const WEBHOOK: &str = r#"

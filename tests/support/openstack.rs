@@ -439,6 +439,20 @@ async fn act(
             }
             StatusCode::NO_CONTENT.into_response()
         }
+        ("network", "POST", ["v2.0", "security-groups"]) => {
+            let Some(new) = body.get("security_group").and_then(Value::as_object) else {
+                return bad_request("Resource body required");
+            };
+            let Some(groups) = s.collections.get_mut("network/v2.0/security-groups") else {
+                return not_found("no security groups");
+            };
+            let mut group = json!({"id": format!("sg-new-{}", groups.items.len()), "security_group_rules": []});
+            for (k, v) in new {
+                group[k] = v.clone();
+            }
+            groups.items.push(group.clone());
+            (StatusCode::CREATED, axum::Json(json!({"security_group": group}))).into_response()
+        }
         ("network", "PUT", ["v2.0", "ports", id]) => {
             let Some(port) = find(&mut s, "network/v2.0/ports", id) else {
                 return (
