@@ -219,8 +219,8 @@ pub struct ResetArgs {
 pub struct Entry {
     pub name: String,
     pub spec: LibraryPolicySpec,
-    /// From the cluster: whether the spec differs from the one the library sync wrote
-    /// (digest annotation), or was not written by it at all.
+    /// From the cluster (archived versions aside): whether the spec differs from the one the
+    /// library sync wrote (digest annotation), or was not written by it at all.
     pub customized: Option<bool>,
     /// From the cluster: the annotation `congress.dev/library-digest`.
     pub shipped_digest: Option<String>,
@@ -232,7 +232,8 @@ impl Entry {
     fn from_object(lp: LibraryPolicy) -> Entry {
         let shipped_digest = lp.metadata.annotations.as_ref().and_then(|a| a.get(SHIPPED_DIGEST_ANNOTATION)).cloned();
         let archive_of = lp.metadata.labels.as_ref().and_then(|l| l.get(ARCHIVE_OF_LABEL)).cloned();
-        let customized = Some(shipped_digest.as_deref() != Some(lp.spec.digest().as_str()));
+        // An archived version is a copy the library sync keeps: never customised.
+        let customized = archive_of.is_none().then(|| shipped_digest.as_deref() != Some(lp.spec.digest().as_str()));
         Entry { name: lp.metadata.name.unwrap_or_default(), spec: lp.spec, customized, shipped_digest, archive_of }
     }
 
@@ -379,7 +380,7 @@ async fn client() -> Res<kube::Client> {
 }
 
 fn api_error(what: &str, e: kube::Error) -> Failure {
-    Failure { message: format!("{what}: {e}"), code: 1 }
+    Failure::input(format!("{what}: {e}"))
 }
 
 /// Every LibraryPolicy of the cluster (archived versions with `archived`), by name.
@@ -530,8 +531,15 @@ fn list(args: &LibraryArgs, a: &ListArgs) -> Res<String> {
                         or_dash(e.spec.severity.map(|s| s.as_str())),
                         or_dash(Some(&e.spec.reads.join(","))),
                     ];
-                    if let Some(c) = e.customized {
-                        r.push(if c { "yes" } else { "no" }.to_string());
+                    if source == Source::Cluster {
+                        r.push(
+                            match e.customized {
+                                Some(true) => "yes",
+                                Some(false) => "no",
+                                None => "-",
+                            }
+                            .to_string(),
+                        );
                     }
                     r
                 })
@@ -940,20 +948,19 @@ fn reset(args: &LibraryArgs, a: &ResetArgs) -> Res<String> {
         };
         let api: kube::Api<LibraryPolicy> = kube::Api::all(client);
         let patch = serde_json::json!({"metadata": {"annotations": {REINITIALIZE_ANNOTATION: "true"}}});
-        let mut out = String::new();
+        // Each line as soon as its patch is done: a later failure leaves these asked.
         for n in &names {
             api.patch(n, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
                 .await
                 .map_err(|e| api_error(&format!("cannot annotate librarypolicy/{n}"), e))?;
-            let _ = writeln!(
-                out,
+            println!(
                 "librarypolicy/{n}: asked the operator to re-initialise it from the shipped library ({REINITIALIZE_ANNOTATION}=true)"
             );
         }
         if names.is_empty() {
-            out.push_str("no LibraryPolicies in the cluster\n");
+            println!("no LibraryPolicies in the cluster");
         }
-        Ok(out)
+        Ok(String::new())
     })
 }
 
@@ -1019,7 +1026,8 @@ mod tests {
                 .into_iter()
                 .collect(),
         );
-        assert_eq!(Entry::from_object(archived).archive_of.as_deref(), Some("a"));
+        let archived = Entry::from_object(archived);
+        assert_eq!((archived.archive_of.as_deref(), archived.customized), (Some("a"), None));
     }
 
     #[test]
