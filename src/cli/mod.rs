@@ -15,6 +15,7 @@ pub mod eval;
 pub mod explain;
 pub mod fmt;
 pub mod input_args;
+pub mod library;
 pub mod operator;
 pub mod poll;
 pub mod simulate;
@@ -62,6 +63,9 @@ pub enum Command {
     Crds(crds::CrdsArgs),
     /// Approve ActionRequests that wait for a person (manual approval), in the current cluster.
     Approve(approve::ApproveArgs),
+    /// The policy library: list, show and activate library policies, diff a newer library
+    /// against the installed one, reset customised ones (from ./library, --dir or --cluster).
+    Library(library::LibraryArgs),
     /// Run the Kubernetes operator: reconcile Policies and Datasources, write status,
     /// PolicyReports and events, serve /metrics.
     Operator(operator::OperatorArgs),
@@ -84,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Crds(args) => crds::run(args),
         Command::Poll(args) => poll::run(args),
         Command::Approve(args) => approve::run(args),
+        Command::Library(args) => library::run(args),
         Command::Operator(args) => operator::run(args),
     }
 }
