@@ -27,6 +27,18 @@ fn library_file(name: &str, version: &str) -> String {
     )
 }
 
+/// `congress library ARGS` against the cluster: exit code and stdout (stderr appended).
+fn cli(cluster: &Cluster, args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_congress"))
+        .arg("library")
+        .args(args)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .output()
+        .expect("run congress library");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
 /// A copy of the chart whose `library/` holds exactly `files`.
 fn chart_with(dir: &Path, files: &[(&str, String)]) -> String {
     let chart = dir.join("chart");
@@ -126,6 +138,13 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
     })
     .await;
 
+    // The CLI reads the installed library: lib-b is customised.
+    let (code, listing) = cli(&cluster, &["--cluster", "list"]);
+    assert_eq!(code, 0, "{listing}");
+    let row = |name: &str| listing.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or("").to_string();
+    assert!(row("lib-a").contains("1.0.0") && row("lib-a").trim_end().ends_with("no"), "{listing}");
+    assert!(row("lib-b").trim_end().ends_with("yes"), "{listing}");
+
     // A real `helm upgrade` with a newer library: lib-a and lib-b at 2.0.0, and a new lib-c.
     let v2 = chart_with(
         cluster.dir(),
@@ -135,6 +154,13 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
             ("lib-c", library_file("lib-c", "1.0.0")),
         ],
     );
+    // What the upgrade will change, as `congress library diff` sees it beforehand.
+    let v2_library = format!("{v2}/library");
+    let (code, diff) = cli(&cluster, &["--cluster", "diff", "--dir", &v2_library]);
+    assert_eq!(code, 1, "{diff}");
+    assert!(diff.contains("~ lib-a 1.0.0 -> 2.0.0"), "{diff}");
+    assert!(diff.contains("+ lib-c 1.0.0 (new)"), "{diff}");
+    assert!(diff.lines().any(|l| l.starts_with("! lib-b 1.0.0 (customized")), "{diff}");
     cluster.helm(&helm_args("upgrade", &v2));
 
     let a = eventually("lib-a upgraded", &op, || async {
@@ -209,7 +235,11 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
 
     // Re-initialised on purpose: lib-b takes the shipped 2.0.0, its customisation kept as
     // an archived version.
-    cluster.kubectl(&["annotate", "librarypolicy", "lib-b", &format!("{REINITIALIZE_ANNOTATION}=true")]);
+    let (code, out) = cli(&cluster, &["reset", "lib-b"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = cli(&cluster, &["reset", "no-such-policy"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no-such-policy"), "{out}");
     let b = eventually("lib-b re-initialised", &op, || async {
         library(&client, "lib-b").await.filter(|l| l.spec.version.as_deref() == Some("2.0.0"))
     })
@@ -223,6 +253,18 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
     })
     .await;
     assert!(library(&client, "lib-b.v1.0.0").await.is_some(), "the customised version was not kept");
+
+    // `congress library activate --apply` activates one from the cluster's library.
+    let (code, out) = cli(&cluster, &["--cluster", "activate", "lib-c", "--apply"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("policy/lib-c applied"), "{out}");
+    eventually("lib-c activated", &op, || async {
+        policy(&client, "lib-c").await.is_some_and(|p| {
+            sample(&p) == [r#"error("lib-c 1.0.0")"#]
+                && p.spec.library_ref.as_ref().and_then(|l| l.version.as_deref()) == Some("1.0.0")
+        })
+    })
+    .await;
 }
 
 const FLAGS_V1: &str = r#"
