@@ -350,4 +350,24 @@ async fn activation_with_parameters_is_all_or_nothing_and_reports_carry_category
     assert_eq!(result["category"], "Demo Category");
     assert_eq!(result["severity"], "critical");
     assert_eq!(result["message"], r#"error("b")"#);
+
+    // A parameter row that does not fit its table is refused with where and why; the version
+    // that runs keeps running.
+    cluster.kubectl(&[
+        "patch",
+        "policy",
+        "flagged",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"libraryRef":{"parameters":{"flag":[["b", "extra"]]}}}}"#,
+    ]);
+    let s = eventually("a bad parameter row refused", &op, || async {
+        policy(&client, "flagged").await.and_then(|p| p.status).filter(|s| {
+            s.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "False" && c.reason == "InvalidParameters")
+        })
+    })
+    .await;
+    let accepted = s.conditions.iter().find(|c| c.type_ == "Accepted").expect("Accepted");
+    assert!(accepted.message.contains("libraryRef.parameters.flag[0]: 2 values for 1 columns"), "{}", accepted.message);
+    assert_eq!(s.violations, 1, "the running version stopped");
 }
