@@ -167,14 +167,12 @@ pub async fn read_source(client: &Client, source: &LibrarySource) -> Result<(Vec
             }
         }
         LibrarySource::Dir(dir) => {
-            let mut paths = Vec::new();
-            walk(dir, &mut paths).map_err(|source| SyncError::ReadDir { path: dir.display().to_string(), source })?;
-            paths.sort();
-            for p in paths {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|source| SyncError::ReadDir { path: p.display().to_string(), source })?;
-                files.push((p.display().to_string(), text));
-            }
+            // Blocking file reads, off the async workers.
+            let dir = dir.clone();
+            let read = tokio::task::spawn_blocking(move || read_dir(&dir)).await;
+            files = read.unwrap_or_else(|e| {
+                Err(SyncError::ReadDir { path: String::new(), source: std::io::Error::other(e.to_string()) })
+            })?;
         }
     }
     let (mut shipped, mut problems) = (Vec::<Shipped>::new(), Vec::new());
@@ -190,6 +188,21 @@ pub async fn read_source(client: &Client, source: &LibrarySource) -> Result<(Vec
         }
     }
     Ok((shipped, problems))
+}
+
+/// Every `*.yaml`/`*.yml` file under `dir`, in path order, with its text.
+fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, SyncError> {
+    let mut paths = Vec::new();
+    walk(dir, &mut paths).map_err(|source| SyncError::ReadDir { path: dir.display().to_string(), source })?;
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p)
+                .map_err(|source| SyncError::ReadDir { path: p.display().to_string(), source })?;
+            Ok((p.display().to_string(), text))
+        })
+        .collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -518,6 +531,20 @@ mod tests {
         assert!(problems[1].contains("document 4") && problems[1].contains("parameters.t[0]"), "{problems:?}");
         let (_, problems) = parse_manifests("g.yaml", "kind: [\n");
         assert!(problems[0].contains("not YAML"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_directory_source_reads_every_manifest_below_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("sub")).unwrap();
+        std::fs::write(d.path().join("sub/b.yaml"), "kind: Datasource\n").unwrap();
+        std::fs::write(d.path().join("a.yml"), "kind: LibraryPolicy\n").unwrap();
+        std::fs::write(d.path().join("notes.txt"), "not read").unwrap();
+        let files = read_dir(d.path()).unwrap();
+        let names: Vec<&str> = files.iter().map(|(p, _)| p.rsplit('/').next().unwrap()).collect();
+        assert_eq!(names, ["a.yml", "b.yaml"]);
+        let e = read_dir(&d.path().join("missing")).unwrap_err();
+        assert!(e.to_string().contains("missing"), "{e}");
     }
 
     #[test]
