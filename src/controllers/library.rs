@@ -23,7 +23,7 @@ use super::Context;
 use congress_model::resources::library_policy::{
     ARCHIVE_OF_LABEL, ARCHIVE_VERSION_LABEL, REINITIALIZE_ANNOTATION, SHIPPED_DIGEST_ANNOTATION, archive_name,
 };
-use congress_model::resources::{API_VERSION, Condition, LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
+use congress_model::resources::{API_VERSION, LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
@@ -265,17 +265,7 @@ fn status_of(
 ) -> LibraryPolicyStatus {
     let old = old.cloned().unwrap_or_default();
     let cond = |type_: &str, status: &str, reason: &str, message: String| {
-        let kept = old.conditions.iter().find(|c| c.type_ == type_ && c.status == status);
-        Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: reason.into(),
-            message,
-            observed_generation: generation,
-            last_transition_time: kept
-                .and_then(|c| c.last_transition_time.clone())
-                .or_else(|| Some(congress_model::now_rfc3339())),
-        }
+        super::condition(&old, type_, status, reason, &message, generation)
     };
     let v = shipped.spec.version();
     let (customized, update) = match plan {

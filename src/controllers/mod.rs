@@ -266,6 +266,12 @@ impl HasConditions for congress_model::resources::ActionRequestStatus {
     }
 }
 
+impl HasConditions for congress_model::resources::LibraryPolicyStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+}
+
 impl HasConditions for congress_model::resources::DatasourceStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions

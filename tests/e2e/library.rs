@@ -27,6 +27,11 @@ fn library_file(name: &str, version: &str) -> String {
     )
 }
 
+/// `kubectl patch KIND NAME --type=merge -p BODY`.
+fn merge_patch(cluster: &Cluster, kind: &str, name: &str, body: &str) {
+    cluster.kubectl(&["patch", kind, name, "--type=merge", "-p", body]);
+}
+
 /// `congress library ARGS` against the cluster: exit code and stdout (stderr appended).
 fn cli(cluster: &Cluster, args: &[&str]) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_congress"))
@@ -114,14 +119,7 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
 
     // An administrator customises lib-b; a Policy activates lib-a (no version: it keeps the
     // one it first ran).
-    cluster.kubectl(&[
-        "patch",
-        "librarypolicy",
-        "lib-b",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"text":"error(\"lib-b customised\")\n"}}"#,
-    ]);
+    merge_patch(&cluster, "librarypolicy", "lib-b", r#"{"spec":{"text":"error(\"lib-b customised\")\n"}}"#);
     cluster.apply("apiVersion: congress.dev/v1alpha1\nkind: Policy\nmetadata: {name: uses-a}\nspec:\n  libraryRef: {name: lib-a}\n");
     eventually("uses-a runs lib-a 1.0.0", &op, || async {
         policy(&client, "uses-a").await.is_some_and(|p| {
@@ -198,14 +196,7 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
     .await;
     assert_eq!(sample(&p), [r#"error("lib-a 1.0.0")"#], "the active policy changed version on its own");
     // Asked for the new version, it takes it.
-    cluster.kubectl(&[
-        "patch",
-        "policy",
-        "uses-a",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"libraryRef":{"version":"2.0.0"}}}"#,
-    ]);
+    merge_patch(&cluster, "policy", "uses-a", r#"{"spec":{"libraryRef":{"version":"2.0.0"}}}"#);
     eventually("uses-a runs lib-a 2.0.0", &op, || async {
         policy(&client, "uses-a").await.is_some_and(|p| {
             sample(&p) == [r#"error("lib-a 2.0.0")"#]
@@ -216,14 +207,7 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
     })
     .await;
     // A version the library does not keep is refused with the reason.
-    cluster.kubectl(&[
-        "patch",
-        "policy",
-        "uses-a",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"libraryRef":{"version":"9.9.9"}}}"#,
-    ]);
+    merge_patch(&cluster, "policy", "uses-a", r#"{"spec":{"libraryRef":{"version":"9.9.9"}}}"#);
     eventually("an unknown version is refused", &op, || async {
         policy(&client, "uses-a").await.and_then(|p| p.status).is_some_and(|s| {
             s.conditions
@@ -353,14 +337,7 @@ async fn activation_with_parameters_is_all_or_nothing_and_reports_carry_category
 
     // A parameter row that does not fit its table is refused with where and why; the version
     // that runs keeps running.
-    cluster.kubectl(&[
-        "patch",
-        "policy",
-        "flagged",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"libraryRef":{"parameters":{"flag":[["b", "extra"]]}}}}"#,
-    ]);
+    merge_patch(&cluster, "policy", "flagged", r#"{"spec":{"libraryRef":{"parameters":{"flag":[["b", "extra"]]}}}}"#);
     let s = eventually("a bad parameter row refused", &op, || async {
         policy(&client, "flagged").await.and_then(|p| p.status).filter(|s| {
             s.conditions.iter().any(|c| c.type_ == "Accepted" && c.status == "False" && c.reason == "InvalidParameters")
