@@ -93,6 +93,15 @@ done
 [ "$(count ClusterRole "$T/actions-rendered.yaml")" -eq 2 ] || fail "no actions ClusterRole with actions.kubernetes.rules set"
 [ "$(count ClusterRoleBinding "$T/actions-rendered.yaml")" -eq 2 ] || fail "no actions ClusterRoleBinding with actions.kubernetes.rules set"
 grep -q 'deployments/scale' "$T/actions-rendered.yaml" || fail "the actions rules are not rendered"
+shipped_files="$(ls "$CHART"/library/*.yaml | wc -l)"
+keys() { render "$@" --show-only templates/library-configmap.yaml | grep -c '^  [a-z0-9-]*\.yaml: ' || true; }
+[ "$(keys)" -eq "$shipped_files" ] || fail "the library ConfigMap does not hold one key per file of charts/congress/library/"
+[ "$(keys --set 'library.exclude={bad-flavors,unsafe-traffic}')" -eq $((shipped_files - 2)) ] ||
+  fail "library.exclude did not leave out the policies it names"
+grep -q -- '--library=configmap:$(POD_NAMESPACE)/congress-library' "$T/default.yaml" || fail "the operator is not given the library"
+if render --set library.install=false | grep -q -e 'congress-library' -e '--library='; then
+  fail "library.install=false still renders the library ConfigMap or flag"
+fi
 for bad in 'actions.kubernetes.rules[0].resources={pods}' 'actions.kubernetes.rules[0].verbs={patch}'; do
   if render --set 'actions.kubernetes.rules[0].apiGroups={apps}' --set "$bad" >/dev/null 2>&1; then
     fail "helm template accepted an incomplete rule (--set $bad)"

@@ -182,7 +182,7 @@ pub struct ActivateArgs {
 /// `congress library diff`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Lines: `+ NAME VERSION (new)`, `- NAME VERSION (removed)`, `~ NAME OLD -> NEW` (changed),
+Lines: `+ NAME VERSION (new)`, `- NAME VERSION (no longer shipped)`, `~ NAME OLD -> NEW` (changed),
 `! NAME VERSION (customized ...)` (an installed LibraryPolicy an administrator changed: an
 upgrade leaves it alone), `= NAME VERSION` (unchanged, with --all); then a unified diff of
 the spec of each changed policy.
@@ -848,7 +848,7 @@ pub fn compare(old: &[Entry], new: &[Entry], old_label: &str, new_label: &str, a
                 d.differs = true;
             }
             (Some(o), None) => {
-                d.lines.push(format!("- {name} {} (removed)", o.spec.version()));
+                d.lines.push(format!("- {name} {} (no longer shipped)", o.spec.version()));
                 d.differs = true;
             }
             (Some(o), Some(n)) if o.spec == n.spec => {

@@ -21,12 +21,13 @@
 
 use super::Context;
 use congress_model::resources::library_policy::{
-    ARCHIVE_OF_LABEL, ARCHIVE_VERSION_LABEL, REINITIALIZE_ANNOTATION, SHIPPED_DIGEST_ANNOTATION, archive_name,
+    ARCHIVE_OF_LABEL, ARCHIVE_VERSION_LABEL, REINITIALIZE_ANNOTATION, SHIPPED_DIGEST_ANNOTATION,
+    SOURCE_DIGEST_ANNOTATION, archive_name, version_label,
 };
 use congress_model::resources::{API_VERSION, LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -39,6 +40,8 @@ use std::time::Duration;
 const MANAGER: &str = "congress-library";
 /// A pass at least this often, whatever the watches say.
 const RESYNC: Duration = Duration::from_secs(60);
+/// At most one pass this often.
+const MIN_GAP: Duration = Duration::from_secs(1);
 /// The label on objects the sync created.
 const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "congress-library");
 
@@ -86,6 +89,11 @@ pub enum SyncError {
         #[source]
         source: std::io::Error,
     },
+    #[error("listing LibraryPolicies: {source}")]
+    List {
+        #[source]
+        source: kube::Error,
+    },
     #[error("LibraryPolicy {name}: {source}")]
     Write {
         name: String,
@@ -99,6 +107,7 @@ impl SyncError {
         match self {
             SyncError::ReadConfigMap { .. } => "ReadConfigMap",
             SyncError::ReadDir { .. } => "ReadDir",
+            SyncError::List { .. } => "List",
             SyncError::Write { .. } => "Write",
         }
     }
@@ -231,9 +240,17 @@ pub enum Plan {
     Keep,
 }
 
-/// Whether the object's spec is what the sync last wrote.
+/// Whether the object's spec is no longer what the sync wrote: the digest of the spec as the
+/// API server stored it at the sync's last write is in [`SHIPPED_DIGEST_ANNOTATION`] (as
+/// stored, so a server that writes a spec back differently, e.g. `1.0` as `1`, does not make
+/// every object look customised).
 pub fn customized(live: &LibraryPolicy) -> bool {
     live.annotations().get(SHIPPED_DIGEST_ANNOTATION) != Some(&live.spec.digest())
+}
+
+/// Whether the object holds what the sync installed from this shipped spec.
+fn installed_from(live: &LibraryPolicy, shipped: &Shipped) -> bool {
+    live.annotations().get(SOURCE_DIGEST_ANNOTATION) == Some(&shipped.spec.digest())
 }
 
 /// The plan for `shipped` given `live` (the object of that name, if any). An object that is
@@ -242,17 +259,17 @@ pub fn customized(live: &LibraryPolicy) -> bool {
 pub fn plan(shipped: &Shipped, live: Option<&LibraryPolicy>) -> Plan {
     let Some(live) = live else { return Plan::Create };
     let reinitialize = live.annotations().get(REINITIALIZE_ANNOTATION).is_some_and(|v| v == "true");
-    let differs = live.spec.digest() != shipped.spec.digest();
-    let archive = (differs && live.spec.version() != shipped.spec.version())
+    let same = live.spec.digest() == shipped.spec.digest();
+    let archive = (!same && live.spec.version() != shipped.spec.version())
         .then(|| archive_name(&shipped.name, live.spec.version()));
     if reinitialize {
         return Plan::Update { archive, reinitialize };
     }
-    match (customized(live), differs) {
-        (false, false) => Plan::UpToDate,
-        (false, true) => Plan::Update { archive, reinitialize },
-        (true, false) => Plan::Update { archive: None, reinitialize },
-        (true, true) => Plan::Keep,
+    match (customized(live), installed_from(live, shipped)) {
+        (false, true) => Plan::UpToDate,
+        (false, false) => Plan::Update { archive, reinitialize },
+        (true, _) if same => Plan::Update { archive: None, reinitialize },
+        (true, _) => Plan::Keep,
     }
 }
 
@@ -292,12 +309,16 @@ fn status_of(
 }
 
 /// What a pass did, for logs and tests.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Outcome {
     pub created: Vec<String>,
     pub updated: Vec<String>,
     pub archived: Vec<String>,
     pub kept: Vec<String>,
+    /// Reinitialise requests on LibraryPolicies the library does not ship, dropped.
+    pub dropped_requests: Vec<String>,
+    /// Shipped policies that could not be written this pass (the others were).
+    pub failed: Vec<SyncError>,
 }
 
 fn object(name: &str, spec: &LibraryPolicySpec, labels: BTreeMap<String, String>) -> LibraryPolicy {
@@ -306,97 +327,170 @@ fn object(name: &str, spec: &LibraryPolicySpec, labels: BTreeMap<String, String>
     lp
 }
 
-/// One pass over `shipped` against the cluster.
+fn write_error(name: &str) -> impl Fn(kube::Error) -> SyncError {
+    let name = name.to_string();
+    move |source| SyncError::Write { name: name.clone(), source }
+}
+
+/// One pass over `shipped` against the cluster. Each shipped policy is handled on its own:
+/// one the API server refuses is reported in [`Outcome::failed`], and the rest are written.
 pub async fn sync(client: &Client, shipped: &[Shipped]) -> Result<Outcome, SyncError> {
     let api: Api<LibraryPolicy> = Api::all(client.clone());
+    let mut live: BTreeMap<String, LibraryPolicy> = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| SyncError::List { source })?
+        .items
+        .into_iter()
+        .map(|lp| (lp.name_any(), lp))
+        .collect();
     let mut out = Outcome::default();
-    let write = |name: &str| {
-        let name = name.to_string();
-        move |source| SyncError::Write { name: name.clone(), source }
-    };
     for s in shipped {
-        let live = api.get_opt(&s.name).await.map_err(write(&s.name))?;
-        let plan = plan(s, live.as_ref());
-        let digest = s.spec.digest();
-        let written = match (&plan, live) {
-            (Plan::Create, _) => {
-                let mut lp = object(&s.name, &s.spec, BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())]));
-                lp.annotations_mut().insert(SHIPPED_DIGEST_ANNOTATION.into(), digest);
-                match api.create(&PostParams::default(), &lp).await {
-                    Ok(created) => {
-                        out.created.push(s.name.clone());
-                        Some(created)
-                    }
-                    // Made meanwhile (another writer): the next pass sees it.
-                    Err(kube::Error::Api(e)) if e.code == 409 => None,
-                    Err(e) => return Err(write(&s.name)(e)),
-                }
+        if let Err(e) = sync_one(&api, s, live.remove(&s.name), &mut out).await {
+            out.failed.push(e);
+        }
+    }
+    // A re-initialise request on a LibraryPolicy the library does not ship cannot be met:
+    // drop it, so that it does not overwrite the object if a later library ships its name.
+    for (name, lp) in live {
+        if lp.annotations().contains_key(REINITIALIZE_ANNOTATION) && !lp.labels().contains_key(ARCHIVE_OF_LABEL) {
+            let patch = json!({"metadata": {"annotations": {REINITIALIZE_ANNOTATION: null}}});
+            match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => out.dropped_requests.push(name),
+                Err(e) => out.failed.push(write_error(&name)(e)),
             }
-            (Plan::Update { archive, .. }, Some(live)) => {
-                if let Some(archive) = archive {
-                    let labels = BTreeMap::from([
-                        (ARCHIVE_OF_LABEL.to_string(), s.name.clone()),
-                        (ARCHIVE_VERSION_LABEL.to_string(), live.spec.version().to_string()),
-                        (MANAGED_BY.0.into(), MANAGED_BY.1.into()),
-                    ]);
-                    match api.create(&PostParams::default(), &object(archive, &live.spec, labels)).await {
-                        Ok(_) => out.archived.push(archive.clone()),
-                        Err(kube::Error::Api(e)) if e.code == 409 => {}
-                        Err(e) => return Err(write(archive)(e)),
-                    }
-                }
-                let mut next = live.clone();
-                next.spec = s.spec.clone();
-                next.status = None;
-                next.annotations_mut().insert(SHIPPED_DIGEST_ANNOTATION.into(), digest);
-                next.annotations_mut().remove(REINITIALIZE_ANNOTATION);
-                // The resourceVersion makes this a compare-and-swap: a change made since the
-                // read gets 409, and the next pass looks again.
-                match api.replace(&s.name, &PostParams::default(), &next).await {
-                    Ok(replaced) => {
-                        out.updated.push(s.name.clone());
-                        Some(replaced)
-                    }
-                    Err(kube::Error::Api(e)) if e.code == 409 => None,
-                    Err(e) => return Err(write(&s.name)(e)),
-                }
-            }
-            (Plan::Keep, live) => {
-                out.kept.push(s.name.clone());
-                live
-            }
-            (_, live) => live,
-        };
-        let Some(obj) = written else { continue };
-        let status = status_of(obj.status.as_ref(), s, &plan, obj.metadata.generation);
-        if obj.status.as_ref() != Some(&status) {
-            let body = json!({"apiVersion": API_VERSION, "kind": "LibraryPolicy", "status": status});
-            api.patch_status(&s.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
-                .await
-                .map_err(write(&s.name))?;
         }
     }
     Ok(out)
 }
 
+async fn sync_one(
+    api: &Api<LibraryPolicy>,
+    s: &Shipped,
+    live: Option<LibraryPolicy>,
+    out: &mut Outcome,
+) -> Result<(), SyncError> {
+    let write = write_error(&s.name);
+    let plan = plan(s, live.as_ref());
+    let digest = s.spec.digest();
+    let written = match (&plan, live) {
+        (Plan::Create, _) => {
+            let mut lp = object(&s.name, &s.spec, BTreeMap::from([(MANAGED_BY.0.into(), MANAGED_BY.1.into())]));
+            lp.annotations_mut().insert(SHIPPED_DIGEST_ANNOTATION.into(), digest.clone());
+            lp.annotations_mut().insert(SOURCE_DIGEST_ANNOTATION.into(), digest);
+            match api.create(&PostParams::default(), &lp).await {
+                Ok(created) => {
+                    out.created.push(s.name.clone());
+                    Some(created)
+                }
+                // Made meanwhile (another writer): the next pass sees it.
+                Err(kube::Error::Api(e)) if e.code == 409 => None,
+                Err(e) => return Err(write(e)),
+            }
+        }
+        (Plan::Update { archive, .. }, Some(live)) => {
+            if let Some(archive) = archive {
+                keep_version(api, &s.name, archive, &live.spec).await?;
+                out.archived.push(archive.clone());
+            }
+            let mut next = live.clone();
+            next.spec = s.spec.clone();
+            next.status = None;
+            next.annotations_mut().insert(SHIPPED_DIGEST_ANNOTATION.into(), digest.clone());
+            next.annotations_mut().insert(SOURCE_DIGEST_ANNOTATION.into(), digest);
+            next.annotations_mut().remove(REINITIALIZE_ANNOTATION);
+            // The resourceVersion makes this a compare-and-swap: a change made since the
+            // read gets 409, and the next pass looks again.
+            match api.replace(&s.name, &PostParams::default(), &next).await {
+                Ok(replaced) => {
+                    out.updated.push(s.name.clone());
+                    Some(replaced)
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => None,
+                Err(e) => return Err(write(e)),
+            }
+        }
+        (Plan::Keep, live) => {
+            out.kept.push(s.name.clone());
+            live
+        }
+        (_, live) => live,
+    };
+    let Some(mut obj) = written else { return Ok(()) };
+    // Record the digest of the spec as the server stored it (see [`customized`]).
+    let stored = obj.spec.digest();
+    if matches!(plan, Plan::Create | Plan::Update { .. })
+        && obj.annotations().get(SHIPPED_DIGEST_ANNOTATION) != Some(&stored)
+    {
+        tracing::debug!(policy = %s.name, "the API server stored the spec differently from how it was written");
+        let patch = json!({"metadata": {"annotations": {SHIPPED_DIGEST_ANNOTATION: stored}}});
+        obj = api.patch(&s.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(&write)?;
+    }
+    let status = status_of(obj.status.as_ref(), s, &plan, obj.metadata.generation);
+    if obj.status.as_ref() != Some(&status) {
+        let body = json!({"apiVersion": API_VERSION, "kind": "LibraryPolicy", "status": status});
+        api.patch_status(&s.name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body)).await.map_err(&write)?;
+    }
+    Ok(())
+}
+
+/// Keep `spec` as the archived version `archive` of library policy `name`: created, or
+/// replaced when an archive of that name holds something else (the content Policies run for
+/// a version is the one the LibraryPolicy had when it moved on).
+pub async fn keep_version(
+    api: &Api<LibraryPolicy>,
+    name: &str,
+    archive: &str,
+    spec: &LibraryPolicySpec,
+) -> Result<(), SyncError> {
+    let labels = BTreeMap::from([
+        (ARCHIVE_OF_LABEL.to_string(), name.to_string()),
+        (ARCHIVE_VERSION_LABEL.to_string(), version_label(spec.version())),
+        (MANAGED_BY.0.into(), MANAGED_BY.1.into()),
+    ]);
+    let write = write_error(archive);
+    match api.create(&PostParams::default(), &object(archive, spec, labels)).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            let mut existing = api.get(archive).await.map_err(&write)?;
+            if existing.spec.digest() == spec.digest() {
+                return Ok(());
+            }
+            existing.spec = spec.clone();
+            existing.status = None;
+            api.replace(archive, &PostParams::default(), &existing).await.map_err(&write)?;
+            Ok(())
+        }
+        Err(e) => Err(write(e)),
+    }
+}
+
 /// Run the sync while this replica leads: a pass at start, when the source or a
 /// LibraryPolicy changes, and every [`RESYNC`].
 pub async fn run(ctx: Arc<Context>, source: LibrarySource) {
+    use kube::runtime::WatchStreamExt;
     let client = ctx.client.clone();
-    let libraries = watcher(Api::<LibraryPolicy>::all(client.clone()), watcher::Config::default()).boxed();
+    // Watch errors (no RBAC, no CRD) back off instead of waking the loop at once, and are
+    // logged; any event, or an error, is a reason to look again.
+    let libraries = watcher(Api::<LibraryPolicy>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .map(logged("LibraryPolicy"))
+        .boxed();
     let configmaps = match &source {
         LibrarySource::ConfigMap { namespace, name } => watcher(
             Api::<ConfigMap>::namespaced(client.clone(), namespace),
             watcher::Config::default().fields(&format!("metadata.name={name}")),
         )
-        .map(|_| ())
+        .default_backoff()
+        .map(logged("ConfigMap"))
         .boxed(),
         LibrarySource::Dir(_) => futures::stream::pending().boxed(),
     };
-    let mut changes = futures::stream::select(libraries.map(|_| ()), configmaps);
+    let mut changes = futures::stream::select(libraries, configmaps);
     let mut leader = ctx.leader_updates();
     let mut last_problems: Vec<String> = Vec::new();
     loop {
+        let started = tokio::time::Instant::now();
         if ctx.is_leader() {
             match pass(&ctx, &source).await {
                 Ok(problems) => {
@@ -407,28 +501,35 @@ pub async fn run(ctx: Arc<Context>, source: LibrarySource) {
                     }
                     last_problems = problems;
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, reason = e.reason(), "library sync failed");
-                    ctx.metrics
-                        .reconcile_errors
-                        .get_or_create(&super::metrics::ErrorLabel {
-                            kind: "LibrarySync".into(),
-                            reason: e.reason().into(),
-                        })
-                        .inc();
-                }
+                Err(e) => count_failure(&ctx, &e),
             }
         }
-        // Wait for a change (coalescing a burst), a leadership change, or the resync.
+        // Wait for a change (coalescing a burst), a leadership change, or the resync; at
+        // most one pass a second, whatever the watches say.
         tokio::select! {
             _ = changes.next() => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::time::sleep_until(started + MIN_GAP).await;
                 while let Some(Some(_)) = futures::FutureExt::now_or_never(changes.next()) {}
             }
             _ = leader.changed() => {}
             _ = tokio::time::sleep(RESYNC) => {}
         }
     }
+}
+
+/// Log a watch's errors; its events become `()`.
+fn logged<T>(what: &'static str) -> impl FnMut(Result<T, watcher::Error>) {
+    move |event| {
+        if let Err(e) = &event {
+            tracing::warn!(watch = what, error = %e, "library sync watch failed");
+        }
+    }
+}
+
+fn count_failure(ctx: &Context, e: &SyncError) {
+    tracing::warn!(error = %e, reason = e.reason(), "library sync failed");
+    let label = super::metrics::ErrorLabel { kind: "LibrarySync".into(), reason: e.reason().into() };
+    ctx.metrics.reconcile_errors.get_or_create(&label).inc();
 }
 
 async fn pass(ctx: &Context, source: &LibrarySource) -> Result<Vec<String>, SyncError> {
@@ -442,6 +543,12 @@ async fn pass(ctx: &Context, source: &LibrarySource) -> Result<Vec<String>, Sync
             customized = ?out.kept,
             "library installed"
         );
+    }
+    for name in &out.dropped_requests {
+        tracing::warn!(policy = %name, "re-initialise asked for a LibraryPolicy the library does not ship: request dropped");
+    }
+    for e in &out.failed {
+        count_failure(ctx, e);
     }
     Ok(problems)
 }
@@ -457,11 +564,15 @@ mod tests {
         }
     }
 
-    fn live(version: &str, text: &str, digest_of: Option<&Shipped>) -> LibraryPolicy {
+    /// An object holding `version`/`text`; `installed`: written by the sync from that shipped
+    /// spec (its spec as stored then being `stored`, by default the spec it holds now).
+    fn live(version: &str, text: &str, installed: Option<(&Shipped, Option<&LibraryPolicySpec>)>) -> LibraryPolicy {
         let s = shipped(version, text);
         let mut lp = object("lib", &s.spec, BTreeMap::new());
-        if let Some(d) = digest_of {
-            lp.annotations_mut().insert(SHIPPED_DIGEST_ANNOTATION.into(), d.spec.digest());
+        if let Some((from, stored)) = installed {
+            let stored = stored.unwrap_or(&s.spec).digest();
+            lp.annotations_mut().insert(SHIPPED_DIGEST_ANNOTATION.into(), stored);
+            lp.annotations_mut().insert(SOURCE_DIGEST_ANNOTATION.into(), from.spec.digest());
         }
         lp
     }
@@ -472,20 +583,20 @@ mod tests {
         let v2 = shipped("2.0.0", "p(2)");
         assert_eq!(plan(&v1, None), Plan::Create);
         // Written by the sync and unchanged since.
-        assert_eq!(plan(&v1, Some(&live("1.0.0", "p(1)", Some(&v1)))), Plan::UpToDate);
+        let installed = live("1.0.0", "p(1)", Some((&v1, None)));
+        assert_eq!(plan(&v1, Some(&installed)), Plan::UpToDate);
         assert_eq!(
-            plan(&v2, Some(&live("1.0.0", "p(1)", Some(&v1)))),
+            plan(&v2, Some(&installed)),
             Plan::Update { archive: Some("lib.v1.0.0".into()), reinitialize: false }
         );
         // The same version with other rules: updated in place, nothing to archive.
         let v1b = shipped("1.0.0", "p(3)");
-        assert_eq!(
-            plan(&v1b, Some(&live("1.0.0", "p(1)", Some(&v1)))),
-            Plan::Update { archive: None, reinitialize: false }
-        );
-        // Customised (the spec no longer has the digest written): left alone.
-        let custom = live("1.0.0", "p(99)", Some(&v1));
+        assert_eq!(plan(&v1b, Some(&installed)), Plan::Update { archive: None, reinitialize: false });
+        // Customised (the spec no longer has the digest written): left alone, whatever ships.
+        let mut custom = installed.clone();
+        custom.spec.text = Some("p(99)".into());
         assert_eq!(plan(&v2, Some(&custom)), Plan::Keep);
+        assert_eq!(plan(&v1, Some(&custom)), Plan::Keep);
         // Made by hand (no digest), the same as shipped: adopted (marked as shipped).
         assert_eq!(plan(&v1, Some(&live("1.0.0", "p(1)", None))), Plan::Update { archive: None, reinitialize: false });
         // Re-initialised on purpose: the shipped spec wins, the customised version is kept.
@@ -496,6 +607,23 @@ mod tests {
         let mut same = live("2.0.0", "p(2)", None);
         same.annotations_mut().insert(REINITIALIZE_ANNOTATION.into(), "true".into());
         assert_eq!(plan(&v2, Some(&same)), Plan::Update { archive: None, reinitialize: true });
+    }
+
+    #[test]
+    fn a_spec_the_server_stores_differently_is_not_a_customisation() {
+        // The server gave back `p(1) ` for `p(1)` (say, a number written differently): the
+        // digest recorded is the stored one, so the object is installed and up to date.
+        let v1 = shipped("1.0.0", "p(1)");
+        let stored = live("1.0.0", "p(1) ", None).spec;
+        let installed = live("1.0.0", "p(1) ", Some((&v1, Some(&stored))));
+        assert!(!customized(&installed));
+        assert_eq!(plan(&v1, Some(&installed)), Plan::UpToDate);
+        // A newer shipped version still updates it.
+        let v2 = shipped("2.0.0", "p(2)");
+        assert_eq!(
+            plan(&v2, Some(&installed)),
+            Plan::Update { archive: Some("lib.v1.0.0".into()), reinitialize: false }
+        );
     }
 
     #[test]

@@ -318,6 +318,16 @@ async fn load(policy: &Policy, ctx: &Context) -> Result<(), LoadFailure> {
             return Err(f);
         }
     }
+    // The library version this policy now runs is kept (`NAME.vVERSION`), so that it can run
+    // it again after a restart even if the LibraryPolicy moves on by other hands than the
+    // library sync's (which keeps the versions it replaces).
+    if let Some(r) = library.as_ref().filter(|r| r.active.latest_version.is_none() && ctx.is_leader()) {
+        let api: Api<LibraryPolicy> = Api::all(ctx.client.clone());
+        let archive = archive_name(&r.name, &r.active.version);
+        if let Err(e) = super::library::keep_version(&api, &r.name, &archive, &r.spec).await {
+            tracing::warn!(policy = %name, error = %e, "the library version it runs could not be kept");
+        }
+    }
     ctx.policy_state(&name, |s| {
         s.loaded = Some(digest);
         s.diagnosed = None;
@@ -653,7 +663,7 @@ fn update_condition(library: Option<&ActiveLibrary>, old: &PolicyStatus, generat
             old,
             "UpdateAvailable",
             "True",
-            "NewerVersion",
+            "VersionAvailable",
             &format!(
                 "LibraryPolicy {} is at version {latest}; this policy runs {} until `libraryRef.version` asks for another",
                 l.name, l.version

@@ -96,9 +96,13 @@ fn sample(p: &Policy) -> Vec<String> {
 async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
     let Some(cluster) = Cluster::up_or_skip().await else { return };
     let client = cluster.client().await;
+    // lib-0bad passes the operator's checks but not the CRD's (maxAttempts >= 1): the API
+    // server refuses it, and the others are installed all the same.
+    let bad = library_file("lib-0bad", "1.0.0")
+        .replace("  category: Demo\n", "  category: Demo\n  actions: {maxAttempts: 0}\n");
     let v1 = chart_with(
         cluster.dir(),
-        &[("lib-a", library_file("lib-a", "1.0.0")), ("lib-b", library_file("lib-b", "1.0.0"))],
+        &[("lib-0bad", bad), ("lib-a", library_file("lib-a", "1.0.0")), ("lib-b", library_file("lib-b", "1.0.0"))],
     );
     cluster.helm(&helm_args("install", &v1));
     let op = Operator::start_with(&cluster, "lib", false, &[LIBRARY]);
@@ -109,6 +113,15 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
         assert_eq!(lp.spec.version.as_deref(), Some("1.0.0"));
         assert_eq!(lp.spec.category.as_deref(), Some("Demo"));
     }
+    assert!(library(&client, "lib-0bad").await.is_none());
+    eventually("the refused one counted", &op, || async {
+        op.get("/metrics").await.lines().any(|l| {
+            l.starts_with("congress_reconcile_errors_total")
+                && l.contains(r#"kind="LibrarySync""#)
+                && l.contains(r#"reason="Write""#)
+        })
+    })
+    .await;
     eventually("lib-a says it is the shipped version", &op, || async {
         library(&client, "lib-a").await.and_then(|l| l.status).is_some_and(|s| {
             condition(&s.conditions, "Customized").as_deref() == Some("False")
@@ -195,6 +208,21 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
     })
     .await;
     assert_eq!(sample(&p), [r#"error("lib-a 1.0.0")"#], "the active policy changed version on its own");
+    // A restarted operator (nothing in memory) still runs the version the status names.
+    drop(op);
+    let op = Operator::start_with(&cluster, "lib-2", false, &[LIBRARY]);
+    // A new generation, so the status below is the new operator's.
+    merge_patch(&cluster, "policy", "uses-a", r#"{"spec":{"description":"after the restart"}}"#);
+    let generation = policy(&client, "uses-a").await.and_then(|p| p.metadata.generation);
+    let p = eventually("uses-a reloaded after the restart", &op, || async {
+        policy(&client, "uses-a").await.filter(|p| {
+            p.status.as_ref().and_then(|s| s.observed_generation) == generation
+                && p.status.as_ref().is_some_and(|s| s.conditions.iter().all(|c| c.observed_generation == generation))
+        })
+    })
+    .await;
+    assert_eq!(sample(&p), [r#"error("lib-a 1.0.0")"#], "a restart moved the policy to another version");
+    assert_eq!(p.status.and_then(|s| s.library).map(|l| l.version).as_deref(), Some("1.0.0"));
     // Asked for the new version, it takes it.
     merge_patch(&cluster, "policy", "uses-a", r#"{"spec":{"libraryRef":{"version":"2.0.0"}}}"#);
     eventually("uses-a runs lib-a 2.0.0", &op, || async {
@@ -236,7 +264,8 @@ async fn helm_upgrade_updates_the_library_but_never_a_customised_policy() {
             .is_some_and(|s| condition(&s.conditions, "Customized").as_deref() == Some("False"))
     })
     .await;
-    assert!(library(&client, "lib-b.v1.0.0").await.is_some(), "the customised version was not kept");
+    let kept = library(&client, "lib-b.v1.0.0").await.expect("the customised version was kept");
+    assert_eq!(kept.spec.text.as_deref(), Some("error(\"lib-b customised\")\n"));
 
     // `congress library activate --apply` activates one from the cluster's library.
     let (code, out) = cli(&cluster, &["--cluster", "activate", "lib-c", "--apply"]);

@@ -9,9 +9,13 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Annotation holding the digest of the spec the library sync last wrote: a LibraryPolicy
-/// whose spec no longer has that digest was customised and is never overwritten.
+/// Annotation holding the digest of the spec the library sync last wrote, as the API server
+/// stored it: a LibraryPolicy whose spec no longer has that digest was customised and is
+/// never overwritten.
 pub const SHIPPED_DIGEST_ANNOTATION: &str = "congress.dev/library-digest";
+/// Annotation holding the digest of the shipped spec the library sync installed (which
+/// shipped version the object holds).
+pub const SOURCE_DIGEST_ANNOTATION: &str = "congress.dev/library-source-digest";
 /// Annotation asking the library sync to put the shipped version back (re-initialise),
 /// discarding an administrator's changes (`congress library reset NAME`).
 pub const REINITIALIZE_ANNOTATION: &str = "congress.dev/reinitialize";
@@ -59,7 +63,7 @@ pub enum ParameterType {
 
 /// One column of a parameter table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ParameterColumn {
     pub name: String,
     #[serde(default, rename = "type")]
@@ -71,7 +75,7 @@ pub struct ParameterColumn {
 /// A parameter: a fact table of the policy, with named, typed columns and default rows that
 /// an activating `Policy` may replace (`libraryRef.parameters.TABLE`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Parameter {
     /// The table the rules read, e.g. `permitted_flavor`.
     pub table: String,
@@ -160,6 +164,17 @@ impl LibraryPolicySpec {
             (false, false) => return Err("spec must have one of `rules` or `text`".into()),
             (true, true) => return Err("spec must have only one of `rules` or `text`".into()),
         }
+        if let Some(v) = &self.version {
+            let ok = v.len() <= 63
+                && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && v.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'));
+            if !ok {
+                return Err(format!(
+                    "version `{v}`: at most 63 letters, digits, `.`, `-` and `+`, starting and ending with a letter or digit (e.g. 1.2.0)"
+                ));
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for p in &self.parameters {
             if !seen.insert(p.table.as_str()) {
@@ -210,11 +225,19 @@ impl LibraryPolicy {
     }
 }
 
-/// The name of the archived copy of version `version` of library policy `name`.
+/// The name of the archived copy of version `version` of library policy `name`: a DNS
+/// subdomain (`bad-flavors.v1.2.0`).
 pub fn archive_name(name: &str, version: &str) -> String {
+    format!("{name}.v{}", version_label(version).to_ascii_lowercase())
+}
+
+/// `version` as a label value: letters, digits, `.`, `-` and `_` (others become `-`), starting
+/// and ending with a letter or digit, at most 63 characters.
+pub fn version_label(version: &str) -> String {
     let v: String =
         version.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' }).collect();
-    format!("{name}.v{}", v.to_ascii_lowercase())
+    let v: String = v.chars().take(63).collect();
+    v.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
 }
 
 /// What the operator last saw of a [`LibraryPolicy`].
@@ -247,6 +270,28 @@ mod tests {
     fn archive_names_are_dns_subdomains() {
         assert_eq!(archive_name("bad-flavors", "1.2.0"), "bad-flavors.v1.2.0");
         assert_eq!(archive_name("x", "1.0.0+Build_7"), "x.v1.0.0-build-7");
+        assert_eq!(version_label("1.0.0+build.7"), "1.0.0-build.7");
+        assert_eq!(version_label("1.0.0-rc-"), "1.0.0-rc");
+        assert_eq!(version_label(&"9".repeat(80)).len(), 63);
+    }
+
+    #[test]
+    fn versions_are_checked_and_typos_in_parameters_refused() {
+        for bad in ["", "1.0.0-", "v 1", "1.0/2"] {
+            let spec = LibraryPolicySpec { version: Some(bad.into()), text: Some("p(1)".into()), ..Default::default() };
+            assert!(spec.validate().unwrap_err().contains("version"), "{bad}");
+        }
+        let spec = LibraryPolicySpec {
+            version: Some("1.2.0-rc.1+b7".into()),
+            text: Some("p(1)".into()),
+            ..Default::default()
+        };
+        assert!(spec.validate().is_ok());
+        let e = serde_norway::from_str::<LibraryPolicySpec>(
+            "text: p(1)\nparameters:\n- table: t\n  columns: [{name: a}]\n  defaults: [[x]]\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("defaults"), "{e}");
     }
 
     #[test]

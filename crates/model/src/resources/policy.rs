@@ -91,7 +91,7 @@ pub struct PolicySpec {
     pub enforcement: Enforcement,
     /// Activate a `LibraryPolicy`: its rules, with its parameters' rows replaced by the ones
     /// given here, become this policy's, loaded all or nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "library_ref_or_name")]
     pub library_ref: Option<LibraryRef>,
     /// A group of policies, carried into PolicyReport results (default: the library's, else
     /// `congress`).
@@ -147,6 +147,21 @@ fn rows_by_table(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "type": "object",
         "additionalProperties": {"type": "array", "items": {}}
     })
+}
+
+/// `libraryRef` as an object, or as the bare name it was before versions and parameters
+/// (objects stored then still read).
+fn library_ref_or_name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<LibraryRef>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Name(String),
+        Ref(LibraryRef),
+    }
+    Ok(Option::<Repr>::deserialize(d)?.map(|r| match r {
+        Repr::Name(name) => LibraryRef::named(name),
+        Repr::Ref(r) => r,
+    }))
 }
 
 impl LibraryRef {
@@ -321,6 +336,15 @@ mod tests {
         assert!(s.validate().is_ok());
         s.library_ref = Some(LibraryRef::named("lib"));
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn library_ref_reads_the_bare_name_form_too() {
+        let s: PolicySpec = serde_json::from_str(r#"{"libraryRef": "lib"}"#).unwrap();
+        assert_eq!(s.library_ref, Some(LibraryRef::named("lib")));
+        let s: PolicySpec = serde_json::from_str(r#"{"libraryRef": {"name": "lib", "version": "1.0.0"}}"#).unwrap();
+        assert_eq!(s.library_ref.and_then(|l| l.version).as_deref(), Some("1.0.0"));
+        assert!(serde_json::from_str::<PolicySpec>(r#"{"libraryRef": 3}"#).is_err());
     }
 
     #[test]
