@@ -147,9 +147,9 @@ pub struct ShowArgs {
     disable_version_flag = true,
     after_help = "\
 --set TABLE=ROW adds one row to a parameter table (repeatable; the first --set for a table
-replaces its default rows). ROW is JSON when it parses as JSON (a list, an object by column,
-or a scalar: quote a string that looks like a number, '\"1234\"'), else comma-separated values
-converted by the column types:
+replaces its default rows). ROW is JSON when it is a JSON list, object (by column) or
+quoted string; otherwise comma-separated values converted by the column types (so `port=22`
+is a number for a number column and the text \"22\" for a string column):
   --set permitted_flavor=m1.small --set max_limit=cores,4 --set 'max_limit={\"resource\":\"ram\",\"limit\":8192}'
 
 Exit status: 0 printed (or applied), 2 bad input (unknown library policy, a row that does not fit)."
@@ -706,11 +706,13 @@ fn show(args: &LibraryArgs, a: &ShowArgs) -> Res<String> {
 
 // ------------------------------------------------------------------------- activate
 
-/// The JSON row of `--set TABLE=ROW`'s ROW: JSON when it parses, else comma-separated
-/// values converted by the column types of `p` (strings when the table is unknown; a
-/// value that does not convert stays a string, for the loader to refuse).
+/// The JSON row of `--set TABLE=ROW`'s ROW: JSON when it is a JSON list, object or quoted
+/// string, else comma-separated values converted by the column types of `p` (strings when
+/// the table is unknown; a value that does not convert stays a string, for the loader to
+/// refuse). A bare number is converted by the column type, so `--set t=1234` is the text
+/// "1234" for a string column.
 pub fn parse_row(row: &str, p: Option<&Parameter>) -> Json {
-    if let Ok(v) = serde_json::from_str::<Json>(row) {
+    if let Ok(v @ (Json::Array(_) | Json::Object(_) | Json::String(_))) = serde_json::from_str::<Json>(row) {
         return v;
     }
     let values: Vec<Json> = row
@@ -1089,6 +1091,9 @@ mod tests {
         assert_eq!(parse_row(r#"["cores", 4]"#, Some(&two)), json!(["cores", 4]));
         assert_eq!(parse_row(r#"{"resource": "ram", "limit": 1}"#, Some(&two)), json!({"resource": "ram", "limit": 1}));
         assert_eq!(parse_row("a,b", None), json!(["a", "b"]));
+        // A bare number follows the column type; a quoted one is a string.
+        assert_eq!(parse_row("1234", Some(&one)), json!("1234"));
+        assert_eq!(parse_row(r#""1234""#, Some(&one)), json!("1234"));
         assert_eq!(parse_row("a", None), json!("a"));
     }
 
