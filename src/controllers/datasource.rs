@@ -95,9 +95,15 @@ impl DriverHandle {
         Owner::CannotAct(format!("driver `{}` offers no actions", self.driver))
     }
 
-    /// Its tables hold a complete listing (or it cannot run, and never will fill them).
-    pub fn loaded(&self) -> bool {
-        self.failure.is_some() || self.status.borrow().synced
+    /// Its tables `tables` hold a complete listing (or it cannot run, and never will fill
+    /// them): it has synced, and a driver that fetches only what policies read has fetched
+    /// each of them (not so a table that a policy began to read since its last good poll).
+    pub fn listed(&self, tables: &[String]) -> bool {
+        if self.failure.is_some() {
+            return true;
+        }
+        let status = self.status.borrow();
+        status.synced && status.listed.as_ref().is_none_or(|l| tables.iter().all(|t| l.contains(t)))
     }
 
     /// Synced, or failing (so it must not hold the other datasources' policies back: a
@@ -475,4 +481,45 @@ async fn write_status(
             .map_err(Error::WriteStatus)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(status: DriverStatus, failure: Option<(&'static str, String)>) -> DriverHandle {
+        let (_tx, rx) = watch::channel(status);
+        DriverHandle {
+            spec: String::new(),
+            status: rx,
+            failure,
+            refresh: None,
+            refresh_seen: None,
+            tasks: vec![],
+            driver: "http".into(),
+            executor: None,
+        }
+    }
+
+    #[test]
+    fn a_table_is_listed_once_fetched_not_merely_once_the_driver_synced() {
+        let tables = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // An http driver whose first poll fetched nothing (no policy read it yet) has synced,
+        // but has not listed the table a policy reads now.
+        let polled_nothing = DriverStatus { synced: true, listed: Some(Default::default()), ..Default::default() };
+        assert!(!handle(polled_nothing, None).listed(&tables(&["things"])));
+        let polled = DriverStatus {
+            synced: true,
+            listed: Some(["things".to_string()].into_iter().collect()),
+            ..Default::default()
+        };
+        assert!(handle(polled.clone(), None).listed(&tables(&["things"])));
+        assert!(!handle(polled, None).listed(&tables(&["things", "other"])));
+        // Drivers that list everything at once: synced is enough; not synced is not.
+        let watched = DriverStatus { synced: true, listed: None, ..Default::default() };
+        assert!(handle(watched, None).listed(&tables(&["pods"])));
+        assert!(!handle(DriverStatus::default(), None).listed(&[]));
+        // A driver that cannot run never fills its tables, and holds nothing back.
+        assert!(handle(DriverStatus::default(), Some(("InvalidSpec", "x".into()))).listed(&tables(&["t"])));
+    }
 }

@@ -132,15 +132,16 @@ impl Context {
 }
 
 impl Context {
-    /// Which of the datasources `engine_names` (engine names) have not delivered a complete
-    /// listing yet (a driver whose first poll failed has not; one that cannot run at all
-    /// never will, and does not hold anything back), as resource names.
-    pub fn datasources_not_loaded(&self, engine_names: &[String]) -> Vec<String> {
+    /// Which of the datasources `read` (engine names, each with the tables of it that are
+    /// read) have not delivered a complete listing of those tables yet (a driver whose first
+    /// poll failed has not; one that cannot run at all never will, and does not hold
+    /// anything back), as resource names.
+    pub fn datasources_not_loaded(&self, read: &[(String, Vec<String>)]) -> Vec<String> {
         let drivers = lock(&self.drivers);
-        engine_names
-            .iter()
-            .map(|e| resource_name(e))
-            .filter(|name| !drivers.get(name).is_some_and(|d| d.loaded()))
+        read.iter()
+            .map(|(engine, tables)| (resource_name(engine), tables))
+            .filter(|(name, tables)| !drivers.get(name).is_some_and(|d| d.listed(tables)))
+            .map(|(name, _)| name)
             .collect()
     }
 }

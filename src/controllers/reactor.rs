@@ -358,7 +358,24 @@ async fn resync(ctx: &Arc<Context>, ledger: &mut Ledger, policy: &Policy) {
 async fn ready(ctx: &Arc<Context>, policy: &Policy) -> bool {
     let name = policy.name_any();
     let engine = engine_name(&name);
-    let read = ctx.engine.run(move |e| e.datasources_read(&engine)).await;
+    // Each datasource it reads, with the tables of it that policies read.
+    let read = ctx
+        .engine
+        .run(move |e| {
+            e.datasources_read(&engine).map(|names| {
+                names
+                    .into_iter()
+                    .map(|d| {
+                        let tables = e
+                            .schema(&d)
+                            .map(|s| s.keys().filter(|t| e.is_read(&d, t)).cloned().collect())
+                            .unwrap_or_default();
+                        (d, tables)
+                    })
+                    .collect::<Vec<(String, Vec<String>)>>()
+            })
+        })
+        .await;
     let Ok(Ok(read)) = read else { return false };
     let waiting = ctx.datasources_not_loaded(&read);
     let changed = {

@@ -68,6 +68,10 @@ pub trait Sink: Send + Sync + 'static {
 pub struct DriverStatus {
     /// Every source has delivered its first complete listing.
     pub synced: bool,
+    /// For a driver that fetches only the tables policies read (`http`): the tables it has
+    /// fetched at least once. A table read since is not listed until the next good poll.
+    /// `None`: every table is listed once `synced`.
+    pub listed: Option<std::collections::BTreeSet<String>>,
     /// Row counts per table.
     pub rows: BTreeMap<String, u64>,
     /// RFC 3339 time of the last batch applied.

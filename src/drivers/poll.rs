@@ -179,6 +179,7 @@ pub async fn run(
                 status.send_modify(|s| {
                     s.synced = true;
                     s.rows = state.counts(&driver);
+                    s.listed = Some(s.rows.keys().cloned().collect());
                     s.last_sync = Some(congress_model::now_rfc3339());
                     s.last_error = None;
                     s.failure_reason = None;

@@ -416,7 +416,9 @@ impl Operator {
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        // CONGRESS_E2E_LOG_LINES shows more of the log of a failed test (default 40).
+        let keep = std::env::var("CONGRESS_E2E_LOG_LINES").ok().and_then(|n| n.parse().ok()).unwrap_or(40);
+        lines[lines.len().saturating_sub(keep)..].join("\n")
     }
 }
 
