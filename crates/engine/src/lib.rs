@@ -52,6 +52,7 @@ mod value;
 pub use engine::Engine;
 pub use explain::render_proof;
 pub use query::Rows;
+pub use simulate::RowChange;
 pub use transaction::Transaction;
 pub use types::{
     ActionEvent, Answer, BuiltinFailures, Commit, EngineError, EngineWarning, PolicyKind, Proof, Schema,

@@ -325,3 +325,63 @@ fn ground(st: &Rule, columns: Option<&[String]>) -> Result<Vec<Value>, EngineErr
     }
     row.into_iter().map(|v| v.ok_or_else(|| bad("a data update must give every column"))).collect()
 }
+
+/// One datasource table's hypothetical change for [`Engine::hypothetically`]: rows out,
+/// rows in (an admitted object's old rows and new rows).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RowChange {
+    pub policy: String,
+    pub table: String,
+    pub removed: Vec<Vec<Value>>,
+    pub added: Vec<Vec<Value>>,
+}
+
+impl Engine {
+    /// Apply `changes` (removals, then additions) in one transaction, call `inspect` with the
+    /// engine in that state and the commit (the net change of every table: what the change
+    /// would add to an `error` table), then restore the engine exactly: the base rows that
+    /// changed are changed back. Nothing persists and no action fires; the engine is
+    /// borrowed mutably throughout, so no other change or query sees the hypothetical rows.
+    /// A removed row that is not there, or an added one that already is, changes nothing.
+    pub fn hypothetically<T>(
+        &mut self,
+        changes: &[RowChange],
+        inspect: impl FnOnce(&mut Engine, &crate::types::Commit) -> T,
+    ) -> Result<T, EngineError> {
+        // What is there before, so the undo restores exactly that.
+        let mut present: Vec<(usize, Vec<bool>, Vec<bool>)> = Vec::with_capacity(changes.len());
+        for (i, c) in changes.iter().enumerate() {
+            let rows = self.rows(&c.policy, &c.table)?;
+            let had: std::collections::HashSet<&[Value]> = rows.iter().map(Vec::as_slice).collect();
+            let removed = c.removed.iter().map(|r| had.contains(r.as_slice())).collect();
+            let added = c.added.iter().map(|r| had.contains(r.as_slice())).collect();
+            present.push((i, removed, added));
+        }
+        let mut txn = self.transaction();
+        for c in changes {
+            txn.delete_rows(&c.policy, &c.table, c.removed.clone());
+            txn.insert_rows(&c.policy, &c.table, c.added.clone());
+        }
+        let commit = txn.commit()?;
+        let out = inspect(self, &commit);
+        let mut undo = self.transaction();
+        for (i, removed_was, added_was) in present {
+            let c = &changes[i];
+            // Added rows that were not there go; removed rows that were there come back
+            // (a row both removed and added ends as it was added: present).
+            let added_new: Vec<Vec<Value>> =
+                c.added.iter().zip(&added_was).filter(|(_, was)| !**was).map(|(r, _)| r.clone()).collect();
+            let removed_back: Vec<Vec<Value>> = c
+                .removed
+                .iter()
+                .zip(&removed_was)
+                .filter(|(r, was)| **was && !c.added.contains(r))
+                .map(|(r, _)| r.clone())
+                .collect();
+            undo.delete_rows(&c.policy, &c.table, added_new);
+            undo.insert_rows(&c.policy, &c.table, removed_back);
+        }
+        undo.commit()?;
+        Ok(out)
+    }
+}

@@ -649,3 +649,75 @@ fn a_datasource_table_is_read_while_a_rule_reads_it() {
     e.delete_policy("p").unwrap();
     assert!(!e.is_read("nova", "servers"), "a deleted policy reads nothing");
 }
+
+fn change(table: &str, removed: Vec<Vec<Value>>, added: Vec<Vec<Value>>) -> congress_engine::RowChange {
+    let (policy, table) = table.split_once(':').unwrap();
+    congress_engine::RowChange { policy: policy.into(), table: table.into(), removed, added }
+}
+
+#[test]
+fn hypothetical_changes_show_new_violations_and_leave_nothing_behind() {
+    let mut e = cloud();
+    {
+        let mut t = e.transaction();
+        t.insert_rows("nova", "servers", vec![vec![s("vm-1"), s("ACTIVE")], vec![s("vm-2"), s("ACTIVE")]]);
+        t.commit().unwrap();
+    }
+    {
+        let mut t = e.transaction();
+        t.insert_rows("neutron", "ports", vec![vec![s("p-2"), s("vm-2")]]);
+        t.commit().unwrap();
+    }
+    let before_errors = errors(&e);
+    assert_eq!(before_errors, vec![vec![s("vm-1")]]);
+    // A new server without a port, and vm-2's port removed: two rows appear in `error`; the
+    // existing violation (vm-1) is not among the changes.
+    let changes = [
+        change("nova:servers", vec![], vec![vec![s("vm-3"), s("ACTIVE")], vec![s("vm-1"), s("ACTIVE")]]),
+        change("neutron:ports", vec![vec![s("p-2"), s("vm-2")], vec![s("p-9"), s("nowhere")]], vec![]),
+    ];
+    let (added, proof) = e
+        .hypothetically(&changes, |e, commit| {
+            let added: Vec<Vec<Value>> = commit
+                .changes
+                .iter()
+                .filter(|d| d.policy == "classification" && d.table == "error")
+                .flat_map(|d| d.added.clone())
+                .collect();
+            (added, e.explain("classification", r#"error("vm-3")"#).map(|p| render_proof(&p)))
+        })
+        .unwrap();
+    let mut added = added;
+    added.sort();
+    assert_eq!(added, vec![vec![s("vm-2")], vec![s("vm-3")]]);
+    let proof = proof.unwrap();
+    assert!(proof.contains(r#"nova:servers("vm-3", "ACTIVE")"#), "{proof}");
+    // Everything is as it was: rows, derived rows, and a later real change works as before.
+    assert_eq!(errors(&e), before_errors);
+    let mut servers = e.rows("nova", "servers").unwrap();
+    servers.sort();
+    assert_eq!(servers, vec![vec![s("vm-1"), s("ACTIVE")], vec![s("vm-2"), s("ACTIVE")]]);
+    assert_eq!(e.rows("neutron", "ports").unwrap(), vec![vec![s("p-2"), s("vm-2")]]);
+    {
+        let mut t = e.transaction();
+        t.delete_rows("neutron", "ports", vec![vec![s("p-2"), s("vm-2")]]);
+        t.commit().unwrap();
+    }
+    let mut now = errors(&e);
+    now.sort();
+    assert_eq!(now, vec![vec![s("vm-1")], vec![s("vm-2")]]);
+}
+
+#[test]
+fn a_hypothetical_change_that_is_refused_changes_nothing() {
+    let mut e = cloud();
+    {
+        let mut t = e.transaction();
+        t.insert_rows("nova", "servers", vec![vec![s("vm-1"), s("ACTIVE")]]);
+        t.commit().unwrap();
+    }
+    let bad = [change("nova:servers", vec![], vec![vec![s("vm-3")]])];
+    assert!(e.hypothetically(&bad, |_, _| ()).is_err(), "a row of the wrong arity is refused");
+    assert_eq!(e.rows("nova", "servers").unwrap(), vec![vec![s("vm-1"), s("ACTIVE")]]);
+    assert!(e.hypothetically(&[change("nova:nope", vec![], vec![])], |_, _| ()).is_err());
+}
