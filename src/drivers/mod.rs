@@ -7,6 +7,7 @@
 //! This is the library of the root package (`congress_drivers`): the controllers depend on
 //! it, never the other way round, and the compiler keeps it so.
 
+pub mod admission;
 pub mod credentials;
 pub mod execute;
 pub mod http;
