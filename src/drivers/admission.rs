@@ -113,7 +113,9 @@ fn requirement_matches(req: &str, labels: &BTreeMap<String, String>) -> bool {
 /// object's kind: per table, the rows that go and the rows that come (rows in both are
 /// left alone). `old` is absent for a CREATE, `new` for a DELETE.
 pub fn row_changes(mappings: &[KindMapping], old: Option<&Json>, new: Option<&Json>) -> Vec<RowChange> {
-    let mut by_table: BTreeMap<(String, String), (BTreeSet<Vec<Value>>, BTreeSet<Vec<Value>>)> = BTreeMap::new();
+    /// A table's rows from the old object and from the new one.
+    type Sides = (BTreeSet<Vec<Value>>, BTreeSet<Vec<Value>>);
+    let mut by_table: BTreeMap<(String, String), Sides> = BTreeMap::new();
     for m in mappings {
         for (side, object) in [(0, old), (1, new)] {
             let Some(object) = object.filter(|o| m.matches(o)) else { continue };
