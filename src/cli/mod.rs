@@ -4,6 +4,7 @@
 //! struct, and [`run`] dispatches it to that module's `run(args)`. To add one: a module
 //! here, a variant below, a match arm in [`run`].
 
+pub mod admit;
 pub mod approve;
 #[cfg(feature = "bench")]
 pub mod bench;

@@ -20,7 +20,11 @@ Examples:
     --sequence 'nova:servers-(\"vm-1\", ...) nova:servers+(\"vm-1\", ...)'
 
   # Invoke an action described by an action policy's rules
-  congress simulate -f policies/ --data data/ -q 'p(x)' --sequence 'a(1)' --action-policy action";
+  congress simulate -f policies/ --data data/ -q 'p(x)' --sequence 'a(1)' --action-policy action
+
+  # Admission offline, for CI: would these objects add violations to proactive policies?
+  congress simulate -f policies/ --data cluster/ --manifest deploy/app.yaml
+  (exit 0: every object admitted; 1: one denied, with the rows it would add and their proof)";
 
 /// `congress simulate`.
 #[derive(Debug, clap::Args)]
@@ -30,11 +34,17 @@ pub struct SimulateArgs {
     pub inputs: InputArgs,
     /// The sequence of updates and actions, in Congress syntax (`ds:t+(...)`, `p-(...)`,
     /// `p+(x) :- q(x)`, `action(args)`).
-    #[arg(long, short = 's')]
-    pub sequence: String,
+    #[arg(long, short = 's', required_unless_present = "manifest", conflicts_with = "manifest")]
+    pub sequence: Option<String>,
     /// The query literal whose answers are printed, e.g. `error(x)`.
-    #[arg(long, short = 'q')]
-    pub query: String,
+    #[arg(long, short = 'q', required_unless_present = "manifest", conflicts_with = "manifest")]
+    pub query: Option<String>,
+    /// Admission, offline: would creating the objects of these Kubernetes manifests (in
+    /// order, each admitted one kept for the next) add violations to `proactive` policies?
+    /// They become rows through the `kubernetes` Datasources among `--data`. Exit 1 when
+    /// one is denied.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub manifest: Vec<std::path::PathBuf>,
     /// The policy the query and unprefixed updates refer to, by manifest or engine name
     /// (default: the literal's `policy:` prefix, else the policy defining its table, else
     /// `classification`).
@@ -66,8 +76,15 @@ pub fn run(args: SimulateArgs) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
+    if !args.manifest.is_empty() {
+        return super::admit::run(&args.manifest, &args.inputs.data, &mut loaded, args.output == Output::Json);
+    }
+    let (Some(query), Some(sequence)) = (args.query.as_deref(), args.sequence.as_deref()) else {
+        eprintln!("error: simulate needs --query and --sequence, or --manifest");
+        return ExitCode::from(2);
+    };
     let engine = &mut loaded.engine;
-    let policy = match pick_policy(engine, &loaded.policies, args.policy.as_deref(), &args.query) {
+    let policy = match pick_policy(engine, &loaded.policies, args.policy.as_deref(), query) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
@@ -79,13 +96,7 @@ pub fn run(args: SimulateArgs) -> ExitCode {
     if engine.policy_kind(&action_policy).is_none() && action_policy == "action" {
         let _ = engine.create_policy("action", PolicyKind::Action);
     }
-    let req = SimulateRequest {
-        policy: &policy,
-        query: &args.query,
-        sequence: &args.sequence,
-        action_policy: &action_policy,
-        delta: args.delta,
-    };
+    let req = SimulateRequest { policy: &policy, query, sequence, action_policy: &action_policy, delta: args.delta };
     match engine.simulate(&req) {
         Ok(answers) => {
             match args.output {

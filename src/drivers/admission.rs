@@ -147,6 +147,28 @@ pub struct NewViolation {
     /// Why it would hold: which rules and facts (the engine's explanation), or why that
     /// could not be told.
     pub proof: String,
+    /// The short form: the rule that derives the row and the facts it rests on.
+    pub reason: String,
+}
+
+/// The short form of a proof: the rule of its root, then the distinct facts at its leaves
+/// (rows of datasources and facts of policies), in the order met.
+pub fn short_proof(p: &congress_engine::Proof) -> String {
+    fn leaves<'a>(p: &'a congress_engine::Proof, out: &mut Vec<&'a str>) {
+        if p.children.is_empty() {
+            if p.how.starts_with("fact") && !out.contains(&p.literal.as_str()) {
+                out.push(&p.literal);
+            }
+            return;
+        }
+        for c in &p.children {
+            leaves(c, out);
+        }
+    }
+    let mut facts = Vec::new();
+    leaves(p, &mut facts);
+    let rule = p.how.strip_prefix("rule: ").unwrap_or(&p.how);
+    format!("by {rule}\nfrom {}", facts.join(", "))
 }
 
 /// The rows `changes` would add to the `error` tables of `policies` (engine names), each
@@ -165,11 +187,11 @@ pub fn new_violations(
             for row in &d.added {
                 let cells: Vec<String> = row.iter().map(Value::to_string).collect();
                 let text = format!("error({})", cells.join(", "));
-                let proof = match e.explain(&d.policy, &text) {
-                    Ok(p) => render_proof(&p),
-                    Err(err) => format!("(no proof: {err})"),
+                let (proof, reason) = match e.explain(&d.policy, &text) {
+                    Ok(p) => (render_proof(&p), short_proof(&p)),
+                    Err(err) => (format!("(no proof: {err})"), format!("(no proof: {err})")),
                 };
-                out.push(NewViolation { policy: d.policy.clone(), row: row.clone(), text, proof });
+                out.push(NewViolation { policy: d.policy.clone(), row: row.clone(), text, proof, reason });
             }
         }
         out.sort_by(|a, b| (&a.policy, &a.text).cmp(&(&b.policy, &b.text)));
@@ -270,6 +292,10 @@ mod tests {
         assert_eq!(v.len(), 1, "only the proactive policy's new row: {v:?}");
         assert_eq!(v[0].text, r#"error("p", "evil.io/b")"#);
         assert!(v[0].proof.contains(r#"kube:containers("p", "evil.io/b")"#), "{}", v[0].proof);
+        assert_eq!(
+            v[0].reason,
+            "by error(pod, image) :- kube:containers(pod, image), not builtin:startswith(image, \"registry.example.com/\")\nfrom kube:containers(\"p\", \"evil.io/b\")"
+        );
         // Nothing persisted.
         assert_eq!(e.rows("kube", "pods").unwrap().len(), 1);
     }

@@ -50,6 +50,8 @@ pub struct PolicySource {
     pub resource: String,
     pub kind: PolicyKind,
     pub enforcement: Enforcement,
+    /// What a `proactive` policy does at admission (`deny` unless the manifest says).
+    pub admission: crate::resources::AdmissionAction,
     /// The statements as [`crate::loader`] makes them, each with its file position.
     pub statements: Vec<StatementSource>,
     /// The `LibraryPolicy` this policy activates (its statements are already copied in).

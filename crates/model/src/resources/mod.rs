@@ -25,8 +25,8 @@ pub use library_policy::{
     LibraryPolicy, LibraryPolicySpec, LibraryPolicyStatus, Parameter, ParameterColumn, ParameterType, Severity,
 };
 pub use policy::{
-    ActionSettings, ActiveLibrary, Approval, Enforcement, LibraryRef, Policy, PolicyDiagnostic, PolicyKindSpec,
-    PolicySpec, PolicyStatus, ReportSpec, RuleEntry, ViolationSample,
+    ActionSettings, ActiveLibrary, AdmissionAction, AdmissionSettings, Approval, Enforcement, LibraryRef, Policy,
+    PolicyDiagnostic, PolicyKindSpec, PolicySpec, PolicyStatus, ReportSpec, RuleEntry, ViolationSample,
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

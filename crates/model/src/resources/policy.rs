@@ -110,6 +110,9 @@ pub struct PolicySpec {
     /// How a `reactive` policy's `execute[...]` rows become ActionRequests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actions: Option<ActionSettings>,
+    /// What a `proactive` policy does with a change that would add a violation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<AdmissionSettings>,
     /// Values (not secrets) given to every action this policy asks for: `header.NAME` keys
     /// are sent as HTTP headers (a correlation id).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -168,6 +171,39 @@ impl LibraryRef {
     pub fn named(name: impl Into<String>) -> LibraryRef {
         LibraryRef { name: name.into(), ..Default::default() }
     }
+}
+
+/// What a `proactive` policy does at admission with a change that would add rows to its
+/// `error` table (Gatekeeper's `enforcementAction`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AdmissionAction {
+    /// Refuse the change, saying which rows it would add and why.
+    #[default]
+    Deny,
+    /// Allow it, with a warning per new row (kubectl prints them).
+    Warn,
+    /// Allow it; the new rows are only recorded.
+    Audit,
+}
+
+impl AdmissionAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdmissionAction::Deny => "deny",
+            AdmissionAction::Warn => "warn",
+            AdmissionAction::Audit => "audit",
+        }
+    }
+}
+
+/// How a `proactive` policy acts at admission.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionSettings {
+    /// `deny` (default), `warn` or `audit`.
+    #[serde(default)]
+    pub action: AdmissionAction,
 }
 
 /// Whether an ActionRequest runs without a person saying so.
