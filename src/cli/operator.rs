@@ -47,6 +47,96 @@ pub struct OperatorArgs {
     /// administrator changed: `configmap:NAMESPACE/NAME` (the chart's) or `dir:PATH`.
     #[arg(long, value_name = "SOURCE")]
     pub library: Option<controllers::library::LibrarySource>,
+    /// Serve the admission webhook (proactive policies) over HTTPS on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub webhook_addr: Option<SocketAddr>,
+    /// Where the API server reaches the webhook: an `https://` URL (a webhook outside the
+    /// cluster, tests) ...
+    #[arg(long, value_name = "URL", conflicts_with = "webhook_service")]
+    pub webhook_url: Option<String>,
+    /// ... or the operator's Service, `NAMESPACE/NAME:PORT`.
+    #[arg(long, value_name = "NS/NAME:PORT")]
+    pub webhook_service: Option<String>,
+    /// What the API server does when the webhook cannot answer.
+    #[arg(long, default_value = "Fail", value_parser = ["Fail", "Ignore"])]
+    pub webhook_failure_policy: String,
+    /// How long the API server waits for an answer (1 to 30).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(i32).range(1..=30))]
+    pub webhook_timeout_seconds: i32,
+    /// Serve the certificate of this Secret, `NAMESPACE/NAME` (`tls.crt`, `tls.key`,
+    /// `ca.crt`: cert-manager's); default: a CA and certificate the operator generates and
+    /// keeps in the Secret `congress-webhook-tls` of its namespace.
+    #[arg(long, value_name = "NS/NAME")]
+    pub webhook_cert_secret: Option<String>,
+    /// Lifetime of a generated serving certificate; it is re-issued when a third is left.
+    #[arg(long, default_value_t = 90 * 24 * 3600)]
+    pub webhook_cert_validity_seconds: u64,
+    /// Extra DNS names for a generated certificate (the Service's are added).
+    #[arg(long = "webhook-dns", value_name = "NAME")]
+    pub webhook_dns: Vec<String>,
+    /// IP addresses for a generated certificate (`127.0.0.1` for a local API server).
+    #[arg(long = "webhook-ip", value_name = "IP")]
+    pub webhook_ips: Vec<std::net::IpAddr>,
+    /// Namespaces never checked (the operator's own always is).
+    #[arg(long = "webhook-exclude-namespace", value_name = "NS", default_values_t = ["kube-system".to_string()])]
+    pub webhook_exclude_namespaces: Vec<String>,
+    /// Name of the ValidatingWebhookConfiguration (its webhook is `validate.NAME`).
+    #[arg(long, default_value = "congress.dev")]
+    pub webhook_name: String,
+}
+
+/// The webhook's settings from the flags (`None` without `--webhook-addr`).
+fn webhook(args: &OperatorArgs) -> Result<Option<controllers::webhook::server::WebhookSettings>, String> {
+    use controllers::webhook::config::{ConfigSettings, Endpoint};
+    use controllers::webhook::review::ReviewSettings;
+    use controllers::webhook::server::{CertSource, WebhookSettings};
+    let Some(addr) = args.webhook_addr else { return Ok(None) };
+    let mut dns_names = args.webhook_dns.clone();
+    let endpoint = match (&args.webhook_url, &args.webhook_service) {
+        (Some(url), _) if url.starts_with("https://") => Endpoint::Url(url.clone()),
+        (Some(url), _) => return Err(format!("--webhook-url `{url}`: the API server calls only https:// URLs")),
+        (None, Some(s)) => {
+            let parsed = s.split_once('/').and_then(|(ns, rest)| {
+                let (name, port) = rest.split_once(':')?;
+                Some((ns.to_string(), name.to_string(), port.parse::<i32>().ok()?))
+            });
+            let Some((namespace, name, port)) = parsed else {
+                return Err(format!("--webhook-service `{s}`: expected NAMESPACE/NAME:PORT"));
+            };
+            dns_names.push(format!("{name}.{namespace}.svc"));
+            dns_names.push(format!("{name}.{namespace}.svc.cluster.local"));
+            Endpoint::Service { namespace, name, port }
+        }
+        (None, None) => return Err("--webhook-addr needs --webhook-url or --webhook-service".into()),
+    };
+    let certs = match &args.webhook_cert_secret {
+        Some(s) => match s.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                CertSource::Secret { namespace: ns.into(), name: name.into() }
+            }
+            _ => return Err(format!("--webhook-cert-secret `{s}`: expected NAMESPACE/NAME")),
+        },
+        None => CertSource::Generated {
+            namespace: args.lease_namespace.clone(),
+            name: "congress-webhook-tls".into(),
+            valid_for: std::time::Duration::from_secs(args.webhook_cert_validity_seconds.max(3)),
+        },
+    };
+    let mut excluded: std::collections::BTreeSet<String> = args.webhook_exclude_namespaces.iter().cloned().collect();
+    excluded.insert(args.lease_namespace.clone());
+    Ok(Some(WebhookSettings {
+        addr,
+        certs,
+        dns_names,
+        ips: args.webhook_ips.clone(),
+        config: ConfigSettings {
+            name: args.webhook_name.clone(),
+            endpoint,
+            failure_policy: args.webhook_failure_policy.clone(),
+            timeout_seconds: args.webhook_timeout_seconds,
+        },
+        review: ReviewSettings { excluded_namespaces: excluded },
+    }))
 }
 
 fn init_logs(format: LogFormat) {
@@ -72,6 +162,13 @@ pub fn run(args: OperatorArgs) -> ExitCode {
         name: args.lease_name.clone(),
         identity: args.identity.clone().unwrap_or_else(default_identity),
     });
+    let webhook = match webhook(&args) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = OperatorConfig {
         http_addr: args.http_addr,
         lease,
@@ -79,6 +176,7 @@ pub fn run(args: OperatorArgs) -> ExitCode {
         actions_enabled: !args.disable_actions,
         action_retention: std::time::Duration::from_secs(args.action_retention_seconds),
         library: args.library.clone(),
+        webhook,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,

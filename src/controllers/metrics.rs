@@ -50,6 +50,19 @@ pub struct ActionLabel {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionLabel {
+    /// `allowed`, `denied`, `warned` or `error`.
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AdmissionViolationLabel {
+    pub policy: String,
+    /// `deny`, `warn` or `audit`.
+    pub action: String,
+}
+
 fn poll_latency() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 4.0, 10))
 }
@@ -93,6 +106,9 @@ pub struct Metrics {
     pub action_delay_seconds: Histogram,
     /// 0 while the kill switch is on.
     pub actions_enabled: Gauge,
+    pub admission_reviews: Family<AdmissionLabel, Counter>,
+    pub admission_violations: Family<AdmissionViolationLabel, Counter>,
+    pub admission_seconds: Histogram,
     ready: AtomicBool,
 }
 
@@ -161,7 +177,24 @@ impl Metrics {
         );
         let actions_enabled = Gauge::default();
         registry.register("actions_enabled", "0 while the kill switch is on", actions_enabled.clone());
+        let admission_reviews = Family::<AdmissionLabel, Counter>::default();
+        registry.register("admission_reviews", "Admission reviews answered, by result", admission_reviews.clone());
+        let admission_violations = Family::<AdmissionViolationLabel, Counter>::default();
+        registry.register(
+            "admission_violations",
+            "New violations found at admission, per policy and action",
+            admission_violations.clone(),
+        );
+        let admission_seconds = latency();
+        registry.register(
+            "admission_review_duration_seconds",
+            "Time to answer one admission review (rows, simulation, proof)",
+            admission_seconds.clone(),
+        );
         Metrics {
+            admission_reviews,
+            admission_violations,
+            admission_seconds,
             actions_created,
             actions_paused_total,
             action_executions,

@@ -18,6 +18,7 @@ pub mod policy;
 pub mod push;
 pub mod reactor;
 pub mod reports;
+pub mod webhook;
 
 use congress_drivers::kubernetes::ObjectIndex;
 use congress_model::resources::{ActionRequest, Condition, Datasource, LibraryPolicy, Policy, PolicyStatus};
@@ -54,6 +55,8 @@ pub struct OperatorConfig {
     pub action_retention: Duration,
     /// Where the shipped policy library is, to install as LibraryPolicies (none: no sync).
     pub library: Option<library::LibrarySource>,
+    /// The admission webhook (none: not served).
+    pub webhook: Option<webhook::server::WebhookSettings>,
 }
 
 /// What reconcilers and drivers share.
@@ -475,6 +478,10 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let (ar_trigger_tx, ar_trigger_rx) = mpsc::unbounded_channel::<ObjectRef<ActionRequest>>();
     let reactor = tokio::spawn(reactor::run(ctx.clone(), executes_rx));
     let library_sync = config.library.clone().map(|source| tokio::spawn(library::run(ctx.clone(), source)));
+    let webhook = config
+        .webhook
+        .clone()
+        .map(|settings| tokio::spawn(webhook::server::run(ctx.clone(), settings, shutdown_rx.clone())));
 
     // Leadership changes: forget what was published (the other replica wrote since) and
     // reconcile everything.
@@ -573,6 +580,9 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     tokio::join!(ds_run, policy_run, ar_run);
 
     reactor.abort();
+    if let Some(w) = webhook {
+        w.abort();
+    }
     if let Some(l) = library_sync {
         l.abort();
     }

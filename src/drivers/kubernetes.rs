@@ -76,7 +76,7 @@ fn gvk(r: &WatchedResource) -> Result<GroupVersionKind, KubernetesDriverError> {
 }
 
 /// Resolve the resource (plural name) by discovery, unless `plural` is given.
-async fn api_resource(client: &Client, r: &WatchedResource) -> Result<ApiResource, KubernetesDriverError> {
+pub async fn api_resource(client: &Client, r: &WatchedResource) -> Result<ApiResource, KubernetesDriverError> {
     let gvk = gvk(r)?;
     if let Some(plural) = &r.plural {
         return Ok(ApiResource::from_gvk_with_plural(&gvk, plural));
