@@ -18,6 +18,7 @@ pub mod policy;
 pub mod push;
 pub mod reactor;
 pub mod reports;
+pub mod webhook;
 
 use congress_drivers::kubernetes::ObjectIndex;
 use congress_model::resources::{ActionRequest, Condition, Datasource, LibraryPolicy, Policy, PolicyStatus};
