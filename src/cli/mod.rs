@@ -69,7 +69,7 @@ pub enum Command {
     Library(library::LibraryArgs),
     /// Run the Kubernetes operator: reconcile Policies and Datasources, write status,
     /// PolicyReports and events, serve /metrics.
-    Operator(operator::OperatorArgs),
+    Operator(Box<operator::OperatorArgs>),
 }
 
 /// Parse the command line and run the subcommand.
@@ -90,7 +90,7 @@ pub fn run() -> ExitCode {
         Command::Poll(args) => poll::run(args),
         Command::Approve(args) => approve::run(args),
         Command::Library(args) => library::run(args),
-        Command::Operator(args) => operator::run(args),
+        Command::Operator(args) => operator::run(*args),
     }
 }
 

@@ -86,10 +86,26 @@ impl fmt::Debug for ServingCert {
 }
 
 /// A private CA: its key pair and self-signed certificate; it issues serving certificates.
+/// Kept in a Secret as `ca.crt` and `ca.key` ([`Ca::to_secret_data`], [`Ca::from_secret`]).
+#[derive(Clone)]
 pub struct Ca {
-    issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
+    key_pem: String,
     not_after: SystemTime,
+}
+
+/// The Secret key of a generated CA's private key.
+pub const CA_KEY: &str = "ca.key";
+
+/// The CA's parameters: always the same, so an issuer rebuilt from the CA's key names the
+/// same subject and key identifier as the CA's certificate, and what it signs chains to it.
+fn ca_params(valid_for: Duration) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, "congress webhook CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    set_validity(&mut params, valid_for);
+    params
 }
 
 impl fmt::Debug for Ca {
@@ -106,22 +122,48 @@ impl fmt::Debug for Ca {
 pub fn new_ca(valid_for: Duration) -> Result<Ca, TlsError> {
     let generate = |source| TlsError::Generate { what: "the CA", source };
     let key = KeyPair::generate().map_err(generate)?;
-    let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, "congress webhook CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    set_validity(&mut params, valid_for);
-    let cert = params.self_signed(&key).map_err(generate)?;
+    let cert = ca_params(valid_for).self_signed(&key).map_err(generate)?;
     let not_after = not_after(cert.der(), "the CA certificate")?;
-    Ok(Ca { cert_pem: cert.pem(), not_after, issuer: Issuer::new(params, key) })
+    Ok(Ca { cert_pem: cert.pem(), key_pem: key.serialize_pem(), not_after })
 }
 
 impl Ca {
+    /// The CA kept in a Secret by [`Ca::to_secret_data`]: `ca.crt` and `ca.key`.
+    pub fn from_secret(data: &BTreeMap<String, Vec<u8>>) -> Result<Ca, TlsError> {
+        let get = |key: &'static str| data.get(key).ok_or(TlsError::MissingKey(key));
+        let text = |key: &'static str, bytes: &[u8]| {
+            std::str::from_utf8(bytes).map(str::to_owned).map_err(|_| TlsError::BadPem(key))
+        };
+        let (cert_pem, key_pem) = (text(CA_CRT, get(CA_CRT)?)?, text(CA_KEY, get(CA_KEY)?)?);
+        KeyPair::from_pem(&key_pem).map_err(|_| TlsError::BadPem(CA_KEY))?;
+        let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|_| TlsError::BadPem(CA_CRT))?;
+        let not_after = not_after(&der, "the CA certificate")?;
+        Ok(Ca { cert_pem, key_pem, not_after })
+    }
+
+    /// The Secret data that keeps this CA and `cert`, its serving certificate: cert-manager's
+    /// `tls.crt`, `tls.key`, `ca.crt`, and the CA's `ca.key`.
+    pub fn to_secret_data(&self, cert: &ServingCert) -> BTreeMap<String, Vec<u8>> {
+        BTreeMap::from([
+            (TLS_CRT.to_string(), cert.cert_pem.clone().into_bytes()),
+            (TLS_KEY.to_string(), cert.key_pem.clone().into_bytes()),
+            (CA_CRT.to_string(), self.cert_pem.clone().into_bytes()),
+            (CA_KEY.to_string(), self.key_pem.clone().into_bytes()),
+        ])
+    }
+
+    fn issuer(&self) -> Result<Issuer<'static, KeyPair>, TlsError> {
+        let key = KeyPair::from_pem(&self.key_pem).map_err(|_| TlsError::BadPem(CA_KEY))?;
+        Ok(Issuer::new(ca_params(Duration::from_secs(1)), key))
+    }
+
     /// The CA's certificate, for clients to trust (the webhook's `caBundle`).
+    #[cfg(test)]
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }
 
+    #[cfg(test)]
     pub fn not_after(&self) -> SystemTime {
         self.not_after
     }
@@ -144,7 +186,7 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         set_validity(&mut params, valid_for);
         // The serial number is derived from the (fresh) public key: a new one each time.
-        let cert = params.signed_by(&key, &self.issuer).map_err(generate)?;
+        let cert = params.signed_by(&key, &self.issuer()?).map_err(generate)?;
         Ok(ServingCert {
             ca_pem: self.cert_pem.clone(),
             cert_pem: cert.pem(),
@@ -522,6 +564,15 @@ mod tests {
         assert!((secs(cert.not_after) - secs(now + DAY)).abs() < 5.0, "{cert:?}");
         assert!((secs(ca.not_after()) - secs(now + 10 * DAY)).abs() < 5.0);
         assert_eq!(cert.ca_pem, ca.cert_pem());
+        // Kept in a Secret and read back, the CA issues certificates that chain to it.
+        let data = ca.to_secret_data(&cert);
+        let back = Ca::from_secret(&data).expect("the CA reads back");
+        let again = back.issue(&["x.example".to_string()], &[], 10 * DAY).expect("re-issued");
+        assert_eq!(again.ca_pem, ca.cert_pem());
+        assert_eq!(from_secret(&data).expect("the serving certificate reads back").cert_pem, cert.cert_pem);
+        let mut no_key = data.clone();
+        no_key.remove(CA_KEY);
+        assert!(matches!(Ca::from_secret(&no_key), Err(TlsError::MissingKey(CA_KEY))));
         // The names are in the subjectAltName: its DER holds the DNS name and the IP's 4 bytes.
         let der = der(&cert.cert_pem);
         assert!(der.windows(DNS.len()).any(|w| w == DNS.as_bytes()));
