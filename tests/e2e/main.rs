@@ -8,6 +8,7 @@
 //! `CONGRESS_E2E=require` (set by `scripts/test.sh`), which makes it fail. See harness.rs.
 
 mod actions;
+mod admission;
 mod executors;
 mod harness;
 #[path = "../support/keystone.rs"]
