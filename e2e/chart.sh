@@ -102,6 +102,15 @@ grep -q -- '--library=configmap:$(POD_NAMESPACE)/congress-library' "$T/default.y
 if render --set library.install=false | grep -q -e 'congress-library' -e '--library='; then
   fail "library.install=false still renders the library ConfigMap or flag"
 fi
+render --set webhook.enabled=true --set webhook.failurePolicy=Ignore --set webhook.timeoutSeconds=3 > "$T/webhook.yaml"
+for want in '--webhook-addr=0.0.0.0:9443' '--webhook-failure-policy=Ignore' '--webhook-timeout-seconds=3' \
+  '--webhook-service=$(POD_NAMESPACE)/congress:443' 'validatingwebhookconfigurations' 'congress-webhook-tls'; do
+  grep -qF -- "$want" "$T/webhook.yaml" || fail "webhook.enabled=true does not render $want"
+done
+if render --set webhook.enabled=true --set webhook.certSecret=my-tls | grep -q 'congress-webhook-tls'; then
+  fail "webhook.certSecret set still renders the generated certificate's Role"
+fi
+if grep -q -e '--webhook-' "$T/default.yaml"; then fail "the webhook is rendered although webhook.enabled is false"; fi
 for bad in 'actions.kubernetes.rules[0].resources={pods}' 'actions.kubernetes.rules[0].verbs={patch}'; do
   if render --set 'actions.kubernetes.rules[0].apiGroups={apps}' --set "$bad" >/dev/null 2>&1; then
     fail "helm template accepted an incomplete rule (--set $bad)"
@@ -185,6 +194,8 @@ kubectl create namespace "$NS"
 # report CRDs are applied above, the ServiceMonitor is checked separately.
 render --kube-version "$server_version" --set policyReportCRDs.install=false -f "$T/actions.yaml" > "$T/server.yaml"
 kubectl apply --dry-run=server -f "$T/server.yaml"
+render --kube-version "$server_version" --set policyReportCRDs.install=false --set webhook.enabled=true > "$T/server-webhook.yaml"
+kubectl apply --dry-run=server -f "$T/server-webhook.yaml"
 render --kube-version "$server_version" --set serviceMonitor.enabled=true --show-only templates/servicemonitor.yaml > "$T/servicemonitor.yaml"
 if kubectl get crd servicemonitors.monitoring.coreos.com >/dev/null 2>&1; then
   kubectl apply --dry-run=server -f "$T/servicemonitor.yaml"

@@ -134,6 +134,7 @@ fn webhook(args: &OperatorArgs) -> Result<Option<controllers::webhook::server::W
             endpoint,
             failure_policy: args.webhook_failure_policy.clone(),
             timeout_seconds: args.webhook_timeout_seconds,
+            excluded_namespaces: excluded.iter().cloned().collect(),
         },
         review: ReviewSettings { excluded_namespaces: excluded },
     }))

@@ -176,7 +176,8 @@ async fn the_webhook_denies_new_violations_across_resources_and_warns_in_warn_mo
     let _ = ingresses.get("first").await.expect("created");
     let mut last = String::new();
     let denied = eventually("a second Ingress for the same host is denied", &op, || {
-        let (ok, out) = kubectl(&cluster, &["create", "--dry-run=server", "-f", "-"], &ingress("second", "shop.example.com"));
+        let (ok, out) =
+            kubectl(&cluster, &["create", "--dry-run=server", "-f", "-"], &ingress("second", "shop.example.com"));
         last = out.clone();
         async move { (!ok).then_some(out) }
     })
@@ -213,7 +214,8 @@ async fn failure_policy_decides_when_the_webhook_is_down() {
         })
         .await;
         op.kill();
-        let (ok, out) = kubectl(&cluster, &["create", "--dry-run=server", "-f", "-"], &pod("p", "registry.example.com/a:1"));
+        let (ok, out) =
+            kubectl(&cluster, &["create", "--dry-run=server", "-f", "-"], &pod("p", "registry.example.com/a:1"));
         assert_eq!(ok, admitted, "failurePolicy {policy} with the webhook down: {out}");
         if !admitted {
             assert!(out.contains("failed calling webhook"), "{out}");
@@ -248,7 +250,8 @@ async fn the_serving_certificate_is_reissued_without_a_failed_request() {
             kubectl(&cluster, &["create", "--dry-run=server", "-f", "-"], &pod(&format!("p{n}"), "evil.io/x:1"));
         assert!(!ok && out.contains("denied the request"), "request {n} failed otherwise than by the policy: {out}");
         n += 1;
-        let now = secrets.get_opt("congress-webhook-tls").await.ok().flatten().and_then(|s| s.data?.get("tls.crt").cloned());
+        let now =
+            secrets.get_opt("congress-webhook-tls").await.ok().flatten().and_then(|s| s.data?.get("tls.crt").cloned());
         rotated |= now.is_some_and(|c| c != first);
     }
     assert!(rotated, "the serving certificate was not re-issued in 40 s; operator log:\n{}", op.log_tail());

@@ -41,6 +41,9 @@ pub struct ConfigSettings {
     pub failure_policy: String,
     /// 1..=30.
     pub timeout_seconds: i32,
+    /// Namespaces not sent to the webhook where the API server labels namespaces with their
+    /// name (`kubernetes.io/metadata.name`, v1.21 and later; the handler skips them anyway).
+    pub excluded_namespaces: Vec<String>,
 }
 
 /// A watched kind as a webhook rule wants it.
@@ -116,7 +119,12 @@ pub async fn kinds(ctx: &Context) -> Vec<Kind> {
 }
 
 /// The configuration for `kinds`, with `ca_bundle` (PEM).
-pub fn configuration(settings: &ConfigSettings, kinds: &[Kind], ca_bundle: &str, namespace: &str) -> ValidatingWebhookConfiguration {
+pub fn configuration(
+    settings: &ConfigSettings,
+    kinds: &[Kind],
+    ca_bundle: &str,
+    namespace: &str,
+) -> ValidatingWebhookConfiguration {
     let client_config = match &settings.endpoint {
         Endpoint::Url(url) => WebhookClientConfig {
             url: Some(url.clone()),
@@ -161,11 +169,23 @@ pub fn configuration(settings: &ConfigSettings, kinds: &[Kind], ca_bundle: &str,
             timeout_seconds: Some(settings.timeout_seconds),
             match_policy: Some("Equivalent".into()),
             namespace_selector: Some(LabelSelector {
-                match_expressions: Some(vec![LabelSelectorRequirement {
-                    key: OPT_OUT_LABEL.into(),
-                    operator: "NotIn".into(),
-                    values: Some(vec!["disabled".into()]),
-                }]),
+                match_expressions: Some(
+                    [
+                        Some(LabelSelectorRequirement {
+                            key: OPT_OUT_LABEL.into(),
+                            operator: "NotIn".into(),
+                            values: Some(vec!["disabled".into()]),
+                        }),
+                        (!settings.excluded_namespaces.is_empty()).then(|| LabelSelectorRequirement {
+                            key: "kubernetes.io/metadata.name".into(),
+                            operator: "NotIn".into(),
+                            values: Some(settings.excluded_namespaces.clone()),
+                        }),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                ),
                 match_labels: None,
             }),
             rules: Some(rules),
@@ -231,6 +251,7 @@ mod tests {
             endpoint: Endpoint::Url("https://127.0.0.1:9443/validate".into()),
             failure_policy: "Ignore".into(),
             timeout_seconds: 3,
+            excluded_namespaces: vec!["kube-system".into(), "congress-system".into()],
         };
         let kinds = [Kind { group: "networking.k8s.io".into(), version: "v1".into(), plural: "ingresses".into() }];
         let c = configuration(&settings, &kinds, "PEM", "congress-system");
@@ -245,5 +266,6 @@ mod tests {
         assert_eq!(w["clientConfig"]["url"], "https://127.0.0.1:9443/validate");
         assert_eq!(w["clientConfig"]["caBundle"], "UEVN", "base64 of the PEM");
         assert_eq!(w["namespaceSelector"]["matchExpressions"][0]["key"], OPT_OUT_LABEL);
+        assert_eq!(w["namespaceSelector"]["matchExpressions"][1]["values"], json!(["kube-system", "congress-system"]));
     }
 }

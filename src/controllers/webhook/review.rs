@@ -10,9 +10,9 @@ use super::super::metrics::{AdmissionLabel, AdmissionViolationLabel};
 use congress_drivers::admission::{self, NewViolation};
 use congress_model::engine_name;
 use congress_model::resources::{AdmissionAction, Datasource, Enforcement, Policy};
-use kube::{Resource, ResourceExt};
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::{Resource, ResourceExt};
 use std::collections::BTreeSet;
 use std::time::Instant;
 

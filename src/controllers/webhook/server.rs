@@ -91,11 +91,13 @@ async fn current_cert(ctx: &Context, settings: &WebhookSettings) -> Result<Optio
             };
             let cert = ca.issue(&settings.dns_names, &settings.ips, *valid_for).map_err(|e| e.to_string())?;
             let mut body = Secret {
-                metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(namespace.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    namespace: Some(namespace.clone()),
+                    ..Default::default()
+                },
                 type_: Some("kubernetes.io/tls".into()),
-                data: Some(
-                    ca.to_secret_data(&cert).into_iter().map(|(k, v)| (k, ByteString(v))).collect(),
-                ),
+                data: Some(ca.to_secret_data(&cert).into_iter().map(|(k, v)| (k, ByteString(v))).collect()),
                 ..Default::default()
             };
             let written = match existing {
@@ -203,8 +205,8 @@ pub async fn run(ctx: Arc<Context>, settings: WebhookSettings, shutdown: watch::
         if ctx.is_leader() {
             let kinds = config::kinds(&ctx).await;
             let ca = store.current().ca_pem;
-            let desired = (!kinds.is_empty())
-                .then(|| config::configuration(&settings.config, &kinds, &ca, &ctx.namespace));
+            let desired =
+                (!kinds.is_empty()).then(|| config::configuration(&settings.config, &kinds, &ca, &ctx.namespace));
             match config::apply(&ctx, desired, &settings.config.name, last_config.as_ref()).await {
                 Ok(written) => last_config = written,
                 Err(e) => tracing::warn!(error = %e, "writing the webhook configuration failed"),
