@@ -162,6 +162,14 @@ impl Engine {
         Ok(out)
     }
 
+    /// Whether table `table` of policy `policy` holds `row` (one hash lookup; no copy of the
+    /// table).
+    pub fn has_row(&self, policy: &str, table: &str, row: &[Value]) -> bool {
+        let Some(id) = self.store.id_of(&TableKey::new(policy, table)) else { return false };
+        let syms: Option<Vec<crate::intern::Sym>> = row.iter().map(|v| self.store.interner.lookup(v)).collect();
+        syms.is_some_and(|s| self.store.tables[id].contains(&s))
+    }
+
     /// Every row of every `execute[...]` table of `policy`, by table (`nova:servers.pause`),
     /// tables and rows sorted: the actions its rules ask for now.
     pub fn execute_rows(&self, policy: &str) -> Result<Vec<(String, Rows)>, EngineError> {

@@ -348,13 +348,19 @@ impl Engine {
         changes: &[RowChange],
         inspect: impl FnOnce(&mut Engine, &crate::types::Commit) -> T,
     ) -> Result<T, EngineError> {
-        // What is there before, so the undo restores exactly that.
+        // What is there before, so the undo restores exactly that (a lookup per row: the
+        // cost follows the change, not the tables).
         let mut present: Vec<(usize, Vec<bool>, Vec<bool>)> = Vec::with_capacity(changes.len());
         for (i, c) in changes.iter().enumerate() {
-            let rows = self.rows(&c.policy, &c.table)?;
-            let had: std::collections::HashSet<&[Value]> = rows.iter().map(Vec::as_slice).collect();
-            let removed = c.removed.iter().map(|r| had.contains(r.as_slice())).collect();
-            let added = c.added.iter().map(|r| had.contains(r.as_slice())).collect();
+            match self.schema(&c.policy) {
+                None if self.policy_kind(&c.policy).is_none() => {
+                    return Err(EngineError::NoSuchPolicy(c.policy.clone()));
+                }
+                Some(s) if s.contains_key(&c.table) => {}
+                _ => return Err(EngineError::NoSuchTable { policy: c.policy.clone(), table: c.table.clone() }),
+            }
+            let removed = c.removed.iter().map(|r| self.has_row(&c.policy, &c.table, r)).collect();
+            let added = c.added.iter().map(|r| self.has_row(&c.policy, &c.table, r)).collect();
             present.push((i, removed, added));
         }
         let mut txn = self.transaction();

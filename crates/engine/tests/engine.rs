@@ -721,3 +721,17 @@ fn a_hypothetical_change_that_is_refused_changes_nothing() {
     assert_eq!(e.rows("nova", "servers").unwrap(), vec![vec![s("vm-1"), s("ACTIVE")]]);
     assert!(e.hypothetically(&[change("nova:nope", vec![], vec![])], |_, _| ()).is_err());
 }
+
+#[test]
+fn has_row_looks_one_row_up() {
+    let mut e = cloud();
+    let mut t = e.transaction();
+    t.insert_rows("nova", "servers", vec![vec![s("vm-1"), s("ACTIVE")]]);
+    t.commit().unwrap();
+    assert!(e.has_row("nova", "servers", &[s("vm-1"), s("ACTIVE")]));
+    assert!(!e.has_row("nova", "servers", &[s("vm-1"), s("DOWN")]));
+    assert!(!e.has_row("nova", "servers", &[s("never-seen"), s("ACTIVE")]), "a value never interned");
+    assert!(!e.has_row("nova", "servers", &[s("vm-1")]), "another arity");
+    assert!(!e.has_row("nova", "nope", &[s("vm-1"), s("ACTIVE")]));
+    assert!(e.has_row("classification", "error", &[s("vm-1")]));
+}
