@@ -3,25 +3,11 @@
 //! allowed registries in `deny`, unique Ingress hosts in `deny`, no `latest` tag in `warn`)
 //! and a manifest of pods and Ingresses admitted in order; snapshots of the text and JSON.
 
-use assert_cmd::Command;
-
 const DIR: &str = "tests/fixtures/admission";
 
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("congress")
-        .expect("the congress binary is built")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .expect("congress runs");
-    let (code, out, err) = (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(!err.contains("panicked"), "panic: {err}");
-    (code, out, err)
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::run;
 
 fn admit(extra: &[&str]) -> (i32, String, String) {
     let policies = format!("{DIR}/policies.yaml");

@@ -4,27 +4,12 @@
 //! insta snapshots of the outputs (`tests/snapshots/`). The `--cluster` paths need a
 //! cluster and are not run here.
 
-use assert_cmd::Command;
-
 const V1: &str = "tests/fixtures/library-v1";
 const V2: &str = "tests/fixtures/library-v2";
 
-/// The binary, run from the crate root so that paths in its output are relative.
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::cargo_bin("congress")
-        .expect("the congress binary is built")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(args)
-        .output()
-        .expect("congress runs");
-    let (code, out, err) = (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(!err.contains("panicked"), "panic: {err}");
-    (code, out, err)
-}
+#[path = "support/cli.rs"]
+mod cli;
+use cli::run;
 
 /// Run, expecting exit 0 and nothing on stderr; the output.
 fn ok(args: &[&str]) -> String {
@@ -70,7 +55,11 @@ fn a_directory_that_is_not_there_is_bad_input() {
 #[test]
 fn without_a_library_here_it_asks_for_one() {
     let empty = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("congress").unwrap().current_dir(empty.path()).args(["library", "list"]).output();
+    let out = assert_cmd::Command::cargo_bin("congress")
+        .unwrap()
+        .current_dir(empty.path())
+        .args(["library", "list"])
+        .output();
     let out = out.unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

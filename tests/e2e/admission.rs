@@ -5,7 +5,7 @@
 //! run goes through it; `failurePolicy` decides when the webhook is down; the serving
 //! certificate is re-issued without a failed request.
 
-use crate::harness::{Cluster, Operator, eventually};
+use crate::harness::{Cluster, Operator, eventually, free_port};
 use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
 use kube::api::Api;
 use std::process::Command;
@@ -77,10 +77,6 @@ spec:
   rules:
   - rule: error(ns, name, image) :- kube:pods(uid, ns, name), kube:containers(uid, image), builtin:endswith(image, ":latest")
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
 
 fn webhook_args(port: u16, failure_policy: &str, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
