@@ -4,6 +4,7 @@
 //! library) and the conformance replay (`congress_conformance`) are crates of their own, so
 //! what may depend on what is checked by the compiler: see `docs/architecture.md`.
 
+mod api;
 mod cli;
 mod controllers;
 

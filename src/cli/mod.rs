@@ -19,6 +19,7 @@ pub mod input_args;
 pub mod library;
 pub mod operator;
 pub mod poll;
+pub mod serve;
 pub mod simulate;
 pub mod test;
 
@@ -67,6 +68,8 @@ pub enum Command {
     /// The policy library: list, show and activate library policies, diff a newer library
     /// against the installed one, reset customised ones (from ./library, --dir or --cluster).
     Library(library::LibraryArgs),
+    /// Serve Congress's REST API and the dashboard without Kubernetes (state in SQLite).
+    Serve(Box<serve::ServeArgs>),
     /// Run the Kubernetes operator: reconcile Policies and Datasources, write status,
     /// PolicyReports and events, serve /metrics.
     Operator(Box<operator::OperatorArgs>),
@@ -91,6 +94,7 @@ pub fn run() -> ExitCode {
         Command::Approve(args) => approve::run(args),
         Command::Library(args) => library::run(args),
         Command::Operator(args) => operator::run(*args),
+        Command::Serve(args) => serve::run(*args),
     }
 }
 

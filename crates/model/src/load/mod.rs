@@ -25,11 +25,13 @@ mod build;
 mod documents;
 mod fixtures;
 mod manifests;
+mod objects;
 
 pub use crate::loader::{Origin, Statement};
 pub use build::build;
 pub use fixtures::{load_fixtures, load_fixtures_with_schemas, load_schemas};
 pub use manifests::load_policies;
+pub use objects::{Objects, load_objects};
 
 use crate::resources::Enforcement;
 use congress_engine::{ActionEvent, Engine, PolicyKind, Schema, Value};
