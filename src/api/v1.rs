@@ -5,12 +5,12 @@
 
 use super::backend::{DatasourceEntry, PolicyEntry};
 use super::convert::{self, CreateDatasource, CreatePolicy, RuleBody};
-use super::{Api, ApiError, JsonBody, created};
+use super::{Api, ApiError, JsonBody, RawBody, created};
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use axum::{Json, body::Bytes};
+use axum::Json;
 use congress_engine::{SimulateRequest, Value as EValue};
 use congress_model::engine_name;
 use congress_model::resources::{ActionArgs, LibraryRef, Policy};
@@ -113,7 +113,7 @@ struct Activation {
     parameters: BTreeMap<String, Vec<Value>>,
 }
 
-async fn create_policy(State(api): Shared, Query(q): Query<CreateQuery>, body: Bytes) -> Result<Response> {
+async fn create_policy(State(api): Shared, Query(q): Query<CreateQuery>, RawBody(body): RawBody) -> Result<Response> {
     let policy = match q.library_policy {
         Some(lib) => activation(&api, &lib, super::parse_json::<Option<Activation>>(&body)?.unwrap_or_default()).await?,
         None => super::parse_json::<CreatePolicy>(&body)?.into_policy()?,
@@ -188,7 +188,7 @@ async fn policy_action(
     State(api): Shared,
     Path(p): Path<String>,
     Query(q): Query<ActionQuery>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response> {
     let (entry, _) = find_policy(&api, &p).await?;
     let policy = engine_of(&entry.policy);
@@ -302,6 +302,10 @@ async fn create_rule(State(api): Shared, Path(p): Path<String>, JsonBody(body): 
         return Err(ApiError::rule_syntax("empty string passed: not a valid rule"));
     }
     let text = body.rule.trim().to_string();
+    let library = api.backend.library().await?;
+    if convert::rules(&policy, &library)?.iter().any(|r| r.rule == text) {
+        return Err(ApiError::conflict("rule_already_exists", format!("Rule already exists in policy {p}: {text}")));
+    }
     let mut entries = convert::rule_entries(&policy);
     entries.push(body.into());
     policy.spec.rules = Some(entries);
@@ -523,7 +527,7 @@ async fn datasource_action(
     State(api): Shared,
     Path(d): Path<String>,
     Query(q): Query<ActionQuery>,
-    body: Bytes,
+    RawBody(body): RawBody,
 ) -> Result<Response> {
     let entry = find_datasource(&api, &d).await?;
     let name = entry.datasource.name_any();

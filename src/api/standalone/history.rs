@@ -88,33 +88,34 @@ impl Recorder {
         let cause = lock(&self.cause).clone();
         let mut present = lock(&self.present);
         let known = present.entry(policy.to_string()).or_default();
+        let printed: Vec<String> = rows.iter().map(|r| print_row("error", r)).collect();
         let mut events = Vec::new();
-        let mut seen = std::collections::HashSet::with_capacity(rows.len());
-        for row in &rows {
-            let printed = print_row("error", row);
-            if !known.contains_key(&printed) {
-                known.insert(printed.clone(), now);
+        // Cleared first, then appeared: within one change, what went before what came.
+        if clear {
+            let seen: std::collections::HashSet<&String> = printed.iter().collect();
+            let mut gone: Vec<String> = known.keys().filter(|r| !seen.contains(r)).cloned().collect();
+            gone.sort();
+            for row in gone {
+                known.remove(&row);
                 events.push(HistoryEvent {
                     at_ms: now,
                     policy: policy.to_string(),
-                    row: printed.clone(),
-                    data: Value::Array(row.iter().map(EValue::to_json).collect()),
-                    change: "appeared".into(),
+                    row,
+                    data: Value::Null,
+                    change: "cleared".into(),
                     cause: cause.clone(),
                 });
             }
-            seen.insert(printed);
         }
-        if clear {
-            let gone: Vec<String> = known.keys().filter(|r| !seen.contains(*r)).cloned().collect();
-            for printed in gone {
-                known.remove(&printed);
+        for (row, text) in rows.iter().zip(printed) {
+            if !known.contains_key(&text) {
+                known.insert(text.clone(), now);
                 events.push(HistoryEvent {
                     at_ms: now,
                     policy: policy.to_string(),
-                    row: printed,
-                    data: Value::Null,
-                    change: "cleared".into(),
+                    row: text,
+                    data: Value::Array(row.iter().map(EValue::to_json).collect()),
+                    change: "appeared".into(),
                     cause: cause.clone(),
                 });
             }
