@@ -8,6 +8,7 @@
 //! it, never the other way round, and the compiler keeps it so.
 
 pub mod admission;
+pub mod api_auth;
 pub mod credentials;
 pub mod execute;
 pub mod http;
