@@ -6,8 +6,12 @@
 //!
 //! This is the library of the root package (`congress_drivers`): the controllers depend on
 //! it, never the other way round, and the compiler keeps it so.
+//!
+//! It also holds [`api_auth`], the REST API's authenticators (Keystone, Kubernetes), so that
+//! the integration and e2e tests can call them directly.
 
 pub mod admission;
+pub mod api_auth;
 pub mod credentials;
 pub mod execute;
 pub mod http;

@@ -9,6 +9,7 @@
 
 mod actions;
 mod admission;
+mod api_auth;
 mod executors;
 mod harness;
 #[path = "../support/keystone.rs"]

@@ -105,7 +105,7 @@ impl Keystone {
     /// Hold Keystone's write lock: its sqlite database refuses a second writer at once (a
     /// 500), and after that can hold a stale lock for 30 s; so the tests sharing it (threads
     /// and processes) write one at a time, serialised by a lock file.
-    fn write_lock(&self) -> std::fs::File {
+    pub fn write_lock(&self) -> std::fs::File {
         let port = self.url.rsplit(':').next().unwrap_or("0").trim_end_matches("/v3").to_string();
         let path = std::env::temp_dir().join(format!("congress-keystone-{port}.lock"));
         let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).expect("lock file");
