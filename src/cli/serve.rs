@@ -3,7 +3,8 @@
 //! the product on a laptop: `congress serve --no-auth -f examples/cloud --data
 //! examples/cloud` serves the walk-through with no database at all.
 
-use crate::api::auth::{Authenticator, NoAuth};
+use crate::api::auth::{Authenticator, KeystoneAuth, KeystoneAuthConfig, NoAuth};
+use congress_drivers::credentials::SecretValue;
 use crate::api::standalone::{Options, Seed, Standalone, store::Store};
 use crate::api::{self, Api};
 use crate::cli::input_args::{load_all, report_load_errors};
@@ -46,6 +47,28 @@ pub struct ServeArgs {
     /// Accept every caller as an admin, without a token. Only on a loopback address.
     #[arg(long)]
     pub no_auth: bool,
+    /// Validate callers' Keystone tokens against this Keystone (v3 URL), as keystonemiddleware
+    /// does: admin roles may do everything, reader roles may read.
+    #[arg(long, value_name = "URL")]
+    pub keystone_url: Option<String>,
+    /// The service user that validates tokens (it needs the `service` or `admin` role).
+    #[arg(long, default_value = "congress")]
+    pub keystone_user: String,
+    /// The service user's password (read from the environment, never from the command line).
+    #[arg(long = "keystone-password-env", value_name = "VAR", default_value = "CONGRESS_KEYSTONE_PASSWORD")]
+    pub keystone_password_env: String,
+    /// The project the service user's token is scoped to.
+    #[arg(long, default_value = "service")]
+    pub keystone_project: String,
+    /// Keystone roles that may change things (repeatable).
+    #[arg(long = "admin-role", default_values_t = vec!["admin".to_string()])]
+    pub admin_roles: Vec<String>,
+    /// Keystone roles that may read (repeatable).
+    #[arg(long = "reader-role", default_values_t = vec!["reader".to_string(), "member".to_string()])]
+    pub reader_roles: Vec<String>,
+    /// Seconds a validated token is trusted before Keystone is asked again (0: always ask).
+    #[arg(long, default_value_t = 300)]
+    pub token_cache_seconds: u64,
     /// Every ActionRequest waits for a person's approval (the dashboard, or
     /// `POST /v1/action-requests/ID?action=approve`), whatever its policy says.
     #[arg(long)]
@@ -132,6 +155,21 @@ async fn serve(args: ServeArgs, seed: Option<Seed>) -> Result<(), ServeError> {
             return Err(ServeError::NoAuthOffLoopback(args.listen));
         }
         Arc::new(NoAuth)
+    } else if let Some(url) = &args.keystone_url {
+        let password = std::env::var(&args.keystone_password_env).map_err(|_| {
+            ServeError::Start(format!("--keystone-url: set the service user's password in ${}", args.keystone_password_env))
+        })?;
+        let config = KeystoneAuthConfig {
+            auth_url: url.clone(),
+            username: args.keystone_user.clone(),
+            password: SecretValue::new(password),
+            project: args.keystone_project.clone(),
+            admin_roles: args.admin_roles.clone(),
+            reader_roles: args.reader_roles.clone(),
+            cache_ttl: std::time::Duration::from_secs(args.token_cache_seconds),
+            ..KeystoneAuthConfig::default()
+        };
+        Arc::new(KeystoneAuth::new(config).map_err(|e| ServeError::Start(format!("--keystone-url: {e}")))?)
     } else {
         return Err(ServeError::NoAuthenticator);
     };
