@@ -241,10 +241,10 @@ function field(labelText, control, help = null) {
     help && el('p', { class: 'help', id: helpId }, help));
 }
 
-/** A search box that calls onChange (debounced) as the user types; compact hides the label (the placeholder says it). */
+/** A search box that calls onChange (debounced) as the user types; compact: the label is for screen readers only. */
 function filterBox(labelText, onChange, { initial = '', compact = false } = {}) {
   const input = el('input', {
-    type: 'search', id: uid('filter'), value: initial, placeholder: compact ? `${labelText}…` : 'Filter…', autocomplete: 'off',
+    type: 'search', id: uid('filter'), value: initial, placeholder: 'Filter…', autocomplete: 'off',
   });
   const fire = debounce(() => onChange(input.value.trim()), 200);
   input.addEventListener('input', fire);
@@ -585,11 +585,20 @@ function violationsSection(policy, params) {
       load();
     });
     const go = (offset) => () => { state.offset = Math.max(0, offset); load(); };
+    const atStart = data.offset <= 0;
+    const atEnd = data.offset + state.limit >= data.total;
+    const lastPage = Math.max(0, Math.ceil(data.total / state.limit) - 1) * state.limit;
+    const pageButton = (label, disabled, offset) => el('button', {
+      type: 'button', class: 'button button--secondary', disabled, onclick: go(offset),
+    }, label);
     pager.replaceChildren(
       el('div', { class: 'field field--inline' }, el('label', { for: sizeSelect.id }, 'Per page'), sizeSelect),
+      el('p', { class: 'muted page-number' }, `Page ${formatCount(Math.floor(data.offset / state.limit) + 1)} of ${formatCount(Math.max(1, Math.ceil(data.total / state.limit)))}`),
       el('div', { class: 'pager-buttons' },
-        el('button', { type: 'button', class: 'button button--secondary', disabled: data.offset <= 0, onclick: go(data.offset - state.limit) }, '← Previous'),
-        el('button', { type: 'button', class: 'button button--secondary', disabled: data.offset + state.limit >= data.total, onclick: go(data.offset + state.limit) }, 'Next →')));
+        pageButton('« First', atStart, 0),
+        pageButton('← Previous', atStart, data.offset - state.limit),
+        pageButton('Next →', atEnd, data.offset + state.limit),
+        pageButton('Last »', atEnd, lastPage)));
   }
 
 
