@@ -2,6 +2,10 @@
 //! congress` against it, its database across restarts and a kill, its answers to bad input,
 //! and the history of violations.
 
+#[path = "support/keystone.rs"]
+mod keystone;
+#[path = "support/openstack.rs"]
+mod openstack;
 #[path = "support/serve.rs"]
 mod serve;
 
@@ -299,4 +303,141 @@ async fn action_requests_are_approved_or_denied() {
     assert!(approved["message"].as_str().unwrap().contains("no driver running"), "{approved}");
     assert_error(&post(format!("{u}/v1/action-requests/nope?action=approve"), json!({})).await, 404, "nope");
     assert_error(&post(format!("{u}/v1/action-requests/{b}?action=maybe"), json!({})).await, 400, "approve");
+}
+
+mod keystone_auth {
+    //! `congress serve --keystone-url` against the real Keystone.
+
+    use super::serve::{self, Server};
+    use super::*;
+    use super::{keystone, openstack};
+    use keystone::Keystone;
+
+    async fn server(ks: &Keystone) -> Server {
+        // SAFETY of the environment: the child process reads the password; set per process.
+        let args = ["--keystone-url", &ks.url, "--keystone-user", "admin", "--keystone-project", "admin"];
+        let mut cmd_args: Vec<&str> = args.to_vec();
+        cmd_args.extend(["--keystone-password-env", "CONGRESS_TEST_KS_PASSWORD", "--token-cache-seconds", "2"]);
+        Server::start_with_env(&cmd_args, &[("CONGRESS_TEST_KS_PASSWORD", keystone::ADMIN_PASSWORD)])
+    }
+
+    /// Every endpoint: 401 without a token and with a wrong one; 403 for a reader's write.
+    #[tokio::test]
+    async fn every_endpoint_wants_a_valid_token() {
+        let Some(ks) = Keystone::start_or_skip().await else { return };
+        let s = server(&ks).await;
+        let u = &s.url;
+        let reader = format!("api-reader-{}", std::process::id());
+        ks.user(&reader, "pw-reader").await;
+        let reader_token = ks.token(&reader, "pw-reader", "admin").await.unwrap();
+        let admin_token = ks.admin_token().await;
+        use reqwest::Method as M;
+        let endpoints: &[(M, &str)] = &[
+            (M::GET, "/v1"),
+            (M::GET, "/v1/policies"),
+            (M::POST, "/v1/policies"),
+            (M::GET, "/v1/policies/classification"),
+            (M::DELETE, "/v1/policies/classification"),
+            (M::POST, "/v1/policies/classification?action=simulate"),
+            (M::GET, "/v1/policies/classification/rules"),
+            (M::POST, "/v1/policies/classification/rules"),
+            (M::GET, "/v1/policies/classification/rules/x"),
+            (M::DELETE, "/v1/policies/classification/rules/x"),
+            (M::GET, "/v1/policies/classification/tables"),
+            (M::GET, "/v1/policies/classification/tables/error"),
+            (M::GET, "/v1/policies/classification/tables/error/rows"),
+            (M::GET, "/v1/policies/classification/status"),
+            (M::GET, "/v1/policies/classification/violations"),
+            (M::GET, "/v1/policies/classification/explain?row=error(1)"),
+            (M::GET, "/v1/policies/classification/history"),
+            (M::GET, "/v1/history"),
+            (M::GET, "/v1/librarypolicies"),
+            (M::POST, "/v1/librarypolicies"),
+            (M::GET, "/v1/librarypolicies/x"),
+            (M::PUT, "/v1/librarypolicies/x"),
+            (M::DELETE, "/v1/librarypolicies/x"),
+            (M::GET, "/v1/data-sources"),
+            (M::POST, "/v1/data-sources"),
+            (M::GET, "/v1/data-sources/x"),
+            (M::DELETE, "/v1/data-sources/x"),
+            (M::POST, "/v1/data-sources/x?action=request-refresh"),
+            (M::GET, "/v1/data-sources/x/schema"),
+            (M::GET, "/v1/data-sources/x/status"),
+            (M::GET, "/v1/data-sources/x/actions"),
+            (M::GET, "/v1/data-sources/x/tables"),
+            (M::GET, "/v1/data-sources/x/tables/t"),
+            (M::GET, "/v1/data-sources/x/tables/t/spec"),
+            (M::GET, "/v1/data-sources/x/tables/t/rows"),
+            (M::PUT, "/v1/data-sources/x/tables/t/rows"),
+            (M::GET, "/v1/system/drivers"),
+            (M::GET, "/v1/system/drivers/nova"),
+            (M::GET, "/v1/overview"),
+            (M::GET, "/v1/action-requests"),
+            (M::POST, "/v1/action-requests/x?action=approve"),
+        ];
+        for (method, path) in endpoints {
+            let url = format!("{u}{path}");
+            let none = client().request(method.clone(), &url).send().await.unwrap();
+            assert_eq!(none.status().as_u16(), 401, "{method} {path} without a token");
+            let body: Value = none.json().await.unwrap();
+            assert!(body["error"]["message"].is_string(), "{method} {path}: {body}");
+            let wrong = client().request(method.clone(), &url).header("X-Auth-Token", "gAAAAA-not-a-token").send().await;
+            assert_eq!(wrong.unwrap().status().as_u16(), 401, "{method} {path} with a wrong token");
+            let read = client().request(method.clone(), &url).header("X-Auth-Token", &reader_token).send().await.unwrap();
+            if *method == M::GET {
+                assert_ne!(read.status().as_u16(), 401, "{method} {path} as a reader");
+                assert_ne!(read.status().as_u16(), 403, "{method} {path} as a reader");
+            } else {
+                assert_eq!(read.status().as_u16(), 403, "{method} {path} as a reader");
+            }
+        }
+        // The admin may write; the version list and the dashboard need no token.
+        let ok = client()
+            .post(format!("{u}/v1/policies"))
+            .header("X-Auth-Token", &admin_token)
+            .json(&json!({"name": "by-admin"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status().as_u16(), 201);
+        assert_eq!(client().get(format!("{u}/")).send().await.unwrap().status().as_u16(), 200);
+        assert_eq!(client().get(format!("{u}/ui/")).send().await.unwrap().status().as_u16(), 200);
+        // No token reaches the log.
+        assert!(!s.log().contains(&admin_token) && !s.log().contains(&reader_token));
+    }
+
+    /// python-congressclient and `openstack congress` authenticated by the real Keystone,
+    /// with the API found in its catalog, and an action executed on a nova (an HTTP server
+    /// answering as nova, in the catalog too).
+    #[tokio::test]
+    async fn the_real_python_clients_work_with_keystone() {
+        let Some(venv) = serve::venv_or_skip() else { return };
+        let Some(ks) = Keystone::start_or_skip().await else { return };
+        let cloud = openstack::FakeCloud::start(
+            openstack::small_cloud(2),
+            openstack::TokenCheck::Keystone { url: ks.url.clone(), admin_password: keystone::ADMIN_PASSWORD.into() },
+            "admin",
+        )
+        .await;
+        let region = keystone::region("api-clients");
+        let s = server(&ks).await;
+        let mut endpoints = cloud.endpoints();
+        endpoints.push(("policy", s.url.clone()));
+        ks.register(&region, &endpoints).await;
+        let url = s.url.clone();
+        let ks_url = ks.url.clone();
+        let (ok, out) = tokio::task::spawn_blocking(move || {
+            serve::run_client_checks(&venv, &url, &["keystone", &ks_url, &region])
+        })
+        .await
+        .unwrap();
+        assert!(ok, "client checks failed:\n{out}\nserver log:\n{}", s.log());
+        let seen = cloud.state().actions.clone();
+        assert!(
+            seen.iter().any(|a| a.method == "POST" && a.path.ends_with("servers/srv-000001/action") && a.body.get("pause").is_some()),
+            "nova did not receive the pause: {:?}",
+            seen.iter().map(|a| (&a.method, &a.path, &a.body)).collect::<Vec<_>>()
+        );
+        assert!(!s.log().contains(keystone::ADMIN_PASSWORD), "the password reached the log");
+    }
 }

@@ -78,6 +78,26 @@ fn kind_name(k: PolicyKindSpec) -> String {
     serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
+/// A refused policy: 400 (409 for a duplicate rule) naming each problem's rule and `line:col`
+/// (`error_data`: each problem as `{rule, line, column, message}`).
+pub fn rule_error(policy: &str, problems: &[loader::Problem]) -> ApiError {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| match &p.rule {
+            Some(rule) => format!("{rule} {}:{}: {}", p.line, p.column, p.message),
+            None => p.message.clone(),
+        })
+        .collect();
+    let data: Vec<Value> = problems
+        .iter()
+        .map(|p| json!({"rule": p.rule, "line": p.line, "column": p.column, "message": p.message}))
+        .collect();
+    let message = format!("policy {policy}: {}", lines.join("; "));
+    let duplicate = problems.iter().any(|p| p.message.contains("already exists"));
+    let error = if duplicate { ApiError::conflict("rule_already_exists", message) } else { ApiError::rule_syntax(message) };
+    error.with_data(json!(data))
+}
+
 /// One of a policy's rules as Congress shows it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct RuleView {

@@ -266,6 +266,13 @@ async fn reconcile_inner(request: &ActionRequest, ctx: &Context) -> Result<Actio
         Some(Phase::Running) => return Ok(Action::await_change()),
         _ => {}
     }
+    // Denied by a person: never run.
+    if request.spec.denied {
+        deny(&mut status, generation);
+        tracing::info!(request = %name, action = %request.spec.name, "denied");
+        write(request, ctx, &old, status).await?;
+        return Ok(Action::requeue(ctx.actions.retention.max(Duration::from_secs(1))));
+    }
     if status.explanation.is_none() && request.spec.trigger.is_some() {
         status.explanation = explanation(request, ctx).await;
     }
@@ -539,6 +546,18 @@ fn fail(status: &mut ActionRequestStatus, reason: &str, message: &str, generatio
         .into_iter()
         .chain([condition(&old, "Succeeded", "False", reason, message, generation)])
         .collect::<Vec<Condition>>();
+}
+
+/// Refused by a person (`spec.denied`): finished, not run.
+fn deny(status: &mut ActionRequestStatus, generation: Option<i64>) {
+    let old = status.clone();
+    status.phase = Some(Phase::Denied);
+    status.completion_time = Some(now_rfc3339());
+    status.next_attempt_time = None;
+    status.conditions = vec![
+        condition(&old, "Approved", "False", "Denied", "denied (`spec.denied: true`)", generation),
+        condition(&old, "Succeeded", "False", "Denied", "denied: the action was not run", generation),
+    ];
 }
 
 /// Not run yet: `Pending` until approved, then `Approved`.

@@ -112,6 +112,16 @@ impl super::Context {
 }
 
 impl PolicyState {
+    /// The digest ([`PolicyStatements::digest`]) of the version loaded into the engine.
+    pub fn loaded_digest(&self) -> Option<&str> {
+        self.loaded.as_deref()
+    }
+
+    /// Why the latest version was not loaded, if it was not.
+    pub fn failure(&self) -> Option<&LoadFailure> {
+        self.failure.as_ref()
+    }
+
     /// Forget what was published (another replica may have written since).
     pub fn forget_published(&mut self) {
         self.book = None;

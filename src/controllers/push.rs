@@ -17,6 +17,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use congress_drivers::api_auth::{Access, Authenticator};
 use congress_drivers::credentials::SecretValue;
 use congress_drivers::push::{Pending, PushError, PushState};
 use congress_drivers::{DriverStatus, Sink};
@@ -72,7 +73,7 @@ async fn put_rows(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(ctx, name, headers, body, move |state, bytes| state.replace_rows(&table, bytes)).await
+    handle(ctx, None, name, headers, body, move |state, bytes| state.replace_rows(&table, bytes)).await
 }
 
 async fn post_tables(
@@ -81,24 +82,104 @@ async fn post_tables(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(ctx, name, headers, body, |state, bytes| state.apply_document(bytes)).await
+    handle(ctx, None, name, headers, body, |state, bytes| state.apply_document(bytes)).await
+}
+
+/// A push among the API's requests: `PUT /v1/data-sources/{name}/tables/{table}/rows`
+/// (`table` is set) or `POST /v1/data-sources/{name}/tables`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushTarget {
+    pub name: String,
+    pub table: Option<String>,
+}
+
+impl PushTarget {
+    /// The push that `method` on `path` is, if it is one.
+    pub fn of(method: &axum::http::Method, path: &str) -> Option<PushTarget> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let ok = |s: &str| !s.is_empty() && !s.contains('%');
+        match parts.as_slice() {
+            ["", "v1", "data-sources", name, "tables", table, "rows"]
+                if method == axum::http::Method::PUT && ok(name) && ok(table) =>
+            {
+                Some(PushTarget { name: name.to_string(), table: Some(table.to_string()) })
+            }
+            ["", "v1", "data-sources", name, "tables"] if method == axum::http::Method::POST && ok(name) => {
+                Some(PushTarget { name: name.to_string(), table: None })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Serve a push that came in with the API's requests: also let in callers that the API's
+/// authenticator gives admin access (a Kubernetes token with `create` on policies).
+pub async fn serve(
+    ctx: Arc<Context>,
+    api_auth: Arc<dyn Authenticator>,
+    target: PushTarget,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let PushTarget { name, table } = target;
+    match table {
+        Some(table) => {
+            handle(ctx, Some(api_auth), name, headers, body, move |state, bytes| state.replace_rows(&table, bytes))
+                .await
+        }
+        None => handle(ctx, Some(api_auth), name, headers, body, |state, bytes| state.apply_document(bytes)).await,
+    }
+}
+
+/// Why a push was refused: the HTTP status and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl Refused {
+    fn new(status: StatusCode, message: impl Into<String>) -> Refused {
+        Refused { status, message: message.into() }
+    }
+}
+
+/// The endpoint of `push` datasource `name` (its resource or engine name).
+pub fn endpoint(ctx: &Context, name: &str) -> Option<Arc<PushEndpoint>> {
+    let pushes = lock(&ctx.pushes);
+    pushes.get(name).or_else(|| pushes.values().find(|e| e.engine_name == name)).cloned()
+}
+
+/// Replace table `table` of `push` datasource `name` with `rows` (already authorised: the
+/// operator's API). Rows added and removed.
+pub async fn replace_rows(
+    ctx: &Context,
+    name: &str,
+    table: &str,
+    rows: &[Vec<serde_json::Value>],
+) -> Result<(usize, usize), Refused> {
+    let endpoint = endpoint(ctx, name)
+        .ok_or_else(|| Refused::new(StatusCode::NOT_FOUND, format!("no push datasource `{name}` (only `push` data sources take rows)")))?;
+    if !ctx.is_leader() {
+        return Err(Refused::new(StatusCode::SERVICE_UNAVAILABLE, "this replica is a standby; push to the leader (retry)"));
+    }
+    let bytes = serde_json::to_vec(rows).map_err(|e| Refused::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    apply(ctx, &endpoint, name, |state| state.replace_rows(table, &bytes)).await
 }
 
 async fn handle(
     ctx: Arc<Context>,
+    api_auth: Option<Arc<dyn Authenticator>>,
     name: String,
     headers: HeaderMap,
     body: Body,
     build: impl FnOnce(&PushState, &[u8]) -> Result<Pending, PushError>,
 ) -> Response {
-    let endpoint = {
-        let pushes = lock(&ctx.pushes);
-        pushes.get(&name).or_else(|| pushes.values().find(|e| e.engine_name == name)).cloned()
-    };
-    let Some(endpoint) = endpoint else {
+    let Some(endpoint) = endpoint(&ctx, &name) else {
         return error(StatusCode::NOT_FOUND, format!("no push datasource `{name}`"));
     };
-    if let Err(response) = authenticate(&ctx, &endpoint, &headers).await {
+    if let Err(response) = authenticate(&ctx, &endpoint, &headers, api_auth.as_deref()).await {
         return response;
     }
     if !ctx.is_leader() {
@@ -108,21 +189,31 @@ async fn handle(
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
         return error(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"));
     };
+    match apply(&ctx, &endpoint, &name, |state| build(state, &bytes)).await {
+        Ok((added, removed)) => (StatusCode::OK, axum::Json(json!({"added": added, "removed": removed}))).into_response(),
+        Err(r) => error(r.status, r.message),
+    }
+}
+
+/// Check a push against the datasource's state, apply it to the engine in one
+/// transaction, then record it. Rows added and removed.
+async fn apply(
+    ctx: &Context,
+    endpoint: &PushEndpoint,
+    name: &str,
+    build: impl FnOnce(&PushState) -> Result<Pending, PushError>,
+) -> Result<(usize, usize), Refused> {
     let started = Instant::now();
     let mut state = endpoint.state.lock().await;
-    let pending = match build(&state, &bytes) {
-        Ok(p) => p,
-        Err(e) => {
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            return error(status, e.to_string());
-        }
-    };
+    let pending = build(&state).map_err(|e| {
+        Refused::new(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST), e.to_string())
+    })?;
     let added: usize = pending.changes.iter().map(|c| c.added.len()).sum();
     let removed: usize = pending.changes.iter().map(|c| c.removed.len()).sum();
     if !pending.changes.is_empty()
         && let Err(e) = ctx.engine.apply(&endpoint.engine_name, pending.changes.clone()).await
     {
-        return error(StatusCode::BAD_REQUEST, format!("the engine refused the rows: {e}"));
+        return Err(Refused::new(StatusCode::BAD_REQUEST, format!("the engine refused the rows: {e}")));
     }
     state.commit(pending);
     let rows = state.counts();
@@ -136,11 +227,30 @@ async fn handle(
         s.last_poll_seconds = started.elapsed().as_secs_f64();
     });
     tracing::info!(datasource = %name, added, removed, "rows pushed");
-    (StatusCode::OK, axum::Json(json!({"added": added, "removed": removed}))).into_response()
+    Ok((added, removed))
 }
 
 /// Whether the request's bearer token may push to `endpoint`.
-async fn authenticate(ctx: &Context, endpoint: &PushEndpoint, headers: &HeaderMap) -> Result<(), Response> {
+/// With `api_auth` (the operator's API), a token it gives admin access is let in too.
+async fn authenticate(
+    ctx: &Context,
+    endpoint: &PushEndpoint,
+    headers: &HeaderMap,
+    api_auth: Option<&dyn Authenticator>,
+) -> Result<(), Response> {
+    let refused = match endpoint_auth(ctx, endpoint, headers).await {
+        Ok(()) => return Ok(()),
+        Err(refused) => refused,
+    };
+    let token = congress_drivers::api_auth::request_token(headers);
+    match (api_auth, token) {
+        (Some(auth), Some(token)) if auth.authenticate(Some(token), Access::Admin).await.is_ok() => Ok(()),
+        _ => Err(refused),
+    }
+}
+
+/// Whether the request's token is the one `endpoint` takes.
+async fn endpoint_auth(ctx: &Context, endpoint: &PushEndpoint, headers: &HeaderMap) -> Result<(), Response> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

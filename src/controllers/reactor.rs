@@ -497,6 +497,7 @@ pub fn build_request(
             args: ActionArgs { positional: row.iter().map(Value::to_json).collect(), named: BTreeMap::new() },
             options: BTreeMap::new(),
             approved: settings.approval == Approval::Automatic,
+            denied: false,
             policy: Some(name.clone()),
             dry_run: settings.dry_run,
             context: BTreeMap::new(),

@@ -222,7 +222,7 @@ def main():
         })
         shown = c.show_datasource(name)
         assert shown["config"]["password"] == "<hidden>", shown
-        out = c.execute_datasource_action(name, "execute", {"name": "servers.pause", "args": {"positional": ["vm-7"]}})
+        out = c.execute_datasource_action(name, "execute", {"name": "servers.pause", "args": {"positional": ["srv-000001"]}})
         assert out["result"]["phase"] == "Succeeded", out
         c.delete_datasource(name)
 

@@ -30,7 +30,13 @@ pub fn binary() -> PathBuf {
 impl Server {
     /// Start `congress serve --listen 127.0.0.1:0 ARGS` from the crate root.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// [`Server::start`] with environment variables set for the process.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(binary())
+            .envs(env.iter().copied())
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])

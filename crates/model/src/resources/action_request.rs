@@ -47,6 +47,9 @@ pub struct ActionRequestSpec {
     /// request made by hand; requests of `automatic` policies are created approved).
     #[serde(default)]
     pub approved: bool,
+    /// Refused by a person: the request is never run (its phase becomes `Denied`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub denied: bool,
     /// The policy that asked for the action, or (made by hand) as if it had: its inline
     /// `context` applies (its `contextSecretRef` only to requests the policy made).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,11 +96,13 @@ pub enum Phase {
     Running,
     Succeeded,
     Failed,
+    /// Refused by a person (`spec.denied`): not run.
+    Denied,
 }
 
 impl Phase {
     pub fn is_finished(self) -> bool {
-        matches!(self, Phase::Succeeded | Phase::Failed)
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Denied)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -107,6 +112,7 @@ impl Phase {
             Phase::Running => "Running",
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
+            Phase::Denied => "Denied",
         }
     }
 }
