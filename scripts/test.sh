@@ -10,7 +10,7 @@
 #      loopback (one per test, started and torn down by the tests themselves;
 #      CONGRESS_E2E=require, so a missing control plane fails them instead of skipping them),
 #      then the doctests (nextest skips those);
-#   4. the Helm chart checks, then the conformance replay against the recorded Congress cases
+#   4. the dashboard's browser tests (scripts/ui-test.sh), the Helm chart checks, then the conformance replay against the recorded Congress cases
 #      when ../shared is present.
 # A failure in steps 2-4 is remembered and the rest still runs; the exit status is 1 if
 # anything failed, and the failed steps are listed at the end.
@@ -68,6 +68,12 @@ if ! wait "$install_pid"; then
 fi
 tail -n 5 "$install_log"
 rm -f "$install_log"
+# The real python-congressclient and openstack CLI for the API tests (PyPI, ~15 s).
+if bash scripts/pyclient.sh target/pyclient; then
+  export CONGRESS_TEST_VENV=$PWD/target/pyclient
+else
+  failed+=("python clients (scripts/pyclient.sh)")
+fi
 
 # 3. Tests. Under this script a missing e2e control plane (or Keystone) is a failure, not a
 # skip. One real Keystone serves every driver test (each works in a region of its own).
@@ -88,7 +94,10 @@ else
   cargo test --release --workspace --no-fail-fast || failed+=("tests (cargo test)")
 fi
 
-# 4. The chart, and the conformance replay.
+# 4. The dashboard in a real browser (Chromium driven by playwright-core), the chart, and
+# the conformance replay.
+CONGRESS_BIN=target/release/congress bash scripts/ui-test.sh || failed+=("dashboard (scripts/ui-test.sh)")
+
 bash e2e/chart.sh || failed+=("chart checks (e2e/chart.sh)")
 
 cases=../shared/conformance/cases.json

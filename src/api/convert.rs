@@ -179,10 +179,10 @@ pub struct CreatePolicy {
     #[serde(default)]
     pub rules: Option<Vec<RuleBody>>,
     /// Accepted and ignored, as Congress does (the server assigns both).
-    #[serde(default)]
-    pub id: Option<Value>,
-    #[serde(default)]
-    pub owner_id: Option<Value>,
+    #[serde(default, rename = "id")]
+    pub _id: Option<Value>,
+    #[serde(default, rename = "owner_id")]
+    pub _owner_id: Option<Value>,
 }
 
 /// A policy or library name: a Kubernetes object name (lower-case letters, digits, `-`;
@@ -323,12 +323,13 @@ pub struct CreateDatasource {
     pub config: Option<BTreeMap<String, Value>>,
     #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
-    pub enabled: Option<bool>,
-    #[serde(default)]
-    pub id: Option<Value>,
+    /// Accepted and ignored (a data source here is always enabled; the server assigns the id).
+    #[serde(default, rename = "enabled")]
+    pub _enabled: Option<bool>,
+    #[serde(default, rename = "id")]
+    pub _id: Option<Value>,
     #[serde(default, rename = "type")]
-    pub type_: Option<Value>,
+    pub _type: Option<Value>,
     /// This project's addition: the tables of a `push` data source.
     #[serde(default)]
     pub tables: Option<Vec<congress_model::resources::TableSchema>>,

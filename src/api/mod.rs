@@ -48,6 +48,8 @@ pub struct Api {
     pub auth: Arc<dyn Authenticator>,
     pub ui: ui::Assets,
     pub metrics: ApiMetrics,
+    /// What `/metrics` shows (the API's metrics).
+    registry: prometheus_client::registry::Registry,
 }
 
 /// The API's metrics.
@@ -93,7 +95,17 @@ impl ApiMetrics {
 
 impl Api {
     pub fn new(backend: Arc<dyn Backend>, auth: Arc<dyn Authenticator>, ui: ui::Assets) -> Api {
-        Api { backend, auth, ui, metrics: ApiMetrics::default() }
+        let metrics = ApiMetrics::default();
+        let mut registry = prometheus_client::registry::Registry::default();
+        metrics.register(&mut registry);
+        Api { backend, auth, ui, metrics, registry }
+    }
+
+    /// The API's metrics in Prometheus's text format.
+    pub fn encode_metrics(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
     }
 }
 
@@ -104,6 +116,12 @@ pub fn router(api: Arc<Api>, max_body: usize) -> Router {
         .layer(axum::middleware::from_fn_with_state(api.clone(), authenticate))
         .layer(axum::extract::DefaultBodyLimit::max(max_body));
     Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(api): State<Arc<Api>>| async move {
+                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], api.encode_metrics())
+            }),
+        )
         .merge(ui::routes())
         .merge(guarded)
         .fallback(|| async { ApiError::not_found("no such resource") })

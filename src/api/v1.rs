@@ -137,6 +137,9 @@ async fn activation(api: &Api, key: &str, body: Activation) -> Result<Policy> {
         parameters: body.parameters,
     });
     p.spec.description = lib.spec.description.clone();
+    p.spec.category = lib.spec.category.clone();
+    p.spec.severity = lib.spec.severity;
+    p.spec.enforcement = lib.spec.enforcement.unwrap_or_default();
     Ok(p)
 }
 

@@ -8,7 +8,7 @@
 //! The schema's version is SQLite's `user_version`; [`MIGRATIONS`] bring an older file up to
 //! date at open, each in its own transaction.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::Mutex;
@@ -129,6 +129,7 @@ impl Store {
     }
 
     /// The schema version of the file.
+    #[cfg(test)]
     pub fn version(&self) -> Result<i64, StoreError> {
         Ok(self.lock().query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
@@ -280,7 +281,9 @@ impl Store {
         Ok(out)
     }
 
+    #[cfg(test)]
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        use rusqlite::OptionalExtension;
         Ok(self.lock().query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| r.get(0)).optional()?)
     }
 
