@@ -9,7 +9,7 @@ use crate::query::print_literal;
 use crate::syntax::{self, Arg, Rule, Sign, Term};
 use crate::types::{Answer, EngineError, PolicyKind, SimulateRequest};
 use crate::value::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// One applied step and how to undo it.
 enum Undo {
@@ -44,21 +44,13 @@ impl Engine {
         let after = after?;
         let name = q.printed.clone();
         let mut out: Vec<String> = if req.delta {
-            let b: BTreeSet<String> = before.iter().map(|a| print_literal(&name, a, q.modal)).collect();
-            let a: BTreeSet<String> = after.iter().map(|a| print_literal(&name, a, q.modal)).collect();
-            let plus = format!("{name}+");
-            let minus = format!("{name}-");
-            let mut v: Vec<String> = after
-                .iter()
-                .filter(|x| !b.contains(&print_literal(&name, x, q.modal)))
-                .map(|x| print_literal(&plus, x, q.modal))
-                .collect();
-            v.extend(
-                before
-                    .iter()
-                    .filter(|x| !a.contains(&print_literal(&name, x, q.modal)))
-                    .map(|x| print_literal(&minus, x, q.modal)),
-            );
+            // Each answer printed once; the delta compares the printed forms (answers hold
+            // floats, so they cannot be hashed themselves).
+            let b: HashSet<String> = before.iter().map(|a| print_literal(&name, a, q.modal)).collect();
+            let a: HashSet<String> = after.iter().map(|a| print_literal(&name, a, q.modal)).collect();
+            let signed = |printed: &String, sign: char| format!("{name}{sign}{}", &printed[name.len()..]);
+            let mut v: Vec<String> = a.iter().filter(|x| !b.contains(*x)).map(|x| signed(x, '+')).collect();
+            v.extend(b.iter().filter(|x| !a.contains(*x)).map(|x| signed(x, '-')));
             v
         } else {
             after.iter().map(|a| print_literal(&name, a, q.modal)).collect()

@@ -313,7 +313,11 @@ impl Standalone {
         let spec = &s.object.spec;
         if static_data || spec.driver == "push" {
             driver.note = Some(if static_data { "rows from files or pushes" } else { "push" }.to_string());
-            let _ = tx.send(DriverStatus { synced: true, ..Default::default() });
+            let _ = tx.send(DriverStatus {
+                synced: true,
+                last_sync: Some(congress_model::now_rfc3339()),
+                ..Default::default()
+            });
             return driver;
         }
         let credentials = Credentials::from_strings(s.secrets.clone());
