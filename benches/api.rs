@@ -5,13 +5,13 @@
 //! - `GET .../tables/error/rows` (every violation, Congress's call);
 //! - `GET .../violations?limit=50` (the dashboard's first page, sorted on the server);
 //! - `POST ...?action=simulate&delta=true` (one new host: one new violation);
-//! - `GET /v1/overview`;
-//! and the time to push the whole table (`PUT .../rows`). With `CONGRESS_DASHBOARD=1` and the
+//! - `GET /v1/overview`.
+//!
+//! Also the time to push the whole table (`PUT .../rows`). With `CONGRESS_DASHBOARD=1` and the
 //! dashboard's node modules installed (`bash scripts/ui-test.sh` once), also the
 //! dashboard's first load of the policy page (benches/dashboard.mjs).
 
 #[path = "../tests/support/serve.rs"]
-#[allow(dead_code)]
 mod serve;
 
 use serde_json::{Value, json};
@@ -59,13 +59,15 @@ async fn main() {
     let server = serve::Server::start(&["--no-auth", "--library", "/nonexistent"]);
     let u = server.url.clone();
     let http = reqwest::Client::new();
-    let ds = json!({"name": "inv", "driver": "push", "tables": [{"name": "hosts", "columns": ["id", "zone", "patched"]}]});
+    let ds =
+        json!({"name": "inv", "driver": "push", "tables": [{"name": "hosts", "columns": ["id", "zone", "patched"]}]});
     assert!(http.post(format!("{u}/v1/data-sources")).json(&ds).send().await.unwrap().status().is_success());
     let policy = json!({"name": "unpatched", "rules": [
         {"rule": "error(h, z) :- inv:hosts(h, z, \"no\")"},
     ]});
     assert!(http.post(format!("{u}/v1/policies")).json(&policy).send().await.unwrap().status().is_success());
-    let body: Vec<Value> = (0..rows).map(|i| json!([format!("host-{i:06}"), format!("zone-{}", i % 7), "no"])).collect();
+    let body: Vec<Value> =
+        (0..rows).map(|i| json!([format!("host-{i:06}"), format!("zone-{}", i % 7), "no"])).collect();
     let started = Instant::now();
     let r = http.put(format!("{u}/v1/data-sources/inv/tables/hosts/rows")).json(&body).send().await.unwrap();
     assert!(r.status().is_success(), "{}", r.status());

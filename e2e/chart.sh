@@ -240,13 +240,15 @@ allowed=(
   "create leases.coordination.k8s.io -n $NS" "update leases.coordination.k8s.io -n $NS"
   "get secrets -n $NS" "create tokenreviews.authentication.k8s.io"
   "create librarypolicies.congress.dev" "watch configmaps -n $NS" "get configmaps -n $NS"
+  "create subjectaccessreviews.authorization.k8s.io" "create policies.congress.dev" "delete datasources.congress.dev"
+  "delete librarypolicies.congress.dev" "create secrets -n $NS" "delete secrets -n $NS" "update configmaps -n $NS"
 )
 denied=(
-  "create policies.congress.dev" "delete datasources.congress.dev" "delete pods" "create pods"
+  "delete pods" "create pods" "create secrets -n default" "delete configmaps -n $NS"
   "list secrets -n $NS" "get secrets -n default" "list secrets --all-namespaces" "list deployments.apps"
   "create leases.coordination.k8s.io -n default" "delete events -n e2e-reports"
   "update customresourcedefinitions.apiextensions.k8s.io" "patch pods" "patch nodes"
-  "patch deployments.apps --subresource=scale" "delete librarypolicies.congress.dev" "get configmaps -n default"
+  "patch deployments.apps --subresource=scale" "delete leases.coordination.k8s.io -n $NS" "get configmaps -n default"
 )
 for a in "${allowed[@]}"; do
   # shellcheck disable=SC2086 # split the verb, resource and flags

@@ -218,7 +218,8 @@ async fn violations_have_a_history_with_causes_that_survives_a_restart() {
     let push = |rows: Value| {
         let u = u.clone();
         async move {
-            let r = client().put(format!("{u}/v1/data-sources/inv/tables/hosts/rows")).json(&rows).send().await.unwrap();
+            let r =
+                client().put(format!("{u}/v1/data-sources/inv/tables/hosts/rows")).json(&rows).send().await.unwrap();
             assert_eq!(r.status().as_u16(), 200);
         }
     };
@@ -381,9 +382,11 @@ mod keystone_auth {
             assert_eq!(none.status().as_u16(), 401, "{method} {path} without a token");
             let body: Value = none.json().await.unwrap();
             assert!(body["error"]["message"].is_string(), "{method} {path}: {body}");
-            let wrong = client().request(method.clone(), &url).header("X-Auth-Token", "gAAAAA-not-a-token").send().await;
+            let wrong =
+                client().request(method.clone(), &url).header("X-Auth-Token", "gAAAAA-not-a-token").send().await;
             assert_eq!(wrong.unwrap().status().as_u16(), 401, "{method} {path} with a wrong token");
-            let read = client().request(method.clone(), &url).header("X-Auth-Token", &reader_token).send().await.unwrap();
+            let read =
+                client().request(method.clone(), &url).header("X-Auth-Token", &reader_token).send().await.unwrap();
             if *method == M::GET {
                 assert_ne!(read.status().as_u16(), 401, "{method} {path} as a reader");
                 assert_ne!(read.status().as_u16(), 403, "{method} {path} as a reader");
@@ -426,15 +429,16 @@ mod keystone_auth {
         ks.register(&region, &endpoints).await;
         let url = s.url.clone();
         let ks_url = ks.url.clone();
-        let (ok, out) = tokio::task::spawn_blocking(move || {
-            serve::run_client_checks(&venv, &url, &["keystone", &ks_url, &region])
-        })
-        .await
-        .unwrap();
+        let (ok, out) =
+            tokio::task::spawn_blocking(move || serve::run_client_checks(&venv, &url, &["keystone", &ks_url, &region]))
+                .await
+                .unwrap();
         assert!(ok, "client checks failed:\n{out}\nserver log:\n{}", s.log());
         let seen = cloud.state().actions.clone();
         assert!(
-            seen.iter().any(|a| a.method == "POST" && a.path.ends_with("servers/srv-000001/action") && a.body.get("pause").is_some()),
+            seen.iter().any(|a| a.method == "POST"
+                && a.path.ends_with("servers/srv-000001/action")
+                && a.body.get("pause").is_some()),
             "nova did not receive the pause: {:?}",
             seen.iter().map(|a| (&a.method, &a.path, &a.body)).collect::<Vec<_>>()
         );

@@ -60,7 +60,7 @@ pub struct ActionView {
 }
 
 /// One change of a violation.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct HistoryRecord {
     /// RFC 3339.
     pub at: String,

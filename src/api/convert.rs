@@ -54,7 +54,8 @@ pub fn policy_json(entry: &PolicyEntry, violations: usize) -> Value {
     let abbreviation = annotations.get(ABBREVIATION).cloned().unwrap_or_else(|| name.chars().take(5).collect());
     let kind = p.spec.kind.map(kind_name).unwrap_or_else(|| "nonrecursive".to_string());
     let library = p.spec.library_ref.as_ref().map(|l| {
-        let version = p.status.as_ref().and_then(|s| s.library.as_ref()).map(|s| s.version.clone()).or(l.version.clone());
+        let version =
+            p.status.as_ref().and_then(|s| s.library.as_ref()).map(|s| s.version.clone()).or(l.version.clone());
         json!({"name": l.name, "version": version})
     });
     json!({
@@ -94,7 +95,8 @@ pub fn rule_error(policy: &str, problems: &[loader::Problem]) -> ApiError {
         .collect();
     let message = format!("policy {policy}: {}", lines.join("; "));
     let duplicate = problems.iter().any(|p| p.message.contains("already exists"));
-    let error = if duplicate { ApiError::conflict("rule_already_exists", message) } else { ApiError::rule_syntax(message) };
+    let error =
+        if duplicate { ApiError::conflict("rule_already_exists", message) } else { ApiError::rule_syntax(message) };
     error.with_data(json!(data))
 }
 
@@ -111,9 +113,7 @@ pub struct RuleView {
 pub fn statements(p: &Policy, library: &[LibraryPolicy]) -> Result<Vec<Statement>, ApiError> {
     let lib = p.spec.library_ref.as_ref().and_then(|r| library.iter().find(|l| l.name_any() == r.name));
     let lib = lib.map(|l| (l.metadata.name.as_deref().unwrap_or(""), &l.spec));
-    loader::statements_from_spec(&p.spec, lib)
-        .map(|s| s.statements)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+    loader::statements_from_spec(&p.spec, lib).map(|s| s.statements).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
 /// A policy's rules, each with its stable id.
@@ -123,7 +123,10 @@ pub fn rules(p: &Policy, library: &[LibraryPolicy]) -> Result<Vec<RuleView>, Api
         .into_iter()
         .map(|st| RuleView {
             id: stable_id(&[&id, &st.text]),
-            name: st.name.clone().or_else(|| Some(st.label.clone()).filter(|l| !l.starts_with("rules[") && l != "text")),
+            name: st
+                .name
+                .clone()
+                .or_else(|| Some(st.label.clone()).filter(|l| !l.starts_with("rules[") && l != "text")),
             comment: st.comment.clone(),
             rule: st.text,
         })
@@ -135,11 +138,11 @@ pub fn rules(p: &Policy, library: &[LibraryPolicy]) -> Result<Vec<RuleView>, Api
 pub fn rule_entries(p: &Policy) -> Vec<RuleEntry> {
     let mut entries = p.spec.rules.clone().unwrap_or_default();
     if let Some(text) = &p.spec.text {
-        entries.extend(
-            loader::text_statements(text, "text")
-                .into_iter()
-                .map(|st| RuleEntry { name: st.name, comment: st.comment, rule: st.text }),
-        );
+        entries.extend(loader::text_statements(text, "text").into_iter().map(|st| RuleEntry {
+            name: st.name,
+            comment: st.comment,
+            rule: st.text,
+        }));
     }
     entries
 }
@@ -157,11 +160,7 @@ pub struct RuleBody {
 
 impl From<RuleBody> for RuleEntry {
     fn from(r: RuleBody) -> RuleEntry {
-        RuleEntry {
-            name: r.name.filter(|n| !n.is_empty()),
-            comment: r.comment.filter(|c| !c.is_empty()),
-            rule: r.rule,
-        }
+        RuleEntry { name: r.name.filter(|n| !n.is_empty()), comment: r.comment.filter(|c| !c.is_empty()), rule: r.rule }
     }
 }
 
@@ -419,7 +418,11 @@ mod tests {
         assert_eq!(secrets.get("password").map(String::as_str), Some("s3cret"));
         assert!(!d.spec.config.contains_key("password"));
         assert_eq!(d.spec.poll_interval_seconds, Some(0));
-        let shown = datasource_json(&DatasourceEntry { datasource: d, state: Default::default(), secret_keys: vec!["password".into()] });
+        let shown = datasource_json(&DatasourceEntry {
+            datasource: d,
+            state: Default::default(),
+            secret_keys: vec!["password".into()],
+        });
         assert_eq!(shown["config"]["password"], "<hidden>");
         assert!(!shown.to_string().contains("s3cret"));
     }

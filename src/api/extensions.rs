@@ -6,12 +6,12 @@
 use super::backend::HistoryFilter;
 use super::v1::{engine_of, find_policy, violations};
 use super::{Api, ApiError, convert};
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Json;
 use congress_engine::Value as EValue;
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -19,6 +19,7 @@ pub mod backend;
 pub mod convert;
 pub mod error;
 pub mod extensions;
+pub mod operator;
 pub mod standalone;
 pub mod ui;
 pub mod v1;

@@ -41,7 +41,10 @@ pub fn routes() -> Router<Arc<Api>> {
         .route("/", get(root))
         .route("/ui", get(|| async { Redirect::permanent("/ui/") }))
         .route("/ui/", get(|State(api): State<Arc<Api>>| async move { file(&api, "index.html") }))
-        .route("/ui/{name}", get(|State(api): State<Arc<Api>>, Path(name): Path<String>| async move { file(&api, &name) }))
+        .route(
+            "/ui/{name}",
+            get(|State(api): State<Arc<Api>>, Path(name): Path<String>| async move { file(&api, &name) }),
+        )
 }
 
 async fn root(headers: HeaderMap) -> Response {

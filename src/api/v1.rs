@@ -6,11 +6,11 @@
 use super::backend::{DatasourceEntry, PolicyEntry};
 use super::convert::{self, CreateDatasource, CreatePolicy, RuleBody};
 use super::{Api, ApiError, JsonBody, RawBody, created};
+use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use axum::Json;
 use congress_engine::{SimulateRequest, Value as EValue};
 use congress_model::engine_name;
 use congress_model::resources::{ActionArgs, LibraryRef, Policy};
@@ -115,7 +115,9 @@ struct Activation {
 
 async fn create_policy(State(api): Shared, Query(q): Query<CreateQuery>, RawBody(body): RawBody) -> Result<Response> {
     let policy = match q.library_policy {
-        Some(lib) => activation(&api, &lib, super::parse_json::<Option<Activation>>(&body)?.unwrap_or_default()).await?,
+        Some(lib) => {
+            activation(&api, &lib, super::parse_json::<Option<Activation>>(&body)?.unwrap_or_default()).await?
+        }
         None => super::parse_json::<CreatePolicy>(&body)?.into_policy()?,
     };
     let entry = api.backend.create_policy(policy).await?;
@@ -297,7 +299,11 @@ fn editable(p: &Policy) -> Result<()> {
     }
 }
 
-async fn create_rule(State(api): Shared, Path(p): Path<String>, JsonBody(body): JsonBody<RuleBody>) -> Result<Response> {
+async fn create_rule(
+    State(api): Shared,
+    Path(p): Path<String>,
+    JsonBody(body): JsonBody<RuleBody>,
+) -> Result<Response> {
     let (entry, _) = find_policy(&api, &p).await?;
     let mut policy = entry.policy;
     editable(&policy)?;
@@ -388,7 +394,9 @@ async fn policy_rows(
             };
             let rows = e.rows(&policy, &table)?;
             let trace = if trace {
-                let width = rows.first().map_or_else(|| e.schema(&policy).and_then(|s| s.get(&table)).map_or(0, Vec::len), Vec::len);
+                let width = rows
+                    .first()
+                    .map_or_else(|| e.schema(&policy).and_then(|s| s.get(&table)).map_or(0, Vec::len), Vec::len);
                 let vars: Vec<String> = (0..width).map(|i| format!("x{i}")).collect();
                 Some(e.trace(&name, &format!("{t}({})", vars.join(", ")))?)
             } else {
@@ -461,7 +469,11 @@ async fn create_library(State(api): Shared, JsonBody(body): JsonBody<Value>) -> 
     Ok(created(convert::library_json(&stored, true, vec![])))
 }
 
-async fn replace_library(State(api): Shared, Path(id): Path<String>, JsonBody(body): JsonBody<Value>) -> Result<Json<Value>> {
+async fn replace_library(
+    State(api): Shared,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>> {
     let old = find_library(&api, &id).await?;
     let mut l = convert::library_from_json(body, Some(&old.name_any()))?;
     if l.name_any() != old.name_any() {
@@ -496,7 +508,13 @@ async fn list_datasources(State(api): Shared) -> Result<Json<Value>> {
 }
 
 async fn create_datasource(State(api): Shared, JsonBody(body): JsonBody<CreateDatasource>) -> Result<Response> {
-    if api.backend.datasources().await?.iter().any(|d| d.datasource.name_any() == convert::resource_name(&body.name).unwrap_or_default()) {
+    if api
+        .backend
+        .datasources()
+        .await?
+        .iter()
+        .any(|d| d.datasource.name_any() == convert::resource_name(&body.name).unwrap_or_default())
+    {
         return Err(ApiError::conflict("datasource_exists", format!("data source {} already exists", body.name)));
     }
     let (d, secrets) = body.into_datasource()?;
@@ -508,7 +526,10 @@ async fn create_datasource(State(api): Shared, JsonBody(body): JsonBody<CreateDa
 /// before anything is stored or shown.
 pub const SECRETS_IN_TRANSIT: &str = "congress.dev/secrets-in-transit";
 
-fn attach_secrets(mut d: congress_model::resources::Datasource, secrets: BTreeMap<String, String>) -> congress_model::resources::Datasource {
+fn attach_secrets(
+    mut d: congress_model::resources::Datasource,
+    secrets: BTreeMap<String, String>,
+) -> congress_model::resources::Datasource {
     if !secrets.is_empty() {
         d.annotations_mut().insert(SECRETS_IN_TRANSIT.to_string(), serde_json::to_string(&secrets).unwrap_or_default());
     }
@@ -546,7 +567,9 @@ async fn datasource_action(
             Ok(Json(json!({"result": view})).into_response())
         }
         Some(other) => Err(ApiError::bad_request(format!("unknown action `{other}` (request-refresh, execute)"))),
-        None => Err(ApiError::not_implemented("POST on a data source needs ?action=request-refresh or ?action=execute")),
+        None => {
+            Err(ApiError::not_implemented("POST on a data source needs ?action=request-refresh or ?action=execute"))
+        }
     }
 }
 
@@ -626,7 +649,8 @@ async fn replace_rows(
 ) -> Result<Json<Value>> {
     let entry = find_datasource(&api, &d).await?;
     let schema = entry.datasource.spec.schema();
-    let columns = schema.get(&t).ok_or_else(|| ApiError::not_found(format!("table {t} does not exist in data source {d}")))?;
+    let columns =
+        schema.get(&t).ok_or_else(|| ApiError::not_found(format!("table {t} does not exist in data source {d}")))?;
     let rows = push_rows(columns, body).map_err(ApiError::bad_request)?;
     api.backend.replace_rows(&entry.datasource.name_any(), &t, rows).await?;
     Ok(Json(json!({})))
@@ -675,8 +699,10 @@ async fn list_drivers() -> Json<Value> {
 }
 
 async fn show_driver(Path(id): Path<String>) -> Result<Json<Value>> {
-    let (id, description) =
-        drivers().into_iter().find(|(d, _)| *d == id).ok_or_else(|| ApiError::not_found(format!("driver {id} does not exist")))?;
+    let (id, description) = drivers()
+        .into_iter()
+        .find(|(d, _)| *d == id)
+        .ok_or_else(|| ApiError::not_found(format!("driver {id} does not exist")))?;
     let tables: Vec<Value> = congress_model::resources::http::preset(&id)
         .ok()
         .flatten()
@@ -688,7 +714,9 @@ async fn show_driver(Path(id): Path<String>) -> Result<Json<Value>> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Json(json!({"id": id, "description": description, "config": {}, "secret": convert::SECRET_KEYS, "tables": tables})))
+    Ok(Json(
+        json!({"id": id, "description": description, "config": {}, "secret": convert::SECRET_KEYS, "tables": tables}),
+    ))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ pub enum LogFormat {
     after_help = "Examples:\n  congress operator\n  KUBECONFIG=./kubeconfig congress operator --leader-election=false --log-format text\n\nThe kubeconfig is $KUBECONFIG, ~/.kube/config, or the in-cluster service account.\nRUST_LOG sets the log filter (default: info)."
 )]
 pub struct OperatorArgs {
-    /// Address of /metrics, /healthz and /readyz.
+    /// Address of /metrics, /healthz, /readyz, the pushes of `push` datasources and the API.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
     /// Elect one acting replica through a Lease (the others keep a warm engine).
@@ -80,6 +80,14 @@ pub struct OperatorArgs {
     /// Namespaces never checked (the operator's own always is).
     #[arg(long = "webhook-exclude-namespace", value_name = "NS", default_values_t = ["kube-system".to_string()])]
     pub webhook_exclude_namespaces: Vec<String>,
+    /// Serve Congress's REST API (`/v1`) and the dashboard on `--http-addr`, callers
+    /// authenticated by the API server (TokenReview, then RBAC on `policies.congress.dev`:
+    /// `get` reads, `create` writes).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub api: bool,
+    /// The largest API request body, in bytes.
+    #[arg(long, default_value_t = crate::api::DEFAULT_MAX_BODY)]
+    pub api_max_body_bytes: usize,
     /// Name of the ValidatingWebhookConfiguration (its webhook is `validate.NAME`).
     #[arg(long, default_value = "congress.dev")]
     pub webhook_name: String,
@@ -178,6 +186,7 @@ pub fn run(args: OperatorArgs) -> ExitCode {
         action_retention: std::time::Duration::from_secs(args.action_retention_seconds),
         library: args.library.clone(),
         webhook,
+        api: args.api.then_some(controllers::ApiSettings { max_body: args.api_max_body_bytes, ui_dir: None }),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(r) => r,

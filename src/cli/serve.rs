@@ -4,10 +4,10 @@
 //! examples/cloud` serves the walk-through with no database at all.
 
 use crate::api::auth::{Authenticator, KeystoneAuth, KeystoneAuthConfig, NoAuth};
-use congress_drivers::credentials::SecretValue;
 use crate::api::standalone::{Options, Seed, Standalone, store::Store};
 use crate::api::{self, Api};
 use crate::cli::input_args::{load_all, report_load_errors};
+use congress_drivers::credentials::SecretValue;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -157,7 +157,10 @@ async fn serve(args: ServeArgs, seed: Option<Seed>) -> Result<(), ServeError> {
         Arc::new(NoAuth)
     } else if let Some(url) = &args.keystone_url {
         let password = std::env::var(&args.keystone_password_env).map_err(|_| {
-            ServeError::Start(format!("--keystone-url: set the service user's password in ${}", args.keystone_password_env))
+            ServeError::Start(format!(
+                "--keystone-url: set the service user's password in ${}",
+                args.keystone_password_env
+            ))
         })?;
         let config = KeystoneAuthConfig {
             auth_url: url.clone(),
@@ -177,7 +180,8 @@ async fn serve(args: ServeArgs, seed: Option<Seed>) -> Result<(), ServeError> {
         Some(path) => Store::open(path)?,
         None => Store::in_memory()?,
     };
-    let options = Options { store, library_dir: Some(args.library.clone()), seed, manual_approval: args.manual_approval };
+    let options =
+        Options { store, library_dir: Some(args.library.clone()), seed, manual_approval: args.manual_approval };
     let backend = Standalone::start(options).await.map_err(ServeError::Start)?;
     let api = Arc::new(Api::new(backend, auth, api::ui::Assets { dir: args.ui_dir.clone() }));
     let router = api::router(api, args.max_body_bytes);

@@ -242,6 +242,28 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
         .with_state(metrics)
 }
 
+/// `/healthz` and `/readyz` only (the operator's API serves `/metrics` itself, with the
+/// API's metrics added: see [`encode_with`]).
+pub fn health_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route("/healthz", get(|| async { "ok" })).route("/readyz", get(serve_ready)).with_state(metrics)
+}
+
+/// The operator's metrics followed by `more` (another registry's OpenMetrics text), as one
+/// exposition: a single `# EOF`, at the end.
+pub fn encode_with(m: &Metrics, more: &str) -> impl IntoResponse + use<> {
+    let mine = m.encode();
+    let mine = mine.trim_end().strip_suffix("# EOF").unwrap_or(&mine).to_string();
+    let mut text = mine;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(more);
+    if !text.trim_end().ends_with("# EOF") {
+        text.push_str("# EOF\n");
+    }
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+}
+
 async fn serve_metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], m.encode())
 }

@@ -10,6 +10,7 @@ pub mod action_request;
 pub mod datasource;
 pub mod engine;
 pub mod events;
+pub mod history;
 pub mod leader;
 pub mod library;
 pub mod metrics;
@@ -57,6 +58,17 @@ pub struct OperatorConfig {
     pub library: Option<library::LibrarySource>,
     /// The admission webhook (none: not served).
     pub webhook: Option<webhook::server::WebhookSettings>,
+    /// Congress's REST API on the HTTP server (none: not served; push datasources still are).
+    pub api: Option<ApiSettings>,
+}
+
+/// How the operator serves the REST API.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// The largest request body.
+    pub max_body: usize,
+    /// Where the dashboard's files are read from (none: the ones compiled in).
+    pub ui_dir: Option<std::path::PathBuf>,
 }
 
 /// What reconcilers and drivers share.
@@ -420,9 +432,17 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
 
     // HTTP endpoints.
     let listener = tokio::net::TcpListener::bind(config.http_addr).await?;
-    tracing::info!(addr = %config.http_addr, "serving /metrics, /healthz, /readyz");
     let mut http_shutdown = shutdown_rx.clone();
-    let routes = metrics::router(metrics.clone()).merge(push::router(ctx.clone()));
+    let routes = match &config.api {
+        None => {
+            tracing::info!(addr = %config.http_addr, "serving /metrics, /healthz, /readyz");
+            metrics::router(metrics.clone()).merge(push::router(ctx.clone()))
+        }
+        Some(settings) => {
+            tracing::info!(addr = %config.http_addr, "serving the API (/v1), /metrics, /healthz, /readyz");
+            api_routes(&ctx, settings)
+        }
+    };
     let http = tokio::spawn(async move {
         let serve = axum::serve(listener, routes).with_graceful_shutdown(async move {
             let _ = http_shutdown.changed().await;
@@ -596,6 +616,39 @@ pub async fn run(config: OperatorConfig) -> Result<(), Box<dyn std::error::Error
     let _ = http.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The REST API ([`crate::api`], over [`crate::api::operator::OperatorBackend`], callers
+/// authenticated by the API server) beside `/metrics`, `/healthz` and `/readyz`. Pushes to
+/// `push` datasources (`PUT .../tables/{t}/rows`, `POST .../tables`) are answered by
+/// [`push`] with its own authentication (the Datasource's token), a caller with admin access
+/// to the API let in too.
+fn api_routes(ctx: &Arc<Context>, settings: &ApiSettings) -> axum::Router {
+    use congress_drivers::api_auth::{Authenticator, KubernetesAuth, KubernetesAuthConfig};
+    let auth: Arc<dyn Authenticator> =
+        Arc::new(KubernetesAuth::new(ctx.client.clone(), KubernetesAuthConfig::default()));
+    let backend = Arc::new(crate::api::operator::OperatorBackend::new(ctx.clone()));
+    let api =
+        Arc::new(crate::api::Api::new(backend, auth.clone(), crate::api::ui::Assets { dir: settings.ui_dir.clone() }));
+    let (push_ctx, shown) = (ctx.clone(), api.clone());
+    crate::api::router(api, settings.max_body).merge(metrics::health_router(ctx.metrics.clone())).layer(
+        axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let (ctx, auth, api) = (push_ctx.clone(), auth.clone(), shown.clone());
+            async move {
+                use axum::response::IntoResponse;
+                if request.method() == axum::http::Method::GET && request.uri().path() == "/metrics" {
+                    return metrics::encode_with(&ctx.metrics, &api.encode_metrics()).into_response();
+                }
+                match push::PushTarget::of(request.method(), request.uri().path()) {
+                    Some(target) => {
+                        let (parts, body) = request.into_parts();
+                        push::serve(ctx, auth, target, parts.headers, body).await
+                    }
+                    None => next.run(request).await,
+                }
+            }
+        }),
+    )
 }
 
 fn receiver_stream<T: Send + 'static>(rx: mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {

@@ -122,6 +122,11 @@ impl PolicyState {
         self.failure.as_ref()
     }
 
+    /// Every current violation's first-seen time, by row (this replica's, as published).
+    pub fn first_seen(&self) -> &HashMap<String, String> {
+        &self.first_seen
+    }
+
     /// Forget what was published (another replica may have written since).
     pub fn forget_published(&mut self) {
         self.book = None;
@@ -575,6 +580,14 @@ async fn publish(policy: &Policy, ctx: &Context) -> Result<(), Error> {
         }
     }
     emit_events(policy, ctx, &appeared, &cleared).await;
+    let cause = if old.observed_generation == policy.meta().generation {
+        "data changed".to_string()
+    } else {
+        format!("policy {name} changed (generation {})", policy.meta().generation.unwrap_or_default())
+    };
+    if let Err(e) = super::history::record(ctx, policy, &appeared, &cleared, &cause).await {
+        tracing::warn!(policy = %name, error = %e, "history not recorded");
+    }
     // An output went off or came back during this publish: say so now.
     let again = status(policy, &first, &facts, ctx, false);
     write_status(policy, ctx, &first, again).await

@@ -159,10 +159,14 @@ pub async fn replace_rows(
     table: &str,
     rows: &[Vec<serde_json::Value>],
 ) -> Result<(usize, usize), Refused> {
-    let endpoint = endpoint(ctx, name)
-        .ok_or_else(|| Refused::new(StatusCode::NOT_FOUND, format!("no push datasource `{name}` (only `push` data sources take rows)")))?;
+    let endpoint = endpoint(ctx, name).ok_or_else(|| {
+        Refused::new(StatusCode::NOT_FOUND, format!("no push datasource `{name}` (only `push` data sources take rows)"))
+    })?;
     if !ctx.is_leader() {
-        return Err(Refused::new(StatusCode::SERVICE_UNAVAILABLE, "this replica is a standby; push to the leader (retry)"));
+        return Err(Refused::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this replica is a standby; push to the leader (retry)",
+        ));
     }
     let bytes = serde_json::to_vec(rows).map_err(|e| Refused::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     apply(ctx, &endpoint, name, |state| state.replace_rows(table, &bytes)).await
@@ -190,7 +194,9 @@ async fn handle(
         return error(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes"));
     };
     match apply(&ctx, &endpoint, &name, |state| build(state, &bytes)).await {
-        Ok((added, removed)) => (StatusCode::OK, axum::Json(json!({"added": added, "removed": removed}))).into_response(),
+        Ok((added, removed)) => {
+            (StatusCode::OK, axum::Json(json!({"added": added, "removed": removed}))).into_response()
+        }
         Err(r) => error(r.status, r.message),
     }
 }

@@ -9,6 +9,7 @@
 
 mod actions;
 mod admission;
+mod api;
 mod api_auth;
 mod executors;
 mod harness;

@@ -110,12 +110,7 @@ pub fn venv_or_skip() -> Option<PathBuf> {
 /// Run the client checks (tests/api/congress_clients.py) with `args` after the URL.
 pub fn run_client_checks(venv: &std::path::Path, url: &str, args: &[&str]) -> (bool, String) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/api/congress_clients.py");
-    let out = Command::new(venv.join("bin/python"))
-        .arg(script)
-        .arg(url)
-        .args(args)
-        .output()
-        .expect("python runs");
+    let out = Command::new(venv.join("bin/python")).arg(script).arg(url).args(args).output().expect("python runs");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }

@@ -84,8 +84,7 @@ impl Actions {
         if policy.spec.enforcement != Enforcement::Reactive {
             return;
         }
-        let manual =
-            self.manual || policy.spec.actions.as_ref().is_some_and(|a| a.approval == Approval::Manual);
+        let manual = self.manual || policy.spec.actions.as_ref().is_some_and(|a| a.approval == Approval::Manual);
         for row in &d.removed {
             let key = format!("{}\u{0}{}", d.policy, print_row(&d.table, row));
             lock(&self.appearances).entry(key).and_modify(|n| *n += 1).or_insert(1);
@@ -157,7 +156,9 @@ impl Actions {
         policy: Option<&str>,
     ) -> Result<ActionView, ApiError> {
         if !name.contains(':') {
-            return Err(ApiError::bad_request(format!("action `{name}`: name it `service:action`, e.g. nova:servers.pause")));
+            return Err(ApiError::bad_request(format!(
+                "action `{name}`: name it `service:action`, e.g. nova:servers.pause"
+            )));
         }
         let created = congress_model::now_rfc3339();
         let view = ActionView {
@@ -186,7 +187,11 @@ impl Actions {
         if finished(&view.phase) {
             return Err(ApiError::conflict(
                 "action_finished",
-                format!("ActionRequest {id} has finished ({}): it cannot be {}", view.phase, if approve { "approved" } else { "denied" }),
+                format!(
+                    "ActionRequest {id} has finished ({}): it cannot be {}",
+                    view.phase,
+                    if approve { "approved" } else { "denied" }
+                ),
             ));
         }
         if view.phase != "Pending" {

@@ -246,7 +246,9 @@ impl Standalone {
             if failed.is_empty() || failed.len() == before {
                 for (p, e) in failed {
                     tracing::warn!(policy = %p.name_any(), error = %e.message, "policy not loaded");
-                    lock(&self.state).policies.insert(p.name_any(), PolicyEntry { policy: p, problem: Some(e.message) });
+                    lock(&self.state)
+                        .policies
+                        .insert(p.name_any(), PolicyEntry { policy: p, problem: Some(e.message) });
                 }
                 break;
             }
@@ -332,9 +334,17 @@ impl Standalone {
                     }
                     let refresh = Arc::new(Notify::new());
                     driver.refresh = Some(refresh.clone());
-                    let sink: Arc<dyn Sink> = Arc::new(history::CausedSink::new(self.engine.clone(), self.history.clone()));
+                    let sink: Arc<dyn Sink> =
+                        Arc::new(history::CausedSink::new(self.engine.clone(), self.history.clone()));
                     let schedule = poll::Schedule::from_seconds(spec.poll_interval_seconds);
-                    driver.tasks.push(tokio::spawn(poll::run(Arc::new(http), engine.to_string(), sink, schedule, refresh, tx)));
+                    driver.tasks.push(tokio::spawn(poll::run(
+                        Arc::new(http),
+                        engine.to_string(),
+                        sink,
+                        schedule,
+                        refresh,
+                        tx,
+                    )));
                 }
                 Err(e) => driver.note = Some(format!("cannot run: {e}")),
             },
@@ -352,7 +362,11 @@ impl Standalone {
             .spec
             .kind
             .or_else(|| {
-                p.spec.library_ref.as_ref().and_then(|r| library.iter().find(|l| l.name_any() == r.name)).and_then(|l| l.spec.kind)
+                p.spec
+                    .library_ref
+                    .as_ref()
+                    .and_then(|r| library.iter().find(|l| l.name_any() == r.name))
+                    .and_then(|l| l.spec.kind)
             })
             .unwrap_or_default()
             .into();
@@ -379,7 +393,7 @@ impl Standalone {
                         loader::diagnose(e.without_rows(), &staged, &first)
                     })
                     .await?;
-                Err(rule_error(&p.name_any(), &problems))
+                Err(convert::rule_error(&p.name_any(), &problems))
             }
             Err(ChangeError::Unavailable(u)) => Err(u.into()),
         }
@@ -399,7 +413,10 @@ impl Standalone {
             let status = d.status.borrow();
             state.synced = status.synced;
             state.last_updated = status.last_sync.clone();
-            state.last_error = status.last_error.clone().or_else(|| d.note.clone().filter(|n| n.starts_with("cannot") || n.starts_with("driver")));
+            state.last_error = status
+                .last_error
+                .clone()
+                .or_else(|| d.note.clone().filter(|n| n.starts_with("cannot") || n.starts_with("driver")));
             state.number_of_updates = st.pushes.get(&name).copied().unwrap_or(0) + status.rows.len() as u64;
             state.rows = status.rows.values().sum::<u64>() as usize + pushed.map_or(0, |p| p.values().sum());
         }
@@ -413,7 +430,9 @@ impl Standalone {
         let Some(name) = name else { return Err(format!("no data source `{datasource}`")) };
         match drivers.get(&name) {
             Some(Driver { executor: Some(x), .. }) => Ok(x.clone()),
-            Some(Driver { note: Some(note), .. }) => Err(format!("data source `{name}` has no driver running ({note}): nothing was executed")),
+            Some(Driver { note: Some(note), .. }) => {
+                Err(format!("data source `{name}` has no driver running ({note}): nothing was executed"))
+            }
             _ => Err(format!("data source `{name}` offers no actions")),
         }
     }
@@ -450,25 +469,6 @@ fn change_error(e: ChangeError) -> ApiError {
     }
 }
 
-/// A refused policy: 400 (409 for a duplicate rule) naming each problem's rule and `line:col`.
-fn rule_error(policy: &str, problems: &[loader::Problem]) -> ApiError {
-    let lines: Vec<String> = problems
-        .iter()
-        .map(|p| match &p.rule {
-            Some(rule) => format!("{rule} {}:{}: {}", p.line, p.column, p.message),
-            None => p.message.clone(),
-        })
-        .collect();
-    let data: Vec<Value> = problems
-        .iter()
-        .map(|p| json!({"rule": p.rule, "line": p.line, "column": p.column, "message": p.message}))
-        .collect();
-    let message = format!("policy {policy}: {}", lines.join("; "));
-    let duplicate = problems.iter().any(|p| p.message.contains("already exists"));
-    let error = if duplicate { ApiError::conflict("rule_already_exists", message) } else { ApiError::rule_syntax(message) };
-    error.with_data(json!(data))
-}
-
 impl Backend for Standalone {
     fn engine(&self) -> &EngineHandle {
         &self.engine
@@ -485,7 +485,13 @@ impl Backend for Standalone {
             let name = policy.name_any();
             let taken = self.entry(&name).is_some()
                 || lock(&self.state).datasources.keys().any(|d| engine_name(d) == engine_name(&name));
-            let system = self.engine.run({ let n = engine_name(&name); move |e| e.policy_kind(&n).is_some() }).await?;
+            let system = self
+                .engine
+                .run({
+                    let n = engine_name(&name);
+                    move |e| e.policy_kind(&n).is_some()
+                })
+                .await?;
             if taken || system {
                 return Err(ApiError::conflict("policy_exists", format!("Policy with name {name} already exists")));
             }
@@ -557,7 +563,10 @@ impl Backend for Standalone {
             let name = policy.name_any();
             let exists = lock(&self.state).library.contains_key(&name);
             if create && exists {
-                return Err(ApiError::conflict("library_policy_exists", format!("library policy {name} already exists")));
+                return Err(ApiError::conflict(
+                    "library_policy_exists",
+                    format!("library policy {name} already exists"),
+                ));
             }
             // The rules must at least load on their own (unknown tables are fine).
             loader::library_statements(&policy.spec).map_err(ApiError::bad_request)?;
@@ -639,15 +648,17 @@ impl Backend for Standalone {
         async move {
             let _w = self.writes.lock().await;
             let engine = engine_name(datasource);
-            let values: Vec<Vec<EValue>> = rows.iter().map(|r| r.iter().map(EValue::from_json_congress).collect()).collect();
+            let values: Vec<Vec<EValue>> =
+                rows.iter().map(|r| r.iter().map(EValue::from_json_congress).collect()).collect();
             let n = values.len();
             let (e, t) = (engine.clone(), table.to_string());
             self.history.set_cause(format!("datasource {datasource} (rows of {table} replaced)"));
-            self.engine.change(false, move |_, txn| {
-                txn.replace_table(&e, &t, values);
-            })
-            .await
-            .map_err(change_error)?;
+            self.engine
+                .change(false, move |_, txn| {
+                    txn.replace_table(&e, &t, values);
+                })
+                .await
+                .map_err(change_error)?;
             self.store.put_rows(datasource, table, &json!(rows)).map_err(store_err)?;
             let mut st = lock(&self.state);
             st.pushed.entry(datasource.to_string()).or_default().insert(table.to_string(), n);
@@ -664,7 +675,9 @@ impl Backend for Standalone {
                     r.notify_one();
                     Ok(())
                 }
-                None => Err(ApiError::bad_request(format!("data source {datasource} is not polled: nothing to refresh"))),
+                None => {
+                    Err(ApiError::bad_request(format!("data source {datasource} is not polled: nothing to refresh")))
+                }
             }
         }
         .boxed()

@@ -247,7 +247,8 @@ impl Store {
             "SELECT row, at_ms, change FROM history WHERE id IN
                (SELECT MAX(id) FROM history WHERE policy = ?1 GROUP BY row)",
         )?;
-        let rows = stmt.query_map([policy], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?;
+        let rows =
+            stmt.query_map([policy], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)))?;
         let mut out = Vec::new();
         for row in rows {
             let (row, at, change) = row?;
@@ -365,9 +366,15 @@ mod tests {
             change: change.into(),
             cause: "test".into(),
         };
-        s.append_history(&[ev(1, "a", "appeared"), ev(2, "b", "appeared"), ev(3, "a", "cleared"), ev(4, "c", "appeared")])
-            .unwrap();
-        let q = |since, until, limit| HistoryQuery { policy: Some("p".into()), since_ms: since, until_ms: until, limit };
+        s.append_history(&[
+            ev(1, "a", "appeared"),
+            ev(2, "b", "appeared"),
+            ev(3, "a", "cleared"),
+            ev(4, "c", "appeared"),
+        ])
+        .unwrap();
+        let q =
+            |since, until, limit| HistoryQuery { policy: Some("p".into()), since_ms: since, until_ms: until, limit };
         let rows: Vec<i64> = s.history(&q(None, None, 10)).unwrap().iter().map(|e| e.at_ms).collect();
         assert_eq!(rows, vec![1, 2, 3, 4]);
         let rows: Vec<i64> = s.history(&q(Some(2), Some(4), 10)).unwrap().iter().map(|e| e.at_ms).collect();
