@@ -31,7 +31,8 @@ use congress_model::engine_name;
 use congress_model::loader::{self, Staged};
 use congress_model::resources::library_policy::{ARCHIVE_OF_LABEL, archive_name};
 use congress_model::resources::{
-    ActionArgs, ActionRequest, ActionRequestSpec, Datasource, LibraryPolicy, LibraryPolicySpec, Policy, SecretRef,
+    ActionArgs, ActionRequest, ActionRequestSpec, Datasource, LibraryPolicy, LibraryPolicySpec, Policy, PushSource,
+    SecretRef,
 };
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::Secret;
@@ -495,6 +496,12 @@ impl Backend for OperatorBackend {
                     "data source {name}: driver `{}` has no tables (give `tables` for a `push` data source)",
                     datasource.spec.driver
                 )));
+            }
+            // A `push` data source made through the API takes pushes from API callers (a
+            // Kubernetes token with admin access), not from a shared bearer token.
+            if datasource.spec.driver == "push" && datasource.spec.push.is_none() {
+                datasource.spec.push =
+                    Some(PushSource { auth: Some("serviceAccount".into()), ..PushSource::default() });
             }
             let api = self.datasources_api();
             if api.get_opt(&name).await.map_err(kube_err(format!("Datasource {name}")))?.is_some() {

@@ -244,9 +244,20 @@ pub async fn simulate(
                 action_policy: &action_policy,
                 delta,
             };
-            let result = engine.simulate(&req)?;
-            let trace = if trace { Some(engine.trace(&policy, &query)?) } else { None };
-            Ok::<_, congress_engine::EngineError>((result, trace))
+            // Congress's default action policy, `action`, is taken as empty where the engine
+            // has none (the operator's engine has only the policies the cluster declares).
+            let stand_in = action_policy == "action"
+                && engine.policy_kind("action").is_none()
+                && engine.create_policy("action", congress_engine::PolicyKind::Action).is_ok();
+            let result = engine.simulate(&req);
+            let traced = match (&result, trace) {
+                (Ok(_), true) => engine.trace(&policy, &query).map(Some),
+                _ => Ok(None),
+            };
+            if stand_in {
+                let _ = engine.delete_policy("action");
+            }
+            Ok::<_, congress_engine::EngineError>((result?, traced?))
         })
         .await?;
     let (result, trace) = answer.map_err(|e| match e {

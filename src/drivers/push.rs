@@ -24,8 +24,10 @@ pub enum PushError {
     Width { table: String, row: usize, found: usize, width: usize },
     #[error("table `{table}`, row {row}, column {column}: a nested value (rows hold strings, numbers, booleans, null)")]
     Nested { table: String, row: usize, column: usize },
-    #[error("table `{table}`, row {row}: not a list of values")]
+    #[error("table `{table}`, row {row}: not a list of values or an object by column")]
     NotARow { table: String, row: usize },
+    #[error("table `{table}`, row {row}: no column `{column}` (its columns: {known})")]
+    UnknownColumn { table: String, row: usize, column: String, known: String },
     #[error("table `{table}` is both replaced and patched")]
     Both { table: String },
 }
@@ -153,8 +155,22 @@ impl PushState {
         rows.iter()
             .enumerate()
             .map(|(i, row)| {
-                let serde_json::Value::Array(values) = row else {
-                    return Err(PushError::NotARow { table: table.to_string(), row: i + 1 });
+                // A list of values in column order, or (as Congress's push drivers take) an
+                // object by column name, a missing column being null.
+                let values: Vec<serde_json::Value> = match row {
+                    serde_json::Value::Array(values) => values.clone(),
+                    serde_json::Value::Object(m) => {
+                        if let Some(k) = m.keys().find(|k| !columns.contains(k)) {
+                            return Err(PushError::UnknownColumn {
+                                table: table.to_string(),
+                                row: i + 1,
+                                column: k.clone(),
+                                known: columns.join(", "),
+                            });
+                        }
+                        columns.iter().map(|c| m.get(c).cloned().unwrap_or(serde_json::Value::Null)).collect()
+                    }
+                    _ => return Err(PushError::NotARow { table: table.to_string(), row: i + 1 }),
                 };
                 if values.len() != columns.len() {
                     return Err(PushError::Width {
@@ -222,6 +238,9 @@ mod tests {
         s.commit(p);
         assert_eq!(s.counts()["events"], 1);
         assert_eq!(s.counts()["hosts"], 0);
+        // Rows as objects by column, as Congress's push drivers take them; a missing column is null (Congress's `None`).
+        let p = s.replace_rows("events", br#"[{"host": "h3", "time": "t3"}]"#).unwrap();
+        assert_eq!(p.changes[0].added, vec![vec![Value::str("t3"), Value::str("h3"), Value::str("None")]]);
     }
 
     #[test]
@@ -260,6 +279,7 @@ mod tests {
             (b"[[\"t\", \"h\"]]", "row 1: 2 values, but the table has 3 columns"),
             (b"[[\"t\", \"h\", \"s\"], [\"t\", {\"x\": 1}, \"s\"]]", "row 2, column 2: a nested value"),
             (b"[\"t\"]", "row 1: not a list"),
+            (b"[{\"time\": \"t\", \"zone\": \"z\"}]", "row 1: no column `zone` (its columns: time, host, status)"),
         ];
         for (body, words) in cases {
             let e = s.replace_rows("events", body).unwrap_err();

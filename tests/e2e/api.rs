@@ -274,3 +274,22 @@ async fn api_action_requests_are_approved_denied_and_executed() {
     let labels = Api::<Namespace>::all(cluster.client().await).get("default").await.unwrap().metadata.labels;
     assert_eq!(labels.unwrap_or_default().get("congress.dev/executed").map(String::as_str), Some("yes"));
 }
+
+/// python-congressclient's Python API and `openstack congress ...` against the operator,
+/// with a ServiceAccount's token (`--os-auth-type admin_token`): the same checks as against
+/// `congress serve` (tests/api/congress_clients.py), so both backends answer alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_the_real_python_clients_work_against_the_operator() {
+    let Some(venv) = crate::serve::venv_or_skip() else { return };
+    let Some(cluster) = Cluster::up_or_skip().await else { return };
+    let admin = setup(&cluster).await;
+    let op = Operator::start(&cluster, "only", false);
+    api_up(&op, &admin).await;
+    let url = format!("http://{}", op.addr);
+    let (ok, out) =
+        tokio::task::spawn_blocking(move || crate::serve::run_client_checks(&venv, &url, &["token", &admin]))
+            .await
+            .unwrap();
+    assert!(ok, "client checks failed:\n{out}\noperator log:\n{}", op.log_tail());
+    assert!(out.contains("all client checks passed"), "{out}");
+}

@@ -20,6 +20,8 @@ mod openstack;
 #[path = "../support/openstack.rs"]
 mod openstack_fake;
 mod push;
+#[path = "../support/serve.rs"]
+mod serve;
 
 use harness::{Cluster, DATASOURCE, Operator, POLICY, eventually, pod};
 use k8s_openapi::api::core::v1::{Event, Pod};
