@@ -249,7 +249,7 @@ mod tests {
             });
             let mut got = Rows::new(2);
             ex.run_batched(&rule, p, d, &rule.init_binds, &mut got);
-            assert!(want.len() > 0);
+            assert!(!want.is_empty());
             assert_eq!(got.iter().collect::<Vec<_>>(), want.iter().collect::<Vec<_>>());
         }
     }
