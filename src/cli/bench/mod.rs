@@ -56,6 +56,9 @@ pub enum Workload {
     /// Transitive closure over `gen_graph.py` data.
     #[value(name = "b")]
     B,
+    /// Same generation (non-linear recursion) over `gen_sg.py` data.
+    #[value(name = "c")]
+    Sg,
     /// Workload a, then 1-row and 1000-row `ports` deltas.
     #[value(name = "d")]
     D,
@@ -141,7 +144,8 @@ pub fn bench(args: &BenchArgs) -> Result<(), String> {
         Workload::C => bench_c(args),
         Workload::A => bench_a(args, false),
         Workload::D => bench_a(args, true),
-        Workload::B => bench_b(args),
+        Workload::B => bench_b(args, &GRAPH_B),
+        Workload::Sg => bench_b(args, &GRAPH_C),
         Workload::E => rules::bench(args),
         Workload::Responsiveness => responsiveness::bench(args.n.unwrap_or(100_000), args.rules, args.inline),
     }
@@ -691,18 +695,52 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
 
 // ------------------------------------------------------------------------- workload b
 
-fn bench_b(args: &BenchArgs) -> Result<(), String> {
+/// A recursive workload over one two-column datasource table.
+struct GraphWorkload {
+    label: &'static str,
+    /// Datasource, table, and the `.facts` file's stem.
+    ds: &'static str,
+    table: &'static str,
+    stem: &'static str,
+    /// The policy's rules and the table they derive.
+    rules: &'static str,
+    head: &'static str,
+    reference: fn(&[Vec<Value>]) -> usize,
+}
+
+const GRAPH_B: GraphWorkload = GraphWorkload {
+    label: "b",
+    ds: "graph",
+    table: "edge",
+    stem: "edge",
+    rules: workloads::B_POLICY,
+    head: "path",
+    reference: workloads::b_reference_paths,
+};
+
+const GRAPH_C: GraphWorkload = GraphWorkload {
+    label: "c",
+    ds: "tree",
+    table: "parent",
+    stem: "parent",
+    rules: workloads::C_SG_POLICY,
+    head: "sg",
+    reference: workloads::c_reference_sg,
+};
+
+/// Workloads b (transitive closure) and c (same generation).
+fn bench_b(args: &BenchArgs, w: &GraphWorkload) -> Result<(), String> {
     use workloads::*;
     let dir = data_dir(args)?;
-    let mut rep = Reporter::new("b", 0);
+    let mut rep = Reporter::new(w.label, 0);
 
     let load = || {
         let mut engine = Engine::with_default_policies();
         engine
-            .create_datasource("graph", schema(&[("edge", &["src", "dst"])]))
-            .map_err(engine_err("create datasource graph"))?;
-        let edges = FactsReader::open(dir, "edge", 2)?;
-        let table = load_paged(&mut engine, "graph", "edge", args.page_rows, edges)?;
+            .create_datasource(w.ds, schema(&[(w.table, &["src", "dst"])]))
+            .map_err(engine_err(&format!("create datasource {}", w.ds)))?;
+        let edges = FactsReader::open(dir, w.stem, 2)?;
+        let table = load_paged(&mut engine, w.ds, w.table, args.page_rows, edges)?;
         Ok((engine, vec![table]))
     };
     let (mut engine, first_load) = load()?;
@@ -716,7 +754,7 @@ fn bench_b(args: &BenchArgs) -> Result<(), String> {
         None => vec![PolicyKind::Nonrecursive, PolicyKind::Materialized, PolicyKind::Z3],
     };
     let policy = "reach";
-    let rules = [(policy, B_POLICY)];
+    let rules = [(policy, w.rules)];
     let mut refused = Vec::new();
     let mut eval_secs = None;
     for kind in kinds {
@@ -744,18 +782,19 @@ fn bench_b(args: &BenchArgs) -> Result<(), String> {
     let mut times = vec![secs];
     times.extend(eval_again(&mut engine, &rules, args.runs, (loaded, evaluated), |_| Ok(()))?);
     rep.note(format!("eval: {}", spread(&times)));
-    let expected = b_reference_paths(&read_facts(dir, "edge", 2)?);
-    let paths = count_rows(&engine, policy, "path")?;
-    check_count("workload b path after eval", paths, expected)?;
+    let expected = (w.reference)(&read_facts(dir, w.stem, 2)?);
+    let paths = count_rows(&engine, policy, w.head)?;
+    check_count(&format!("workload {} {} after eval", w.label, w.head), paths, expected)?;
     rep.result("eval", median(times), paths);
 
-    let (answers, secs) = timed(|| engine.query_values(policy, "path(x, y)"));
-    let answers = answers.map_err(engine_err("query path(x, y)"))?;
-    check_count("workload b query path(x, y)", answers.len(), expected)?;
+    let query = format!("{}(x, y)", w.head);
+    let (answers, secs) = timed(|| engine.query_values(policy, &query));
+    let answers = answers.map_err(engine_err(&format!("query {query}")))?;
+    check_count(&format!("workload {} query {query}", w.label), answers.len(), expected)?;
     rep.result("query", secs, answers.len());
     drop(answers);
     let loads = load_again(args.runs_load, first_load, load)?;
-    report_load(&mut rep, &["edge"], &loads);
+    report_load(&mut rep, &[w.table], &loads);
     rep.finish();
     Ok(())
 }
@@ -779,7 +818,8 @@ mod tests {
         let w = Wrap::try_parse_from(["bench", "--workload", "b", "--data", "x", "--kind", "z3"]);
         assert!(matches!(w.map(|w| w.args.kind), Ok(Some(PolicyKind::Z3))));
         // lower-case `c` is the shared bench's same-generation workload, not C
-        assert!(Wrap::try_parse_from(["bench", "--workload", "c", "--n", "10"]).is_err());
+        let w = Wrap::try_parse_from(["bench", "--workload", "c", "--data", "x"]);
+        assert!(matches!(w.map(|w| w.args.workload), Ok(Workload::Sg)));
     }
 
     fn args(workload: Workload, n: usize, exec: bool) -> BenchArgs {
@@ -884,6 +924,19 @@ mod tests {
         assert!(std::fs::write(dir.join("edge.facts"), "1\t2\n2\t3\t4\n").is_ok());
         let err = bench(&a).err().unwrap_or_default();
         assert!(err.contains("edge.facts line 2: 3 fields, expected 2"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn workload_c_same_generation_checks_its_counts() {
+        let dir = temp_dir("sg");
+        // two trees: 0 -> {1, 2}, 1 -> {3}, 2 -> {4, 5}; 10 -> {11}
+        assert!(std::fs::write(dir.join("parent.facts"), "1\t0\n2\t0\n3\t1\n4\t2\n5\t2\n11\t10\n").is_ok());
+        let mut a = args(Workload::Sg, 0, false);
+        a.n = None;
+        a.data = Some(dir.clone());
+        a.runs = 2;
+        assert_eq!(bench(&a), Ok(()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

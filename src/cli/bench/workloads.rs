@@ -421,6 +421,51 @@ pub fn b_reference_paths(edges: &[Vec<Value>]) -> usize {
     total
 }
 
+// ------------------------------------------------------------------------- workload c
+
+/// Workload c's rules (`programs/sg.dl`, same generation) over datasource table
+/// `tree:parent(child, parent)`.
+pub const C_SG_POLICY: &str = "\
+sg(x, y) :- tree:parent(x, p), tree:parent(y, p), not equal(x, y)
+sg(x, y) :- tree:parent(x, a), sg(a, b), tree:parent(y, b)
+";
+
+/// The number of `sg` rows of `parents` (`(child, parent)` rows), semi-naively.
+pub fn c_reference_sg(parents: &[Vec<Value>]) -> usize {
+    let mut children: HashMap<&Value, Vec<&Value>> = HashMap::new();
+    for e in parents {
+        if let [c, p] = e.as_slice() {
+            children.entry(p).or_default().push(c);
+        }
+    }
+    let mut sg: HashSet<(&Value, &Value)> = HashSet::new();
+    let mut delta = Vec::new();
+    for kids in children.values() {
+        for &x in kids {
+            for &y in kids {
+                if x != y && sg.insert((x, y)) {
+                    delta.push((x, y));
+                }
+            }
+        }
+    }
+    while !delta.is_empty() {
+        let mut next = Vec::new();
+        for (a, b) in delta {
+            let (Some(xs), Some(ys)) = (children.get(a), children.get(b)) else { continue };
+            for &x in xs {
+                for &y in ys {
+                    if sg.insert((x, y)) {
+                        next.push((x, y));
+                    }
+                }
+            }
+        }
+        delta = next;
+    }
+    sg.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +518,10 @@ mod tests {
         let e = parse_facts("1\t2\n2\t3\n3\t1\n4\t5\n");
         // the 3-cycle reaches all 3 nodes from each of its nodes, plus 4 -> 5
         assert_eq!(b_reference_paths(&e), 10);
+        // 1 and 2 children of 0, 3 of 1, 4 of 2: sg = {1-2, 2-1, 3-4, 4-3}
+        let parents: Vec<Vec<Value>> =
+            [(1, 0), (2, 0), (3, 1), (4, 2)].iter().map(|&(c, p)| vec![Value::Int(c), Value::Int(p)]).collect();
+        assert_eq!(c_reference_sg(&parents), 4);
         let d = apply_delta(&e, &parse_facts("6\t7\n"), &parse_facts("4\t5\n"));
         assert_eq!(d.len(), 4);
         assert!(d.contains(&vec![Value::Int(6), Value::Int(7)]));

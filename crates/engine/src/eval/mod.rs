@@ -7,6 +7,7 @@
 //! before the running transaction (old), reconstructed from the transaction's record of
 //! changed rows, so nothing is copied to evaluate "before".
 
+mod batch;
 pub mod relation;
 pub mod store;
 pub(crate) mod strata;
@@ -483,36 +484,46 @@ impl Exec<'_> {
                 true
             }
             Step::Builtin { builtin, inputs, outputs, negated } => {
-                let syms = instantiate(inputs, binds);
-                if let Some(cmp) = fast_compare(builtin, &syms, self.interner) {
-                    if cmp != *negated {
-                        return self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit);
-                    }
-                    return true;
-                }
-                let args: SmallVec<[Value; 4]> = syms.iter().map(|&s| self.interner.value(s)).collect();
-                let holds = match builtin.call(&args) {
-                    Ok(Some(outs)) => {
-                        let syms: Vec<Sym> = outs.into_iter().map(|v| self.interner.intern(&v)).collect();
-                        if *negated {
-                            outputs.iter().zip(&syms).all(|(op, s)| check_op(*op, *s, binds))
-                        } else {
-                            apply_col_ops(outputs, &syms, binds)
-                        }
-                    }
-                    Ok(None) => false,
-                    Err(e) => {
-                        self.failures.count += 1;
-                        self.failures.last = e.to_string();
-                        false
-                    }
-                };
-                if holds != *negated {
+                if self.builtin_holds(builtin, inputs, outputs, *negated, binds) {
                     return self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit);
                 }
                 true
             }
         }
+    }
+
+    /// Whether a builtin step lets a body instantiation through (outputs bound into
+    /// `binds`); a failing call is counted and does not hold.
+    fn builtin_holds(
+        &mut self,
+        builtin: &Builtin,
+        inputs: &[LTerm],
+        outputs: &[ColOp],
+        negated: bool,
+        binds: &mut [Sym],
+    ) -> bool {
+        let syms = instantiate(inputs, binds);
+        if let Some(cmp) = fast_compare(builtin, &syms, self.interner) {
+            return cmp != negated;
+        }
+        let args: SmallVec<[Value; 4]> = syms.iter().map(|&s| self.interner.value(s)).collect();
+        let holds = match builtin.call(&args) {
+            Ok(Some(outs)) => {
+                let syms: Vec<Sym> = outs.into_iter().map(|v| self.interner.intern(&v)).collect();
+                if negated {
+                    outputs.iter().zip(&syms).all(|(op, s)| check_op(*op, *s, binds))
+                } else {
+                    apply_col_ops(outputs, &syms, binds)
+                }
+            }
+            Ok(None) => false,
+            Err(e) => {
+                self.failures.count += 1;
+                self.failures.last = e.to_string();
+                false
+            }
+        };
+        holds != negated
     }
 }
 

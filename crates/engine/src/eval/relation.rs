@@ -345,6 +345,63 @@ impl Relation {
             .flat_map(Bucket::iter)
     }
 
+    /// [`Relation::lookup`] for a batch of keys (`keys`: `width` symbols each, in the
+    /// index's column order): calls `f(k, row)` for every row matching key `k`, keys in
+    /// order. Done in stages over the whole batch (hash every key, then find every
+    /// candidate bucket, then compare every candidate's row, then read the matches) so
+    /// that the loads of different keys are independent and overlap, instead of two
+    /// dependent cache misses per key one after the other: `unsafe` is forbidden here, so
+    /// this is the safe form of a prefetch.
+    pub fn lookup_batch(&self, index: usize, keys: &[Sym], width: usize, mut f: impl FnMut(usize, RowId)) {
+        let ix = &self.indexes()[index];
+        let n = keys.len().checked_div(width).unwrap_or(0);
+        let hashes: Vec<u64> = (0..n).map(|k| hash_key(&HASHER, &keys[k * width..k * width + width])).collect();
+        let mut cands: Vec<(usize, &Bucket)> = Vec::with_capacity(n);
+        for (k, &h) in hashes.iter().enumerate() {
+            cands.extend(ix.table.iter_hash(h).map(|b| (k, b)));
+        }
+        let (data, arity, cols) = (&self.data, self.arity, &ix.cols);
+        cands.retain(|&(k, b)| {
+            let row = &data[b.first as usize * arity..b.first as usize * arity + arity];
+            cols.iter().zip(&keys[k * width..k * width + width]).all(|(&c, &kv)| row[c] == kv)
+        });
+        for (k, b) in cands {
+            if b.rest.is_none() {
+                f(k, b.first);
+            } else {
+                b.iter().for_each(|id| f(k, id));
+            }
+        }
+    }
+
+    /// [`Relation::contains`] for a batch of rows (`rows`: `arity` symbols each), in the
+    /// same stages as [`Relation::lookup_batch`]; `out[k]` says whether row `k` of the `n`
+    /// is present.
+    pub fn contains_batch(&self, rows: &[Sym], n: usize, out: &mut Vec<bool>) {
+        out.clear();
+        let arity = self.arity;
+        if rows.len() != n * arity {
+            out.resize(n, false);
+            return;
+        }
+        if arity == 0 {
+            out.resize(n, self.len > 0);
+            return;
+        }
+        let hashes: Vec<u64> = (0..n).map(|k| hash_key(&HASHER, &rows[k * arity..k * arity + arity])).collect();
+        let mut cands: Vec<(usize, RowId)> = Vec::with_capacity(n);
+        for (k, &h) in hashes.iter().enumerate() {
+            cands.extend(self.set.iter_hash(h).map(|&id| (k, id)));
+        }
+        out.resize(n, false);
+        let data = &self.data;
+        for (k, id) in cands {
+            if row_eq(&data[id as usize * arity..id as usize * arity + arity], &rows[k * arity..k * arity + arity]) {
+                out[k] = true;
+            }
+        }
+    }
+
     /// Live rows with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (RowId, &[Sym])> + '_ {
         (0..self.counts.len() as RowId).filter(|&id| self.counts[id as usize] != 0).map(|id| (id, self.row(id)))

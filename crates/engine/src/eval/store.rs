@@ -536,11 +536,16 @@ impl Store {
         let mut fails = FailureLog::default();
         {
             let mut ex = self.exec(&txn.changed, &mut fails);
-            let mut binds = entry.rule.init_binds.clone();
-            ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
-                out.push(h, w);
-                true
-            });
+            if mode == ViewMode::New {
+                // Full evaluations and semi-naive rounds: batched probes.
+                ex.run_batched(&entry.rule, plan, delta, &entry.rule.init_binds, &mut out);
+            } else {
+                let mut binds = entry.rule.init_binds.clone();
+                ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
+                    out.push(h, w);
+                    true
+                });
+            }
         }
         if fails.count > 0 && self.rules.contains_key(&rid) {
             let f = self.failures.entry(rid).or_default();
