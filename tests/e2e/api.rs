@@ -5,53 +5,11 @@
 //! RBAC, ActionRequests are approved and denied, and the history of violations outlives the
 //! operator's process.
 
-use crate::harness::{Cluster, DATASOURCE, Operator, eventually};
+use crate::harness::{API_RBAC as RBAC, Cluster, DATASOURCE, Operator, eventually, service_account_token as token};
 use congress_model::resources::{ActionRequest, Policy};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
-
-const RBAC: &str = r#"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: congress-api-reader}
-rules:
-- apiGroups: ["congress.dev"]
-  resources: ["policies"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: congress-api-admin}
-rules:
-- apiGroups: ["congress.dev"]
-  resources: ["policies"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: congress-api-reader}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-api-reader}
-subjects:
-- {kind: ServiceAccount, name: reader, namespace: default}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: congress-api-admin}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-api-admin}
-subjects:
-- {kind: ServiceAccount, name: admin, namespace: default}
-"#;
-
-/// A token of a new ServiceAccount `name` of namespace `default`.
-async fn token(cluster: &Cluster, name: &str) -> String {
-    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client().await, "default");
-    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    accounts.create(&PostParams::default(), &sa).await.expect("create a ServiceAccount");
-    let request = serde_json::from_value(json!({"spec": {"audiences": ["https://kubernetes.default.svc"]}})).unwrap();
-    let answer = accounts.create_token_request(name, &PostParams::default(), &request).await.expect("a token");
-    answer.status.expect("a token").token
-}
 
 /// The operator's namespace (its history ConfigMaps, its Secrets), the RBAC of the API's
 /// callers, and an admin's token.

@@ -2,54 +2,9 @@
 //! (TokenRequest) reviewed by a TokenReview, their access decided by RBAC on
 //! `policies.congress.dev` through SubjectAccessReviews.
 
-use crate::harness::Cluster;
+use crate::harness::{API_RBAC as RBAC, Cluster, service_account_token};
 use congress_drivers::api_auth::{Access, AuthError, Authenticator, KubernetesAuth, KubernetesAuthConfig};
-use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, PostParams};
-use serde_json::json;
 use std::time::{Duration, Instant};
-
-const RBAC: &str = r#"
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: congress-api-reader}
-rules:
-- apiGroups: ["congress.dev"]
-  resources: ["policies"]
-  verbs: ["get", "list", "watch"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: congress-api-admin}
-rules:
-- apiGroups: ["congress.dev"]
-  resources: ["policies"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: congress-api-reader}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-api-reader}
-subjects:
-- {kind: ServiceAccount, name: reader, namespace: default}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: congress-api-admin}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-api-admin}
-subjects:
-- {kind: ServiceAccount, name: admin, namespace: default}
-"#;
-
-/// A token of a new ServiceAccount `name` of namespace `default`.
-async fn service_account_token(cluster: &Cluster, name: &str) -> String {
-    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client().await, "default");
-    let sa: ServiceAccount = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
-    accounts.create(&PostParams::default(), &sa).await.expect("create a ServiceAccount");
-    let request = serde_json::from_value(json!({"spec": {"audiences": ["https://kubernetes.default.svc"]}})).unwrap();
-    let answer = accounts.create_token_request(name, &PostParams::default(), &request).await.expect("a token");
-    answer.status.expect("a token").token
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_accounts_get_the_access_their_rbac_gives() {

@@ -485,3 +485,50 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// RBAC for the API's callers: ServiceAccount `reader` of namespace `default` may get
+/// policies.congress.dev (read access), `admin` may create them (every right).
+pub const API_RBAC: &str = r#"
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: congress-api-reader}
+rules:
+- apiGroups: ["congress.dev"]
+  resources: ["policies"]
+  verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: congress-api-admin}
+rules:
+- apiGroups: ["congress.dev"]
+  resources: ["policies"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: congress-api-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-api-reader}
+subjects:
+- {kind: ServiceAccount, name: reader, namespace: default}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: congress-api-admin}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: congress-api-admin}
+subjects:
+- {kind: ServiceAccount, name: admin, namespace: default}
+"#;
+
+/// A token of a new ServiceAccount `name` of namespace `default` (TokenRequest).
+pub async fn service_account_token(cluster: &Cluster, name: &str) -> String {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+    let accounts: Api<ServiceAccount> = Api::namespaced(cluster.client().await, "default");
+    let sa: ServiceAccount = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
+    accounts.create(&PostParams::default(), &sa).await.expect("create a ServiceAccount");
+    let request =
+        serde_json::from_value(serde_json::json!({"spec": {"audiences": ["https://kubernetes.default.svc"]}})).unwrap();
+    let answer = accounts.create_token_request(name, &PostParams::default(), &request).await.expect("a token");
+    answer.status.expect("a token").token
+}
