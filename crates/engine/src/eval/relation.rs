@@ -21,9 +21,13 @@ pub const EXPLICIT: u32 = 1 << 31;
 /// further rows go to the heap (16 bytes per key instead of a `Vec` and its allocation);
 /// a key with many rows (a status column) keeps them in a set so removing one stays
 /// O(1).
+///
+/// The key's hash is kept beside the first row (in what would be padding) so that growing
+/// the index moves buckets without reading a single row.
 #[derive(Clone, Debug)]
 struct Bucket {
     first: RowId,
+    hash: u32,
     rest: Option<Box<Rest>>,
 }
 
@@ -130,6 +134,10 @@ struct Cold {
     indexes: Vec<Index>,
 }
 
+/// An index is built in `2^REGION_BITS` regions of its table (see
+/// [`Relation::ensure_index`]).
+const REGION_BITS: u32 = 6;
+
 /// Every relation hashes with the same fixed seed.
 const HASHER: FixedState = FixedState::with_seed(0x5eed);
 
@@ -138,7 +146,15 @@ fn hash_cols(hasher: &FixedState, row: &[Sym], cols: &[usize]) -> u64 {
     for &c in cols {
         h.write_u32(row[c]);
     }
-    h.finish()
+    short(h.finish())
+}
+
+/// An index's hashes are 32 bits (stored in each [`Bucket`]) spread over the 64 the
+/// table wants: its low bits pick the slot and its top 7 bits are the control tag.
+#[inline]
+fn short(h: u64) -> u64 {
+    let h = h as u32 as u64;
+    h | (h << 32)
 }
 
 /// Row equality without a `memcmp` call for the short rows that dominate.
@@ -185,8 +201,30 @@ impl Relation {
     pub fn reserve(&mut self, n: usize) {
         self.data.reserve(n * self.arity);
         self.counts.reserve(n);
-        let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
-        self.set.reserve(n, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
+        self.grow_set(n);
+    }
+
+    /// Make room in the membership set for `n` more rows. The set holds row ids only, so
+    /// hashbrown's own growth would re-read every stored row in table order (one cache
+    /// miss per row); instead a new set is built reading the rows in slot order.
+    fn grow_set(&mut self, n: usize) {
+        let have = self.set.capacity() - self.set.len();
+        if n <= have {
+            return;
+        }
+        let want = (self.len + n).max(self.set.capacity() * 2);
+        let mut set = HashTable::with_capacity(want);
+        let (data, arity) = (&self.data, self.arity);
+        for id in 0..self.counts.len() {
+            if self.counts[id] != 0 {
+                let h = hash_key(&HASHER, &data[id * arity..id * arity + arity]);
+                // Never called: the set is sized above.
+                set.insert_unique(h, id as RowId, |&r| {
+                    hash_key(&HASHER, &data[r as usize * arity..r as usize * arity + arity])
+                });
+            }
+        }
+        self.set = set;
     }
 
     /// The row stored in a slot.
@@ -226,6 +264,40 @@ impl Relation {
         (self.insert_hashed(row, count, h), true)
     }
 
+    /// [`Relation::find_or_insert`] with the row's hash already computed (by
+    /// [`Relation::find_batch`]).
+    pub fn find_or_insert_hashed(&mut self, row: &[Sym], count: u32, h: u64) -> (RowId, bool) {
+        let (data, arity) = (&self.data, self.arity);
+        if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row))
+        {
+            return (id, false);
+        }
+        (self.insert_hashed(row, count, h), true)
+    }
+
+    /// [`Relation::find`] for a batch of rows (`rows`: `arity` symbols each, `n` rows),
+    /// in stages over the batch as [`Relation::lookup_batch`] does so that the cache
+    /// misses of different rows overlap: `hashes[k]` gets row `k`'s hash (for
+    /// [`Relation::find_or_insert_hashed`]) and `out[k]` its slot if present.
+    pub fn find_batch(&self, rows: &[Sym], n: usize, hashes: &mut Vec<u64>, out: &mut Vec<Option<RowId>>) {
+        let arity = self.arity;
+        debug_assert_eq!(rows.len(), n * arity);
+        hashes.clear();
+        hashes.extend((0..n).map(|k| hash_key(&HASHER, &rows[k * arity..k * arity + arity])));
+        out.clear();
+        out.resize(n, None);
+        let mut cands: Vec<(usize, RowId)> = Vec::with_capacity(n);
+        for (k, &h) in hashes.iter().enumerate() {
+            cands.extend(self.set.iter_hash(h).map(|&id| (k, id)));
+        }
+        let data = &self.data;
+        for (k, id) in cands {
+            if row_eq(&data[id as usize * arity..id as usize * arity + arity], &rows[k * arity..k * arity + arity]) {
+                out[k] = Some(id);
+            }
+        }
+    }
+
     /// Insert a row known to be absent, with a nonzero count.
     pub fn insert_new(&mut self, row: &[Sym], count: u32) -> RowId {
         let h = hash_key(&HASHER, row);
@@ -248,7 +320,16 @@ impl Relation {
                 id
             }
         };
+        if self.set.len() == self.set.capacity() {
+            // The new row is stored but not yet in the set: `grow_set` rebuilds from the
+            // counts, so count it out while growing and insert it after.
+            let c = std::mem::replace(&mut self.counts[id as usize], 0);
+            self.grow_set(1);
+            self.counts[id as usize] = c;
+        }
         let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
+        // Called only when removals left tombstones that take the room `grow_set` saw:
+        // hashbrown then rehashes in place, reading rows.
         self.set.insert_unique(h, id, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
         for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
             index_add(ix, hasher, data, arity, id);
@@ -309,11 +390,37 @@ impl Relation {
         if let Some(p) = self.indexes().iter().position(|ix| ix.cols == cols) {
             return p;
         }
-        let mut ix = Index { cols: cols.to_vec(), table: HashTable::new() };
-        for id in 0..self.counts.len() as RowId {
-            if self.counts[id as usize] != 0 {
-                index_add(&mut ix, &HASHER, &self.data, self.arity, id);
-            }
+        // Sized for one key per row so the build never grows the table; shrunk after if
+        // the keys are few (moving buckets reads no row: each keeps its hash).
+        let mut ix = Index { cols: cols.to_vec(), table: HashTable::with_capacity(self.len) };
+        // Rows are added grouped by the region of the table their key's slot falls in
+        // (one counting pass over the keys' hashes), so the inserts sweep the table
+        // region by region, each region in cache, instead of one miss per row at random.
+        let (data, arity) = (&self.data, self.arity);
+        let live = (0..self.counts.len()).filter(|&id| self.counts[id] != 0);
+        let keyed: Vec<(u32, RowId)> = live
+            .map(|id| (hash_cols(&HASHER, &data[id * arity..id * arity + arity], cols) as u32, id as RowId))
+            .collect();
+        let buckets = (ix.table.capacity() * 8 / 7).next_power_of_two().max(1);
+        let shift = buckets.trailing_zeros().saturating_sub(REGION_BITS);
+        let region = |h: u32| (h as usize & (buckets - 1)) >> shift;
+        let mut starts = vec![0usize; (1 << REGION_BITS) + 1];
+        keyed.iter().for_each(|&(h, _)| starts[region(h) + 1] += 1);
+        for r in 1..starts.len() {
+            starts[r] += starts[r - 1];
+        }
+        let mut grouped = vec![(0u32, 0 as RowId); keyed.len()];
+        for &(h, id) in &keyed {
+            let r = region(h);
+            grouped[starts[r]] = (h, id);
+            starts[r] += 1;
+        }
+        drop(keyed);
+        for (h, id) in grouped {
+            index_add_hashed(&mut ix, data, arity, id, short(h as u64));
+        }
+        if ix.table.len() < ix.table.capacity() / 2 {
+            ix.table.shrink_to(ix.table.len(), |b| short(b.hash as u64));
         }
         let cold = self.cold.get_or_insert_with(Default::default);
         cold.indexes.push(ix);
@@ -334,7 +441,7 @@ impl Relation {
     /// Rows whose indexed columns equal `key` (in the index's column order).
     pub fn lookup(&self, index: usize, key: &[Sym]) -> impl Iterator<Item = RowId> + '_ {
         let ix = &self.indexes()[index];
-        let h = hash_key(&HASHER, key);
+        let h = short(hash_key(&HASHER, key));
         let (data, arity) = (&self.data, self.arity);
         ix.table
             .find(h, |b| {
@@ -355,7 +462,7 @@ impl Relation {
     pub fn lookup_batch(&self, index: usize, keys: &[Sym], width: usize, mut f: impl FnMut(usize, RowId)) {
         let ix = &self.indexes()[index];
         let n = keys.len().checked_div(width).unwrap_or(0);
-        let hashes: Vec<u64> = (0..n).map(|k| hash_key(&HASHER, &keys[k * width..k * width + width])).collect();
+        let hashes: Vec<u64> = (0..n).map(|k| short(hash_key(&HASHER, &keys[k * width..k * width + width]))).collect();
         let mut cands: Vec<(usize, &Bucket)> = Vec::with_capacity(n);
         for (k, &h) in hashes.iter().enumerate() {
             cands.extend(ix.table.iter_hash(h).map(|b| (k, b)));
@@ -411,17 +518,23 @@ impl Relation {
 fn index_add(ix: &mut Index, hasher: &FixedState, data: &[Sym], arity: usize, id: RowId) {
     let row = &data[id as usize * arity..id as usize * arity + arity];
     let kh = hash_cols(hasher, row, &ix.cols);
+    index_add_hashed(ix, data, arity, id, kh);
+}
+
+/// [`index_add`] with the key's hash (from [`hash_cols`]) already computed.
+fn index_add_hashed(ix: &mut Index, data: &[Sym], arity: usize, id: RowId, kh: u64) {
+    let row = &data[id as usize * arity..id as usize * arity + arity];
     let cols = &ix.cols;
     let same_key = |b: &Bucket| {
-        let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
-        cols.iter().all(|&c| other[c] == row[c])
+        b.hash == kh as u32 && {
+            let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+            cols.iter().all(|&c| other[c] == row[c])
+        }
     };
     match ix.table.find_mut(kh, same_key) {
         Some(b) => b.push(id),
         None => {
-            ix.table.insert_unique(kh, Bucket { first: id, rest: None }, |b| {
-                hash_cols(hasher, &data[b.first as usize * arity..b.first as usize * arity + arity], cols)
-            });
+            ix.table.insert_unique(kh, Bucket { first: id, hash: kh as u32, rest: None }, |b| short(b.hash as u64));
         }
     }
 }
@@ -470,6 +583,29 @@ mod tests {
         assert_eq!(r.count(0), 1);
         r.set_count(0, 0);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn churn_with_tombstones_keeps_the_set_consistent() {
+        // Removing from a full group leaves a tombstone that does not give back room, so
+        // an insert may have to rehash the set in place with the relation's own hasher.
+        let mut r = Relation::new(2);
+        for i in 0..1000u32 {
+            r.insert_new(&[i, 0], 1);
+        }
+        for round in 1..200u32 {
+            let ids: Vec<RowId> =
+                (0..500u32).map(|i| r.find(&[i * 2 + round % 2, round - 1]).unwrap_or(RowId::MAX)).collect();
+            for id in ids.into_iter().filter(|&id| id != RowId::MAX) {
+                r.remove(id);
+            }
+            for i in 0..500u32 {
+                let row = [i * 2 + (round + 1) % 2, round];
+                r.find_or_insert(&row, 1);
+            }
+            assert!(r.len() >= 500);
+        }
+        assert_eq!(r.iter().filter(|(_, row)| r.contains(row)).count(), r.len());
     }
 
     #[test]

@@ -619,17 +619,31 @@ impl Store {
         let all_new = txn.changed.get(&t).is_some_and(|c| c.all_new);
         let rel = &mut self.tables[t];
         rel.reserve(rows.len());
-        for (row, _) in rows.iter() {
-            let (id, inserted) = rel.find_or_insert(row, 1);
-            if inserted {
-                next.push(row, 1);
-                if !all_new {
-                    txn.note(t, row, true);
-                }
-            } else {
-                let c = rel.count(id);
-                if c & !EXPLICIT == 0 {
-                    rel.set_count(id, c | 1);
+        // In chunks: look every row of a chunk up first (staged, the misses overlap),
+        // then insert the absent ones while their slots of the set are still in cache.
+        const CHUNK: usize = 512;
+        let arity = rows.arity;
+        let (mut hashes, mut found) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
+        for start in (0..rows.len()).step_by(CHUNK) {
+            let n = CHUNK.min(rows.len() - start);
+            let chunk = &rows.syms[start * arity..(start + n) * arity];
+            rel.find_batch(chunk, n, &mut hashes, &mut found);
+            for k in 0..n {
+                let row = &chunk[k * arity..k * arity + arity];
+                let (id, inserted) = match found[k] {
+                    Some(id) => (id, false),
+                    None => rel.find_or_insert_hashed(row, 1, hashes[k]),
+                };
+                if inserted {
+                    next.push(row, 1);
+                    if !all_new {
+                        txn.note(t, row, true);
+                    }
+                } else {
+                    let c = rel.count(id);
+                    if c & !EXPLICIT == 0 {
+                        rel.set_count(id, c | 1);
+                    }
                 }
             }
         }
