@@ -1,10 +1,11 @@
 //! The symbol table: every value stored in a table is interned once and referred to by a
 //! 32-bit [`Sym`], so rows are small arrays of integers and joins compare integers.
 //!
-//! Strings live in one append-only byte arena and the hash table stores only symbols
-//! (hashing through the arena), so a distinct string costs its bytes plus about 22
-//! bytes, against 60 or more for an `Arc<str>` per value in a `HashMap`: this is most of
-//! what keeps a stored fact under the memory target. Symbols are never freed while the
+//! Strings live in one append-only arena, each behind a one-byte length, and the hash
+//! table stores only symbols (hashing through the arena), so a distinct string costs its
+//! bytes plus about 10 (a 4-byte entry, its length, a slot of the table), against 60 or
+//! more for an `Arc<str>` per value in a `HashMap`: this is most of what keeps a stored
+//! fact under the memory target. Symbols are never freed while the
 //! engine lives (as in Souffle's symbol table); the cost is bounded by the number of
 //! distinct values ever seen.
 
@@ -32,17 +33,52 @@ fn inline_int(i: i64) -> Option<Sym> {
 /// `action` policies (whose heads need not be safe). Real data never starts with NUL.
 const VAR_MARK: &str = "\u{0}var:";
 
-#[derive(Clone, Copy, Debug)]
-enum Entry {
-    /// A string in the arena.
-    Str {
-        start: u32,
-        len: u32,
-    },
-    /// A string stored on its own (once the arena passes 4 GiB).
-    Big(u32),
+/// Where a symbol's value lives: below [`OTHER`], the offset in the arena of a string's
+/// header (its length, see [`push_len`]) followed by its bytes; from [`OTHER`] up, an
+/// index into [`Interner::other`]. Four bytes a symbol where an enum of the three kinds
+/// took sixteen: with about two distinct strings per fact in a cloud's tables, this is 20
+/// to 25 bytes a fact.
+type Entry = u32;
+
+/// First entry that indexes [`Interner::other`]; the arena holds at most this many bytes.
+const OTHER: u32 = 1 << 31;
+
+/// Values the arena does not hold.
+#[derive(Clone, Debug)]
+enum Other {
+    /// A string interned once the arena is full.
+    Big(Box<str>),
+    /// An integer outside the inline range.
     Int(i64),
+    /// A float, by bits.
     Float(u64),
+}
+
+/// Append `len` to the arena in 6-bit groups, least significant first, bit 6 set on every
+/// group but the last: every byte is ASCII, so the arena stays a `String` and string
+/// slices of it stay on character boundaries. One byte for strings under 64 bytes.
+fn push_len(arena: &mut String, mut len: usize) {
+    while len >= 0x40 {
+        arena.push(char::from(0x40 | (len & 0x3f) as u8));
+        len >>= 6;
+    }
+    arena.push(char::from(len as u8));
+}
+
+/// The string whose header starts at `at`.
+fn read_str(arena: &str, at: usize) -> &str {
+    let bytes = arena.as_bytes();
+    let (mut len, mut shift, mut p) = (0usize, 0u32, at);
+    loop {
+        let b = bytes[p];
+        p += 1;
+        len |= ((b & 0x3f) as usize) << shift;
+        if b & 0x40 == 0 {
+            break;
+        }
+        shift += 6;
+    }
+    &arena[p..p + len]
 }
 
 /// A borrowed view of an interned value.
@@ -106,7 +142,7 @@ impl ValueRef<'_> {
 pub struct Interner {
     entries: Vec<Entry>,
     arena: String,
-    big: Vec<Box<str>>,
+    other: Vec<Other>,
     map: HashTable<Sym>,
     hasher: FixedState,
 }
@@ -121,12 +157,21 @@ impl Interner {
         if s & INLINE != 0 {
             return ValueRef::Int((s & !INLINE) as i64 - INLINE_BIAS);
         }
-        match self.entries[s as usize] {
-            Entry::Str { start, len } => ValueRef::Str(&self.arena[start as usize..start as usize + len as usize]),
-            Entry::Big(i) => ValueRef::Str(&self.big[i as usize]),
-            Entry::Int(i) => ValueRef::Int(i),
-            Entry::Float(b) => ValueRef::Float(f64::from_bits(b)),
+        let e = self.entries[s as usize];
+        if e < OTHER {
+            return ValueRef::Str(read_str(&self.arena, e as usize));
         }
+        match &self.other[(e - OTHER) as usize] {
+            Other::Big(b) => ValueRef::Str(b),
+            Other::Int(i) => ValueRef::Int(*i),
+            Other::Float(b) => ValueRef::Float(f64::from_bits(*b)),
+        }
+    }
+
+    fn push_other(&mut self, o: Other) -> Entry {
+        self.other.push(o);
+        // Past 2^31 values the engine is far beyond any memory this runs in.
+        OTHER.saturating_add(u32::try_from(self.other.len() - 1).unwrap_or(u32::MAX))
     }
 
     /// The symbol for `v`, creating it if new.
@@ -145,18 +190,16 @@ impl Interner {
         // beyond any memory this runs in.
         let next = Sym::try_from(self.entries.len()).unwrap_or(INLINE - 1).min(INLINE - 1);
         let entry = match r {
-            ValueRef::Str(s) => match (u32::try_from(self.arena.len()), u32::try_from(s.len())) {
-                (Ok(start), Ok(len)) if u32::try_from(self.arena.len() + s.len()).is_ok() => {
-                    self.arena.push_str(s);
-                    Entry::Str { start, len }
-                }
-                _ => {
-                    self.big.push(Box::from(s));
-                    Entry::Big((self.big.len() - 1) as u32)
-                }
-            },
-            ValueRef::Int(i) => Entry::Int(i),
-            ValueRef::Float(f) => Entry::Float(f.to_bits()),
+            // The header is at most 6 bytes (lengths below 2^36).
+            ValueRef::Str(t) if self.arena.len() + t.len() + 6 < OTHER as usize => {
+                let at = self.arena.len() as Entry;
+                push_len(&mut self.arena, t.len());
+                self.arena.push_str(t);
+                at
+            }
+            ValueRef::Str(t) => self.push_other(Other::Big(Box::from(t))),
+            ValueRef::Int(i) => self.push_other(Other::Int(i)),
+            ValueRef::Float(f) => self.push_other(Other::Float(f.to_bits())),
         };
         self.entries.push(entry);
         // `insert_unique` may rehash: hash existing symbols through the arena.
@@ -241,6 +284,24 @@ mod tests {
         }
         assert_eq!(i.len(), 4, "only the four out-of-range ints take table entries");
         assert_ne!(i.intern(&Value::Int(3)), i.intern(&Value::Float(3.0)));
+    }
+
+    #[test]
+    fn strings_of_every_length_and_script_read_back() {
+        let mut i = Interner::new();
+        let texts: Vec<String> = [0usize, 1, 63, 64, 65, 4095, 4096, 300_000]
+            .iter()
+            .map(|&n| "x".repeat(n))
+            .chain(["héllo wörld".to_string(), "日本語".to_string(), "\u{0}".to_string(), "@".repeat(70)])
+            .collect();
+        let syms: Vec<Sym> = texts.iter().map(|t| i.intern(&Value::str(t))).collect();
+        let f = i.intern(&Value::Float(-2.5));
+        for (t, s) in texts.iter().zip(&syms) {
+            assert_eq!(i.value(*s), Value::str(t), "{} bytes", t.len());
+            assert_eq!(i.lookup(&Value::str(t)), Some(*s));
+        }
+        assert_eq!(i.value(f), Value::Float(-2.5));
+        assert_eq!(i.len(), texts.len() + 1);
     }
 
     #[test]
