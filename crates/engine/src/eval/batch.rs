@@ -1,7 +1,8 @@
-//! Batched plan execution over the current state, for full evaluations.
+//! Batched plan execution, for full evaluations and large deltas.
 //!
 //! [`Exec::run`] walks a plan depth first, one body instantiation at a time: right for a
-//! small delta, but in a full evaluation every index probe then waits on two dependent
+//! small delta, but in a full evaluation (or a delta of a thousand rows) every index
+//! probe then waits on two dependent
 //! cache misses (the bucket, then the candidate row) before the next probe can start.
 //! Here each step takes a batch of up to [`BATCH`] partial bindings and produces the
 //! next batch: a lookup hashes every key of the batch, then finds every bucket, then
@@ -10,12 +11,14 @@
 //! output fills a batch hands it on at once, so memory stays at one batch per step
 //! however much a join fans out, and head rows come out in the depth-first order.
 //!
-//! Only the new view is read (`ViewMode::New`): the incremental paths that read the
-//! state before a transaction keep [`Exec::run`].
+//! Literals that read the state before the transaction (`ViewMode::Old` and
+//! `Telescoping`) see the current rows minus the transaction's `added` plus its
+//! `removed`, exactly as in [`Exec::run`].
 
 use super::relation::Relation;
-use super::{Exec, LLit, LRule, LTerm, Plan, Rows, Step, apply_ops};
+use super::{Changed, Exec, LLit, LRule, LTerm, Plan, Rows, Step, TableId, ViewMode, apply_ops};
 use crate::intern::Sym;
+use hashbrown::HashMap;
 
 /// Bindings per batch: enough independent probes to hide memory latency, small enough
 /// that a batch's bindings and keys stay in the L1/L2 cache.
@@ -49,31 +52,46 @@ impl Tuples {
     }
 }
 
+/// The transaction's changes to the table literal `lit` reads, when it reads the old
+/// view and there are any.
+fn old_view(changed: &HashMap<TableId, Changed>, mode: ViewMode, lit: usize, table: TableId) -> Option<&Changed> {
+    if mode.old_for(lit) { changed.get(&table).filter(|c| !c.is_empty()) } else { None }
+}
+
+/// What every stage of one batched run shares.
+#[derive(Clone, Copy)]
+struct Run<'r> {
+    rule: &'r LRule,
+    plan: &'r Plan,
+    mode: ViewMode,
+    delta: &'r Rows,
+}
+
 impl Exec<'_> {
-    /// Run `plan` for `rule` over the current contents of every table, appending each
-    /// body instantiation's head row and weight to `out` (the rows and weights
-    /// [`Exec::run`] with `ViewMode::New` would emit, in the same order). `delta`
-    /// supplies the rows of a delta plan; `init` the initial bindings.
-    pub fn run_batched(&mut self, rule: &LRule, plan: &Plan, delta: &Rows, init: &[Sym], out: &mut Rows) {
+    /// Run `plan` for `rule` with each literal reading the view `mode` gives it,
+    /// appending each body instantiation's head row and weight to `out` (the rows and
+    /// weights [`Exec::run`] would emit, in the same order). `delta` supplies the rows of
+    /// a delta plan; `init` the initial bindings.
+    pub fn run_batched(
+        &mut self,
+        rule: &LRule,
+        plan: &Plan,
+        mode: ViewMode,
+        delta: &Rows,
+        init: &[Sym],
+        out: &mut Rows,
+    ) {
         let width = init.len();
         let mut first = Tuples { width, ..Default::default() };
         first.push(init, 1);
         let mut pool: Vec<Tuples> = (0..plan.steps.len()).map(|_| Tuples { width, ..Default::default() }).collect();
-        self.stage(rule, plan, 0, &first, delta, &mut pool, out);
+        let run = Run { rule, plan, mode, delta };
+        self.stage(&run, 0, &first, &mut pool, out);
     }
 
     /// Pass the bindings of `input` through step `k` and everything after it.
-    #[allow(clippy::too_many_arguments)]
-    fn stage(
-        &mut self,
-        rule: &LRule,
-        plan: &Plan,
-        k: usize,
-        input: &Tuples,
-        delta: &Rows,
-        pool: &mut [Tuples],
-        out: &mut Rows,
-    ) {
+    fn stage(&mut self, run: &Run<'_>, k: usize, input: &Tuples, pool: &mut [Tuples], out: &mut Rows) {
+        let Run { rule, plan, mode, delta } = *run;
         let Some(step) = plan.steps.get(k) else {
             let mut head: smallvec::SmallVec<[Sym; 8]> = smallvec::smallvec![0; rule.head_terms.len()];
             for i in 0..input.len() {
@@ -97,7 +115,7 @@ impl Exec<'_> {
             ($binds:expr, $w:expr) => {
                 next.push($binds, $w);
                 if next.len() >= BATCH {
-                    self.stage(rule, plan, k + 1, &next, delta, pool, out);
+                    self.stage(run, k + 1, &next, pool, out);
                     next.clear();
                 }
             };
@@ -117,11 +135,17 @@ impl Exec<'_> {
                     }
                 }
             }
-            Step::Lookup { table, cols, key, ops, index, .. } => {
+            Step::Lookup { lit, table, cols, key, ops, index } => {
                 let rel: &Relation = &tables[*table];
-                if cols.is_empty() {
+                let old = old_view(self.changed, mode, *lit, *table);
+                if old.is_some_and(|c| c.all_new) {
+                    // Empty before the transaction.
+                } else if cols.is_empty() {
+                    let added = old.map(|c| &c.added).filter(|a| !a.is_empty());
+                    let removed = old.map(|c| &c.removed);
                     for i in 0..input.len() {
-                        for (_, row) in rel.iter() {
+                        let current = rel.iter().map(|(_, r)| r).filter(|r| !added.is_some_and(|a| a.contains(*r)));
+                        for row in current.chain(removed.into_iter().flatten().map(Vec::as_slice)) {
                             b.copy_from_slice(input.get(i));
                             if apply_ops(ops, row, &mut b) {
                                 emit!(&b, input.weights[i]);
@@ -139,16 +163,48 @@ impl Exec<'_> {
                                 LTerm::Const(s) => s,
                             }));
                         }
-                        rel.lookup_batch(ix, &keys, key.len(), |i, id| {
+                        let width = key.len();
+                        let added = old.map(|c| &c.added).filter(|a| !a.is_empty());
+                        let removed = old.map(|c| &c.removed).filter(|r| !r.is_empty());
+                        // The old view's removed rows of binding `i` come right after its
+                        // current rows, as in the depth-first order: `done` is the first
+                        // binding whose removed rows are still to come.
+                        let mut done = 0;
+                        macro_rules! removed_upto {
+                            ($end:expr) => {
+                                if let Some(removed) = removed {
+                                    for i in done..$end {
+                                        let kv = &keys[i * width..(i + 1) * width];
+                                        for row in removed.iter() {
+                                            if cols.iter().zip(kv).all(|(&c, &v)| row[c] == v) {
+                                                b.copy_from_slice(input.get(i));
+                                                if apply_ops(ops, row, &mut b) {
+                                                    emit!(&b, input.weights[i]);
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                                done = done.max($end);
+                            };
+                        }
+                        rel.lookup_batch(ix, &keys, width, |i, id| {
+                            removed_upto!(i);
+                            let row = rel.row(id);
+                            if added.is_some_and(|a| a.contains(row)) {
+                                return;
+                            }
                             b.copy_from_slice(input.get(i));
-                            if apply_ops(ops, rel.row(id), &mut b) {
+                            if apply_ops(ops, row, &mut b) {
                                 emit!(&b, input.weights[i]);
                             }
                         });
+                        removed_upto!(input.len());
+                        debug_assert_eq!(done, input.len());
                     }
                 }
             }
-            Step::Member { table, terms, .. } | Step::Absent { table, terms, .. } => {
+            Step::Member { lit, table, terms } | Step::Absent { lit, table, terms } => {
                 let want = matches!(step, Step::Member { .. });
                 let mut rows = Vec::with_capacity(input.len() * terms.len());
                 for i in 0..input.len() {
@@ -160,6 +216,13 @@ impl Exec<'_> {
                 }
                 let mut present = Vec::new();
                 tables[*table].contains_batch(&rows, input.len(), &mut present);
+                if let Some(ch) = old_view(self.changed, mode, *lit, *table) {
+                    let width = terms.len();
+                    for (i, p) in present.iter_mut().enumerate() {
+                        let row = &rows[i * width..(i + 1) * width];
+                        *p = !ch.all_new && !ch.added.contains(row) && (*p || ch.removed.contains(row));
+                    }
+                }
                 for (i, &p) in present.iter().enumerate() {
                     if p == want {
                         emit!(input.get(i), input.weights[i]);
@@ -176,7 +239,7 @@ impl Exec<'_> {
             }
         }
         if next.len() > 0 {
-            self.stage(rule, plan, k + 1, &next, delta, pool, out);
+            self.stage(run, k + 1, &next, pool, out);
         }
         pool[k] = next;
     }
@@ -189,8 +252,9 @@ mod tests {
     use crate::intern::Interner;
     use hashbrown::HashMap;
 
-    /// Both executors, every plan of a rule (full and delta-driven): the same rows and
-    /// weights in the same order, with joins fanning out past a batch.
+    /// Both executors, every plan of a rule (full and delta-driven), reading the state
+    /// after a transaction, before it and both (telescoping): the same rows and weights
+    /// in the same order, with joins fanning out past a batch.
     #[test]
     fn batched_runs_emit_what_depth_first_runs_emit() {
         // p(x, y) :- a(x, z), b(z, y), not c(y), a(x, 7)
@@ -229,9 +293,23 @@ mod tests {
         let mut one = Rows::new(1);
         one.push(&[10], 1);
         plans.push((plan(&rule, Some(2), false), one));
-        let changed: HashMap<usize, Changed> = HashMap::new();
+        // The transaction added some rows of b and c (present now, absent before) and
+        // removed others (absent now, present before).
+        let mut changed: HashMap<usize, Changed> = HashMap::new();
+        let ch_b = changed.entry(b).or_default();
+        for y in (0..3000u32).step_by(7) {
+            ch_b.added.insert(vec![y % 4, y]);
+        }
+        for y in 3000..3050u32 {
+            ch_b.removed.insert(vec![y % 4, y]);
+        }
+        let ch_c = changed.entry(c).or_default();
+        ch_c.added.insert(vec![10]);
+        ch_c.removed.insert(vec![11]);
+        ch_c.removed.insert(vec![3001]);
+        let modes = [ViewMode::New, ViewMode::Old, ViewMode::Telescoping(0), ViewMode::Telescoping(1)];
         let mut interner = Interner::default();
-        for (p, d) in &plans {
+        for ((p, d), mode) in plans.iter().flat_map(|pd| modes.iter().map(move |m| (pd, *m))) {
             p.prepare(&mut tables);
             let mut failures = FailureLog::default();
             let mut ex = Exec {
@@ -243,12 +321,12 @@ mod tests {
             };
             let mut want = Rows::new(2);
             let mut binds = rule.init_binds.clone();
-            ex.run(&rule, p, ViewMode::New, d, &mut binds, &mut |h, w, _| {
+            ex.run(&rule, p, mode, d, &mut binds, &mut |h, w, _| {
                 want.push(h, w);
                 true
             });
             let mut got = Rows::new(2);
-            ex.run_batched(&rule, p, d, &rule.init_binds, &mut got);
+            ex.run_batched(&rule, p, mode, d, &rule.init_binds, &mut got);
             assert!(!want.is_empty());
             assert_eq!(got.iter().collect::<Vec<_>>(), want.iter().collect::<Vec<_>>());
         }

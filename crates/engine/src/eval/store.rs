@@ -23,6 +23,11 @@ use hashbrown::{HashMap, HashSet, HashTable};
 use smallvec::SmallVec;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+
+/// From this many delta rows on, an incremental plan runs batched ([`Exec::run_batched`]):
+/// below it, setting up the batches costs more than the overlapped probes save (a 1-row
+/// change stays at its few microseconds).
+const BATCHED_DELTA: usize = 64;
 use std::sync::{Arc, OnceLock};
 
 /// Rule ids are global and never reused.
@@ -536,9 +541,9 @@ impl Store {
         let mut fails = FailureLog::default();
         {
             let mut ex = self.exec(&txn.changed, &mut fails);
-            if mode == ViewMode::New {
-                // Full evaluations and semi-naive rounds: batched probes.
-                ex.run_batched(&entry.rule, plan, delta, &entry.rule.init_binds, &mut out);
+            if mode == ViewMode::New || delta.len() >= BATCHED_DELTA {
+                // Full evaluations, semi-naive rounds and large deltas: batched probes.
+                ex.run_batched(&entry.rule, plan, mode, delta, &entry.rule.init_binds, &mut out);
             } else {
                 let mut binds = entry.rule.init_binds.clone();
                 ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
