@@ -435,7 +435,7 @@ impl Engine {
                 continue;
             }
             // Rows are built only when reported or when they are actions.
-            let added: Vec<Vec<Value>> = match (rows || key.execute, ch.all_new) {
+            let mut added: Vec<Vec<Value>> = match (rows || key.execute, ch.all_new) {
                 (false, _) => Vec::new(),
                 (true, true) => rel.iter().map(|(_, r)| self.values(r)).collect(),
                 (true, false) => ch.added.iter().map(|r| self.values(r)).collect(),
@@ -445,13 +445,17 @@ impl Engine {
                     Some((s, a)) => (s.to_string(), a.to_string()),
                     None => (key.policy.clone(), key.name.clone()),
                 };
-                for args in &added {
-                    commit.actions.push(ActionEvent {
-                        service: service.clone(),
-                        action: action.clone(),
-                        args: args.clone(),
-                        policy: key.policy.clone(),
-                    });
+                let event = |args| ActionEvent {
+                    service: service.clone(),
+                    action: action.clone(),
+                    args,
+                    policy: key.policy.clone(),
+                };
+                // The rows go to the actions; copied only when they are reported too.
+                if rows {
+                    commit.actions.extend(added.iter().cloned().map(event));
+                } else {
+                    commit.actions.extend(std::mem::take(&mut added).into_iter().map(event));
                 }
             }
             commit.changes.push(TableDelta {

@@ -247,6 +247,13 @@ impl Interner {
         }
     }
 
+    /// Bytes on the heap: entries, arena (with the other values) and the hash table.
+    pub fn heap_bytes(&self) -> (usize, usize, usize) {
+        let buckets = if self.map.capacity() == 0 { 0 } else { (self.map.capacity() * 8 / 7).next_power_of_two() };
+        let other = self.other.capacity() * std::mem::size_of::<Other>();
+        (self.entries.capacity() * 4, self.arena.capacity() + other, buckets * 5)
+    }
+
     /// Number of distinct values.
     #[cfg(test)]
     pub fn len(&self) -> usize {

@@ -51,7 +51,7 @@ mod value;
 
 pub use engine::Engine;
 pub use explain::render_proof;
-pub use query::Rows;
+pub use query::{MemoryReport, Rows};
 pub use simulate::RowChange;
 pub use transaction::Transaction;
 pub use types::{

@@ -314,6 +314,43 @@ impl Engine {
     pub fn fact_count(&self) -> usize {
         self.store.tables.iter().map(|t| t.len()).sum()
     }
+
+    /// Where the engine's stored data lives on the heap, in bytes (allocated capacity):
+    /// for the bench's memory breakdown.
+    pub fn memory(&self) -> MemoryReport {
+        let mut r = MemoryReport::default();
+        for t in &self.store.tables {
+            let h = t.heap_bytes();
+            r.rows += h.rows;
+            r.sets += h.sets;
+            r.indexes += h.indexes;
+        }
+        (r.symbol_entries, r.symbol_text, r.symbol_table) = self.store.interner.heap_bytes();
+        r
+    }
+}
+
+/// [`Engine::memory`]: heap bytes by part.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryReport {
+    /// Row arenas and per-row counts of every table.
+    pub rows: usize,
+    /// Membership sets.
+    pub sets: usize,
+    /// Indexes.
+    pub indexes: usize,
+    /// The interner's per-symbol entries.
+    pub symbol_entries: usize,
+    /// The interner's string arena (and the few values kept apart).
+    pub symbol_text: usize,
+    /// The interner's hash table.
+    pub symbol_table: usize,
+}
+
+impl MemoryReport {
+    pub fn total(&self) -> usize {
+        self.rows + self.sets + self.indexes + self.symbol_entries + self.symbol_text + self.symbol_table
+    }
 }
 
 fn answer_key(a: &Answer) -> Vec<(u8, Value)> {

@@ -210,6 +210,19 @@ impl Reporter {
             bytes as f64 / stored.max(1) as f64
         ));
         self.note(format!("      {}", memory_note()));
+        let m = engine.memory();
+        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+        self.note(format!(
+            "      engine heap {:.1} MiB: rows {:.1}, sets {:.1}, indexes {:.1}, symbols {:.1} (entries {:.1}, text {:.1}, table {:.1})",
+            mib(m.total()),
+            mib(m.rows),
+            mib(m.sets),
+            mib(m.indexes),
+            mib(m.symbol_entries + m.symbol_text + m.symbol_table),
+            mib(m.symbol_entries),
+            mib(m.symbol_text),
+            mib(m.symbol_table),
+        ));
     }
 
     fn note(&mut self, line: String) {
@@ -265,6 +278,11 @@ fn proc_status_bytes(field: &str) -> Option<u64> {
 }
 
 /// `peak X MiB, now Y MiB` (for the summary: where the peak was reached).
+/// The engine's heap bytes ([`Engine::memory`]) in MiB, for the summary.
+fn heap_mib(engine: &Engine) -> String {
+    format!("{:.1} MiB", engine.memory().total() as f64 / (1024.0 * 1024.0))
+}
+
 fn memory_note() -> String {
     let mib = |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
     format!("peak RSS {}, RSS now {}", mib(peak_rss_bytes()), mib(proc_status_bytes("VmRSS:")))
@@ -463,7 +481,7 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
 
     let (mut engine, first_load) = load_c(args, n)?;
     let facts = loaded_rows(&first_load);
-    rep.note(format!("after load: {}", memory_note()));
+    rep.note(format!("after load: {}, engine heap {}", memory_note(), heap_mib(&engine)));
     let loaded = engine.fact_count();
 
     let mut rules = vec![("classification", C_CLASSIFICATION)];
@@ -477,7 +495,7 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
     if args.exec {
         rep.note(format!("eval commit fired {} actions ({first_pauses} pause)", commit.actions.len()));
     }
-    rep.note(format!("after eval: {}", memory_note()));
+    rep.note(format!("after eval: {}, engine heap {}", memory_note(), heap_mib(&engine)));
 
     // One new ACTIVE server with no port, inserted then deleted, many times. Each insert
     // must add error(vm) and each delete bring the stored rows back to what they were.
@@ -584,14 +602,14 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
     // n defaults to the servers loaded (the first table).
     rep.n = args.n.unwrap_or(first_load.first().map_or(0, |t| t.0));
     let facts = loaded_rows(&first_load);
-    rep.note(format!("after load: {}", memory_note()));
+    rep.note(format!("after load: {}, engine heap {}", memory_note(), heap_mib(&engine)));
     let loaded = engine.fact_count();
 
     let rules = [("classification", A_POLICY)];
     let (commit, secs) = timed(|| insert_rules(&mut engine, &rules));
     commit?;
     let evaluated = engine.fact_count();
-    rep.note(format!("after eval: {}", memory_note()));
+    rep.note(format!("after eval: {}, engine heap {}", memory_note(), heap_mib(&engine)));
 
     // Workload d's deltas (at most 2000 rows: read now, they are the deltas' input).
     let mut delta_files = Vec::new();
@@ -746,7 +764,7 @@ fn bench_b(args: &BenchArgs, w: &GraphWorkload) -> Result<(), String> {
     let (mut engine, first_load) = load()?;
     rep.n = args.n.unwrap_or(loaded_rows(&first_load));
     let facts = loaded_rows(&first_load);
-    rep.note(format!("after load: {}", memory_note()));
+    rep.note(format!("after load: {}, engine heap {}", memory_note(), heap_mib(&engine)));
     let loaded = engine.fact_count();
 
     let kinds = match args.kind {

@@ -145,7 +145,7 @@ impl Exec<'_> {
                     let removed = old.map(|c| &c.removed);
                     for i in 0..input.len() {
                         let current = rel.iter().map(|(_, r)| r).filter(|r| !added.is_some_and(|a| a.contains(*r)));
-                        for row in current.chain(removed.into_iter().flatten().map(Vec::as_slice)) {
+                        for row in current.chain(removed.into_iter().flat_map(|r| r.iter())) {
                             b.copy_from_slice(input.get(i));
                             if apply_ops(ops, row, &mut b) {
                                 emit!(&b, input.weights[i]);
@@ -298,15 +298,15 @@ mod tests {
         let mut changed: HashMap<usize, Changed> = HashMap::new();
         let ch_b = changed.entry(b).or_default();
         for y in (0..3000u32).step_by(7) {
-            ch_b.added.insert(vec![y % 4, y]);
+            ch_b.added.insert(&[y % 4, y]);
         }
         for y in 3000..3050u32 {
-            ch_b.removed.insert(vec![y % 4, y]);
+            ch_b.removed.insert(&[y % 4, y]);
         }
         let ch_c = changed.entry(c).or_default();
-        ch_c.added.insert(vec![10]);
-        ch_c.removed.insert(vec![11]);
-        ch_c.removed.insert(vec![3001]);
+        ch_c.added.insert(&[10]);
+        ch_c.removed.insert(&[11]);
+        ch_c.removed.insert(&[3001]);
         let modes = [ViewMode::New, ViewMode::Old, ViewMode::Telescoping(0), ViewMode::Telescoping(1)];
         let mut interner = Interner::default();
         for ((p, d), mode) in plans.iter().flat_map(|pd| modes.iter().map(move |m| (pd, *m))) {

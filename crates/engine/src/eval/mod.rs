@@ -9,14 +9,16 @@
 
 mod batch;
 pub mod relation;
+pub mod rowset;
 pub mod store;
 pub(crate) mod strata;
 
 use crate::builtins::Builtin;
 use crate::intern::{Interner, Sym, ValueRef};
 use crate::value::Value;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 use relation::Relation;
+use rowset::RowSet;
 use smallvec::SmallVec;
 use std::sync::OnceLock;
 
@@ -323,8 +325,8 @@ impl Plan {
 /// loads and rebuilds skip the per-row bookkeeping).
 #[derive(Clone, Debug, Default)]
 pub struct Changed {
-    pub added: HashSet<Vec<Sym>>,
-    pub removed: HashSet<Vec<Sym>>,
+    pub added: RowSet,
+    pub removed: RowSet,
     pub all_new: bool,
 }
 
@@ -340,10 +342,10 @@ impl Changed {
         }
         if appeared {
             if !self.removed.remove(row) {
-                self.added.insert(row.to_vec());
+                self.added.insert(row);
             }
         } else if !self.added.remove(row) {
-            self.removed.insert(row.to_vec());
+            self.removed.insert(row);
         }
     }
 }
@@ -463,7 +465,7 @@ impl Exec<'_> {
                 };
                 let current = all.into_iter().flatten().chain(matching.into_iter().flatten());
                 let added = ch.map(|c| &c.added).filter(|a| !a.is_empty());
-                let removed = ch.into_iter().flat_map(|c| c.removed.iter().map(Vec::as_slice));
+                let removed = ch.into_iter().flat_map(|c| c.removed.iter());
                 let removed = removed.filter(|row| cols.iter().zip(&keyv).all(|(&c, &kv)| row[c] == kv));
                 for row in current.filter(|row| !added.is_some_and(|a| a.contains(*row))).chain(removed) {
                     if apply_ops(ops, row, binds)

@@ -108,6 +108,17 @@ impl Bucket {
     }
 }
 
+/// Heap bytes of a relation, by part ([`Relation::heap_bytes`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeapBytes {
+    /// Row arena and counts.
+    pub rows: usize,
+    /// Membership set.
+    pub sets: usize,
+    /// Indexes, buckets with their overflow rows.
+    pub indexes: usize,
+}
+
 /// A hash index on some columns: key -> rows with that key.
 #[derive(Clone, Debug)]
 struct Index {
@@ -506,6 +517,33 @@ impl Relation {
             if row_eq(&data[id as usize * arity..id as usize * arity + arity], &rows[k * arity..k * arity + arity]) {
                 out[k] = true;
             }
+        }
+    }
+
+    /// Bytes this relation holds on the heap, by part (capacities, not lengths: what
+    /// the allocator gave it).
+    pub fn heap_bytes(&self) -> HeapBytes {
+        // A hashbrown table has one control byte per bucket (plus a group's worth).
+        fn table<T>(t: &HashTable<T>) -> usize {
+            let buckets = if t.capacity() == 0 { 0 } else { (t.capacity() * 8 / 7).next_power_of_two() };
+            buckets * (std::mem::size_of::<T>() + 1)
+        }
+        let indexes = self.indexes().iter().map(|ix| {
+            let rest: usize = ix
+                .table
+                .iter()
+                .filter_map(|b| b.rest.as_deref())
+                .map(|r| match r {
+                    Rest::Few(v) => 32 + v.capacity() * 4,
+                    Rest::Many(m) => 32 + m.capacity() * 5,
+                })
+                .sum();
+            table(&ix.table) + rest
+        });
+        HeapBytes {
+            rows: self.data.capacity() * 4 + self.counts.capacity() * 4,
+            sets: table(&self.set),
+            indexes: indexes.sum(),
         }
     }
 

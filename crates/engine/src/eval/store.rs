@@ -656,16 +656,19 @@ impl Store {
 
     /// Drop the derived part of every row of `t`, keeping explicit facts.
     fn clear_derived(&mut self, txn: &mut TxnState, t: TableId) {
-        let rows: Vec<(Vec<Sym>, u32)> =
-            self.tables[t].iter().map(|(id, r)| (r.to_vec(), self.tables[t].count(id))).collect();
-        for (row, c) in rows {
-            if c & !EXPLICIT != 0
-                && let Some(id) = self.tables[t].find(&row)
-            {
-                self.tables[t].set_count(id, c & EXPLICIT);
-                if c & EXPLICIT == 0 {
-                    txn.note(t, &row, false);
-                }
+        // Slots, not copies of the rows: a slot stays put while others are removed (the
+        // table resets its slots only when the last row goes, after the last of these).
+        let rel = &mut self.tables[t];
+        let derived: Vec<u32> =
+            rel.iter().filter(|&(id, _)| rel.count(id) & !EXPLICIT != 0).map(|(id, _)| id).collect();
+        let mut row: SmallVec<[Sym; 12]> = SmallVec::new();
+        for id in derived {
+            let c = rel.count(id);
+            row.clear();
+            row.extend_from_slice(rel.row(id));
+            rel.set_count(id, c & EXPLICIT);
+            if c & EXPLICIT == 0 {
+                txn.note(t, &row, false);
             }
         }
     }
