@@ -144,7 +144,7 @@ impl Exec<'_> {
                     let added = old.map(|c| &c.added).filter(|a| !a.is_empty());
                     let removed = old.map(|c| &c.removed);
                     for i in 0..input.len() {
-                        let current = rel.iter().map(|(_, r)| r).filter(|r| !added.is_some_and(|a| a.contains(*r)));
+                        let current = rel.iter().map(|(_, r)| r).filter(|r| !added.is_some_and(|a| a.contains(r)));
                         for row in current.chain(removed.into_iter().flat_map(|r| r.iter())) {
                             b.copy_from_slice(input.get(i));
                             if apply_ops(ops, row, &mut b) {

@@ -467,7 +467,7 @@ impl Exec<'_> {
                 let added = ch.map(|c| &c.added).filter(|a| !a.is_empty());
                 let removed = ch.into_iter().flat_map(|c| c.removed.iter());
                 let removed = removed.filter(|row| cols.iter().zip(&keyv).all(|(&c, &kv)| row[c] == kv));
-                for row in current.filter(|row| !added.is_some_and(|a| a.contains(*row))).chain(removed) {
+                for row in current.filter(|row| !added.is_some_and(|a| a.contains(row))).chain(removed) {
                     if apply_ops(ops, row, binds)
                         && !self.step(rule, plan, k + 1, mode, delta, binds, weight, head, emit)
                     {
