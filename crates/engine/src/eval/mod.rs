@@ -118,38 +118,59 @@ pub struct Plan {
 
 /// Rows of one arity, flattened into one buffer, each with a weight (+1 inserted, -1
 /// deleted, or a derivation count): the currency of deltas and plan outputs, one
-/// allocation for a whole batch instead of one per row.
+/// allocation for a whole batch instead of one per row. Weights are stored only once one
+/// differs from 1: a recursive stratum's rounds (every weight 1, rows of two or three
+/// columns) would otherwise move twice the bytes they need.
 #[derive(Clone, Debug, Default)]
 pub struct Rows {
     pub arity: usize,
     syms: Vec<Sym>,
+    /// Empty while every weight is 1; else one per row.
     weights: Vec<i64>,
+    len: usize,
 }
 
 impl Rows {
     pub fn new(arity: usize) -> Self {
-        Rows { arity, syms: Vec::new(), weights: Vec::new() }
+        Rows { arity, syms: Vec::new(), weights: Vec::new(), len: 0 }
     }
 
     pub fn push(&mut self, row: &[Sym], weight: i64) {
         self.syms.extend_from_slice(row);
-        self.weights.push(weight);
+        if weight != 1 && self.weights.is_empty() {
+            self.weights.resize(self.len, 1);
+        }
+        if weight != 1 || !self.weights.is_empty() {
+            self.weights.push(weight);
+        }
+        self.len += 1;
+    }
+
+    /// Empty, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.syms.clear();
+        self.weights.clear();
+        self.len = 0;
     }
 
     pub fn len(&self) -> usize {
-        self.weights.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.weights.is_empty()
+        self.len == 0
     }
 
     pub fn row(&self, i: usize) -> &[Sym] {
         &self.syms[i * self.arity..(i + 1) * self.arity]
     }
 
+    fn weight(&self, i: usize) -> i64 {
+        if self.weights.is_empty() { 1 } else { self.weights[i] }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&[Sym], i64)> + '_ {
-        self.weights.iter().enumerate().map(move |(i, &w)| (self.row(i), w))
+        (0..self.len).map(move |i| (self.row(i), self.weight(i)))
     }
 }
 
@@ -604,4 +625,29 @@ fn apply_ops(ops: &[(usize, ColOp)], row: &[Sym], binds: &mut [Sym]) -> bool {
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rows;
+
+    /// Weights read back as pushed, whether or not any differs from 1, rows of no
+    /// column included; a cleared buffer starts over.
+    #[test]
+    fn rows_keep_their_weights() {
+        for arity in [0usize, 2] {
+            let mut rows = Rows::new(arity);
+            let pushed: Vec<(Vec<u32>, i64)> =
+                [1, 1, -1, 1, 3].iter().enumerate().map(|(i, &w)| (vec![i as u32; arity], w)).collect();
+            for (k, (r, w)) in pushed.iter().enumerate() {
+                rows.push(r, *w);
+                let got: Vec<(Vec<u32>, i64)> = rows.iter().map(|(r, w)| (r.to_vec(), w)).collect();
+                assert_eq!(got, pushed[..=k]);
+            }
+            rows.clear();
+            assert!(rows.is_empty());
+            rows.push(&vec![7; arity], 1);
+            assert_eq!(rows.iter().map(|(_, w)| w).collect::<Vec<_>>(), [1]);
+        }
+    }
 }

@@ -530,11 +530,30 @@ impl Store {
         delta: &Rows,
     ) -> Rows {
         let mut out = Rows::new(entry.rule.head_terms.len());
+        self.run_entry_into(txn, rid, entry, which, mode, delta, &mut out);
+        out
+    }
+
+    /// [`Store::run_entry`] into a buffer kept across calls (a recursive stratum's
+    /// rounds), emptied first.
+    #[allow(clippy::too_many_arguments)]
+    fn run_entry_into(
+        &mut self,
+        txn: &TxnState,
+        rid: RuleId,
+        entry: &RuleEntry,
+        which: Option<usize>,
+        mode: ViewMode,
+        delta: &Rows,
+        out: &mut Rows,
+    ) {
+        out.clear();
+        out.arity = entry.rule.head_terms.len();
         let plan = match which {
             None => entry.full(),
             Some(i) => match entry.delta(i) {
                 Some(p) => p,
-                None => return out,
+                None => return,
             },
         };
         plan.prepare(&mut self.tables);
@@ -543,7 +562,7 @@ impl Store {
             let mut ex = self.exec(&txn.changed, &mut fails);
             if mode == ViewMode::New || delta.len() >= BATCHED_DELTA {
                 // Full evaluations, semi-naive rounds and large deltas: batched probes.
-                ex.run_batched(&entry.rule, plan, mode, delta, &entry.rule.init_binds, &mut out);
+                ex.run_batched(&entry.rule, plan, mode, delta, &entry.rule.init_binds, out);
             } else {
                 let mut binds = entry.rule.init_binds.clone();
                 ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
@@ -557,7 +576,6 @@ impl Store {
             f.count += fails.count;
             f.last = fails.last;
         }
-        out
     }
 
     /// Delta rows of table `t` from the transaction: added with +1, removed with -1.
@@ -747,17 +765,23 @@ impl Store {
 
     /// Semi-naive insertion to a fixpoint inside a recursive stratum.
     fn seminaive(&mut self, txn: &mut TxnState, rules: &[RuleId], inside: &HashSet<TableId>, mut frontier: Frontier) {
+        // The rounds' buffers (this round's frontier, the next, each rule's output) are
+        // reused: growing fresh ones every round was a fifth of a closure's time (copies
+        // and page faults).
+        let mut next = Frontier::default();
+        let mut out = Rows::default();
         while !frontier.is_empty() {
-            let mut next = Frontier::default();
             for &rid in rules {
-                let head = self.rules[&rid].rule.head;
+                let Some(entry) = self.rules.get(&rid).cloned() else { continue };
+                let head = entry.rule.head;
                 for (i, t) in self.inside_literals(rid, inside) {
                     let Some(rows) = frontier.get(t) else { continue };
-                    let out = self.run_collect(txn, rid, Some(i), ViewMode::New, rows);
+                    self.run_entry_into(txn, rid, &entry, Some(i), ViewMode::New, rows, &mut out);
                     self.insert_all(txn, head, &out, &mut next);
                 }
             }
-            frontier = next;
+            std::mem::swap(&mut frontier, &mut next);
+            next.clear();
         }
     }
 
@@ -1005,6 +1029,11 @@ impl Frontier {
 
     fn get(&self, t: TableId) -> Option<&Rows> {
         self.0.get(&t).filter(|r| !r.is_empty())
+    }
+
+    /// Empty every table's rows, keeping the buffers.
+    fn clear(&mut self) {
+        self.0.values_mut().for_each(Rows::clear);
     }
 
     fn is_empty(&self) -> bool {
