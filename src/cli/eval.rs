@@ -108,7 +108,7 @@ fn cell(v: &Value) -> String {
 }
 
 fn action_json(a: &ActionEvent) -> serde_json::Value {
-    json!({"service": a.service, "action": a.action, "args": a.args.iter().map(Value::to_json).collect::<Vec<_>>(), "policy": a.policy})
+    json!({"service": &*a.service, "action": &*a.action, "args": a.args.iter().map(Value::to_json).collect::<Vec<_>>(), "policy": &*a.policy})
 }
 
 fn action_text(a: &ActionEvent) -> String {

@@ -109,7 +109,7 @@ pub(super) fn diff_actions(expected: &[ActionRecord], ours: &[ActionEvent]) -> O
     }
     let mut got: BTreeMap<ActionKey, i64> = BTreeMap::new();
     for a in ours {
-        *got.entry((a.service.clone(), a.action.clone(), a.args.clone(), Vec::new())).or_default() += 1;
+        *got.entry((a.service.to_string(), a.action.to_string(), a.args.clone(), Vec::new())).or_default() += 1;
     }
     if exp == got {
         return None;

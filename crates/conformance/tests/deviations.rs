@@ -39,7 +39,7 @@ fn row(values: &[&str]) -> Vec<Value> {
 
 /// Actions as sorted `(service, action, args)`.
 fn fired(actions: &[ActionEvent]) -> Vec<(String, String, Vec<Value>)> {
-    let mut v: Vec<_> = actions.iter().map(|a| (a.service.clone(), a.action.clone(), a.args.clone())).collect();
+    let mut v: Vec<_> = actions.iter().map(|a| (a.service.to_string(), a.action.to_string(), a.args.clone())).collect();
     v.sort();
     v
 }

@@ -441,15 +441,16 @@ impl Engine {
                 (true, false) => ch.added.iter().map(|r| self.values(r)).collect(),
             };
             if key.execute {
-                let (service, action) = match key.name.split_once(':') {
-                    Some((s, a)) => (s.to_string(), a.to_string()),
-                    None => (key.policy.clone(), key.name.clone()),
+                let (service, action): (Arc<str>, Arc<str>) = match key.name.split_once(':') {
+                    Some((s, a)) => (s.into(), a.into()),
+                    None => (key.policy.as_str().into(), key.name.as_str().into()),
                 };
+                let policy: Arc<str> = key.policy.as_str().into();
                 let event = |args| ActionEvent {
-                    service: service.clone(),
-                    action: action.clone(),
+                    service: Arc::clone(&service),
+                    action: Arc::clone(&action),
                     args,
-                    policy: key.policy.clone(),
+                    policy: Arc::clone(&policy),
                 };
                 // The rows go to the actions; copied only when they are reported too.
                 if rows {

@@ -72,7 +72,7 @@ fn actions_fire_once_per_appearance() {
     e.insert_rule("reactive", "execute[nova:servers.pause(x)] :- classification:error(x)").unwrap();
     let c = e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
     assert_eq!(c.actions.len(), 1);
-    assert_eq!((c.actions[0].service.as_str(), c.actions[0].action.as_str()), ("nova", "servers.pause"));
+    assert_eq!((&*c.actions[0].service, &*c.actions[0].action), ("nova", "servers.pause"));
     assert_eq!(c.actions[0].args, vec![s("a")]);
     // An unchanged re-push fires nothing.
     let c = e.replace_table("nova", "servers", vec![vec![s("a"), s("ACTIVE")]]).unwrap();
@@ -165,7 +165,7 @@ fn every_execute_rule_of_a_batch_fires_its_own_action() {
         )
         .unwrap();
     let got: Vec<(String, String, Vec<Value>)> =
-        c.actions.iter().map(|a| (a.service.clone(), a.action.clone(), a.args.clone())).collect();
+        c.actions.iter().map(|a| (a.service.to_string(), a.action.to_string(), a.args.clone())).collect();
     assert_eq!(
         got,
         vec![

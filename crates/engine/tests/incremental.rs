@@ -170,7 +170,7 @@ proptest! {
             let appeared: BTreeSet<(String, Vec<Value>)> =
                 execute_rows(&after).difference(&execute_rows(&before)).cloned().collect();
             let fired: Vec<(String, Vec<Value>)> =
-                commit.actions.iter().map(|a| (a.action.clone(), a.args.clone())).collect();
+                commit.actions.iter().map(|a| (a.action.to_string(), a.args.clone())).collect();
             let fired_set: BTreeSet<(String, Vec<Value>)> = fired.iter().cloned().collect();
             prop_assert_eq!(fired.len(), fired_set.len(), "an action fired twice in one commit");
             prop_assert_eq!(fired_set, appeared, "actions differ from newly appeared execute rows");

@@ -587,7 +587,7 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
 }
 
 fn is_pause(a: &congress_engine::ActionEvent) -> bool {
-    a.service == "nova" && a.action.ends_with("pause")
+    &*a.service == "nova" && a.action.ends_with("pause")
 }
 
 // ------------------------------------------------------------------------- workloads a, d

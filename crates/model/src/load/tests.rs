@@ -338,7 +338,7 @@ fn build_loads_fixtures_and_reports_actions() {
     let loaded = build(&ps, &fx, false).unwrap();
     assert_eq!(loaded.engine.rows("classification", "error").unwrap(), vec![vec![Value::str("vm-1")]]);
     assert_eq!(loaded.actions.len(), 1);
-    assert_eq!(loaded.actions[0].action, "servers.pause");
+    assert_eq!(&*loaded.actions[0].action, "servers.pause");
 }
 
 #[test]
