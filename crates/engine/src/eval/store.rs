@@ -462,7 +462,8 @@ impl Store {
             if entry.reads_empty(&self.tables) {
                 continue;
             }
-            let out = self.run_entry(txn, rid, &entry, None, ViewMode::New, &none);
+            let mut out = Rows::default();
+            self.run_entry(txn, rid, &entry, None, ViewMode::New, &none, &mut out);
             let head = entry.rule.head;
             if self.tables[head].is_empty() && !txn.changed.contains_key(&head) {
                 // Everything is new: no per-row change records (as in a rebuild).
@@ -474,7 +475,8 @@ impl Store {
             }
         }
         for (rid, entry) in gone {
-            let out = self.run_entry(txn, *rid, entry, None, ViewMode::Old, &none);
+            let mut out = Rows::default();
+            self.run_entry(txn, *rid, entry, None, ViewMode::Old, &none, &mut out);
             for (row, w) in out.iter() {
                 self.add_derived(txn, entry.rule.head, row, -w);
             }
@@ -515,29 +517,17 @@ impl Store {
     /// Evaluate a plan of rule `rid` (the full plan, or the one driven by body literal
     /// `which`) and collect the head rows with their weights.
     fn run_collect(&mut self, txn: &TxnState, rid: RuleId, which: Option<usize>, mode: ViewMode, delta: &Rows) -> Rows {
-        let Some(entry) = self.rules.get(&rid).cloned() else { return Rows::default() };
-        self.run_entry(txn, rid, &entry, which, mode, delta)
-    }
-
-    /// [`Store::run_collect`] for a rule given by its entry (a removed rule too).
-    fn run_entry(
-        &mut self,
-        txn: &TxnState,
-        rid: RuleId,
-        entry: &RuleEntry,
-        which: Option<usize>,
-        mode: ViewMode,
-        delta: &Rows,
-    ) -> Rows {
-        let mut out = Rows::new(entry.rule.head_terms.len());
-        self.run_entry_into(txn, rid, entry, which, mode, delta, &mut out);
+        let mut out = Rows::default();
+        if let Some(entry) = self.rules.get(&rid).cloned() {
+            self.run_entry(txn, rid, &entry, which, mode, delta, &mut out);
+        }
         out
     }
 
-    /// [`Store::run_entry`] into a buffer kept across calls (a recursive stratum's
-    /// rounds), emptied first.
+    /// [`Store::run_collect`] for a rule given by its entry (a removed rule too), into
+    /// `out`, emptied first (a buffer a recursive stratum's rounds keep).
     #[allow(clippy::too_many_arguments)]
-    fn run_entry_into(
+    fn run_entry(
         &mut self,
         txn: &TxnState,
         rid: RuleId,
@@ -776,7 +766,7 @@ impl Store {
                 let head = entry.rule.head;
                 for (i, t) in self.inside_literals(rid, inside) {
                     let Some(rows) = frontier.get(t) else { continue };
-                    self.run_entry_into(txn, rid, &entry, Some(i), ViewMode::New, rows, &mut out);
+                    self.run_entry(txn, rid, &entry, Some(i), ViewMode::New, rows, &mut out);
                     self.insert_all(txn, head, &out, &mut next);
                 }
             }
