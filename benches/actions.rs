@@ -16,6 +16,8 @@
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "support/mod.rs"]
+mod support;
 
 use axum::extract::{Path, State};
 use harness::{Cluster, Operator};
@@ -24,17 +26,9 @@ use kube::api::{Api, PostParams};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{env_usize, ms, percentile};
 
 const TOKEN: &str = "bench-push-token";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 /// When each id's call arrived.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
@@ -149,7 +143,6 @@ async fn main() {
         latencies.push(at.saturating_duration_since(t0));
     }
     latencies.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "RESULT actions samples={samples} change_to_call_ms p50={:.1} p90={:.1} p99={:.1} max={:.1}",
         ms(percentile(&latencies, 0.5)),

@@ -13,22 +13,12 @@
 
 #[path = "../tests/support/serve.rs"]
 mod serve;
+#[path = "support/mod.rs"]
+mod support;
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
+use std::time::Instant;
+use support::{env_usize, ms, percentile};
 
 async fn time<F, Fut>(name: &str, samples: usize, mut call: F)
 where

@@ -11,17 +11,16 @@
 #[path = "../tests/e2e/harness.rs"]
 #[allow(dead_code)]
 mod harness;
+#[path = "support/mod.rs"]
+mod support;
 
 use futures::StreamExt;
 use harness::{Cluster, DATASOURCE, Operator, POLICY, pod};
 use kube::api::Api;
 use kube::runtime::watcher;
 use std::time::{Duration, Instant};
+use support::{env_usize, ms, percentile};
 use tokio::sync::mpsc;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
 
 fn proc_status_kb(pid: u32, field: &str) -> u64 {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -40,11 +39,6 @@ fn cpu_ticks(pid: u32) -> u64 {
     let get = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     // Fields after the name: state(0) ... utime(11) stime(12).
     get(11) + get(12)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +113,6 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     latencies.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "RESULT operator pods={pods} samples={samples} pod_to_status_ms p50={:.1} p90={:.1} p99={:.1} max={:.1}",
         ms(percentile(&latencies, 0.5)),

@@ -14,6 +14,8 @@
 mod openstack;
 #[path = "../tests/support/sink.rs"]
 mod sink;
+#[path = "support/mod.rs"]
+mod support;
 
 use congress_drivers::Sink;
 use congress_drivers::credentials::Credentials;
@@ -23,10 +25,7 @@ use openstack::{FakeCloud, TokenCheck, small_cloud};
 use sink::EngineSink;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use support::env_usize;
 
 fn status_kb(field: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
