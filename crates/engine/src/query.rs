@@ -348,8 +348,13 @@ pub struct MemoryReport {
 }
 
 impl MemoryReport {
+    /// The interner's parts together.
+    pub fn symbols(&self) -> usize {
+        self.symbol_entries + self.symbol_text + self.symbol_table
+    }
+
     pub fn total(&self) -> usize {
-        self.rows + self.sets + self.indexes + self.symbol_entries + self.symbol_text + self.symbol_table
+        self.rows + self.sets + self.indexes + self.symbols()
     }
 }
 

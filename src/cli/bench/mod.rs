@@ -208,7 +208,7 @@ impl Reporter {
         self.note(format!(
             "{:>5} rss    {:>9.1} MiB ({per_fact:.0} bytes per fact, {facts} facts)",
             self.workload,
-            bytes as f64 / (1024.0 * 1024.0)
+            mib(bytes)
         ));
         self.note(format!(
             "      the engine stores {stored} rows (derived included): {:.0} bytes per stored row",
@@ -216,17 +216,16 @@ impl Reporter {
         ));
         self.note(format!("      {}", memory_note()));
         let m = engine.memory();
-        let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
         self.note(format!(
             "      engine heap {:.1} MiB: rows {:.1}, sets {:.1}, indexes {:.1}, symbols {:.1} (entries {:.1}, text {:.1}, table {:.1})",
-            mib(m.total()),
-            mib(m.rows),
-            mib(m.sets),
-            mib(m.indexes),
-            mib(m.symbol_entries + m.symbol_text + m.symbol_table),
-            mib(m.symbol_entries),
-            mib(m.symbol_text),
-            mib(m.symbol_table),
+            mib(m.total() as u64),
+            mib(m.rows as u64),
+            mib(m.sets as u64),
+            mib(m.indexes as u64),
+            mib(m.symbols() as u64),
+            mib(m.symbol_entries as u64),
+            mib(m.symbol_text as u64),
+            mib(m.symbol_table as u64),
         ));
     }
 
@@ -291,15 +290,20 @@ fn proc_status_bytes(field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// `peak X MiB, now Y MiB` (for the summary: where the peak was reached).
-/// The engine's heap bytes ([`Engine::memory`]) in MiB, for the summary.
-fn heap_mib(engine: &Engine) -> String {
-    format!("{:.1} MiB", engine.memory().total() as f64 / (1024.0 * 1024.0))
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
+/// `peak RSS X MiB, RSS now Y MiB, engine heap Z MiB` (for the summary: where the peak
+/// was reached, and how much of it the engine's tables hold).
+fn memory_line(engine: &Engine) -> String {
+    format!("{}, engine heap {:.1} MiB", memory_note(), mib(engine.memory().total() as u64))
+}
+
+/// `peak RSS X MiB, RSS now Y MiB`.
 fn memory_note() -> String {
-    let mib = |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)));
-    format!("peak RSS {}, RSS now {}", mib(peak_rss_bytes()), mib(proc_status_bytes("VmRSS:")))
+    let show = |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{:.1} MiB", mib(b)));
+    format!("peak RSS {}, RSS now {}", show(peak_rss_bytes()), show(proc_status_bytes("VmRSS:")))
 }
 
 /// The median of some timings (the upper one of the two middle values).
@@ -495,7 +499,7 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
 
     let (mut engine, first_load) = load_c(args, n)?;
     let facts = loaded_rows(&first_load);
-    rep.note(format!("after load: {}, engine heap {}", memory_note(), heap_mib(&engine)));
+    rep.note(format!("after load: {}", memory_line(&engine)));
     let loaded = engine.fact_count();
 
     let mut rules = vec![("classification", C_CLASSIFICATION)];
@@ -511,7 +515,7 @@ fn bench_c(args: &BenchArgs) -> Result<(), String> {
     }
     // Its 20,000 actions are counted: not held through the evaluations repeated below.
     drop(commit);
-    rep.note(format!("after eval: {}, engine heap {}", memory_note(), heap_mib(&engine)));
+    rep.note(format!("after eval: {}", memory_line(&engine)));
 
     // One new ACTIVE server with no port, inserted then deleted, many times. Each insert
     // must add error(vm) and each delete bring the stored rows back to what they were.
@@ -618,14 +622,14 @@ fn bench_a(args: &BenchArgs, deltas: bool) -> Result<(), String> {
     // n defaults to the servers loaded (the first table).
     rep.n = args.n.unwrap_or(first_load.first().map_or(0, |t| t.0));
     let facts = loaded_rows(&first_load);
-    rep.note(format!("after load: {}, engine heap {}", memory_note(), heap_mib(&engine)));
+    rep.note(format!("after load: {}", memory_line(&engine)));
     let loaded = engine.fact_count();
 
     let rules = [("classification", A_POLICY)];
     let (commit, secs) = timed(|| insert_rules(&mut engine, &rules));
     commit?;
     let evaluated = engine.fact_count();
-    rep.note(format!("after eval: {}, engine heap {}", memory_note(), heap_mib(&engine)));
+    rep.note(format!("after eval: {}", memory_line(&engine)));
 
     // Workload d's deltas (at most 2000 rows: read now, they are the deltas' input).
     let mut delta_files = Vec::new();
@@ -780,7 +784,7 @@ fn bench_b(args: &BenchArgs, w: &GraphWorkload) -> Result<(), String> {
     let (mut engine, first_load) = load()?;
     rep.n = args.n.unwrap_or(loaded_rows(&first_load));
     let facts = loaded_rows(&first_load);
-    rep.note(format!("after load: {}, engine heap {}", memory_note(), heap_mib(&engine)));
+    rep.note(format!("after load: {}", memory_line(&engine)));
     let loaded = engine.fact_count();
 
     let kinds = match args.kind {

@@ -220,7 +220,7 @@ impl Exec<'_> {
                     let width = terms.len();
                     for (i, p) in present.iter_mut().enumerate() {
                         let row = &rows[i * width..(i + 1) * width];
-                        *p = !ch.all_new && !ch.added.contains(row) && (*p || ch.removed.contains(row));
+                        *p = ch.was_present(row, || *p);
                     }
                 }
                 for (i, &p) in present.iter().enumerate() {

@@ -356,6 +356,12 @@ impl Changed {
         !self.all_new && self.added.is_empty() && self.removed.is_empty()
     }
 
+    /// Whether `row` was present before the transaction, given whether it is now
+    /// (asked only when needed).
+    pub fn was_present(&self, row: &[Sym], now: impl FnOnce() -> bool) -> bool {
+        !self.all_new && !self.added.contains(row) && (now() || self.removed.contains(row))
+    }
+
     /// Record that `row` appeared (`true`) or disappeared (`false`), netting out.
     pub fn note(&mut self, row: &[Sym], appeared: bool) {
         if self.all_new {
@@ -395,13 +401,7 @@ pub struct Exec<'a> {
 impl Exec<'_> {
     fn old_contains(&self, table: TableId, row: &[Sym]) -> bool {
         match self.changed.get(&table) {
-            Some(ch) => {
-                if ch.all_new || ch.added.contains(row) {
-                    false
-                } else {
-                    self.tables[table].contains(row) || ch.removed.contains(row)
-                }
-            }
+            Some(ch) => ch.was_present(row, || self.tables[table].contains(row)),
             None => self.tables[table].contains(row),
         }
     }

@@ -266,13 +266,7 @@ impl Relation {
     /// The slot of `row`, inserting it with `count` when absent (one hash for both).
     /// Returns the slot and whether it was inserted.
     pub fn find_or_insert(&mut self, row: &[Sym], count: u32) -> (RowId, bool) {
-        let h = hash_key(&HASHER, row);
-        let (data, arity) = (&self.data, self.arity);
-        if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row))
-        {
-            return (id, false);
-        }
-        (self.insert_hashed(row, count, h), true)
+        self.find_or_insert_hashed(row, count, hash_key(&HASHER, row))
     }
 
     /// [`Relation::find_or_insert`] with the row's hash already computed (by

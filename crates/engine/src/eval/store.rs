@@ -23,12 +23,12 @@ use hashbrown::{HashMap, HashSet, HashTable};
 use smallvec::SmallVec;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::{Arc, OnceLock};
 
 /// From this many delta rows on, an incremental plan runs batched ([`Exec::run_batched`]):
 /// below it, setting up the batches costs more than the overlapped probes save (a 1-row
 /// change stays at its few microseconds).
 const BATCHED_DELTA: usize = 64;
-use std::sync::{Arc, OnceLock};
 
 /// Rule ids are global and never reused.
 pub type RuleId = u64;
@@ -645,6 +645,7 @@ impl Store {
                 let row = &chunk[k * arity..k * arity + arity];
                 let (id, inserted) = match found[k] {
                     Some(id) => (id, false),
+                    // Looked up again: an earlier row of this chunk may be the same row.
                     None => rel.find_or_insert_hashed(row, 1, hashes[k]),
                 };
                 if inserted {
