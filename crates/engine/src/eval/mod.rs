@@ -8,6 +8,7 @@
 //! changed rows, so nothing is copied to evaluate "before".
 
 mod batch;
+mod direct;
 pub mod relation;
 pub mod rowset;
 pub mod store;

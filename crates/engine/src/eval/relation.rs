@@ -1,11 +1,13 @@
 //! Row storage for one table: a flat arena of interned rows with a derivation count per
-//! row, a hash set for membership and hash indexes on column subsets built on demand.
+//! row, a hash set for membership and indexes on column subsets built on demand (hash
+//! indexes, or direct ones for a column of densely numbered keys: `direct.rs`).
 //!
 //! Written by hand rather than with `HashMap<Vec<Sym>, _>` because a row is then a slice of
 //! one shared arena (no allocation per row, a few machine words per fact) and indexes
 //! hold row ids instead of copies of rows: this is what keeps a stored fact under the
 //! memory target.
 
+use super::direct::{self, Direct, Hit};
 use crate::intern::Sym;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -25,7 +27,7 @@ pub const EXPLICIT: u32 = 1 << 31;
 /// The key's hash is kept beside the first row (in what would be padding) so that growing
 /// the index moves buckets without reading a single row.
 #[derive(Clone, Debug)]
-struct Bucket {
+pub(super) struct Bucket {
     first: RowId,
     hash: u32,
     rest: Option<Box<Rest>>,
@@ -41,7 +43,37 @@ enum Rest {
 const FEW: usize = 16;
 
 impl Bucket {
-    fn iter(&self) -> impl Iterator<Item = RowId> + '_ {
+    /// A bucket of one row (its hash unset: a [`super::direct::Direct`] group has none).
+    pub(super) fn new(first: RowId) -> Self {
+        Bucket { first, hash: 0, rest: None }
+    }
+
+    pub(super) fn first(&self) -> RowId {
+        self.first
+    }
+
+    pub(super) fn len(&self) -> usize {
+        1 + match self.rest.as_deref() {
+            Some(Rest::Few(v)) => v.len(),
+            Some(Rest::Many(m)) => m.len(),
+            None => 0,
+        }
+    }
+
+    pub(super) fn is_single(&self) -> bool {
+        self.rest.is_none()
+    }
+
+    /// Heap bytes of the rows past the first.
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self.rest.as_deref() {
+            Some(Rest::Few(v)) => 32 + v.capacity() * 4,
+            Some(Rest::Many(m)) => 32 + m.capacity() * 5,
+            None => 0,
+        }
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = RowId> + '_ {
         let (few, many) = match self.rest.as_deref() {
             Some(Rest::Few(v)) => (Some(v.iter().copied()), None),
             Some(Rest::Many(m)) => (None, Some(m.iter().copied())),
@@ -50,7 +82,7 @@ impl Bucket {
         std::iter::once(self.first).chain(few.into_iter().flatten()).chain(many.into_iter().flatten())
     }
 
-    fn push(&mut self, id: RowId) {
+    pub(super) fn push(&mut self, id: RowId) {
         let rest = self.rest.get_or_insert_with(|| Box::new(Rest::Few(Vec::new())));
         match rest.as_mut() {
             Rest::Few(v) if v.len() < FEW => v.push(id),
@@ -66,7 +98,7 @@ impl Bucket {
     }
 
     /// Remove `id`; true when the bucket is now empty.
-    fn remove(&mut self, id: RowId) -> bool {
+    pub(super) fn remove(&mut self, id: RowId) -> bool {
         let Some(rest) = self.rest.as_deref_mut() else {
             return self.first == id;
         };
@@ -119,11 +151,20 @@ pub struct HeapBytes {
     pub indexes: usize,
 }
 
-/// A hash index on some columns: key -> rows with that key.
+/// An index on some columns: key -> rows with that key.
 #[derive(Clone, Debug)]
 struct Index {
     cols: Vec<usize>,
-    table: HashTable<Bucket>,
+    map: KeyMap,
+}
+
+/// How an index finds a key's rows.
+#[derive(Clone, Debug)]
+enum KeyMap {
+    /// Any key: a hash table of buckets.
+    Hash(HashTable<Bucket>),
+    /// One column whose symbols lie in a narrow range: a slot per symbol.
+    Direct(Direct),
 }
 
 /// One table's rows. A large program has many tables that stay empty or unindexed, so
@@ -361,16 +402,21 @@ impl Relation {
             e.remove();
         }
         for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
-            let kh = hash_cols(hasher, row, &ix.cols);
             let cols = &ix.cols;
-            let same_key = |b: &Bucket| {
-                let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
-                cols.iter().all(|&c| other[c] == row[c])
-            };
-            if let Ok(mut e) = ix.table.find_entry(kh, same_key)
-                && e.get_mut().remove(id)
-            {
-                e.remove();
+            match &mut ix.map {
+                KeyMap::Direct(d) => d.remove(row[cols[0]], id),
+                KeyMap::Hash(table) => {
+                    let kh = hash_cols(hasher, row, cols);
+                    let same_key = |b: &Bucket| {
+                        let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                        cols.iter().all(|&c| other[c] == row[c])
+                    };
+                    if let Ok(mut e) = table.find_entry(kh, same_key)
+                        && e.get_mut().remove(id)
+                    {
+                        e.remove();
+                    }
+                }
             }
         }
         self.counts[id as usize] = 0;
@@ -385,50 +431,43 @@ impl Relation {
             }
             self.set.clear();
             for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
-                ix.table.clear();
+                match &mut ix.map {
+                    KeyMap::Hash(table) => table.clear(),
+                    KeyMap::Direct(d) => d.clear(),
+                }
             }
         }
     }
 
-    /// The index on exactly these columns (sorted, nonempty), built now if missing.
+    /// The index on exactly these columns (sorted, nonempty), built now if missing: a
+    /// direct index when it has one column whose symbols lie in a narrow range
+    /// ([`direct::fits`]), else a hash index.
     pub fn ensure_index(&mut self, cols: &[usize]) -> usize {
         if let Some(p) = self.indexes().iter().position(|ix| ix.cols == cols) {
             return p;
         }
-        // Sized for one key per row so the build never grows the table; shrunk after if
-        // the keys are few (moving buckets reads no row: each keeps its hash).
-        let mut ix = Index { cols: cols.to_vec(), table: HashTable::with_capacity(self.len) };
-        // Rows are added grouped by the region of the table their key's slot falls in
-        // (one counting pass over the keys' hashes), so the inserts sweep the table
-        // region by region, each region in cache, instead of one miss per row at random.
         let (data, arity) = (&self.data, self.arity);
-        let live = (0..self.counts.len()).filter(|&id| self.counts[id] != 0);
-        let keyed: Vec<(u32, RowId)> = live
-            .map(|id| (hash_cols(&HASHER, &data[id * arity..id * arity + arity], cols) as u32, id as RowId))
-            .collect();
-        let buckets = (ix.table.capacity() * 8 / 7).next_power_of_two().max(1);
-        let shift = buckets.trailing_zeros().saturating_sub(REGION_BITS);
-        let region = |h: u32| (h as usize & (buckets - 1)) >> shift;
-        let mut starts = vec![0usize; (1 << REGION_BITS) + 1];
-        keyed.iter().for_each(|&(h, _)| starts[region(h) + 1] += 1);
-        for r in 1..starts.len() {
-            starts[r] += starts[r - 1];
-        }
-        let mut grouped = vec![(0u32, 0 as RowId); keyed.len()];
-        for &(h, id) in &keyed {
-            let r = region(h);
-            grouped[starts[r]] = (h, id);
-            starts[r] += 1;
-        }
-        drop(keyed);
-        for (h, id) in grouped {
-            index_add_hashed(&mut ix, data, arity, id, short(h as u64));
-        }
-        if ix.table.len() < ix.table.capacity() / 2 {
-            ix.table.shrink_to(ix.table.len(), |b| short(b.hash as u64));
-        }
+        let live = || (0..self.counts.len()).filter(|&id| self.counts[id] != 0).map(|id| id as RowId);
+        let range = match cols {
+            [c] => live()
+                .map(|id| data[id as usize * arity + c])
+                .fold(None, |r: Option<(Sym, Sym)>, k| Some(r.map_or((k, k), |(lo, hi)| (lo.min(k), hi.max(k))))),
+            _ => None,
+        };
+        let map = match (cols, range) {
+            ([_], None) => KeyMap::Direct(Direct::default()),
+            ([c], Some((lo, hi))) if direct::fits((hi - lo) as usize + 1, self.len) => {
+                let mut d = Direct::with_range(lo, hi);
+                for id in live() {
+                    // Within the range just measured: never refused.
+                    d.insert(data[id as usize * arity + c], id);
+                }
+                KeyMap::Direct(d)
+            }
+            _ => KeyMap::Hash(build_hash(data, arity, cols, live(), self.len)),
+        };
         let cold = self.cold.get_or_insert_with(Default::default);
-        cold.indexes.push(ix);
+        cold.indexes.push(Index { cols: cols.to_vec(), map });
         cold.indexes.len() - 1
     }
 
@@ -446,15 +485,25 @@ impl Relation {
     /// Rows whose indexed columns equal `key` (in the index's column order).
     pub fn lookup(&self, index: usize, key: &[Sym]) -> impl Iterator<Item = RowId> + '_ {
         let ix = &self.indexes()[index];
-        let h = short(hash_key(&HASHER, key));
-        let (data, arity) = (&self.data, self.arity);
-        ix.table
-            .find(h, |b| {
-                let row = &data[b.first as usize * arity..b.first as usize * arity + arity];
-                ix.cols.iter().zip(key).all(|(&c, &k)| row[c] == k)
-            })
-            .into_iter()
-            .flat_map(Bucket::iter)
+        let hit = match &ix.map {
+            KeyMap::Direct(d) => key.first().and_then(|&k| d.get(k)),
+            KeyMap::Hash(table) => {
+                let h = short(hash_key(&HASHER, key));
+                let (data, arity) = (&self.data, self.arity);
+                table
+                    .find(h, |b| {
+                        let row = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                        ix.cols.iter().zip(key).all(|(&c, &k)| row[c] == k)
+                    })
+                    .map(Hit::Many)
+            }
+        };
+        let (one, many) = match hit {
+            Some(Hit::One(id)) => (Some(id), None),
+            Some(Hit::Many(b)) => (None, Some(b)),
+            None => (None, None),
+        };
+        one.into_iter().chain(many.into_iter().flat_map(Bucket::iter))
     }
 
     /// [`Relation::lookup`] for a batch of keys (`keys`: `width` symbols each, in the
@@ -466,11 +515,15 @@ impl Relation {
     /// this is the safe form of a prefetch.
     pub fn lookup_batch(&self, index: usize, keys: &[Sym], width: usize, mut f: impl FnMut(usize, RowId)) {
         let ix = &self.indexes()[index];
+        let table = match &ix.map {
+            KeyMap::Direct(d) => return d.get_batch(keys, f),
+            KeyMap::Hash(table) => table,
+        };
         let n = keys.len().checked_div(width).unwrap_or(0);
         let hashes: Vec<u64> = (0..n).map(|k| short(hash_key(&HASHER, &keys[k * width..k * width + width]))).collect();
         let mut cands: Vec<(usize, &Bucket)> = Vec::with_capacity(n);
         for (k, &h) in hashes.iter().enumerate() {
-            cands.extend(ix.table.iter_hash(h).map(|b| (k, b)));
+            cands.extend(table.iter_hash(h).map(|b| (k, b)));
         }
         let (data, arity, cols) = (&self.data, self.arity, &ix.cols);
         cands.retain(|&(k, b)| {
@@ -522,17 +575,9 @@ impl Relation {
             let buckets = if t.capacity() == 0 { 0 } else { (t.capacity() * 8 / 7).next_power_of_two() };
             buckets * (std::mem::size_of::<T>() + 1)
         }
-        let indexes = self.indexes().iter().map(|ix| {
-            let rest: usize = ix
-                .table
-                .iter()
-                .filter_map(|b| b.rest.as_deref())
-                .map(|r| match r {
-                    Rest::Few(v) => 32 + v.capacity() * 4,
-                    Rest::Many(m) => 32 + m.capacity() * 5,
-                })
-                .sum();
-            table(&ix.table) + rest
+        let indexes = self.indexes().iter().map(|ix| match &ix.map {
+            KeyMap::Hash(t) => table(t) + t.iter().map(Bucket::heap_bytes).sum::<usize>(),
+            KeyMap::Direct(d) => d.heap_bytes(),
         });
         HeapBytes {
             rows: self.data.capacity() * 4 + self.counts.capacity() * 4,
@@ -549,26 +594,77 @@ impl Relation {
 
 fn index_add(ix: &mut Index, hasher: &FixedState, data: &[Sym], arity: usize, id: RowId) {
     let row = &data[id as usize * arity..id as usize * arity + arity];
-    let kh = hash_cols(hasher, row, &ix.cols);
-    index_add_hashed(ix, data, arity, id, kh);
+    match &mut ix.map {
+        KeyMap::Hash(table) => index_add_hashed(table, &ix.cols, data, arity, id, hash_cols(hasher, row, &ix.cols)),
+        KeyMap::Direct(d) => {
+            if !d.insert(row[ix.cols[0]], id) {
+                // The key lies too far out for slots: a hash index from now on.
+                let n = d.rows() + 1;
+                let table = build_hash(data, arity, &ix.cols, d.ids().chain([id]), n);
+                ix.map = KeyMap::Hash(table);
+            }
+        }
+    }
 }
 
-/// [`index_add`] with the key's hash (from [`hash_cols`]) already computed.
-fn index_add_hashed(ix: &mut Index, data: &[Sym], arity: usize, id: RowId, kh: u64) {
+/// [`index_add`] to a hash index, with the key's hash (from [`hash_cols`]) already
+/// computed.
+fn index_add_hashed(table: &mut HashTable<Bucket>, cols: &[usize], data: &[Sym], arity: usize, id: RowId, kh: u64) {
     let row = &data[id as usize * arity..id as usize * arity + arity];
-    let cols = &ix.cols;
     let same_key = |b: &Bucket| {
         b.hash == kh as u32 && {
             let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
             cols.iter().all(|&c| other[c] == row[c])
         }
     };
-    match ix.table.find_mut(kh, same_key) {
+    match table.find_mut(kh, same_key) {
         Some(b) => b.push(id),
         None => {
-            ix.table.insert_unique(kh, Bucket { first: id, hash: kh as u32, rest: None }, |b| short(b.hash as u64));
+            table.insert_unique(kh, Bucket { first: id, hash: kh as u32, rest: None }, |b| short(b.hash as u64));
         }
     }
+}
+
+/// A hash index on `cols` of the rows `ids` (`n` of them).
+///
+/// Sized for one key per row so the build never grows the table; shrunk after if the
+/// keys are few (moving buckets reads no row: each keeps its hash). Rows are added
+/// grouped by the region of the table their key's slot falls in (one counting pass
+/// over the keys' hashes), so the inserts sweep the table region by region, each region
+/// in cache, instead of one miss per row at random.
+fn build_hash(
+    data: &[Sym],
+    arity: usize,
+    cols: &[usize],
+    ids: impl Iterator<Item = RowId>,
+    n: usize,
+) -> HashTable<Bucket> {
+    let mut table = HashTable::with_capacity(n);
+    let keyed: Vec<(u32, RowId)> = ids
+        .map(|id| (hash_cols(&HASHER, &data[id as usize * arity..id as usize * arity + arity], cols) as u32, id))
+        .collect();
+    let buckets = (table.capacity() * 8 / 7).next_power_of_two().max(1);
+    let shift = buckets.trailing_zeros().saturating_sub(REGION_BITS);
+    let region = |h: u32| (h as usize & (buckets - 1)) >> shift;
+    let mut starts = vec![0usize; (1 << REGION_BITS) + 1];
+    keyed.iter().for_each(|&(h, _)| starts[region(h) + 1] += 1);
+    for r in 1..starts.len() {
+        starts[r] += starts[r - 1];
+    }
+    let mut grouped = vec![(0u32, 0 as RowId); keyed.len()];
+    for &(h, id) in &keyed {
+        let r = region(h);
+        grouped[starts[r]] = (h, id);
+        starts[r] += 1;
+    }
+    drop(keyed);
+    for (h, id) in grouped {
+        index_add_hashed(&mut table, cols, data, arity, id, short(h as u64));
+    }
+    if table.len() < table.capacity() / 2 {
+        table.shrink_to(table.len(), |b| short(b.hash as u64));
+    }
+    table
 }
 
 #[cfg(test)]
@@ -604,6 +700,58 @@ mod tests {
         r.insert_new(&[1, 1000, 7], 1);
         assert_eq!(r.lookup(ix, &[1, 7]).count(), 33);
         assert_eq!(r.lookup(ix, &[9, 7]).count(), 0);
+    }
+
+    fn is_direct(r: &Relation, ix: usize) -> bool {
+        matches!(r.indexes()[ix].map, KeyMap::Direct(_))
+    }
+
+    fn rows_with(r: &Relation, ix: usize, key: Sym) -> Vec<Vec<Sym>> {
+        let mut rows: Vec<Vec<Sym>> = r.lookup(ix, &[key]).map(|id| r.row(id).to_vec()).collect();
+        let mut batch = Vec::new();
+        r.lookup_batch(ix, &[key], 1, |_, id| batch.push(r.row(id).to_vec()));
+        rows.sort();
+        batch.sort();
+        assert_eq!(rows, batch, "lookup and lookup_batch agree");
+        rows
+    }
+
+    /// A one-column index on dense keys is direct; a key far out turns it into a hash
+    /// index that still finds every row; an emptied relation starts a direct one afresh.
+    #[test]
+    fn direct_indexes_turn_into_hash_indexes_when_keys_spread() {
+        let mut r = Relation::new(2);
+        for i in 0..1000u32 {
+            r.insert_new(&[10_000 + i % 300, i], 1);
+        }
+        let ix = r.ensure_index(&[0]);
+        assert!(is_direct(&r, ix));
+        let two = r.ensure_index(&[0, 1]);
+        assert!(!is_direct(&r, two), "two columns: a hash index");
+        assert_eq!(rows_with(&r, ix, 10_007).len(), 4);
+        let id = r.find(&[10_007, 307]).unwrap();
+        r.remove(id);
+        assert_eq!(rows_with(&r, ix, 10_007), vec![vec![10_007, 7], vec![10_007, 607], vec![10_007, 907]]);
+        r.insert_new(&[9_000, 5000], 1);
+        assert!(is_direct(&r, ix), "below the range but near: still direct");
+        assert_eq!(rows_with(&r, ix, 9_000), vec![vec![9_000, 5000]]);
+        r.insert_new(&[4_000_000_000, 5001], 1);
+        assert!(!is_direct(&r, ix), "a key far out: a hash index");
+        assert_eq!(rows_with(&r, ix, 4_000_000_000), vec![vec![4_000_000_000, 5001]]);
+        assert_eq!(rows_with(&r, ix, 10_007).len(), 3);
+        assert_eq!(rows_with(&r, ix, 9_000).len(), 1);
+        assert_eq!((0..400).map(|k| rows_with(&r, ix, 10_000 + k).len()).sum::<usize>(), 999);
+        assert!(rows_with(&r, ix, 3).is_empty());
+
+        let mut e = Relation::new(1);
+        let ix = e.ensure_index(&[0]);
+        assert!(is_direct(&e, ix), "an empty relation's index starts direct");
+        let id = e.insert_new(&[77], 1);
+        e.insert_new(&[78], 1);
+        assert_eq!(rows_with(&e, ix, 77), vec![vec![77]]);
+        e.remove(id);
+        assert!(rows_with(&e, ix, 77).is_empty());
+        assert_eq!(rows_with(&e, ix, 78), vec![vec![78]]);
     }
 
     #[test]
