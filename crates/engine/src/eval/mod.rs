@@ -314,7 +314,15 @@ pub fn plan(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Plan {
         let LLit::Pos { table, terms } = &rule.body[i] else {
             break;
         };
-        let cols: Vec<usize> = (0..terms.len()).filter(|&c| term_bound(&terms[c], &bound)).collect();
+        let mut cols: Vec<usize> = (0..terms.len()).filter(|&c| term_bound(&terms[c], &bound)).collect();
+        // A full evaluation reads a literal bound by constants alone once: a scan that
+        // checks the constants reads the rows in order, where an index on a status-like
+        // column would cost a pass to build, hold big groups of rows and hand them out
+        // in no order. (Plans run per row, delta-driven or with the head bound, keep
+        // the index.)
+        if delta.is_none() && !head_bound && cols.iter().all(|&c| matches!(terms[c], LTerm::Const(_))) {
+            cols.clear();
+        }
         let key: Vec<LTerm> = cols.iter().map(|&c| terms[c]).collect();
         let ops = match_ops(terms, &mut bound, &cols);
         steps.push(Step::Lookup { lit: i, table: *table, cols, key, ops, index: OnceLock::new() });
@@ -630,7 +638,40 @@ fn apply_ops(ops: &[(usize, ColOp)], row: &[Sym], binds: &mut [Sym]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::Rows;
+    use super::{LLit, LRule, LTerm, Rows, Step, plan};
+
+    /// The lookups of a plan: (literal, indexed columns).
+    fn lookups(rule: &LRule, delta: Option<usize>, head_bound: bool) -> Vec<(usize, Vec<usize>)> {
+        let p = plan(rule, delta, head_bound);
+        p.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Lookup { lit, cols, .. } => Some((*lit, cols.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `p(x) :- a(x, "ACTIVE", z), b(x, y)`: a full evaluation scans `a` checking the
+    /// constant (no index on a status column) and looks `b` up by `x`; a delta plan or
+    /// one with the head bound looks `a` up on everything bound.
+    #[test]
+    fn full_plans_scan_literals_bound_by_constants_alone() {
+        let (active, var) = (99, LTerm::Var);
+        let rule = LRule {
+            head: 2,
+            head_terms: vec![var(0)],
+            body: vec![
+                LLit::Pos { table: 0, terms: vec![var(0), LTerm::Const(active), var(2)] },
+                LLit::Pos { table: 1, terms: vec![var(0), var(1)] },
+            ],
+            nvars: 3,
+            init_binds: vec![0; 3],
+        };
+        assert_eq!(lookups(&rule, None, false), [(0, vec![]), (1, vec![0])]);
+        assert_eq!(lookups(&rule, Some(1), false), [(0, vec![0, 1])]);
+        assert_eq!(lookups(&rule, None, true), [(0, vec![0, 1]), (1, vec![0])]);
+    }
 
     /// Weights read back as pushed, whether or not any differs from 1, rows of no
     /// column included; a cleared buffer starts over.
