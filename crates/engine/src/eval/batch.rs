@@ -16,7 +16,9 @@
 //! `removed`, exactly as in [`Exec::run`].
 
 use super::relation::Relation;
-use super::{Changed, Exec, LLit, LRule, LTerm, Plan, Rows, Step, TableId, ViewMode, apply_ops};
+use super::{
+    Changed, ColOp, Exec, LLit, LRule, LTerm, Plan, Rows, Step, TableId, ViewMode, apply_ops, fast_compare, instantiate,
+};
 use crate::intern::Sym;
 use hashbrown::HashMap;
 
@@ -46,6 +48,20 @@ impl Tuples {
         self.weights.push(weight);
     }
 
+    /// Push `binds` extended by the variables `ops` bind from `row` (whose checks have
+    /// passed: [`row_passes`]).
+    fn push_bound(&mut self, binds: &[Sym], ops: &[(usize, ColOp)], row: &[Sym], weight: i64) {
+        let start = self.syms.len();
+        self.syms.extend_from_slice(binds);
+        let tail = &mut self.syms[start..];
+        for &(c, op) in ops {
+            if let ColOp::Bind(v) = op {
+                tail[v] = row[c];
+            }
+        }
+        self.weights.push(weight);
+    }
+
     fn clear(&mut self) {
         self.syms.clear();
         self.weights.clear();
@@ -56,6 +72,27 @@ impl Tuples {
 /// view and there are any.
 fn old_view(changed: &HashMap<TableId, Changed>, mode: ViewMode, lit: usize, table: TableId) -> Option<&Changed> {
     if mode.old_for(lit) { changed.get(&table).filter(|c| !c.is_empty()) } else { None }
+}
+
+/// Whether `row` passes the checks of `ops` under `binds`, for ops whose checks read
+/// only variables bound before the step ([`checks_read_earlier_binds`]): the row is
+/// tested before anything is copied, and only a passing row's bindings are built.
+#[inline]
+fn row_passes(ops: &[(usize, ColOp)], row: &[Sym], binds: &[Sym]) -> bool {
+    ops.iter().all(|&(c, op)| match op {
+        ColOp::Bind(_) => true,
+        ColOp::Check(v) => binds[v] == row[c],
+        ColOp::CheckConst(k) => k == row[c],
+    })
+}
+
+/// Whether no check of `ops` reads a variable that `ops` itself binds (as the second
+/// `x` of `a(x, x)` does).
+fn checks_read_earlier_binds(ops: &[(usize, ColOp)]) -> bool {
+    ops.iter().all(|&(_, op)| match op {
+        ColOp::Check(v) => !ops.iter().any(|&(_, o)| matches!(o, ColOp::Bind(b) if b == v)),
+        _ => true,
+    })
 }
 
 /// What every stage of one batched run shares.
@@ -120,6 +157,26 @@ impl Exec<'_> {
                 }
             };
         }
+        // Pass binding `i` joined with `row` on, if the row matches.
+        macro_rules! emit_row {
+            ($i:expr, $row:expr, $ops:expr, $direct:expr) => {
+                let (i, row) = ($i, $row);
+                if $direct {
+                    if row_passes($ops, row, input.get(i)) {
+                        next.push_bound(input.get(i), $ops, row, input.weights[i]);
+                        if next.len() >= BATCH {
+                            self.stage(run, k + 1, &next, pool, out);
+                            next.clear();
+                        }
+                    }
+                } else {
+                    b.copy_from_slice(input.get(i));
+                    if apply_ops($ops, row, &mut b) {
+                        emit!(&b, input.weights[i]);
+                    }
+                }
+            };
+        }
         let tables = self.tables;
         match step {
             Step::Fail => {}
@@ -143,13 +200,11 @@ impl Exec<'_> {
                 } else if cols.is_empty() {
                     let added = old.map(|c| &c.added).filter(|a| !a.is_empty());
                     let removed = old.map(|c| &c.removed);
+                    let direct = checks_read_earlier_binds(ops);
                     for i in 0..input.len() {
                         let current = rel.iter().map(|(_, r)| r).filter(|r| !added.is_some_and(|a| a.contains(r)));
                         for row in current.chain(removed.into_iter().flat_map(|r| r.iter())) {
-                            b.copy_from_slice(input.get(i));
-                            if apply_ops(ops, row, &mut b) {
-                                emit!(&b, input.weights[i]);
-                            }
+                            emit_row!(i, row, ops, direct);
                         }
                     }
                 } else {
@@ -164,6 +219,7 @@ impl Exec<'_> {
                             }));
                         }
                         let width = key.len();
+                        let direct = checks_read_earlier_binds(ops);
                         let added = old.map(|c| &c.added).filter(|a| !a.is_empty());
                         let removed = old.map(|c| &c.removed).filter(|r| !r.is_empty());
                         // The old view's removed rows of binding `i` come right after its
@@ -177,10 +233,7 @@ impl Exec<'_> {
                                         let kv = &keys[i * width..(i + 1) * width];
                                         for row in removed.iter() {
                                             if cols.iter().zip(kv).all(|(&c, &v)| row[c] == v) {
-                                                b.copy_from_slice(input.get(i));
-                                                if apply_ops(ops, row, &mut b) {
-                                                    emit!(&b, input.weights[i]);
-                                                }
+                                                emit_row!(i, row, ops, direct);
                                             }
                                         }
                                     }
@@ -194,10 +247,7 @@ impl Exec<'_> {
                             if added.is_some_and(|a| a.contains(row)) {
                                 return;
                             }
-                            b.copy_from_slice(input.get(i));
-                            if apply_ops(ops, row, &mut b) {
-                                emit!(&b, input.weights[i]);
-                            }
+                            emit_row!(i, row, ops, direct);
                         });
                         removed_upto!(input.len());
                         debug_assert_eq!(done, input.len());
@@ -231,6 +281,16 @@ impl Exec<'_> {
             }
             Step::Builtin { builtin, inputs, outputs, negated } => {
                 for i in 0..input.len() {
+                    // A comparison of integers binds nothing: tested on the binding as
+                    // it is, without a copy.
+                    if outputs.is_empty()
+                        && let Some(cmp) = fast_compare(builtin, &instantiate(inputs, input.get(i)), self.interner)
+                    {
+                        if cmp != *negated {
+                            emit!(input.get(i), input.weights[i]);
+                        }
+                        continue;
+                    }
                     b.copy_from_slice(input.get(i));
                     if self.builtin_holds(builtin, inputs, outputs, *negated, &mut b) {
                         emit!(&b, input.weights[i]);
@@ -257,7 +317,7 @@ mod tests {
     /// in the same order, with joins fanning out past a batch.
     #[test]
     fn batched_runs_emit_what_depth_first_runs_emit() {
-        // p(x, y) :- a(x, z), b(z, y), not c(y), a(x, 7)
+        // p(x, y) :- a(x, z), b(z, y), not c(y), a(x, 7), a(w, w)
         let (a, b, c) = (0, 1, 2);
         let mut tables = vec![Relation::new(2), Relation::new(2), Relation::new(1)];
         for x in 0..40u32 {
@@ -279,9 +339,12 @@ mod tests {
                 LLit::Pos { table: b, terms: vec![var(2), var(1)] },
                 LLit::Neg { table: c, terms: vec![var(1)] },
                 LLit::Pos { table: a, terms: vec![var(0), LTerm::Const(7)] },
+                // A check of a variable the same literal binds: bindings are built before
+                // the row is tested.
+                LLit::Pos { table: a, terms: vec![var(3), var(3)] },
             ],
-            nvars: 3,
-            init_binds: vec![0; 3],
+            nvars: 4,
+            init_binds: vec![0; 4],
         };
         let mut delta = Rows::new(2);
         delta.push(&[1, 2], 1);
