@@ -573,20 +573,52 @@ fn instantiate(terms: &[LTerm], binds: &[Sym]) -> SmallVec<[Sym; 12]> {
 /// Comparisons of two integers decided on the spot, without building values: the
 /// common case in policies (`lt(port, lo)`), and exactly what the builtin would answer.
 fn fast_compare(builtin: &Builtin, args: &[Sym], interner: &Interner) -> Option<bool> {
-    if builtin.arity != 2 || args.len() != 2 {
-        return None;
+    match args {
+        [a, b] if builtin.arity == 2 => IntCompare::of(builtin)?.holds(*a, *b, interner),
+        _ => None,
     }
-    let (ValueRef::Int(a), ValueRef::Int(b)) = (interner.value_ref(args[0]), interner.value_ref(args[1])) else {
-        return None;
-    };
-    Some(match builtin.name {
-        "lt" => a < b,
-        "lteq" => a <= b,
-        "gt" => a > b,
-        "gteq" => a >= b,
-        "equal" => a == b,
-        _ => return None,
-    })
+}
+
+/// A comparison builtin (`lt`, `lteq`, `gt`, `gteq`, `equal`), which on two integers is
+/// computed here rather than through [`Builtin::call`] and its `Value`s.
+#[derive(Clone, Copy, Debug)]
+enum IntCompare {
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    Equal,
+}
+
+impl IntCompare {
+    fn of(builtin: &Builtin) -> Option<IntCompare> {
+        if builtin.arity != 2 || builtin.inputs != 2 {
+            return None;
+        }
+        Some(match builtin.name {
+            "lt" => IntCompare::Lt,
+            "lteq" => IntCompare::LtEq,
+            "gt" => IntCompare::Gt,
+            "gteq" => IntCompare::GtEq,
+            "equal" => IntCompare::Equal,
+            _ => return None,
+        })
+    }
+
+    /// The comparison of `a` and `b`, when both are integers.
+    #[inline]
+    fn holds(self, a: Sym, b: Sym, interner: &Interner) -> Option<bool> {
+        let (ValueRef::Int(a), ValueRef::Int(b)) = (interner.value_ref(a), interner.value_ref(b)) else {
+            return None;
+        };
+        Some(match self {
+            IntCompare::Lt => a < b,
+            IntCompare::LtEq => a <= b,
+            IntCompare::Gt => a > b,
+            IntCompare::GtEq => a >= b,
+            IntCompare::Equal => a == b,
+        })
+    }
 }
 
 fn check_op(op: ColOp, s: Sym, binds: &[Sym]) -> bool {
