@@ -605,8 +605,17 @@ impl Store {
             }
             return;
         }
+        let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
         let mut frontier = Frontier::default();
         for &rid in rules {
+            // A rule that reads a table of this stratum finds its derivations in the
+            // rounds below, driven by that table's rows (every row of the stratum seeds
+            // them): a full run here would find nothing more, and would build indexes
+            // on the stratum's tables that nothing else reads, kept up to date through
+            // every round.
+            if !self.inside_literals(rid, &inside).is_empty() {
+                continue;
+            }
             let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
             let head = self.rules[&rid].rule.head;
             self.insert_all(txn, head, &out, &mut frontier);
@@ -618,7 +627,6 @@ impl Store {
             rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
             frontier.extend(t, &explicit);
         }
-        let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
         self.seminaive(txn, rules, &inside, frontier);
     }
 
