@@ -249,7 +249,7 @@ impl Interner {
 
     /// Bytes on the heap: entries, arena (with the other values) and the hash table.
     pub fn heap_bytes(&self) -> (usize, usize, usize) {
-        let buckets = if self.map.capacity() == 0 { 0 } else { (self.map.capacity() * 8 / 7).next_power_of_two() };
+        let buckets = crate::eval::relation::buckets(self.map.capacity());
         let other = self.other.capacity() * std::mem::size_of::<Other>();
         (self.entries.capacity() * 4, self.arena.capacity() + other, buckets * 5)
     }

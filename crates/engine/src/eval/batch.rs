@@ -319,6 +319,29 @@ mod tests {
     use crate::intern::Interner;
     use hashbrown::HashMap;
 
+    /// What each executor emits for plan `p` of `rule`: (depth first, batched).
+    fn run_both(
+        rule: &LRule,
+        p: &Plan,
+        (mode, delta): (ViewMode, &Rows),
+        tables: &[Relation],
+        changed: &HashMap<TableId, Changed>,
+        interner: &mut Interner,
+    ) -> (Rows, Rows) {
+        let mut failures = FailureLog::default();
+        let mut ex = Exec { tables, changed, interner, failures: &mut failures, budget: u64::MAX };
+        let arity = rule.head_terms.len();
+        let mut depth_first = Rows::new(arity);
+        let mut binds = rule.init_binds.clone();
+        ex.run(rule, p, mode, delta, &mut binds, &mut |h, w, _| {
+            depth_first.push(h, w);
+            true
+        });
+        let mut batched = Rows::new(arity);
+        ex.run_batched(rule, p, mode, delta, &rule.init_binds, &mut batched);
+        (depth_first, batched)
+    }
+
     /// `p(x, y) :- a(x, y), lt(x, y), not equal(y, 5)` and the same with `gteq` on
     /// integers (computed in place) and on strings (through the builtin): both
     /// executors emit the rows the comparison keeps.
@@ -360,23 +383,9 @@ mod tests {
             };
             let p = plan(&rule, None, false);
             p.prepare(&mut tables);
-            let changed = HashMap::new();
-            let mut failures = FailureLog::default();
-            let mut ex = Exec {
-                tables: &tables,
-                changed: &changed,
-                interner: &mut interner,
-                failures: &mut failures,
-                budget: u64::MAX,
-            };
-            let mut binds = rule.init_binds.clone();
-            let mut depth_first = Rows::new(2);
-            ex.run(&rule, &p, ViewMode::New, &Rows::default(), &mut binds, &mut |h, w, _| {
-                depth_first.push(h, w);
-                true
-            });
-            let mut batched = Rows::new(2);
-            ex.run_batched(&rule, &p, ViewMode::New, &Rows::default(), &rule.init_binds, &mut batched);
+            let none = Rows::default();
+            let (depth_first, batched) =
+                run_both(&rule, &p, (ViewMode::New, &none), &tables, &HashMap::new(), &mut interner);
             assert_eq!(batched.iter().collect::<Vec<_>>(), depth_first.iter().collect::<Vec<_>>(), "{name}");
             if let Some(want) = want {
                 assert_eq!(batched.len(), want, "{name}");
@@ -449,22 +458,7 @@ mod tests {
         let mut interner = Interner::default();
         for ((p, d), mode) in plans.iter().flat_map(|pd| modes.iter().map(move |m| (pd, *m))) {
             p.prepare(&mut tables);
-            let mut failures = FailureLog::default();
-            let mut ex = Exec {
-                tables: &tables,
-                changed: &changed,
-                interner: &mut interner,
-                failures: &mut failures,
-                budget: u64::MAX,
-            };
-            let mut want = Rows::new(2);
-            let mut binds = rule.init_binds.clone();
-            ex.run(&rule, p, mode, d, &mut binds, &mut |h, w, _| {
-                want.push(h, w);
-                true
-            });
-            let mut got = Rows::new(2);
-            ex.run_batched(&rule, p, mode, d, &rule.init_binds, &mut got);
+            let (want, got) = run_both(&rule, p, (mode, d), &tables, &changed, &mut interner);
             assert!(!want.is_empty());
             assert_eq!(got.iter().collect::<Vec<_>>(), want.iter().collect::<Vec<_>>());
         }

@@ -214,6 +214,18 @@ fn short(h: u64) -> u64 {
     h | (h << 32)
 }
 
+/// The buckets of a hashbrown table that holds `capacity` entries (a power of two, at
+/// most seven eighths full; none when empty).
+pub(crate) fn buckets(capacity: usize) -> usize {
+    if capacity == 0 { 0 } else { (capacity * 8 / 7).next_power_of_two() }
+}
+
+/// Row `i` of a flat array of rows of `arity` symbols each.
+#[inline]
+fn nth(rows: &[Sym], arity: usize, i: usize) -> &[Sym] {
+    &rows[i * arity..i * arity + arity]
+}
+
 /// Row equality without a `memcmp` call for the short rows that dominate.
 #[inline]
 fn row_eq(a: &[Sym], b: &[Sym]) -> bool {
@@ -274,11 +286,9 @@ impl Relation {
         let (data, arity) = (&self.data, self.arity);
         for id in 0..self.counts.len() {
             if self.counts[id] != 0 {
-                let h = hash_key(&HASHER, &data[id * arity..id * arity + arity]);
+                let h = hash_key(&HASHER, nth(data, arity, id));
                 // Never called: the set is sized above.
-                set.insert_unique(h, id as RowId, |&r| {
-                    hash_key(&HASHER, &data[r as usize * arity..r as usize * arity + arity])
-                });
+                set.insert_unique(h, id as RowId, |&r| hash_key(&HASHER, nth(data, arity, r as usize)));
             }
         }
         self.set = set;
@@ -286,8 +296,7 @@ impl Relation {
 
     /// The row stored in a slot.
     pub fn row(&self, id: RowId) -> &[Sym] {
-        let s = id as usize * self.arity;
-        &self.data[s..s + self.arity]
+        nth(&self.data, self.arity, id as usize)
     }
 
     /// The count of a slot (0 for a free slot).
@@ -302,7 +311,7 @@ impl Relation {
         }
         let h = hash_key(&HASHER, row);
         let (data, arity) = (&self.data, self.arity);
-        self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row)).copied()
+        self.set.find(h, |&id| row_eq(nth(data, arity, id as usize), row)).copied()
     }
 
     pub fn contains(&self, row: &[Sym]) -> bool {
@@ -319,8 +328,7 @@ impl Relation {
     /// [`Relation::find_batch`]).
     pub fn find_or_insert_hashed(&mut self, row: &[Sym], count: u32, h: u64) -> (RowId, bool) {
         let (data, arity) = (&self.data, self.arity);
-        if let Some(&id) = self.set.find(h, |&id| row_eq(&data[id as usize * arity..id as usize * arity + arity], row))
-        {
+        if let Some(&id) = self.set.find(h, |&id| row_eq(nth(data, arity, id as usize), row)) {
             return (id, false);
         }
         (self.insert_hashed(row, count, h), true)
@@ -334,7 +342,7 @@ impl Relation {
         let arity = self.arity;
         debug_assert_eq!(rows.len(), n * arity);
         hashes.clear();
-        hashes.extend((0..n).map(|k| hash_key(&HASHER, &rows[k * arity..k * arity + arity])));
+        hashes.extend((0..n).map(|k| hash_key(&HASHER, nth(rows, arity, k))));
         out.clear();
         out.resize(n, None);
         let mut cands: Vec<(usize, RowId)> = Vec::with_capacity(n);
@@ -343,7 +351,7 @@ impl Relation {
         }
         let data = &self.data;
         for (k, id) in cands {
-            if row_eq(&data[id as usize * arity..id as usize * arity + arity], &rows[k * arity..k * arity + arity]) {
+            if row_eq(nth(data, arity, id as usize), nth(rows, arity, k)) {
                 out[k] = Some(id);
             }
         }
@@ -381,7 +389,7 @@ impl Relation {
         let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
         // Called only when removals left tombstones that take the room `grow_set` saw:
         // hashbrown then rehashes in place, reading rows.
-        self.set.insert_unique(h, id, |&r| hash_key(hasher, &data[r as usize * arity..r as usize * arity + arity]));
+        self.set.insert_unique(h, id, |&r| hash_key(hasher, nth(data, arity, r as usize)));
         for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
             index_add(ix, hasher, data, arity, id);
         }
@@ -401,7 +409,7 @@ impl Relation {
     /// Remove a live row.
     pub fn remove(&mut self, id: RowId) {
         let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
-        let row = &data[id as usize * arity..id as usize * arity + arity];
+        let row = nth(data, arity, id as usize);
         let h = hash_key(hasher, row);
         if let Ok(e) = self.set.find_entry(h, |&r| r == id) {
             e.remove();
@@ -413,7 +421,7 @@ impl Relation {
                 KeyMap::Hash(table) => {
                     let kh = hash_cols(hasher, row, cols);
                     let same_key = |b: &Bucket| {
-                        let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                        let other = nth(data, arity, b.first as usize);
                         cols.iter().all(|&c| other[c] == row[c])
                     };
                     if let Ok(mut e) = table.find_entry(kh, same_key)
@@ -497,7 +505,7 @@ impl Relation {
                 let (data, arity) = (&self.data, self.arity);
                 table
                     .find(h, |b| {
-                        let row = &data[b.first as usize * arity..b.first as usize * arity + arity];
+                        let row = nth(data, arity, b.first as usize);
                         ix.cols.iter().zip(key).all(|(&c, &k)| row[c] == k)
                     })
                     .map(Hit::Many)
@@ -547,7 +555,7 @@ impl Relation {
         }
         let (data, arity, cols) = (&self.data, self.arity, &ix.cols);
         cands.retain(|&(k, b)| {
-            let row = &data[b.first as usize * arity..b.first as usize * arity + arity];
+            let row = nth(data, arity, b.first as usize);
             cols.iter().zip(&keys[k * width..k * width + width]).all(|(&c, &kv)| row[c] == kv)
         });
         for (k, b) in cands {
@@ -564,27 +572,17 @@ impl Relation {
     /// is present.
     pub fn contains_batch(&self, rows: &[Sym], n: usize, out: &mut Vec<bool>) {
         out.clear();
-        let arity = self.arity;
-        if rows.len() != n * arity {
+        if rows.len() != n * self.arity {
             out.resize(n, false);
             return;
         }
-        if arity == 0 {
+        if self.arity == 0 {
             out.resize(n, self.len > 0);
             return;
         }
-        let hashes: Vec<u64> = (0..n).map(|k| hash_key(&HASHER, &rows[k * arity..k * arity + arity])).collect();
-        let mut cands: Vec<(usize, RowId)> = Vec::with_capacity(n);
-        for (k, &h) in hashes.iter().enumerate() {
-            cands.extend(self.set.iter_hash(h).map(|&id| (k, id)));
-        }
-        out.resize(n, false);
-        let data = &self.data;
-        for (k, id) in cands {
-            if row_eq(&data[id as usize * arity..id as usize * arity + arity], &rows[k * arity..k * arity + arity]) {
-                out[k] = true;
-            }
-        }
+        let (mut hashes, mut found) = (Vec::new(), Vec::new());
+        self.find_batch(rows, n, &mut hashes, &mut found);
+        out.extend(found.iter().map(Option::is_some));
     }
 
     /// Bytes this relation holds on the heap, by part (capacities, not lengths: what
@@ -592,8 +590,7 @@ impl Relation {
     pub fn heap_bytes(&self) -> HeapBytes {
         // A hashbrown table has one control byte per bucket (plus a group's worth).
         fn table<T>(t: &HashTable<T>) -> usize {
-            let buckets = if t.capacity() == 0 { 0 } else { (t.capacity() * 8 / 7).next_power_of_two() };
-            buckets * (std::mem::size_of::<T>() + 1)
+            buckets(t.capacity()) * (std::mem::size_of::<T>() + 1)
         }
         let indexes = self.indexes().iter().map(|ix| match &ix.map {
             KeyMap::Hash(t) => table(t) + t.iter().map(Bucket::heap_bytes).sum::<usize>(),
@@ -613,7 +610,7 @@ impl Relation {
 }
 
 fn index_add(ix: &mut Index, hasher: &FixedState, data: &[Sym], arity: usize, id: RowId) {
-    let row = &data[id as usize * arity..id as usize * arity + arity];
+    let row = nth(data, arity, id as usize);
     match &mut ix.map {
         KeyMap::Hash(table) => index_add_hashed(table, &ix.cols, data, arity, id, hash_cols(hasher, row, &ix.cols)),
         KeyMap::Direct(d) => {
@@ -630,10 +627,10 @@ fn index_add(ix: &mut Index, hasher: &FixedState, data: &[Sym], arity: usize, id
 /// [`index_add`] to a hash index, with the key's hash (from [`hash_cols`]) already
 /// computed.
 fn index_add_hashed(table: &mut HashTable<Bucket>, cols: &[usize], data: &[Sym], arity: usize, id: RowId, kh: u64) {
-    let row = &data[id as usize * arity..id as usize * arity + arity];
+    let row = nth(data, arity, id as usize);
     let same_key = |b: &Bucket| {
         b.hash == kh as u32 && {
-            let other = &data[b.first as usize * arity..b.first as usize * arity + arity];
+            let other = nth(data, arity, b.first as usize);
             cols.iter().all(|&c| other[c] == row[c])
         }
     };
@@ -660,10 +657,9 @@ fn build_hash(
     n: usize,
 ) -> HashTable<Bucket> {
     let mut table = HashTable::with_capacity(n);
-    let keyed: Vec<(u32, RowId)> = ids
-        .map(|id| (hash_cols(&HASHER, &data[id as usize * arity..id as usize * arity + arity], cols) as u32, id))
-        .collect();
-    let buckets = (table.capacity() * 8 / 7).next_power_of_two().max(1);
+    let keyed: Vec<(u32, RowId)> =
+        ids.map(|id| (hash_cols(&HASHER, nth(data, arity, id as usize), cols) as u32, id)).collect();
+    let buckets = buckets(table.capacity()).max(1);
     let shift = buckets.trailing_zeros().saturating_sub(REGION_BITS);
     let region = |h: u32| (h as usize & (buckets - 1)) >> shift;
     let mut starts = vec![0usize; (1 << REGION_BITS) + 1];
