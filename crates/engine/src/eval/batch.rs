@@ -16,7 +16,7 @@
 //! `removed`, exactly as in [`Exec::run`].
 
 use super::relation::Relation;
-use super::{Changed, ColOp, Exec, IntCompare, LLit, LRule, LTerm, Plan, Rows, Step, TableId, ViewMode, apply_ops};
+use super::{Changed, ColOp, Exec, IntCompare, LLit, LRule, Plan, Rows, Step, TableId, ViewMode, apply_ops, check_op};
 use crate::intern::Sym;
 use hashbrown::HashMap;
 
@@ -77,11 +77,7 @@ fn old_view(changed: &HashMap<TableId, Changed>, mode: ViewMode, lit: usize, tab
 /// tested before anything is copied, and only a passing row's bindings are built.
 #[inline]
 fn row_passes(ops: &[(usize, ColOp)], row: &[Sym], binds: &[Sym]) -> bool {
-    ops.iter().all(|&(c, op)| match op {
-        ColOp::Bind(_) => true,
-        ColOp::Check(v) => binds[v] == row[c],
-        ColOp::CheckConst(k) => k == row[c],
-    })
+    ops.iter().all(|&(c, op)| check_op(op, row[c], binds))
 }
 
 /// Whether no check of `ops` reads a variable that `ops` itself binds (as the second
@@ -132,10 +128,7 @@ impl Exec<'_> {
             for i in 0..input.len() {
                 let binds = input.get(i);
                 for (h, t) in head.iter_mut().zip(&rule.head_terms) {
-                    *h = match *t {
-                        LTerm::Var(v) => binds[v],
-                        LTerm::Const(s) => s,
-                    };
+                    *h = t.value(binds);
                 }
                 out.push(&head, input.weights[i]);
             }
@@ -211,10 +204,7 @@ impl Exec<'_> {
                         let mut keys = Vec::with_capacity(input.len() * key.len());
                         for i in 0..input.len() {
                             let binds = input.get(i);
-                            keys.extend(key.iter().map(|t| match *t {
-                                LTerm::Var(v) => binds[v],
-                                LTerm::Const(s) => s,
-                            }));
+                            keys.extend(key.iter().map(|t| t.value(binds)));
                         }
                         let width = key.len();
                         let direct = checks_read_earlier_binds(ops);
@@ -257,10 +247,7 @@ impl Exec<'_> {
                 let mut rows = Vec::with_capacity(input.len() * terms.len());
                 for i in 0..input.len() {
                     let binds = input.get(i);
-                    rows.extend(terms.iter().map(|t| match *t {
-                        LTerm::Var(v) => binds[v],
-                        LTerm::Const(s) => s,
-                    }));
+                    rows.extend(terms.iter().map(|t| t.value(binds)));
                 }
                 let mut present = Vec::new();
                 tables[*table].contains_batch(&rows, input.len(), &mut present);
@@ -286,12 +273,8 @@ impl Exec<'_> {
                 };
                 for i in 0..input.len() {
                     let binds = input.get(i);
-                    let term = |t: LTerm| match t {
-                        LTerm::Var(v) => binds[v],
-                        LTerm::Const(s) => s,
-                    };
                     if let Some((c, x, y)) = compare
-                        && let Some(cmp) = c.holds(term(x), term(y), self.interner)
+                        && let Some(cmp) = c.holds(x.value(binds), y.value(binds), self.interner)
                     {
                         if cmp != *negated {
                             emit!(input.get(i), input.weights[i]);
@@ -315,7 +298,7 @@ impl Exec<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::{Changed, FailureLog, ViewMode, plan};
+    use crate::eval::{Changed, FailureLog, LTerm, ViewMode, plan};
     use crate::intern::Interner;
     use hashbrown::HashMap;
 

@@ -33,6 +33,17 @@ pub enum LTerm {
     Const(Sym),
 }
 
+impl LTerm {
+    /// The symbol this term stands for under `binds`.
+    #[inline]
+    fn value(self, binds: &[Sym]) -> Sym {
+        match self {
+            LTerm::Var(v) => binds[v],
+            LTerm::Const(s) => s,
+        }
+    }
+}
+
 /// A linked body literal.
 #[derive(Clone, Debug)]
 pub enum LLit {
@@ -561,13 +572,7 @@ impl Exec<'_> {
 
 /// Column values of `terms` under `binds`, without a heap allocation for short rows.
 fn instantiate(terms: &[LTerm], binds: &[Sym]) -> SmallVec<[Sym; 12]> {
-    terms
-        .iter()
-        .map(|t| match *t {
-            LTerm::Var(v) => binds[v],
-            LTerm::Const(s) => s,
-        })
-        .collect()
+    terms.iter().map(|t| t.value(binds)).collect()
 }
 
 /// Comparisons of two integers decided on the spot, without building values: the
