@@ -613,7 +613,7 @@ impl Store {
             // them): a full run here would find nothing more, and would build indexes
             // on the stratum's tables that nothing else reads, kept up to date through
             // every round.
-            if !self.inside_literals(rid, &inside).is_empty() {
+            if self.reads_inside(rid, &inside) {
                 continue;
             }
             let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
@@ -731,6 +731,11 @@ impl Store {
                 txn.note(t, row, false);
             }
         }
+    }
+
+    /// Whether a rule reads a table of the recursive stratum `inside`.
+    fn reads_inside(&self, rid: RuleId, inside: &HashSet<TableId>) -> bool {
+        self.rules[&rid].rule.body.iter().any(|l| matches!(l, LLit::Pos { table, .. } if inside.contains(table)))
     }
 
     /// The recursive-stratum literals of a rule: (body position, table).
