@@ -735,21 +735,19 @@ impl Store {
 
     /// Whether a rule reads a table of the recursive stratum `inside`.
     fn reads_inside(&self, rid: RuleId, inside: &HashSet<TableId>) -> bool {
-        self.rules[&rid].rule.body.iter().any(|l| matches!(l, LLit::Pos { table, .. } if inside.contains(table)))
+        self.inside_literals(rid, inside).next().is_some()
     }
 
     /// The recursive-stratum literals of a rule: (body position, table).
-    fn inside_literals(&self, rid: RuleId, inside: &HashSet<TableId>) -> Vec<(usize, TableId)> {
-        self.rules[&rid]
-            .rule
-            .body
-            .iter()
-            .enumerate()
-            .filter_map(|(i, l)| match l {
-                LLit::Pos { table, .. } if inside.contains(table) => Some((i, *table)),
-                _ => None,
-            })
-            .collect()
+    fn inside_literals<'a>(
+        &'a self,
+        rid: RuleId,
+        inside: &'a HashSet<TableId>,
+    ) -> impl Iterator<Item = (usize, TableId)> + 'a {
+        self.rules[&rid].rule.body.iter().enumerate().filter_map(|(i, l)| match l {
+            LLit::Pos { table, .. } if inside.contains(table) => Some((i, *table)),
+            _ => None,
+        })
     }
 
     /// The literals of a rule reading tables below the stratum, with whether negated.
@@ -774,13 +772,18 @@ impl Store {
         // and page faults).
         let mut next = Frontier::default();
         let mut out = Rows::default();
+        // Each rule's entry and the literals that read the stratum, found once: no rule
+        // changes during the rounds.
+        let reading: Vec<(RuleId, Arc<RuleEntry>, Vec<_>)> = rules
+            .iter()
+            .filter_map(|&rid| Some((rid, self.rules.get(&rid).cloned()?, self.inside_literals(rid, inside).collect())))
+            .collect();
         while !frontier.is_empty() {
-            for &rid in rules {
-                let Some(entry) = self.rules.get(&rid).cloned() else { continue };
+            for (rid, entry, literals) in &reading {
                 let head = entry.rule.head;
-                for (i, t) in self.inside_literals(rid, inside) {
+                for &(i, t) in literals {
                     let Some(rows) = frontier.get(t) else { continue };
-                    self.run_entry(txn, rid, &entry, Some(i), ViewMode::New, rows, &mut out);
+                    self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, rows, &mut out);
                     self.insert_all(txn, head, &out, &mut next);
                 }
             }
@@ -832,7 +835,8 @@ impl Store {
             let mut next = Frontier::default();
             for &rid in rules {
                 let head = self.rules[&rid].rule.head;
-                for (i, t) in self.inside_literals(rid, inside) {
+                let literals: Vec<(usize, TableId)> = self.inside_literals(rid, inside).collect();
+                for (i, t) in literals {
                     let Some(rows) = frontier.get(t) else { continue };
                     let out = self.run_collect(txn, rid, Some(i), ViewMode::Old, rows);
                     self.overdelete(head, &out, &mut deleted, &mut next);
