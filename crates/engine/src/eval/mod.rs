@@ -8,6 +8,7 @@
 //! changed rows, so nothing is copied to evaluate "before".
 
 mod batch;
+mod closure;
 mod direct;
 pub mod relation;
 pub mod rowset;
@@ -156,6 +157,26 @@ impl Rows {
             self.weights.push(weight);
         }
         self.len += 1;
+    }
+
+    /// Append rows given as one flat array, every weight 1.
+    pub fn extend_syms(&mut self, syms: Vec<Sym>) {
+        let n = syms.len() / self.arity.max(1);
+        debug_assert_eq!(n * self.arity, syms.len());
+        if self.len == 0 && self.weights.is_empty() {
+            self.syms = syms;
+        } else {
+            self.syms.extend_from_slice(&syms);
+            if !self.weights.is_empty() {
+                self.weights.resize(self.len + n, 1);
+            }
+        }
+        self.len += n;
+    }
+
+    /// Every row's symbols, one row after another.
+    pub fn flat(&self) -> &[Sym] {
+        &self.syms
     }
 
     /// Empty, keeping the buffers.

@@ -357,6 +357,37 @@ impl Relation {
         }
     }
 
+    /// Append rows (`arity` symbols each) known to be distinct and absent, each with
+    /// count `count` (nonzero): no lookups. An empty relation gets a set sized for
+    /// exactly these rows, dropping a bigger one that earlier contents left.
+    pub fn extend_new(&mut self, rows: &[Sym], count: u32) {
+        debug_assert!(count != 0 && rows.len().is_multiple_of(self.arity.max(1)));
+        let n = rows.len() / self.arity.max(1);
+        if self.len == 0 {
+            self.data.clear();
+            self.counts.clear();
+            if let Some(c) = self.cold.as_mut() {
+                c.free.clear();
+            }
+            self.set = HashTable::with_capacity(n);
+        } else {
+            self.grow_set(n);
+        }
+        let first = self.counts.len();
+        self.data.extend_from_slice(rows);
+        self.counts.resize(first + n, count);
+        let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
+        for id in first..first + n {
+            let h = hash_key(hasher, nth(data, arity, id));
+            // Never called: the set is sized above.
+            self.set.insert_unique(h, id as RowId, |&r| hash_key(hasher, nth(data, arity, r as usize)));
+            for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
+                index_add(ix, hasher, data, arity, id as RowId);
+            }
+        }
+        self.len += n;
+    }
+
     /// Insert a row known to be absent, with a nonzero count.
     pub fn insert_new(&mut self, row: &[Sym], count: u32) -> RowId {
         let h = hash_key(&HASHER, row);

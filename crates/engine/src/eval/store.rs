@@ -13,6 +13,7 @@
 //! Every presence change is recorded in the transaction's [`Changed`] sets, which is
 //! both the "old" view for later strata and the commit's report.
 
+use super::closure::Closure;
 use super::relation::{EXPLICIT, Relation};
 use super::strata::{Graph, INCREMENTAL_RULES, Members, Strata};
 use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
@@ -606,6 +607,10 @@ impl Store {
             return;
         }
         let inside: HashSet<TableId> = stratum.tables.iter().copied().collect();
+        if let Some(closure) = self.closure_of(stratum, rules, &inside) {
+            self.rebuild_closure(txn, stratum.tables[0], &closure, rules, &inside);
+            return;
+        }
         let mut frontier = Frontier::default();
         for &rid in rules {
             // A rule that reads a table of this stratum finds its derivations in the
@@ -618,7 +623,7 @@ impl Store {
             }
             let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
             let head = self.rules[&rid].rule.head;
-            self.insert_all(txn, head, &out, &mut frontier);
+            self.insert_all(txn, head, &out, Some(&mut frontier));
         }
         // Explicit facts of the stratum seed the fixpoint too.
         for &t in stratum.tables.iter() {
@@ -630,13 +635,57 @@ impl Store {
         self.seminaive(txn, rules, &inside, frontier);
     }
 
+    /// The closure a recursive stratum computes, when it is one table whose one
+    /// recursive rule has the shape `closure.rs` evaluates.
+    fn closure_of(&self, stratum: &Stratum, rules: &[RuleId], inside: &HashSet<TableId>) -> Option<Closure> {
+        let [p] = stratum.tables[..] else { return None };
+        let mut recursive = rules.iter().filter(|&&rid| self.reads_inside(rid, inside));
+        let (Some(rid), None) = (recursive.next(), recursive.next()) else { return None };
+        Closure::of(&self.rules[rid].rule, p)
+    }
+
+    /// [`Store::rebuild`] of a linear closure over table `p`: the exit rules' rows and
+    /// the explicit facts seed one search per carried value (`closure.rs`).
+    fn rebuild_closure(
+        &mut self,
+        txn: &mut TxnState,
+        p: TableId,
+        closure: &Closure,
+        rules: &[RuleId],
+        inside: &HashSet<TableId>,
+    ) {
+        let arity = self.tables[p].arity();
+        let none = Rows::default();
+        let mut derived = Rows::new(arity);
+        for &rid in rules {
+            if !self.reads_inside(rid, inside) {
+                let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
+                out.iter().for_each(|(r, _)| derived.push(r, 1));
+            }
+        }
+        let rel = &self.tables[p];
+        let mut explicit = Rows::new(arity);
+        rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
+        let mut out = Rows::new(arity);
+        closure.run(&self.tables[closure.step()], &derived, &explicit, &mut out);
+        if explicit.is_empty() {
+            // The table is empty (its derived rows were cleared above): every row is new.
+            self.tables[p].extend_new(out.flat(), 1);
+            if !txn.changed.get(&p).is_some_and(|c| c.all_new) {
+                out.iter().for_each(|(r, _)| txn.note(p, r, true));
+            }
+        } else {
+            self.insert_all(txn, p, &out, None);
+        }
+    }
+
     /// Mark every row of `rows` present in recursive table `t`; newly present rows go
-    /// to `frontier`.
-    fn insert_all(&mut self, txn: &mut TxnState, t: TableId, rows: &Rows, frontier: &mut Frontier) {
+    /// to `frontier`, if given.
+    fn insert_all(&mut self, txn: &mut TxnState, t: TableId, rows: &Rows, frontier: Option<&mut Frontier>) {
         if rows.is_empty() {
             return;
         }
-        let next = frontier.0.entry(t).or_insert_with(|| Rows::new(rows.arity));
+        let mut next = frontier.map(|f| f.0.entry(t).or_insert_with(|| Rows::new(rows.arity)));
         let all_new = txn.changed.get(&t).is_some_and(|c| c.all_new);
         let rel = &mut self.tables[t];
         rel.reserve(rows.len());
@@ -657,7 +706,9 @@ impl Store {
                     None => rel.find_or_insert_hashed(row, 1, hashes[k]),
                 };
                 if inserted {
-                    next.push(row, 1);
+                    if let Some(next) = next.as_deref_mut() {
+                        next.push(row, 1);
+                    }
                     if !all_new {
                         txn.note(t, row, true);
                     }
@@ -784,7 +835,7 @@ impl Store {
                 for &(i, t) in literals {
                     let Some(rows) = frontier.get(t) else { continue };
                     self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, rows, &mut out);
-                    self.insert_all(txn, head, &out, &mut next);
+                    self.insert_all(txn, head, &out, Some(&mut next));
                 }
             }
             std::mem::swap(&mut frontier, &mut next);
@@ -871,7 +922,7 @@ impl Store {
                     continue;
                 }
                 let out = self.run_collect(txn, rid, Some(i), ViewMode::New, &delta);
-                self.insert_all(txn, head, &out, &mut frontier);
+                self.insert_all(txn, head, &out, Some(&mut frontier));
             }
         }
         self.seminaive(txn, rules, inside, frontier);
