@@ -467,20 +467,25 @@ impl Relation {
         self.cold.get_or_insert_with(Default::default).free.push(id);
         self.len -= 1;
         if self.len == 0 {
-            // Start afresh: new rows get dense, ordered slots again.
-            self.data.clear();
-            self.counts.clear();
-            if let Some(c) = self.cold.as_mut() {
-                c.free.clear();
-            }
-            self.set.clear();
-            for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
-                match &mut ix.map {
-                    KeyMap::Hash(table) => table.clear(),
-                    KeyMap::Direct(d) => d.clear(),
-                }
+            self.clear();
+        }
+    }
+
+    /// Remove every row (indexes stay, emptied). New rows get dense, ordered slots again.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.counts.clear();
+        if let Some(c) = self.cold.as_mut() {
+            c.free.clear();
+        }
+        self.set.clear();
+        for ix in self.cold.iter_mut().flat_map(|c| c.indexes.iter_mut()) {
+            match &mut ix.map {
+                KeyMap::Hash(table) => table.clear(),
+                KeyMap::Direct(d) => d.clear(),
             }
         }
+        self.len = 0;
     }
 
     /// The index on exactly these columns (sorted, nonempty), built now if missing: a

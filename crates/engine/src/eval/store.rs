@@ -727,6 +727,13 @@ impl Store {
         // Slots, not copies of the rows: a slot stays put while others are removed (the
         // table resets its slots only when the last row goes, after the last of these).
         let rel = &mut self.tables[t];
+        if rel.iter().all(|(id, _)| rel.count(id) & EXPLICIT == 0) {
+            // Every row goes: noted in table order, then dropped at once rather than
+            // looked up and removed one by one (a deleted closure is millions of rows).
+            rel.iter().for_each(|(_, row)| txn.note(t, row, false));
+            rel.clear();
+            return;
+        }
         let derived: Vec<u32> =
             rel.iter().filter(|&(id, _)| rel.count(id) & !EXPLICIT != 0).map(|(id, _)| id).collect();
         let mut row: SmallVec<[Sym; 12]> = SmallVec::new();
