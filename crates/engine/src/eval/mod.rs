@@ -9,6 +9,7 @@
 
 mod batch;
 mod closure;
+mod counts;
 mod direct;
 pub mod relation;
 pub mod rowset;

@@ -7,6 +7,7 @@
 //! hold row ids instead of copies of rows: this is what keeps a stored fact under the
 //! memory target.
 
+use super::counts::Counts;
 use super::direct::{self, Direct, Hit};
 use crate::intern::Sym;
 use foldhash::fast::FixedState;
@@ -173,7 +174,7 @@ enum KeyMap {
 pub struct Relation {
     arity: usize,
     data: Vec<Sym>,
-    counts: Vec<u32>,
+    counts: Counts,
     set: HashTable<RowId>,
     cold: Option<Box<Cold>>,
     len: usize,
@@ -247,7 +248,7 @@ fn hash_key(hasher: &FixedState, key: &[Sym]) -> u64 {
 
 impl Relation {
     pub fn new(arity: usize) -> Self {
-        Relation { arity, data: Vec::new(), counts: Vec::new(), set: HashTable::new(), cold: None, len: 0 }
+        Relation { arity, data: Vec::new(), counts: Counts::default(), set: HashTable::new(), cold: None, len: 0 }
     }
 
     fn indexes(&self) -> &[Index] {
@@ -285,7 +286,7 @@ impl Relation {
         let mut set = HashTable::with_capacity(want);
         let (data, arity) = (&self.data, self.arity);
         for id in 0..self.counts.len() {
-            if self.counts[id] != 0 {
+            if self.counts.get(id) != 0 {
                 let h = hash_key(&HASHER, nth(data, arity, id));
                 // Never called: the set is sized above.
                 set.insert_unique(h, id as RowId, |&r| hash_key(&HASHER, nth(data, arity, r as usize)));
@@ -301,7 +302,7 @@ impl Relation {
 
     /// The count of a slot (0 for a free slot).
     pub fn count(&self, id: RowId) -> u32 {
-        self.counts[id as usize]
+        self.counts.get(id as usize)
     }
 
     /// The slot holding `row`, if present.
@@ -375,7 +376,7 @@ impl Relation {
         }
         let first = self.counts.len();
         self.data.extend_from_slice(rows);
-        self.counts.resize(first + n, count);
+        self.counts.extend(n, count);
         let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
         for id in first..first + n {
             let h = hash_key(hasher, nth(data, arity, id));
@@ -396,11 +397,15 @@ impl Relation {
 
     fn insert_hashed(&mut self, row: &[Sym], count: u32, h: u64) -> RowId {
         debug_assert!(count != 0 && row.len() == self.arity);
+        if self.set.len() == self.set.capacity() {
+            // Before the row is stored: `grow_set` rebuilds from the live rows.
+            self.grow_set(1);
+        }
         let id = match self.cold.as_mut().and_then(|c| c.free.pop()) {
             Some(id) => {
                 let s = id as usize * self.arity;
                 self.data[s..s + self.arity].copy_from_slice(row);
-                self.counts[id as usize] = count;
+                self.counts.set(id as usize, count);
                 id
             }
             None => {
@@ -410,13 +415,6 @@ impl Relation {
                 id
             }
         };
-        if self.set.len() == self.set.capacity() {
-            // The new row is stored but not yet in the set: `grow_set` rebuilds from the
-            // counts, so count it out while growing and insert it after.
-            let c = std::mem::replace(&mut self.counts[id as usize], 0);
-            self.grow_set(1);
-            self.counts[id as usize] = c;
-        }
         let (data, arity, hasher) = (&self.data, self.arity, &HASHER);
         // Called only when removals left tombstones that take the room `grow_set` saw:
         // hashbrown then rehashes in place, reading rows.
@@ -433,7 +431,7 @@ impl Relation {
         if count == 0 {
             self.remove(id);
         } else {
-            self.counts[id as usize] = count;
+            self.counts.set(id as usize, count);
         }
     }
 
@@ -463,7 +461,7 @@ impl Relation {
                 }
             }
         }
-        self.counts[id as usize] = 0;
+        self.counts.set(id as usize, 0);
         self.cold.get_or_insert_with(Default::default).free.push(id);
         self.len -= 1;
         if self.len == 0 {
@@ -496,7 +494,7 @@ impl Relation {
             return p;
         }
         let (data, arity) = (&self.data, self.arity);
-        let live = || (0..self.counts.len()).filter(|&id| self.counts[id] != 0).map(|id| id as RowId);
+        let live = || (0..self.counts.len()).filter(|&id| self.counts.get(id) != 0).map(|id| id as RowId);
         let range = match cols {
             [c] => live()
                 .map(|id| data[id as usize * arity + c])
@@ -633,7 +631,7 @@ impl Relation {
             KeyMap::Direct(d) => d.heap_bytes(),
         });
         HeapBytes {
-            rows: self.data.capacity() * 4 + self.counts.capacity() * 4,
+            rows: self.data.capacity() * 4 + self.counts.heap_bytes(),
             sets: table(&self.set),
             indexes: indexes.sum(),
         }
@@ -641,7 +639,7 @@ impl Relation {
 
     /// Live rows with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (RowId, &[Sym])> + '_ {
-        (0..self.counts.len() as RowId).filter(|&id| self.counts[id as usize] != 0).map(|id| (id, self.row(id)))
+        (0..self.counts.len() as RowId).filter(|&id| self.counts.get(id as usize) != 0).map(|id| (id, self.row(id)))
     }
 }
 
