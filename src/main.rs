@@ -4,6 +4,7 @@
 //! library) and the conformance replay (`congress_conformance`) are crates of their own, so
 //! what may depend on what is checked by the compiler: see `docs/architecture.md`.
 
+mod alloc;
 mod api;
 mod cli;
 mod controllers;
@@ -19,5 +20,6 @@ mod controllers;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    alloc::purge_freed_memory_at_once();
     cli::run()
 }
