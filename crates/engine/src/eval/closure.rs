@@ -130,20 +130,7 @@ impl Closure {
             derived.iter().map(|(r, _)| (r, true)).chain(explicit.iter().map(|(r, _)| (r, false))).collect();
         let seed_nodes: Vec<u32> = seeds.iter().map(|(r, _)| node(r[self.moving])).collect();
         let n = syms.len();
-        let mut offsets = vec![0u32; n + 1];
-        for &(a, _) in &pairs {
-            offsets[a as usize + 1] += 1;
-        }
-        for i in 0..n {
-            offsets[i + 1] += offsets[i];
-        }
-        let mut fill = offsets.clone();
-        let mut targets = vec![0u32; pairs.len()];
-        for &(a, b) in &pairs {
-            targets[fill[a as usize] as usize] = b;
-            fill[a as usize] += 1;
-        }
-        drop((pairs, fill));
+        let (offsets, targets) = adjacency(n, pairs);
         let moving = self.moving;
         let mut order: Vec<u32> = (0..seeds.len() as u32).collect();
         order.sort_unstable_by(|&a, &b| carried(seeds[a as usize].0, moving).cmp(carried(seeds[b as usize].0, moving)));
@@ -207,6 +194,25 @@ impl Closure {
         }
         out.extend_syms(buf);
     }
+}
+
+/// The pairs `(a, b)` over nodes `0..n` as an adjacency array: node `a`'s successors are
+/// `targets[offsets[a]..offsets[a + 1]]`.
+fn adjacency(n: usize, pairs: Vec<(u32, u32)>) -> (Vec<u32>, Vec<u32>) {
+    let mut offsets = vec![0u32; n + 1];
+    for &(a, _) in &pairs {
+        offsets[a as usize + 1] += 1;
+    }
+    for i in 0..n {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut fill = offsets.clone();
+    let mut targets = vec![0u32; pairs.len()];
+    for (a, b) in pairs {
+        targets[fill[a as usize] as usize] = b;
+        fill[a as usize] += 1;
+    }
+    (offsets, targets)
 }
 
 /// A row's carried columns: all but the moving one.

@@ -365,11 +365,8 @@ impl Relation {
         debug_assert!(count != 0 && rows.len().is_multiple_of(self.arity.max(1)));
         let n = rows.len() / self.arity.max(1);
         if self.len == 0 {
-            self.data.clear();
-            self.counts.clear();
-            if let Some(c) = self.cold.as_mut() {
-                c.free.clear();
-            }
+            // Free slots of removed rows go too.
+            self.clear();
             self.set = HashTable::with_capacity(n);
         } else {
             self.grow_set(n);

@@ -627,10 +627,7 @@ impl Store {
         }
         // Explicit facts of the stratum seed the fixpoint too.
         for &t in stratum.tables.iter() {
-            let rel = &self.tables[t];
-            let mut explicit = Rows::new(rel.arity());
-            rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
-            frontier.extend(t, &explicit);
+            frontier.extend(t, &self.explicit_rows(t));
         }
         self.seminaive(txn, rules, &inside, frontier);
     }
@@ -663,9 +660,7 @@ impl Store {
                 out.iter().for_each(|(r, _)| derived.push(r, 1));
             }
         }
-        let rel = &self.tables[p];
-        let mut explicit = Rows::new(arity);
-        rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
+        let explicit = self.explicit_rows(p);
         let mut out = Rows::new(arity);
         closure.run(&self.tables[closure.step()], &derived, &explicit, &mut out);
         if explicit.is_empty() {
@@ -677,6 +672,14 @@ impl Store {
         } else {
             self.insert_all(txn, p, &out, None);
         }
+    }
+
+    /// The explicit facts of table `t`.
+    fn explicit_rows(&self, t: TableId) -> Rows {
+        let rel = &self.tables[t];
+        let mut explicit = Rows::new(rel.arity());
+        rel.iter().filter(|(id, _)| rel.count(*id) & EXPLICIT != 0).for_each(|(_, r)| explicit.push(r, 1));
+        explicit
     }
 
     /// Mark every row of `rows` present in recursive table `t`; newly present rows go
