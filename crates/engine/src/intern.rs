@@ -1,11 +1,13 @@
 //! The symbol table: every value stored in a table is interned once and referred to by a
 //! 32-bit [`Sym`], so rows are small arrays of integers and joins compare integers.
 //!
-//! Strings live in one append-only arena, each behind a one-byte length, and the hash
-//! table stores only symbols (hashing through the arena), so a distinct string costs its
-//! bytes plus about 10 (a 4-byte entry, its length, a slot of the table), against 60 or
-//! more for an `Arc<str>` per value in a `HashMap`: this is most of what keeps a stored
-//! fact under the memory target. Symbols are never freed while the
+//! Strings live in one append-only arena, each behind a one-byte length, in the order of
+//! their symbols. Only every [`STRIDE`]th symbol's place in the arena is kept; the others
+//! are found by stepping over at most `STRIDE - 1` neighbours, which sit in the same few
+//! cache lines. The hash table stores only symbols (hashing through the arena). So a
+//! distinct string costs its bytes plus about 6 (its length, half a mark, a slot of the
+//! table), against 60 or more for an `Arc<str>` per value in a `HashMap`: this is most of
+//! what keeps a stored fact under the memory target. Symbols are never freed while the
 //! engine lives (as in Souffle's symbol table); the cost is bounded by the number of
 //! distinct values ever seen.
 
@@ -33,17 +35,26 @@ fn inline_int(i: i64) -> Option<Sym> {
 /// `action` policies (whose heads need not be safe). Real data never starts with NUL.
 const VAR_MARK: &str = "\u{0}var:";
 
-/// Where a symbol's value lives: below [`OTHER`], the offset in the arena of a string's
-/// header (its length, see [`push_len`]) followed by its bytes; from [`OTHER`] up, an
-/// index into [`Interner::other`]. Four bytes a symbol where an enum of the three kinds
-/// took sixteen: with about two distinct strings per fact in a cloud's tables, this is 20
-/// to 25 bytes a fact.
-type Entry = u32;
+/// One symbol in this many has its place in the arena written down (in
+/// [`Interner::marks`]). A place costs 4 bytes; with about two distinct strings per fact
+/// in a cloud's tables, one per symbol was 7 bytes a fact of C 100k, and one in 8 is
+/// under 1, for a walk over 3.5 short strings on average when a value is read back.
+const STRIDE: usize = 8;
 
-/// First entry that indexes [`Interner::other`]; the arena holds at most this many bytes.
-const OTHER: u32 = 1 << 31;
+/// Arena bytes that strings may fill; past this, a string is kept in [`Other::Big`] and
+/// the arena takes only its 2-byte [`OTHER_MARK`], for which the rest is reserved. Marks
+/// are `u32`: the arena never grows past `u32::MAX`. (Small under test, so that the
+/// tests reach it.)
+#[cfg(not(test))]
+const STRINGS_MAX: usize = 3 << 30;
+#[cfg(test)]
+const STRINGS_MAX: usize = 1 << 16;
 
-/// Values the arena does not hold.
+/// The entry of a value the arena does not hold: a header [`push_len`] never writes (a
+/// continuation byte of group 0 followed by a last group of 0).
+const OTHER_MARK: [u8; 2] = [0x40, 0x00];
+
+/// Values the arena does not hold: found by symbol in [`Interner::other`].
 #[derive(Clone, Debug)]
 enum Other {
     /// A string interned once the arena is full.
@@ -65,20 +76,30 @@ fn push_len(arena: &mut String, mut len: usize) {
     arena.push(char::from(len as u8));
 }
 
-/// The string whose header starts at `at`.
-fn read_str(arena: &str, at: usize) -> &str {
-    let bytes = arena.as_bytes();
+/// What starts at `at` in the arena: `Some((start, len))` of a string's bytes, or `None`
+/// for an [`OTHER_MARK`] (which is 2 bytes long).
+fn read_header(bytes: &[u8], at: usize) -> Option<(usize, usize)> {
+    if bytes.get(at..at + OTHER_MARK.len()) == Some(&OTHER_MARK[..]) {
+        return None;
+    }
     let (mut len, mut shift, mut p) = (0usize, 0u32, at);
     loop {
         let b = bytes[p];
         p += 1;
         len |= ((b & 0x3f) as usize) << shift;
         if b & 0x40 == 0 {
-            break;
+            return Some((p, len));
         }
         shift += 6;
     }
-    &arena[p..p + len]
+}
+
+/// Where the entry after the one at `at` starts.
+fn next_entry(bytes: &[u8], at: usize) -> usize {
+    match read_header(bytes, at) {
+        Some((start, len)) => start + len,
+        None => at + OTHER_MARK.len(),
+    }
 }
 
 /// A borrowed view of an interned value.
@@ -140,9 +161,15 @@ impl ValueRef<'_> {
 /// Interns values to symbols and back.
 #[derive(Clone, Debug, Default)]
 pub struct Interner {
-    entries: Vec<Entry>,
+    /// The arena offset of symbols 0, [`STRIDE`], 2 × `STRIDE`, ...
+    marks: Vec<u32>,
+    /// Every symbol's entry, in symbol order: a string's header and bytes, or an
+    /// [`OTHER_MARK`].
     arena: String,
-    other: Vec<Other>,
+    /// Values behind an [`OTHER_MARK`], by symbol (ascending: symbols are given in order).
+    other: Vec<(Sym, Other)>,
+    /// Number of symbols given.
+    len: u32,
     map: HashTable<Sym>,
     hasher: FixedState,
 }
@@ -157,21 +184,21 @@ impl Interner {
         if s & INLINE != 0 {
             return ValueRef::Int((s & !INLINE) as i64 - INLINE_BIAS);
         }
-        let e = self.entries[s as usize];
-        if e < OTHER {
-            return ValueRef::Str(read_str(&self.arena, e as usize));
+        let bytes = self.arena.as_bytes();
+        let mut at = self.marks[s as usize / STRIDE] as usize;
+        for _ in 0..s as usize % STRIDE {
+            at = next_entry(bytes, at);
         }
-        match &self.other[(e - OTHER) as usize] {
-            Other::Big(b) => ValueRef::Str(b),
-            Other::Int(i) => ValueRef::Int(*i),
-            Other::Float(b) => ValueRef::Float(f64::from_bits(*b)),
+        if let Some((start, len)) = read_header(bytes, at) {
+            return ValueRef::Str(&self.arena[start..start + len]);
         }
-    }
-
-    fn push_other(&mut self, o: Other) -> Entry {
-        self.other.push(o);
-        // Past 2^31 values the engine is far beyond any memory this runs in.
-        OTHER.saturating_add(u32::try_from(self.other.len() - 1).unwrap_or(u32::MAX))
+        match self.other.binary_search_by_key(&s, |(k, _)| *k).map(|i| &self.other[i].1) {
+            Ok(Other::Big(b)) => ValueRef::Str(b),
+            Ok(Other::Int(i)) => ValueRef::Int(*i),
+            Ok(Other::Float(b)) => ValueRef::Float(f64::from_bits(*b)),
+            // Every mark has its value: `intern` pushes both.
+            Err(_) => ValueRef::Str(""),
+        }
     }
 
     /// The symbol for `v`, creating it if new.
@@ -188,20 +215,28 @@ impl Interner {
         }
         // Table symbols stay below INLINE; past 2^31 distinct values the engine is far
         // beyond any memory this runs in.
-        let next = Sym::try_from(self.entries.len()).unwrap_or(INLINE - 1).min(INLINE - 1);
-        let entry = match r {
+        let next = self.len.min(INLINE - 1);
+        if (next as usize).is_multiple_of(STRIDE) {
+            // The arena stays under u32::MAX: strings stop at STRINGS_MAX, and the rest
+            // holds a billion 2-byte marks.
+            self.marks.push(u32::try_from(self.arena.len()).unwrap_or(u32::MAX));
+        }
+        let other = match r {
             // The header is at most 6 bytes (lengths below 2^36).
-            ValueRef::Str(t) if self.arena.len() + t.len() + 6 < OTHER as usize => {
-                let at = self.arena.len() as Entry;
+            ValueRef::Str(t) if self.arena.len() + t.len() + 6 <= STRINGS_MAX => {
                 push_len(&mut self.arena, t.len());
                 self.arena.push_str(t);
-                at
+                None
             }
-            ValueRef::Str(t) => self.push_other(Other::Big(Box::from(t))),
-            ValueRef::Int(i) => self.push_other(Other::Int(i)),
-            ValueRef::Float(f) => self.push_other(Other::Float(f.to_bits())),
+            ValueRef::Str(t) => Some(Other::Big(Box::from(t))),
+            ValueRef::Int(i) => Some(Other::Int(i)),
+            ValueRef::Float(f) => Some(Other::Float(f.to_bits())),
         };
-        self.entries.push(entry);
+        if let Some(o) = other {
+            OTHER_MARK.iter().for_each(|&b| self.arena.push(char::from(b)));
+            self.other.push((next, o));
+        }
+        self.len = self.len.saturating_add(1);
         // `insert_unique` may rehash: hash existing symbols through the arena.
         let mut map = std::mem::take(&mut self.map);
         {
@@ -247,17 +282,17 @@ impl Interner {
         }
     }
 
-    /// Bytes on the heap: entries, arena (with the other values) and the hash table.
+    /// Bytes on the heap: marks, arena (with the other values) and the hash table.
     pub fn heap_bytes(&self) -> (usize, usize, usize) {
         let buckets = crate::eval::relation::buckets(self.map.capacity());
-        let other = self.other.capacity() * std::mem::size_of::<Other>();
-        (self.entries.capacity() * 4, self.arena.capacity() + other, buckets * 5)
+        let other = self.other.capacity() * std::mem::size_of::<(Sym, Other)>();
+        (self.marks.capacity() * 4, self.arena.capacity() + other, buckets * 5)
     }
 
     /// Number of distinct values.
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len as usize
     }
 }
 
@@ -309,6 +344,45 @@ mod tests {
         }
         assert_eq!(i.value(f), Value::Float(-2.5));
         assert_eq!(i.len(), texts.len() + 1);
+    }
+
+    /// Every kind of value at every place of a stride (so that reading one back steps over
+    /// every kind), with empty strings last in the arena, and strings past
+    /// [`STRINGS_MAX`] kept aside.
+    #[test]
+    fn values_of_every_kind_at_every_place_read_back() {
+        let mut i = Interner::new();
+        let kinds = |n: usize| -> Vec<Value> {
+            vec![
+                Value::str(""),
+                Value::str(format!("s{n}")),
+                Value::str("y".repeat(64 + n)),
+                Value::Int(i64::MAX - n as i64),
+                Value::Float(n as f64 + 0.5),
+                Value::str(""),
+            ]
+        };
+        let mut seen = Vec::new();
+        for n in 0..3 * STRIDE + 1 {
+            for v in kinds(n) {
+                seen.push((i.intern(&v), v));
+            }
+        }
+        // Fill the arena past STRINGS_MAX: the next strings are kept aside.
+        for n in 0..(STRINGS_MAX / 1000 + 2) {
+            let v = Value::str(format!("{n:>1000}"));
+            seen.push((i.intern(&v), v));
+        }
+        assert!(i.other.iter().any(|(_, o)| matches!(o, Other::Big(_))), "some strings are kept aside");
+        for n in 0..STRIDE + 1 {
+            for v in kinds(1000 + n) {
+                seen.push((i.intern(&v), v));
+            }
+        }
+        for (s, v) in &seen {
+            assert_eq!(&i.value(*s), v, "symbol {s}");
+            assert_eq!(i.lookup(v), Some(*s), "{v:?}");
+        }
     }
 
     #[test]

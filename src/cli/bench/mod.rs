@@ -217,7 +217,7 @@ impl Reporter {
         self.note(format!("      {}", memory_note()));
         let m = engine.memory();
         self.note(format!(
-            "      engine heap {:.1} MiB: rows {:.1}, sets {:.1}, indexes {:.1}, symbols {:.1} (entries {:.1}, text {:.1}, table {:.1})",
+            "      engine heap {:.1} MiB: rows {:.1}, sets {:.1}, indexes {:.1}, symbols {:.1} (marks {:.1}, text {:.1}, table {:.1})",
             mib(m.total() as u64),
             mib(m.rows as u64),
             mib(m.sets as u64),

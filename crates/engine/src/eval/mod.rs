@@ -15,6 +15,7 @@ pub mod relation;
 pub mod rowset;
 pub mod store;
 pub(crate) mod strata;
+mod weights;
 
 use crate::builtins::Builtin;
 use crate::intern::{Interner, Sym, ValueRef};

@@ -16,6 +16,7 @@
 use super::closure::Closure;
 use super::relation::{EXPLICIT, Relation};
 use super::strata::{Graph, INCREMENTAL_RULES, Members, Strata};
+use super::weights::Weights;
 use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
 use crate::analysis::TableKey;
 use crate::intern::{Interner, Sym};
@@ -173,6 +174,8 @@ pub struct Store {
     pub failures: HashMap<RuleId, FailureLog>,
     strata: Strata,
     queue: StrataQueue,
+    /// The counting algorithm's accumulator, kept between transactions for its arrays.
+    weights: Weights,
 }
 
 /// The running transaction's bookkeeping.
@@ -855,24 +858,25 @@ impl Store {
 
     /// Counting maintenance of a non-recursive stratum.
     fn counting(&mut self, txn: &mut TxnState, _stratum: &Stratum, rules: &[RuleId]) {
-        let mut acc: HashMap<(TableId, Vec<Sym>), i64> = HashMap::new();
+        let mut acc = std::mem::take(&mut self.weights);
+        // Each input's delta is built once, however many literals read it.
+        let mut deltas: HashMap<TableId, Rows> = HashMap::new();
         for &rid in rules {
             let body: Vec<Option<TableId>> = self.rules[&rid].rule.body.iter().map(LLit::table).collect();
             let head = self.rules[&rid].rule.head;
             for (i, t) in body.iter().enumerate() {
-                let Some(t) = t else { continue };
-                let delta = self.delta_rows(txn, *t, true, true);
+                let Some(t) = *t else { continue };
+                let delta = deltas.entry(t).or_insert_with(|| self.delta_rows(txn, t, true, true));
                 if delta.is_empty() {
                     continue;
                 }
-                for (row, w) in self.run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), &delta).iter() {
-                    *acc.entry((head, row.to_vec())).or_default() += w;
+                for (row, w) in self.run_collect(txn, rid, Some(i), ViewMode::Telescoping(i), delta).iter() {
+                    acc.add(head, row, w);
                 }
             }
         }
-        for ((t, row), w) in acc {
-            self.add_derived(txn, t, &row, w);
-        }
+        acc.drain_sums(|t, row, w| self.add_derived(txn, t, row, w));
+        self.weights = acc;
     }
 
     /// Delete-and-rederive for a recursive stratum whose inputs changed.
