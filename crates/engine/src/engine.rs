@@ -374,16 +374,9 @@ impl Engine {
                 if insert {
                     self.store.tables[id].reserve(rows.len());
                 }
-                let mut buf = Vec::with_capacity(width);
-                for r in &rows {
-                    buf.clear();
-                    buf.extend(r.iter().map(|v| self.store.interner.intern(v)));
-                    if insert {
-                        self.store.set_explicit(txn, id, &buf);
-                    } else {
-                        self.store.clear_explicit(txn, id, &buf);
-                    }
-                }
+                let interner = &mut self.store.interner;
+                let syms: Vec<Sym> = rows.iter().flatten().map(|v| interner.intern(v)).collect();
+                self.store.change_explicit(txn, id, &syms, rows.len(), insert);
             }
             Action::Replace(key, rows) => {
                 let width = rows.first().map_or(0, Vec::len);

@@ -25,11 +25,19 @@ use hashbrown::HashMap;
 const BATCH: usize = 1024;
 
 /// Partial bindings of a rule's variables (`width` symbols each), with their weights.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Tuples {
     width: usize,
     syms: Vec<Sym>,
     weights: Vec<i64>,
+}
+
+/// The buffers of [`Exec::run_batched`]'s steps, kept by the store between runs: each
+/// holds up to a batch, and a delta's many small runs would otherwise allocate them anew
+/// (and, with the allocator purging at once, fault their pages in) every time.
+#[derive(Clone, Debug, Default)]
+pub struct BatchBuffers {
+    pool: Vec<Tuples>,
 }
 
 impl Tuples {
@@ -102,22 +110,28 @@ impl Exec<'_> {
     /// Run `plan` for `rule` with each literal reading the view `mode` gives it,
     /// appending each body instantiation's head row and weight to `out` (the rows and
     /// weights [`Exec::run`] would emit, in the same order). `delta` supplies the rows of
-    /// a delta plan; `init` the initial bindings.
+    /// a delta plan; the rule's `init_binds` are the initial bindings; `buffers` are the
+    /// steps' buffers, reused.
     pub fn run_batched(
         &mut self,
         rule: &LRule,
         plan: &Plan,
         mode: ViewMode,
         delta: &Rows,
-        init: &[Sym],
+        buffers: &mut BatchBuffers,
         out: &mut Rows,
     ) {
+        let init = &rule.init_binds;
         let width = init.len();
         let mut first = Tuples { width, ..Default::default() };
         first.push(init, 1);
-        let mut pool: Vec<Tuples> = (0..plan.steps.len()).map(|_| Tuples { width, ..Default::default() }).collect();
+        let steps = plan.steps.len();
+        if buffers.pool.len() < steps {
+            buffers.pool.resize_with(steps, Tuples::default);
+        }
         let run = Run { rule, plan, mode, delta };
-        self.stage(&run, 0, &first, &mut pool, out);
+        // `stage` sets each buffer's width and clears it before use.
+        self.stage(&run, 0, &first, &mut buffers.pool[..steps], out);
     }
 
     /// Pass the bindings of `input` through step `k` and everything after it.
@@ -321,7 +335,7 @@ mod tests {
             true
         });
         let mut batched = Rows::new(arity);
-        ex.run_batched(rule, p, mode, delta, &rule.init_binds, &mut batched);
+        ex.run_batched(rule, p, mode, delta, &mut BatchBuffers::default(), &mut batched);
         (depth_first, batched)
     }
 

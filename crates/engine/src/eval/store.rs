@@ -13,6 +13,7 @@
 //! Every presence change is recorded in the transaction's [`Changed`] sets, which is
 //! both the "old" view for later strata and the commit's report.
 
+use super::batch::BatchBuffers;
 use super::closure::Closure;
 use super::relation::{EXPLICIT, Relation};
 use super::strata::{Graph, INCREMENTAL_RULES, Members, Strata};
@@ -176,6 +177,8 @@ pub struct Store {
     queue: StrataQueue,
     /// The counting algorithm's accumulator, kept between transactions for its arrays.
     weights: Weights,
+    /// The batched executor's step buffers, kept between runs.
+    batch_buffers: BatchBuffers,
 }
 
 /// The running transaction's bookkeeping.
@@ -254,38 +257,64 @@ impl Store {
         row.iter().map(|v| self.interner.intern(v)).collect()
     }
 
-    /// Assert `row` as an explicit fact of `table`.
+    /// Assert an explicit fact of `table`.
     pub fn set_explicit(&mut self, txn: &mut TxnState, table: TableId, row: &[Sym]) {
-        let rel = &mut self.tables[table];
-        match rel.find(row) {
-            Some(id) => {
-                let c = rel.count(id);
-                rel.set_count(id, c | EXPLICIT);
-            }
-            None => {
-                if rel.is_empty() && !txn.changed.contains_key(&table) {
-                    txn.changed.insert(table, Changed { all_new: true, ..Default::default() });
-                }
-                rel.insert_new(row, EXPLICIT);
-                if txn.track_unread || !self.info[table].readers.is_empty() {
-                    txn.note(table, row, true);
-                }
-            }
-        }
-        if !self.info[table].rules.is_empty() {
-            txn.explicit.insert(table);
-        }
+        self.change_explicit(txn, table, row, 1, true);
     }
 
     /// Retract an explicit fact of `table`.
     pub fn clear_explicit(&mut self, txn: &mut TxnState, table: TableId, row: &[Sym]) {
-        let rel = &mut self.tables[table];
-        if let Some(id) = rel.find(row) {
-            let c = rel.count(id);
-            if c & EXPLICIT != 0 {
-                rel.set_count(id, c & !EXPLICIT);
-                if c & !EXPLICIT == 0 && (txn.track_unread || !self.info[table].readers.is_empty()) {
-                    txn.note(table, row, false);
+        self.change_explicit(txn, table, row, 1, false);
+    }
+
+    /// Assert (`insert`) or retract `n` explicit facts of `table`, given flat in `rows`
+    /// (the table's arity each). They are looked up a chunk at a time, in stages, so that
+    /// the cache misses of different rows overlap, as [`Store::insert_all`] does.
+    pub fn change_explicit(&mut self, txn: &mut TxnState, table: TableId, rows: &[Sym], n: usize, insert: bool) {
+        const CHUNK: usize = 512;
+        let arity = self.tables[table].arity();
+        // Staging checks every row's width against the table's.
+        debug_assert_eq!(rows.len(), n * arity);
+        if rows.len() != n * arity {
+            return;
+        }
+        let noted = txn.track_unread || !self.info[table].readers.is_empty();
+        let (mut hashes, mut found) = (Vec::with_capacity(CHUNK.min(n)), Vec::with_capacity(CHUNK.min(n)));
+        for start in (0..n).step_by(CHUNK) {
+            let m = CHUNK.min(n - start);
+            let chunk = &rows[start * arity..(start + m) * arity];
+            self.tables[table].find_batch(chunk, m, &mut hashes, &mut found);
+            for k in 0..m {
+                let row = &chunk[k * arity..(k + 1) * arity];
+                let rel = &mut self.tables[table];
+                if insert {
+                    if rel.is_empty() && !txn.changed.contains_key(&table) {
+                        txn.changed.insert(table, Changed { all_new: true, ..Default::default() });
+                    }
+                    let (id, inserted) = match found[k] {
+                        Some(id) => (id, false),
+                        // Looked up again: an earlier row of this chunk may be the same row.
+                        None => rel.find_or_insert_hashed(row, EXPLICIT, hashes[k]),
+                    };
+                    if inserted {
+                        if noted {
+                            txn.note(table, row, true);
+                        }
+                    } else {
+                        let c = rel.count(id);
+                        rel.set_count(id, c | EXPLICIT);
+                    }
+                } else if let Some(id) = found[k]
+                    // Emptied by an earlier row of this chunk: its slots are gone.
+                    && !rel.is_empty()
+                {
+                    let c = rel.count(id);
+                    if c & EXPLICIT != 0 {
+                        rel.set_count(id, c & !EXPLICIT);
+                        if c & !EXPLICIT == 0 && noted {
+                            txn.note(table, row, false);
+                        }
+                    }
                 }
             }
         }
@@ -552,11 +581,12 @@ impl Store {
         };
         plan.prepare(&mut self.tables);
         let mut fails = FailureLog::default();
+        let mut buffers = std::mem::take(&mut self.batch_buffers);
         {
             let mut ex = self.exec(&txn.changed, &mut fails);
             if mode == ViewMode::New || delta.len() >= BATCHED_DELTA {
                 // Full evaluations, semi-naive rounds and large deltas: batched probes.
-                ex.run_batched(&entry.rule, plan, mode, delta, &entry.rule.init_binds, out);
+                ex.run_batched(&entry.rule, plan, mode, delta, &mut buffers, out);
             } else {
                 let mut binds = entry.rule.init_binds.clone();
                 ex.run(&entry.rule, plan, mode, delta, &mut binds, &mut |h, w, _| {
@@ -565,6 +595,7 @@ impl Store {
                 });
             }
         }
+        self.batch_buffers = buffers;
         if fails.count > 0 && self.rules.contains_key(&rid) {
             let f = self.failures.entry(rid).or_default();
             f.count += fails.count;
