@@ -382,28 +382,26 @@ impl Engine {
                 let width = rows.first().map_or(0, Vec::len);
                 let id = self.store.table_id(&key, width);
                 if self.store.tables[id].is_empty() {
-                    // Bulk load: nothing to diff against.
-                    let mut buf = Vec::with_capacity(width);
-                    self.store.tables[id].reserve(rows.len());
-                    for r in rows {
-                        buf.clear();
-                        buf.extend(r.into_iter().map(|v| self.store.interner.intern(&v)));
-                        self.store.set_explicit(txn, id, &buf);
-                    }
+                    // Bulk load: nothing to diff against. Each row's values are dropped
+                    // as soon as they are interned.
+                    let n = rows.len();
+                    self.store.tables[id].reserve(n);
+                    let interner = &mut self.store.interner;
+                    let mut syms = Vec::with_capacity(n * width);
+                    rows.into_iter().for_each(|r| syms.extend(r.into_iter().map(|v| interner.intern(&v))));
+                    self.store.change_explicit(txn, id, &syms, n, true);
                     return;
                 }
                 let new: HashSet<Vec<Sym>> = rows.iter().map(|r| self.store.intern_row(r)).collect();
-                let old: Vec<Vec<Sym>> = self.store.tables[id]
-                    .iter()
-                    .filter(|(rid, r)| self.store.tables[id].count(*rid) & EXPLICIT != 0 && !new.contains(*r))
-                    .map(|(_, r)| r.to_vec())
-                    .collect();
-                for row in old {
-                    self.store.clear_explicit(txn, id, &row);
+                let rel = &self.store.tables[id];
+                let (mut old, mut n_old) = (Vec::new(), 0);
+                for (_, r) in rel.iter().filter(|(rid, r)| rel.count(*rid) & EXPLICIT != 0 && !new.contains(*r)) {
+                    old.extend_from_slice(r);
+                    n_old += 1;
                 }
-                for row in new {
-                    self.store.set_explicit(txn, id, &row);
-                }
+                self.store.change_explicit(txn, id, &old, n_old, false);
+                let added: Vec<Sym> = new.iter().flatten().copied().collect();
+                self.store.change_explicit(txn, id, &added, new.len(), true);
             }
         }
     }
