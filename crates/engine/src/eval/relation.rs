@@ -197,7 +197,7 @@ const REGION_BITS: u32 = 6;
 const TOUCH_ROWS_PAST: usize = 1 << 18;
 
 /// Every relation hashes with the same fixed seed.
-const HASHER: FixedState = FixedState::with_seed(0x5eed);
+pub(super) const HASHER: FixedState = FixedState::with_seed(0x5eed);
 
 fn hash_cols(hasher: &FixedState, row: &[Sym], cols: &[usize]) -> u64 {
     let mut h = hasher.build_hasher();

@@ -181,6 +181,10 @@ pub struct Store {
     batch_buffers: BatchBuffers,
 }
 
+/// Rows looked up together by [`Relation::find_batch`] before any is inserted or removed
+/// (explicit facts and derived rows alike): their cache misses overlap.
+const LOOKUP_CHUNK: usize = 512;
+
 /// The running transaction's bookkeeping.
 #[derive(Debug, Default)]
 pub struct TxnState {
@@ -271,7 +275,6 @@ impl Store {
     /// (the table's arity each). They are looked up a chunk at a time, in stages, so that
     /// the cache misses of different rows overlap, as [`Store::insert_all`] does.
     pub fn change_explicit(&mut self, txn: &mut TxnState, table: TableId, rows: &[Sym], n: usize, insert: bool) {
-        const CHUNK: usize = 512;
         let arity = self.tables[table].arity();
         // Staging checks every row's width against the table's.
         debug_assert_eq!(rows.len(), n * arity);
@@ -279,9 +282,10 @@ impl Store {
             return;
         }
         let noted = txn.track_unread || !self.info[table].readers.is_empty();
-        let (mut hashes, mut found) = (Vec::with_capacity(CHUNK.min(n)), Vec::with_capacity(CHUNK.min(n)));
-        for start in (0..n).step_by(CHUNK) {
-            let m = CHUNK.min(n - start);
+        let (mut hashes, mut found) =
+            (Vec::with_capacity(LOOKUP_CHUNK.min(n)), Vec::with_capacity(LOOKUP_CHUNK.min(n)));
+        for start in (0..n).step_by(LOOKUP_CHUNK) {
+            let m = LOOKUP_CHUNK.min(n - start);
             let chunk = &rows[start * arity..(start + m) * arity];
             self.tables[table].find_batch(chunk, m, &mut hashes, &mut found);
             for k in 0..m {
@@ -728,11 +732,10 @@ impl Store {
         rel.reserve(rows.len());
         // In chunks: look every row of a chunk up first (staged, the misses overlap),
         // then insert the absent ones while their slots of the set are still in cache.
-        const CHUNK: usize = 512;
         let arity = rows.arity;
-        let (mut hashes, mut found) = (Vec::with_capacity(CHUNK), Vec::with_capacity(CHUNK));
-        for start in (0..rows.len()).step_by(CHUNK) {
-            let n = CHUNK.min(rows.len() - start);
+        let (mut hashes, mut found) = (Vec::with_capacity(LOOKUP_CHUNK), Vec::with_capacity(LOOKUP_CHUNK));
+        for start in (0..rows.len()).step_by(LOOKUP_CHUNK) {
+            let n = LOOKUP_CHUNK.min(rows.len() - start);
             let chunk = &rows.syms[start * arity..(start + n) * arity];
             rel.find_batch(chunk, n, &mut hashes, &mut found);
             for k in 0..n {

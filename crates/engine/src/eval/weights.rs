@@ -6,12 +6,10 @@
 //! keeps one accumulator and reuses its arrays, so a small delta allocates nothing here.
 
 use super::TableId;
+use super::relation::HASHER;
 use crate::intern::Sym;
-use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hasher};
-
-const HASHER: FixedState = FixedState::with_seed(0x5eed);
 
 /// One distinct row: its table, where it starts in [`Weights::syms`], its length, and
 /// the sum of its weights so far.
