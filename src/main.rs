@@ -11,13 +11,14 @@ mod controllers;
 
 // The engine allocates and frees many small values (interned strings, rows in flight);
 // mimalloc is markedly faster than the system allocator at that. `no_thp` keeps it from
-// backing its arenas with transparent huge pages, which cut peak RSS by a fifth on the
-// bench at no measurable cost in speed. `v2` is mimalloc 2.x, which returns freed memory to
+// backing all its arenas with transparent huge pages, which cut peak RSS by a fifth on the
+// bench; only blocks of 8 MiB and more go on them (`alloc::Allocator`), where they save
+// page faults and TLB misses. `v2` is mimalloc 2.x, which returns freed memory to
 // the system after 10 ms where 3.x waits a second: tables grow by doubling, and 3.x kept
 // every outgrown copy resident through a load (C 100k: peak RSS 294 -> 236 bytes per fact,
 // same speed; docs/bench.md).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::Allocator = alloc::Allocator;
 
 fn main() -> std::process::ExitCode {
     alloc::purge_freed_memory_at_once();
