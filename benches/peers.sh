@@ -64,9 +64,10 @@ python3 "$SHARED/gen_sg.py" "$N" "$TMP/c" >/dev/null
 RES=$TMP/results
 : >"$RES"
 
-# Workload c for DuckDB (peers_py.py has no same-generation query).
+# Workload c for DuckDB (peers_py.py has no same-generation query), at the niceness every
+# other engine runs at.
 duckdb_sg() {
-    "$PY" - "$1" <<'EOF'
+    "${NICE[@]}" "$PY" - "$1" <<'EOF'
 import sys, time, duckdb
 d = sys.argv[1]
 con = duckdb.connect()
