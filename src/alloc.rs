@@ -29,9 +29,11 @@ use std::alloc::{GlobalAlloc, Layout};
 /// kernel) and a TLB miss on most probes. Blocks of [`HUGE_BLOCK`] and more are advised
 /// onto 2 MiB pages (`MADV_HUGEPAGE`, which the kernel's default `madvise` mode of
 /// transparent huge pages honours). Measured on this machine, first evaluations in fresh
-/// processes, interleaved (docs/bench.md): workload c 219 -> 191 ms, b 87 -> 74 ms; a, d
-/// and C unchanged, and so is C 100k's anonymous resident set (none of its blocks is that
-/// big). Smaller blocks stay on 4 KiB pages, which keeps the resident set of many small
+/// processes (docs/bench.md): in `benches/peers.sh`, workload c 231-237 -> 213-227 ms and b
+/// 89 -> 74-77 ms; a, d and C 100k's anonymous resident set unchanged (none of C's blocks
+/// is that big). The cost: when the memory comes cold from another process's writes, c is
+/// slower (224 -> 257 ms), as the kernel clears whole 2 MiB pages out of cache where 4 KiB
+/// faults reuse this process's just-freed pages. Smaller blocks stay on 4 KiB pages, which keeps the resident set of many small
 /// tables what it was (the `no_thp` feature keeps mimalloc from advising its own arenas
 /// so; it still lets the process have huge pages). The advice is dropped when a block is
 /// freed, so that the range, reused for small blocks, goes back to small pages.
