@@ -209,7 +209,8 @@ mod tests {
     }
 
     /// Whether this kernel has transparent huge pages at all (else `madvise` refuses the
-    /// advice, and there is nothing to see in the flags).
+    /// advice, and there is nothing to see in the flags). Without `/sys` to tell, the
+    /// advice is not looked for: the other checks still run.
     fn kernel_has_huge_pages() -> bool {
         std::path::Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists()
     }
@@ -234,10 +235,9 @@ mod tests {
         assert!(small_flags.is_some(), "the small block lies in a mapping");
         assert!(!has(&small_flags, "hg"), "a small block is never advised: {small_flags:?}");
         assert!(!has(&freed_flags, "hg"), "a freed block's range is advised off: {freed_flags:?}");
+        assert!(big_flags.is_some(), "the big block lies in a mapping");
         if kernel_has_huge_pages() {
             assert!(has(&big_flags, "hg"), "a live big block is advised onto huge pages: {big_flags:?}");
-        } else {
-            assert!(!has(&big_flags, "hg"), "no huge pages in this kernel: {big_flags:?}");
         }
     }
 
