@@ -25,7 +25,7 @@ use std::alloc::{GlobalAlloc, Layout};
 ///
 /// A full evaluation fills arrays of tens of megabytes (a table's rows, its membership
 /// set, a round's derived rows) and probes them at random. On 4 KiB pages that is a page
-/// fault per 4 KiB first touched (a third of workload c's evaluation was spent in the
+/// fault per 4 KiB first touched (a fifth of workload c's evaluation was spent in the
 /// kernel) and a TLB miss on most probes. Blocks of [`HUGE_BLOCK`] and more are advised
 /// onto 2 MiB pages (`MADV_HUGEPAGE`, which the kernel's default `madvise` mode of
 /// transparent huge pages honours). Measured on this machine, first evaluations in fresh
@@ -33,16 +33,17 @@ use std::alloc::{GlobalAlloc, Layout};
 /// 89 -> 74-77 ms; a, d and C 100k's anonymous resident set unchanged (none of C's blocks
 /// is that big). The cost: when the memory comes cold from another process's writes, c is
 /// slower (224 -> 257 ms), as the kernel clears whole 2 MiB pages out of cache where 4 KiB
-/// faults reuse this process's just-freed pages. Smaller blocks stay on 4 KiB pages, which keeps the resident set of many small
-/// tables what it was (the `no_thp` feature keeps mimalloc from advising its own arenas
-/// so; it still lets the process have huge pages). The advice is dropped when a block is
-/// freed, so that the range, reused for small blocks, goes back to small pages.
+/// faults reuse this process's just-freed pages. Smaller blocks stay on 4 KiB pages, which
+/// keeps the resident set of many small tables what it was (the `no_thp` feature keeps
+/// mimalloc from advising its own arenas so; it still lets the process have huge pages).
+/// The advice is dropped when a block is freed or handed back to mimalloc to resize, so
+/// that the range, reused for small blocks, goes back to small pages.
 pub struct Allocator;
 
 /// Blocks from this size up are advised onto huge pages. At 4 MiB (the smallest size that
 /// always holds a whole, aligned 2 MiB page) nothing ran faster than at 8; at 16, b lost
 /// most of its gain (its closure's rows are 12 MB).
-pub const HUGE_BLOCK: usize = 8 << 20;
+const HUGE_BLOCK: usize = 8 << 20;
 
 /// A transparent huge page on x86-64 and on arm64 with 4 KiB pages. Elsewhere the advice
 /// covers a range the kernel backs with what pages it has: nothing breaks.
@@ -65,6 +66,15 @@ fn advise(p: *mut u8, size: usize, advice: libc::c_int) {
     }
 }
 
+/// `p`, a block of `size` bytes just allocated (or null), advised onto huge pages if it
+/// is big enough.
+fn onto_huge_pages(p: *mut u8, size: usize) -> *mut u8 {
+    if size >= HUGE_BLOCK && !p.is_null() {
+        advise(p, size, libc::MADV_HUGEPAGE);
+    }
+    p
+}
+
 // SAFETY: every block comes from mimalloc, with the layout asked for, and goes back to
 // it with the layout it was allocated with; the only additions are `madvise` calls on
 // whole pages inside a live block (see `advise`) and, for a block growing past
@@ -74,21 +84,13 @@ fn advise(p: *mut u8, size: usize, advice: libc::c_int) {
 unsafe impl GlobalAlloc for Allocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract is mimalloc's.
-        let p = unsafe { mimalloc::MiMalloc.alloc(layout) };
-        if layout.size() >= HUGE_BLOCK && !p.is_null() {
-            advise(p, layout.size(), libc::MADV_HUGEPAGE);
-        }
-        p
+        onto_huge_pages(unsafe { mimalloc::MiMalloc.alloc(layout) }, layout.size())
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as `alloc`. A block fresh from the system is zero without being
         // written, so its pages are first touched after the advice.
-        let p = unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) };
-        if layout.size() >= HUGE_BLOCK && !p.is_null() {
-            advise(p, layout.size(), libc::MADV_HUGEPAGE);
-        }
-        p
+        onto_huge_pages(unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }, layout.size())
     }
 
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
@@ -101,8 +103,14 @@ unsafe impl GlobalAlloc for Allocator {
 
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if new_size < HUGE_BLOCK || new_size <= layout.size() {
+            // Shrinking, or growing while small: mimalloc's own realloc, which may move
+            // the block and free the old one itself, so a big block's advice goes first
+            // and the result is advised again if it is still big.
+            if layout.size() >= HUGE_BLOCK {
+                advise(p, layout.size(), libc::MADV_NOHUGEPAGE);
+            }
             // SAFETY: the caller's contract is mimalloc's.
-            return unsafe { mimalloc::MiMalloc.realloc(p, layout, new_size) };
+            return onto_huge_pages(unsafe { mimalloc::MiMalloc.realloc(p, layout, new_size) }, new_size);
         }
         // Growing into a big block: a new block, advised before the copy first touches
         // its pages (mimalloc's own realloc would copy into small pages).
@@ -208,6 +216,11 @@ mod tests {
         None
     }
 
+    /// Whether `flags` (from [`vm_flags`]) hold `flag`.
+    fn has(flags: &Option<Vec<String>>, flag: &str) -> bool {
+        flags.as_ref().is_some_and(|v| v.iter().any(|x| x == flag))
+    }
+
     /// Whether this kernel has transparent huge pages at all (else `madvise` refuses the
     /// advice, and there is nothing to see in the flags). Without `/sys` to tell, the
     /// advice is not looked for: the other checks still run.
@@ -231,7 +244,6 @@ mod tests {
         assert_eq!(big.iter().map(|&b| b as usize).sum::<usize>(), 7 * big.len());
         drop(big);
         let freed_flags = vm_flags(page);
-        let has = |flags: &Option<Vec<String>>, f: &str| flags.as_ref().is_some_and(|v| v.iter().any(|x| x == f));
         assert!(small_flags.is_some(), "the small block lies in a mapping");
         assert!(!has(&small_flags, "hg"), "a small block is never advised: {small_flags:?}");
         assert!(!has(&freed_flags, "hg"), "a freed block's range is advised off: {freed_flags:?}");
@@ -253,8 +265,7 @@ mod tests {
         }
         assert!(v.iter().enumerate().all(|(i, &x)| x == i as u64), "contents after growing");
         if kernel_has_huge_pages() {
-            let flags = vm_flags(first_huge_page(v.as_ptr().cast()));
-            assert!(flags.is_some_and(|f| f.iter().any(|x| x == "hg")), "the grown block is advised");
+            assert!(has(&vm_flags(first_huge_page(v.as_ptr().cast())), "hg"), "the grown block is advised");
         }
         v.truncate(words / 4);
         v.shrink_to_fit();
@@ -262,9 +273,22 @@ mod tests {
         let zeroed = vec![0u64; words * 2];
         assert!(zeroed.iter().all(|&x| x == 0));
         if kernel_has_huge_pages() {
-            let flags = vm_flags(first_huge_page(zeroed.as_ptr().cast()));
-            assert!(flags.is_some_and(|f| f.iter().any(|x| x == "hg")), "a zeroed big block is advised");
+            assert!(has(&vm_flags(first_huge_page(zeroed.as_ptr().cast())), "hg"), "a zeroed big block is advised");
         }
+    }
+
+    /// A big block shrunk below [`super::HUGE_BLOCK`] (mimalloc's realloc, which may move
+    /// it and free the old block itself) leaves no advice on its old range, and keeps its
+    /// contents.
+    #[test]
+    fn a_big_block_shrunk_small_leaves_no_advice_behind() {
+        let mut v: Vec<u8> = (0..super::HUGE_BLOCK * 2).map(|i| i as u8).collect();
+        let page = first_huge_page(v.as_ptr());
+        v.truncate(super::HUGE_BLOCK / 8);
+        v.shrink_to_fit();
+        assert!(v.iter().enumerate().all(|(i, &x)| x == i as u8), "contents after shrinking");
+        let flags = vm_flags(page);
+        assert!(!has(&flags, "hg"), "the old range is advised off: {flags:?}");
     }
 
     /// The option [`PURGE_DELAY`] holds `MIMALLOC_PURGE_DELAY` when it is set (mimalloc
