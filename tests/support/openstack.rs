@@ -34,6 +34,9 @@ pub enum Fault {
     Slow(Duration),
     /// Answer with this status and a JSON error body.
     Status(u16),
+    /// Answer with this status to the next N requests only (then recover: a failure that
+    /// passes, however slowly the caller comes back).
+    StatusTimes(u16, u32),
     /// Answer 401 to the next N requests (then recover: a token the service forgot).
     Unauthorized(u32),
     /// Answer 200 with HTML.
@@ -237,6 +240,26 @@ impl FakeCloud {
     }
 }
 
+/// The fault a request to `service` meets; a fault for the next N requests counts this one.
+fn take_fault(faults: &mut HashMap<String, Fault>, service: &str) -> Option<Fault> {
+    let fault = faults.get(service).cloned();
+    let left = match &fault {
+        Some(Fault::Unauthorized(n)) => Some((*n, Fault::Unauthorized(n.saturating_sub(1)))),
+        Some(Fault::StatusTimes(code, n)) => Some((*n, Fault::StatusTimes(*code, n.saturating_sub(1)))),
+        _ => None,
+    };
+    match left {
+        Some((n, _)) if n <= 1 => {
+            faults.remove(service);
+        }
+        Some((_, next)) => {
+            faults.insert(service.to_string(), next);
+        }
+        None => {}
+    }
+    fault
+}
+
 async fn serve(
     State(app): State<App>,
     Path((service, rest)): Path<(String, String)>,
@@ -251,19 +274,11 @@ async fn serve(
         if let Some(t) = &token {
             s.tokens_seen.push(t.clone());
         }
-        let fault = s.faults.get(&service).cloned();
-        if let Some(Fault::Unauthorized(n)) = &fault {
-            if *n <= 1 {
-                s.faults.remove(&service);
-            } else {
-                s.faults.insert(service.clone(), Fault::Unauthorized(n - 1));
-            }
-        }
-        fault
+        take_fault(&mut s.faults, &service)
     };
     match &fault {
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
-        Some(Fault::Status(code)) => {
+        Some(Fault::Status(code) | Fault::StatusTimes(code, _)) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (status, axum::Json(json!({"computeFault": {"code": code, "message": "injected"}})))
                 .into_response();
@@ -378,19 +393,11 @@ async fn act(
                 .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
         });
-        let fault = s.faults.get(&service).cloned();
-        if let Some(Fault::Unauthorized(n)) = &fault {
-            if *n <= 1 {
-                s.faults.remove(&service);
-            } else {
-                s.faults.insert(service.clone(), Fault::Unauthorized(n - 1));
-            }
-        }
-        fault
+        take_fault(&mut s.faults, &service)
     };
     match &fault {
         Some(Fault::Slow(d)) => tokio::time::sleep(*d).await,
-        Some(Fault::Status(code)) => {
+        Some(Fault::Status(code) | Fault::StatusTimes(code, _)) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (status, axum::Json(json!({"computeFault": {"code": code, "message": "injected"}})))
                 .into_response();
