@@ -26,6 +26,12 @@ const INLINE: u32 = 1 << 31;
 /// Offset that maps the inline range `[-2^30, 2^30)` onto `[0, 2^31)`.
 const INLINE_BIAS: i64 = 1 << 30;
 
+/// The integer a symbol holds in itself, if it is one of those (no interner needed).
+#[inline]
+pub(crate) fn inline_value(s: Sym) -> Option<i64> {
+    (s & INLINE != 0).then(|| (s & !INLINE) as i64 - INLINE_BIAS)
+}
+
 fn inline_int(i: i64) -> Option<Sym> {
     let biased = i.checked_add(INLINE_BIAS)?;
     (0..(1i64 << 31)).contains(&biased).then_some(INLINE | biased as u32)
@@ -181,8 +187,8 @@ impl Interner {
     }
 
     fn get(&self, s: Sym) -> ValueRef<'_> {
-        if s & INLINE != 0 {
-            return ValueRef::Int((s & !INLINE) as i64 - INLINE_BIAS);
+        if let Some(i) = inline_value(s) {
+            return ValueRef::Int(i);
         }
         let bytes = self.arena.as_bytes();
         let mut at = self.marks[s as usize / STRIDE] as usize;

@@ -16,9 +16,10 @@
 //! `removed`, exactly as in [`Exec::run`].
 
 use super::relation::Relation;
-use super::{Changed, ColOp, Exec, IntCompare, LLit, LRule, Plan, Rows, Step, TableId, ViewMode, apply_ops, check_op};
+use super::{Changed, ColOp, Exec, IntCompare, LLit, LRule, LTerm, Plan, Rows, Step, TableId, ViewMode, apply_ops};
 use crate::intern::Sym;
 use hashbrown::HashMap;
+use smallvec::SmallVec;
 
 /// Bindings per batch: enough independent probes to hide memory latency, small enough
 /// that a batch's bindings and keys stay in the L1/L2 cache.
@@ -54,16 +55,15 @@ impl Tuples {
         self.weights.push(weight);
     }
 
-    /// Push `binds` extended by the variables `ops` bind from `row` (whose checks have
-    /// passed: [`row_passes`]).
-    fn push_bound(&mut self, binds: &[Sym], ops: &[(usize, ColOp)], row: &[Sym], weight: i64) {
+    /// Push `binds` extended by the variables `bound` binds from `row` (whose checks
+    /// have passed: [`Split::passes`]).
+    #[inline]
+    fn push_bound(&mut self, binds: &[Sym], bound: &[(usize, usize)], row: &[Sym], weight: i64) {
         let start = self.syms.len();
         self.syms.extend_from_slice(binds);
         let tail = &mut self.syms[start..];
-        for &(c, op) in ops {
-            if let ColOp::Bind(v) = op {
-                tail[v] = row[c];
-            }
+        for &(c, v) in bound {
+            tail[v] = row[c];
         }
         self.weights.push(weight);
     }
@@ -80,14 +80,6 @@ fn old_view(changed: &HashMap<TableId, Changed>, mode: ViewMode, lit: usize, tab
     if mode.old_for(lit) { changed.get(&table).filter(|c| !c.is_empty()) } else { None }
 }
 
-/// Whether `row` passes the checks of `ops` under `binds`, for ops whose checks read
-/// only variables bound before the step ([`checks_read_earlier_binds`]): the row is
-/// tested before anything is copied, and only a passing row's bindings are built.
-#[inline]
-fn row_passes(ops: &[(usize, ColOp)], row: &[Sym], binds: &[Sym]) -> bool {
-    ops.iter().all(|&(c, op)| check_op(op, row[c], binds))
-}
-
 /// Whether no check of `ops` reads a variable that `ops` itself binds (as the second
 /// `x` of `a(x, x)` does).
 fn checks_read_earlier_binds(ops: &[(usize, ColOp)]) -> bool {
@@ -95,6 +87,37 @@ fn checks_read_earlier_binds(ops: &[(usize, ColOp)]) -> bool {
         ColOp::Check(v) => !ops.iter().any(|&(_, o)| matches!(o, ColOp::Bind(b) if b == v)),
         _ => true,
     })
+}
+
+/// A step's column ops, split once per batch into the checks (column, what it must
+/// equal: an earlier binding or a constant) and the bindings (column, variable), so that
+/// no row pays for matching each op's kind. Only for ops whose checks read variables
+/// bound before the step ([`checks_read_earlier_binds`]): a row is then tested before
+/// anything is copied, and only a passing row's bindings are built.
+#[derive(Default)]
+struct Split {
+    checks: SmallVec<[(usize, LTerm); 8]>,
+    bound: SmallVec<[(usize, usize); 8]>,
+}
+
+impl Split {
+    fn of(ops: &[(usize, ColOp)]) -> Split {
+        let mut split = Split::default();
+        for &(c, op) in ops {
+            match op {
+                ColOp::Bind(v) => split.bound.push((c, v)),
+                ColOp::Check(v) => split.checks.push((c, LTerm::Var(v))),
+                ColOp::CheckConst(s) => split.checks.push((c, LTerm::Const(s))),
+            }
+        }
+        split
+    }
+
+    /// Whether `row` passes the checks under the earlier bindings `binds`.
+    #[inline]
+    fn passes(&self, row: &[Sym], binds: &[Sym]) -> bool {
+        self.checks.iter().all(|&(c, want)| row[c] == want.value(binds))
+    }
 }
 
 /// What every stage of one batched run shares.
@@ -163,12 +186,13 @@ impl Exec<'_> {
             };
         }
         // Pass binding `i` joined with `row` on, if the row matches.
+        // `$split` is `Some` when the ops' checks read only earlier bindings.
         macro_rules! emit_row {
-            ($i:expr, $row:expr, $ops:expr, $direct:expr) => {
+            ($i:expr, $row:expr, $ops:expr, $split:expr) => {
                 let (i, row) = ($i, $row);
-                if $direct {
-                    if row_passes($ops, row, input.get(i)) {
-                        next.push_bound(input.get(i), $ops, row, input.weights[i]);
+                if let Some(split) = $split {
+                    if split.passes(row, input.get(i)) {
+                        next.push_bound(input.get(i), &split.bound, row, input.weights[i]);
                         if next.len() >= BATCH {
                             self.stage(run, k + 1, &next, pool, out);
                             next.clear();
@@ -205,11 +229,22 @@ impl Exec<'_> {
                 } else if cols.is_empty() {
                     let added = old.map(|c| &c.added).filter(|a| !a.is_empty());
                     let removed = old.map(|c| &c.removed);
-                    let direct = checks_read_earlier_binds(ops);
-                    for i in 0..input.len() {
-                        let current = rel.iter().map(|(_, r)| r).filter(|r| !added.is_some_and(|a| a.contains(r)));
-                        for row in current.chain(removed.into_iter().flat_map(|r| r.iter())) {
-                            emit_row!(i, row, ops, direct);
+                    let split = checks_read_earlier_binds(ops).then(|| Split::of(ops));
+                    let split = split.as_ref();
+                    if let (None, None, Some(rows)) = (added, removed, rel.dense_rows()) {
+                        // A table without holes read as it is now (the usual first step
+                        // of a full evaluation): its rows walked as one array.
+                        for i in 0..input.len() {
+                            for row in rows.clone() {
+                                emit_row!(i, row, ops, split);
+                            }
+                        }
+                    } else {
+                        for i in 0..input.len() {
+                            let current = rel.iter().map(|(_, r)| r).filter(|r| !added.is_some_and(|a| a.contains(r)));
+                            for row in current.chain(removed.into_iter().flat_map(|r| r.iter())) {
+                                emit_row!(i, row, ops, split);
+                            }
                         }
                     }
                 } else {
@@ -221,7 +256,8 @@ impl Exec<'_> {
                             keys.extend(key.iter().map(|t| t.value(binds)));
                         }
                         let width = key.len();
-                        let direct = checks_read_earlier_binds(ops);
+                        let split = checks_read_earlier_binds(ops).then(|| Split::of(ops));
+                        let split = split.as_ref();
                         let added = old.map(|c| &c.added).filter(|a| !a.is_empty());
                         let removed = old.map(|c| &c.removed).filter(|r| !r.is_empty());
                         // The old view's removed rows of binding `i` come right after its
@@ -235,7 +271,7 @@ impl Exec<'_> {
                                         let kv = &keys[i * width..(i + 1) * width];
                                         for row in removed.iter() {
                                             if cols.iter().zip(kv).all(|(&c, &v)| row[c] == v) {
-                                                emit_row!(i, row, ops, direct);
+                                                emit_row!(i, row, ops, split);
                                             }
                                         }
                                     }
@@ -249,7 +285,7 @@ impl Exec<'_> {
                             if added.is_some_and(|a| a.contains(row)) {
                                 return;
                             }
-                            emit_row!(i, row, ops, direct);
+                            emit_row!(i, row, ops, split);
                         });
                         removed_upto!(input.len());
                         debug_assert_eq!(done, input.len());
@@ -390,6 +426,57 @@ mod tests {
                 // "b" >= "a": the string row passes through the builtin itself.
                 assert!(batched.iter().any(|(r, _)| r == strings), "{name}");
             }
+        }
+    }
+
+    /// A full scan walks a table without holes as one array, and a table some of whose
+    /// rows were removed row by row, skipping the holes: both give the live rows the
+    /// depth-first executor gives, with the checks of the scanned literal applied.
+    #[test]
+    fn batched_scans_see_live_rows_with_or_without_holes() {
+        // p(x) :- a(x, 7, y), b(y)
+        let (a, b) = (0, 1);
+        let mut tables = vec![Relation::new(3), Relation::new(1)];
+        let mut ids = Vec::new();
+        for x in 0..3000u32 {
+            ids.push(tables[a].insert_new(&[x, 7 - x % 2, x % 5], 1));
+        }
+        tables[b].insert_new(&[1], 1);
+        tables[b].insert_new(&[3], 1);
+        let var = LTerm::Var;
+        let rule = LRule {
+            head: 2,
+            head_terms: vec![var(0)],
+            body: vec![
+                LLit::Pos { table: a, terms: vec![var(0), LTerm::Const(7), var(1)] },
+                LLit::Pos { table: b, terms: vec![var(1)] },
+            ],
+            nvars: 2,
+            init_binds: vec![0; 2],
+        };
+        let p = plan(&rule, None, false);
+        let mut interner = Interner::default();
+        let none = Rows::default();
+        let live = |tables: &[Relation]| {
+            tables[a]
+                .iter()
+                .filter(|(_, r)| r[1] == 7 && (r[2] == 1 || r[2] == 3))
+                .map(|(_, r)| vec![r[0]])
+                .collect::<Vec<_>>()
+        };
+        for holes in [false, true] {
+            if holes {
+                for &id in ids.iter().step_by(3) {
+                    tables[a].remove(id);
+                }
+            }
+            assert_eq!(tables[a].dense_rows().is_some(), !holes);
+            p.prepare(&mut tables);
+            let (want, got) = run_both(&rule, &p, (ViewMode::New, &none), &tables, &HashMap::new(), &mut interner);
+            let got: Vec<Vec<Sym>> = got.iter().map(|(r, _)| r.to_vec()).collect();
+            assert_eq!(got, want.iter().map(|(r, _)| r.to_vec()).collect::<Vec<_>>(), "holes: {holes}");
+            assert_eq!(got, live(&tables), "holes: {holes}");
+            assert!(!got.is_empty());
         }
     }
 

@@ -196,6 +196,10 @@ const REGION_BITS: u32 = 6;
 /// core's cache gain nothing from it and pay the extra pass; workload c's edges).
 const TOUCH_ROWS_PAST: usize = 1 << 18;
 
+/// Rows looked up together by [`Relation::find_batch`] before any is inserted or removed
+/// (explicit facts and derived rows alike): their cache misses overlap.
+pub(super) const LOOKUP_CHUNK: usize = 512;
+
 /// Every relation hashes with the same fixed seed.
 pub(super) const HASHER: FixedState = FixedState::with_seed(0x5eed);
 
@@ -333,6 +337,34 @@ impl Relation {
             return (id, false);
         }
         (self.insert_hashed(row, count, h), true)
+    }
+
+    /// Find or insert (with count 1) every row of `rows` (`arity` symbols each), calling
+    /// `f(self, row, slot, inserted)` for each in order. In chunks: every row of a chunk is
+    /// looked up first ([`Relation::find_batch`]: staged, the misses overlap), then the
+    /// absent ones are inserted while their slots of the set are still in cache.
+    pub fn find_or_insert_each(
+        &mut self,
+        rows: &[Sym],
+        n: usize,
+        mut f: impl FnMut(&mut Relation, &[Sym], RowId, bool),
+    ) {
+        let arity = self.arity;
+        let (mut hashes, mut found) = (Vec::with_capacity(LOOKUP_CHUNK), Vec::with_capacity(LOOKUP_CHUNK));
+        for start in (0..n).step_by(LOOKUP_CHUNK) {
+            let m = LOOKUP_CHUNK.min(n - start);
+            let chunk = &rows[start * arity..(start + m) * arity];
+            self.find_batch(chunk, m, &mut hashes, &mut found);
+            for k in 0..m {
+                let row = nth(chunk, arity, k);
+                let (id, inserted) = match found[k] {
+                    Some(id) => (id, false),
+                    // Looked up again: an earlier row of this chunk may be the same row.
+                    None => self.find_or_insert_hashed(row, 1, hashes[k]),
+                };
+                f(self, row, id, inserted);
+            }
+        }
     }
 
     /// [`Relation::find`] for a batch of rows (`rows`: `arity` symbols each, `n` rows),
@@ -633,6 +665,14 @@ impl Relation {
             sets: table(&self.set),
             indexes: indexes.sum(),
         }
+    }
+
+    /// Every stored row, in slot order, when every slot holds a live row (no removed
+    /// row left a hole; a datasource's table as loaded): a scan then walks the rows as
+    /// one array. `None` for a relation with holes, or of arity 0.
+    pub fn dense_rows(&self) -> Option<std::slice::ChunksExact<'_, Sym>> {
+        let all_live = matches!(self.counts, Counts::Same { value, .. } if value != 0);
+        (all_live && self.arity > 0).then(|| self.data[..self.counts.len() * self.arity].chunks_exact(self.arity))
     }
 
     /// Live rows with their ids.

@@ -15,7 +15,7 @@
 
 use super::batch::BatchBuffers;
 use super::closure::Closure;
-use super::relation::{EXPLICIT, Relation};
+use super::relation::{EXPLICIT, LOOKUP_CHUNK, Relation};
 use super::strata::{Graph, INCREMENTAL_RULES, Members, Strata};
 use super::weights::Weights;
 use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
@@ -180,10 +180,6 @@ pub struct Store {
     /// The batched executor's step buffers, kept between runs.
     batch_buffers: BatchBuffers,
 }
-
-/// Rows looked up together by [`Relation::find_batch`] before any is inserted or removed
-/// (explicit facts and derived rows alike): their cache misses overlap.
-const LOOKUP_CHUNK: usize = 512;
 
 /// The running transaction's bookkeeping.
 #[derive(Debug, Default)]
@@ -506,10 +502,7 @@ impl Store {
                 // Everything is new: no per-row change records (as in a rebuild).
                 txn.changed.insert(head, Changed { all_new: true, ..Default::default() });
             }
-            self.tables[head].reserve(out.len());
-            for (row, w) in out.iter() {
-                self.add_derived(txn, head, row, w);
-            }
+            self.add_all_derived(txn, head, &out);
         }
         for (rid, entry) in gone {
             let mut out = Rows::default();
@@ -637,10 +630,7 @@ impl Store {
                 }
                 let out = self.run_collect(txn, rid, None, ViewMode::New, &none);
                 let head = self.rules[&rid].rule.head;
-                self.tables[head].reserve(out.len());
-                for (row, w) in out.iter() {
-                    self.add_derived(txn, head, row, w);
-                }
+                self.add_all_derived(txn, head, &out);
             }
             return;
         }
@@ -730,36 +720,21 @@ impl Store {
         let all_new = txn.changed.get(&t).is_some_and(|c| c.all_new);
         let rel = &mut self.tables[t];
         rel.reserve(rows.len());
-        // In chunks: look every row of a chunk up first (staged, the misses overlap),
-        // then insert the absent ones while their slots of the set are still in cache.
-        let arity = rows.arity;
-        let (mut hashes, mut found) = (Vec::with_capacity(LOOKUP_CHUNK), Vec::with_capacity(LOOKUP_CHUNK));
-        for start in (0..rows.len()).step_by(LOOKUP_CHUNK) {
-            let n = LOOKUP_CHUNK.min(rows.len() - start);
-            let chunk = &rows.syms[start * arity..(start + n) * arity];
-            rel.find_batch(chunk, n, &mut hashes, &mut found);
-            for k in 0..n {
-                let row = &chunk[k * arity..k * arity + arity];
-                let (id, inserted) = match found[k] {
-                    Some(id) => (id, false),
-                    // Looked up again: an earlier row of this chunk may be the same row.
-                    None => rel.find_or_insert_hashed(row, 1, hashes[k]),
-                };
-                if inserted {
-                    if let Some(next) = next.as_deref_mut() {
-                        next.push(row, 1);
-                    }
-                    if !all_new {
-                        txn.note(t, row, true);
-                    }
-                } else {
-                    let c = rel.count(id);
-                    if c & !EXPLICIT == 0 {
-                        rel.set_count(id, c | 1);
-                    }
+        rel.find_or_insert_each(&rows.syms, rows.len(), |rel, row, id, inserted| {
+            if inserted {
+                if let Some(next) = next.as_deref_mut() {
+                    next.push(row, 1);
+                }
+                if !all_new {
+                    txn.note(t, row, true);
+                }
+            } else {
+                let c = rel.count(id);
+                if c & !EXPLICIT == 0 {
+                    rel.set_count(id, c | 1);
                 }
             }
-        }
+        });
     }
 
     /// Drop the derived part of every row of `t`, keeping explicit facts.
@@ -803,6 +778,32 @@ impl Store {
     }
 
     /// Add `w` derivations of `row` to a non-recursive table.
+    /// [`Store::add_derived`] for every row of a full run of a rule (`out`). When every
+    /// weight is 1 (as in any full run), the rows are looked up a chunk at a time
+    /// ([`Relation::find_or_insert_each`]), then counted or inserted.
+    fn add_all_derived(&mut self, txn: &mut TxnState, t: TableId, out: &Rows) {
+        if !out.weights.is_empty() {
+            for (row, w) in out.iter() {
+                self.add_derived(txn, t, row, w);
+            }
+            return;
+        }
+        let all_new = txn.changed.get(&t).is_some_and(|c| c.all_new);
+        let rel = &mut self.tables[t];
+        rel.reserve(out.len());
+        rel.find_or_insert_each(&out.syms, out.len(), |rel, row, id, inserted| {
+            if inserted {
+                if !all_new {
+                    txn.note(t, row, true);
+                }
+            } else {
+                let c = rel.count(id);
+                let derived = ((c & !EXPLICIT) + 1).min(EXPLICIT - 1);
+                rel.set_count(id, (c & EXPLICIT) | derived);
+            }
+        });
+    }
+
     fn add_derived(&mut self, txn: &mut TxnState, t: TableId, row: &[Sym], w: i64) {
         if w == 0 {
             return;
