@@ -777,7 +777,6 @@ impl Store {
         inserted
     }
 
-    /// Add `w` derivations of `row` to a non-recursive table.
     /// [`Store::add_derived`] for every row of a full run of a rule (`out`). When every
     /// weight is 1 (as in any full run), the rows are looked up a chunk at a time
     /// ([`Relation::find_or_insert_each`]), then counted or inserted.
@@ -804,6 +803,7 @@ impl Store {
         });
     }
 
+    /// Add `w` derivations of `row` to a non-recursive table.
     fn add_derived(&mut self, txn: &mut TxnState, t: TableId, row: &[Sym], w: i64) {
         if w == 0 {
             return;
