@@ -243,19 +243,11 @@ impl FakeCloud {
 /// The fault a request to `service` meets; a fault for the next N requests counts this one.
 fn take_fault(faults: &mut HashMap<String, Fault>, service: &str) -> Option<Fault> {
     let fault = faults.get(service).cloned();
-    let left = match &fault {
-        Some(Fault::Unauthorized(n)) => Some((*n, Fault::Unauthorized(n.saturating_sub(1)))),
-        Some(Fault::StatusTimes(code, n)) => Some((*n, Fault::StatusTimes(*code, n.saturating_sub(1)))),
-        _ => None,
-    };
-    match left {
-        Some((n, _)) if n <= 1 => {
+    if let Some(Fault::Unauthorized(n) | Fault::StatusTimes(_, n)) = faults.get_mut(service) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
             faults.remove(service);
         }
-        Some((_, next)) => {
-            faults.insert(service.to_string(), next);
-        }
-        None => {}
     }
     fault
 }

@@ -208,6 +208,13 @@ impl TxnState {
     }
 }
 
+/// A row's count with `w` more derivations (saturating below [`EXPLICIT`], which keeps its
+/// place).
+fn plus_derivations(count: u32, w: u64) -> u32 {
+    let derived = ((count & !EXPLICIT) as u64 + w).min((EXPLICIT - 1) as u64) as u32;
+    (count & EXPLICIT) | derived
+}
+
 impl Store {
     /// Give back most of the spare capacity of the per-table vectors after a bulk change
     /// (they grow by doubling: up to half of a large program's table memory was slack),
@@ -796,9 +803,7 @@ impl Store {
                     txn.note(t, row, true);
                 }
             } else {
-                let c = rel.count(id);
-                let derived = ((c & !EXPLICIT) + 1).min(EXPLICIT - 1);
-                rel.set_count(id, (c & EXPLICIT) | derived);
+                rel.set_count(id, plus_derivations(rel.count(id), 1));
             }
         });
     }
@@ -815,8 +820,7 @@ impl Store {
                 txn.note(t, row, true);
             } else {
                 let c = self.tables[t].count(id);
-                let derived = ((c & !EXPLICIT) as u64 + w as u64).min((EXPLICIT - 1) as u64) as u32;
-                self.tables[t].set_count(id, (c & EXPLICIT) | derived);
+                self.tables[t].set_count(id, plus_derivations(c, w as u64));
             }
             return;
         }
