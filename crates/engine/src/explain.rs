@@ -5,7 +5,7 @@
 use crate::engine::Engine;
 use crate::eval::relation::EXPLICIT;
 use crate::eval::store::{TxnState, bind_head};
-use crate::eval::{Exec, FailureLog, LLit, LTerm, Rows, TableId, ViewMode};
+use crate::eval::{Exec, FailureLog, LLit, LTerm, RowsRef, TableId, ViewMode};
 use crate::intern::Sym;
 use crate::query::print_literal;
 use crate::syntax::Term;
@@ -102,12 +102,19 @@ impl Engine {
                     failures: &mut fails,
                     budget: *budget,
                 };
-                ex.run(&entry.rule, entry.head_bound(), ViewMode::New, &Rows::default(), &mut binds, &mut |h, _, b| {
-                    if h == row {
-                        candidates.push(b.to_vec());
-                    }
-                    candidates.len() < CANDIDATES_PER_ROW
-                });
+                ex.run(
+                    &entry.rule,
+                    entry.head_bound(),
+                    ViewMode::New,
+                    RowsRef::default(),
+                    &mut binds,
+                    &mut |h, _, b| {
+                        if h == row {
+                            candidates.push(b.to_vec());
+                        }
+                        candidates.len() < CANDIDATES_PER_ROW
+                    },
+                );
                 *budget = ex.budget;
             }
             'cand: for b in candidates {

@@ -16,7 +16,9 @@
 //! `removed`, exactly as in [`Exec::run`].
 
 use super::relation::Relation;
-use super::{Changed, ColOp, Exec, IntCompare, LLit, LRule, LTerm, Plan, Rows, Step, TableId, ViewMode, apply_ops};
+use super::{
+    Changed, ColOp, Exec, IntCompare, LLit, LRule, LTerm, Plan, Rows, RowsRef, Step, TableId, ViewMode, apply_ops,
+};
 use crate::intern::Sym;
 use hashbrown::HashMap;
 use smallvec::SmallVec;
@@ -126,7 +128,7 @@ struct Run<'r> {
     rule: &'r LRule,
     plan: &'r Plan,
     mode: ViewMode,
-    delta: &'r Rows,
+    delta: RowsRef<'r>,
 }
 
 impl Exec<'_> {
@@ -140,7 +142,7 @@ impl Exec<'_> {
         rule: &LRule,
         plan: &Plan,
         mode: ViewMode,
-        delta: &Rows,
+        delta: RowsRef<'_>,
         buffers: &mut BatchBuffers,
         out: &mut Rows,
     ) {
@@ -366,12 +368,12 @@ mod tests {
         let arity = rule.head_terms.len();
         let mut depth_first = Rows::new(arity);
         let mut binds = rule.init_binds.clone();
-        ex.run(rule, p, mode, delta, &mut binds, &mut |h, w, _| {
+        ex.run(rule, p, mode, delta.view(), &mut binds, &mut |h, w, _| {
             depth_first.push(h, w);
             true
         });
         let mut batched = Rows::new(arity);
-        ex.run_batched(rule, p, mode, delta, &mut BatchBuffers::default(), &mut batched);
+        ex.run_batched(rule, p, mode, delta.view(), &mut BatchBuffers::default(), &mut batched);
         (depth_first, batched)
     }
 

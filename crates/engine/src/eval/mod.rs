@@ -207,6 +207,40 @@ impl Rows {
     pub fn iter(&self) -> impl Iterator<Item = (&[Sym], i64)> + '_ {
         (0..self.len).map(move |i| (self.row(i), self.weight(i)))
     }
+
+    /// The rows as a borrowed batch, to drive a delta plan.
+    pub fn view(&self) -> RowsRef<'_> {
+        RowsRef { arity: self.arity, syms: &self.syms, weights: &self.weights, len: self.len }
+    }
+}
+
+/// Rows driving a delta plan, borrowed: a [`Rows`] buffer's ([`Rows::view`]), or a run of
+/// a relation's slots read in place ([`RowsRef::ones`]: a recursive round's new rows,
+/// which need no copy of their own).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RowsRef<'a> {
+    arity: usize,
+    syms: &'a [Sym],
+    /// Empty while every weight is 1, as in [`Rows`].
+    weights: &'a [i64],
+    len: usize,
+}
+
+impl<'a> RowsRef<'a> {
+    /// `len` rows of `arity` symbols each, one after another in `syms`, every weight 1.
+    pub fn ones(arity: usize, syms: &'a [Sym], len: usize) -> Self {
+        debug_assert_eq!(len * arity, syms.len());
+        RowsRef { arity, syms, weights: &[], len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = (&'a [Sym], i64)> + 'a {
+        let RowsRef { arity, syms, weights, len } = self;
+        (0..len).map(move |i| (&syms[i * arity..(i + 1) * arity], if weights.is_empty() { 1 } else { weights[i] }))
+    }
 }
 
 /// Which version of each body literal's table a plan reads.
@@ -461,7 +495,7 @@ impl Exec<'_> {
         rule: &LRule,
         plan: &Plan,
         mode: ViewMode,
-        delta: &Rows,
+        delta: RowsRef<'_>,
         binds: &mut [Sym],
         emit: &mut Emit<'_>,
     ) {
@@ -476,7 +510,7 @@ impl Exec<'_> {
         plan: &Plan,
         k: usize,
         mode: ViewMode,
-        delta: &Rows,
+        delta: RowsRef<'_>,
         binds: &mut [Sym],
         weight: i64,
         head: &mut Vec<Sym>,

@@ -675,6 +675,23 @@ impl Relation {
         (all_live && self.arity > 0).then(|| self.data[..self.counts.len() * self.arity].chunks_exact(self.arity))
     }
 
+    /// Slots in use or freed: a row inserted now with no freed slot to reuse takes slot
+    /// `slots()`.
+    pub fn slots(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Whether the next rows inserted go to the end, one slot after another (no removed
+    /// row left a slot to reuse).
+    pub fn appends(&self) -> bool {
+        self.cold.as_ref().is_none_or(|c| c.free.is_empty())
+    }
+
+    /// The rows of a run of slots, one after another (every slot of it live).
+    pub fn slot_rows(&self, slots: std::ops::Range<usize>) -> &[Sym] {
+        &self.data[slots.start * self.arity..slots.end * self.arity]
+    }
+
     /// Live rows with their ids.
     pub fn iter(&self) -> impl Iterator<Item = (RowId, &[Sym])> + '_ {
         (0..self.counts.len() as RowId).filter(|&id| self.counts.get(id as usize) != 0).map(|id| (id, self.row(id)))

@@ -18,7 +18,7 @@ use super::closure::Closure;
 use super::relation::{EXPLICIT, LOOKUP_CHUNK, Relation};
 use super::strata::{Graph, INCREMENTAL_RULES, Members, Strata};
 use super::weights::Weights;
-use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, TableId, ViewMode, plan};
+use super::{Changed, Exec, FailureLog, LLit, LRule, LTerm, Plan, Rows, RowsRef, TableId, ViewMode, plan};
 use crate::analysis::TableKey;
 use crate::intern::{Interner, Sym};
 use crate::stratify;
@@ -26,6 +26,7 @@ use hashbrown::{HashMap, HashSet, HashTable};
 use smallvec::SmallVec;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 /// From this many delta rows on, an incremental plan runs batched ([`Exec::run_batched`]):
@@ -497,13 +498,14 @@ impl Store {
     /// subtract what removed rules derived (over the old state).
     fn rule_deltas(&mut self, txn: &mut TxnState, new: &[RuleId], gone: &[(RuleId, Arc<RuleEntry>)]) {
         let none = Rows::default();
+        let none = Delta::Rows(&none);
         for &rid in new {
             let Some(entry) = self.rules.get(&rid).cloned() else { continue };
             if entry.reads_empty(&self.tables) {
                 continue;
             }
             let mut out = Rows::default();
-            self.run_entry(txn, rid, &entry, None, ViewMode::New, &none, &mut out);
+            self.run_entry(txn, rid, &entry, None, ViewMode::New, none.clone(), &mut out);
             let head = entry.rule.head;
             if self.tables[head].is_empty() && !txn.changed.contains_key(&head) {
                 // Everything is new: no per-row change records (as in a rebuild).
@@ -513,7 +515,7 @@ impl Store {
         }
         for (rid, entry) in gone {
             let mut out = Rows::default();
-            self.run_entry(txn, *rid, entry, None, ViewMode::Old, &none, &mut out);
+            self.run_entry(txn, *rid, entry, None, ViewMode::Old, none.clone(), &mut out);
             for (row, w) in out.iter() {
                 self.add_derived(txn, entry.rule.head, row, -w);
             }
@@ -556,7 +558,7 @@ impl Store {
     fn run_collect(&mut self, txn: &TxnState, rid: RuleId, which: Option<usize>, mode: ViewMode, delta: &Rows) -> Rows {
         let mut out = Rows::default();
         if let Some(entry) = self.rules.get(&rid).cloned() {
-            self.run_entry(txn, rid, &entry, which, mode, delta, &mut out);
+            self.run_entry(txn, rid, &entry, which, mode, Delta::Rows(delta), &mut out);
         }
         out
     }
@@ -571,7 +573,7 @@ impl Store {
         entry: &RuleEntry,
         which: Option<usize>,
         mode: ViewMode,
-        delta: &Rows,
+        delta: Delta<'_>,
         out: &mut Rows,
     ) {
         out.clear();
@@ -587,7 +589,16 @@ impl Store {
         let mut fails = FailureLog::default();
         let mut buffers = std::mem::take(&mut self.batch_buffers);
         {
-            let mut ex = self.exec(&txn.changed, &mut fails);
+            // Borrowed field by field: a delta read in place borrows the tables too.
+            let tables = &self.tables;
+            let delta = match delta {
+                Delta::Rows(rows) => rows.view(),
+                Delta::Slots(t, slots) => {
+                    RowsRef::ones(tables[t].arity(), tables[t].slot_rows(slots.clone()), slots.len())
+                }
+            };
+            let (changed, interner) = (&txn.changed, &mut self.interner);
+            let mut ex = Exec { tables, changed, interner, failures: &mut fails, budget: u64::MAX };
             if mode == ViewMode::New || delta.len() >= BATCHED_DELTA {
                 // Full evaluations, semi-naive rounds and large deltas: batched probes.
                 ex.run_batched(&entry.rule, plan, mode, delta, &mut buffers, out);
@@ -718,19 +729,23 @@ impl Store {
     }
 
     /// Mark every row of `rows` present in recursive table `t`; newly present rows go
-    /// to `frontier`, if given.
+    /// to `frontier`, if given: as a run of slots when they all land at the end of the
+    /// table right after the frontier's run (no removed row's slot to reuse), else
+    /// copied.
     fn insert_all(&mut self, txn: &mut TxnState, t: TableId, rows: &Rows, frontier: Option<&mut Frontier>) {
         if rows.is_empty() {
             return;
         }
-        let mut next = frontier.map(|f| f.0.entry(t).or_insert_with(|| Rows::new(rows.arity)));
+        let mut next = frontier.map(|f| f.0.entry(t).or_insert_with(|| Fresh::new(rows.arity)));
         let all_new = txn.changed.get(&t).is_some_and(|c| c.all_new);
         let rel = &mut self.tables[t];
+        let start = rel.slots();
+        let in_place = next.as_ref().is_some_and(|n| n.slots.is_empty() || n.slots.end == start) && rel.appends();
         rel.reserve(rows.len());
         rel.find_or_insert_each(&rows.syms, rows.len(), |rel, row, id, inserted| {
             if inserted {
-                if let Some(next) = next.as_deref_mut() {
-                    next.push(row, 1);
+                if let Some(next) = next.as_deref_mut().filter(|_| !in_place) {
+                    next.rows.push(row, 1);
                 }
                 if !all_new {
                     txn.note(t, row, true);
@@ -742,6 +757,10 @@ impl Store {
                 }
             }
         });
+        if let Some(next) = next.filter(|_| in_place) {
+            let end = self.tables[t].slots();
+            next.slots = if next.slots.is_empty() { start..end } else { next.slots.start..end };
+        }
     }
 
     /// Drop the derived part of every row of `t`, keeping explicit facts.
@@ -885,9 +904,18 @@ impl Store {
             for (rid, entry, literals) in &reading {
                 let head = entry.rule.head;
                 for &(i, t) in literals {
-                    let Some(rows) = frontier.get(t) else { continue };
-                    self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, rows, &mut out);
-                    self.insert_all(txn, head, &out, Some(&mut next));
+                    let Some(fresh) = frontier.get(t) else { continue };
+                    // The copied rows, then the run of slots: a delta plan is linear in
+                    // its delta, so the two parts may drive it one after the other.
+                    let slots = fresh.slots.clone();
+                    if !fresh.rows.is_empty() {
+                        self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, Delta::Rows(&fresh.rows), &mut out);
+                        self.insert_all(txn, head, &out, Some(&mut next));
+                    }
+                    if !slots.is_empty() {
+                        self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, Delta::Slots(t, slots), &mut out);
+                        self.insert_all(txn, head, &out, Some(&mut next));
+                    }
                 }
             }
             std::mem::swap(&mut frontier, &mut next);
@@ -941,8 +969,10 @@ impl Store {
                 let head = self.rules[&rid].rule.head;
                 let literals: Vec<(usize, TableId)> = self.inside_literals(rid, inside).collect();
                 for (i, t) in literals {
-                    let Some(rows) = frontier.get(t) else { continue };
-                    let out = self.run_collect(txn, rid, Some(i), ViewMode::Old, rows);
+                    let Some(fresh) = frontier.get(t) else { continue };
+                    // Over-deleted rows are only ever copied (`Frontier::push`).
+                    debug_assert!(fresh.slots.is_empty());
+                    let out = self.run_collect(txn, rid, Some(i), ViewMode::Old, &fresh.rows);
                     self.overdelete(head, &out, &mut deleted, &mut next);
                 }
             }
@@ -1004,7 +1034,6 @@ impl Store {
     /// Whether `row` of `t` has a derivation from the current state (one rule step).
     pub fn derivable(&mut self, txn: &TxnState, t: TableId, row: &[Sym]) -> bool {
         let rids = self.info[t].rules.clone();
-        let none = Rows::default();
         for rid in rids {
             let Some(entry) = self.rules.get(&rid).cloned() else { continue };
             entry.head_bound().prepare(&mut self.tables);
@@ -1015,7 +1044,7 @@ impl Store {
             let mut found = false;
             let mut fails = FailureLog::default();
             let mut ex = self.exec(&txn.changed, &mut fails);
-            ex.run(&entry.rule, entry.head_bound(), ViewMode::New, &none, &mut binds, &mut |h, _, _| {
+            ex.run(&entry.rule, entry.head_bound(), ViewMode::New, RowsRef::default(), &mut binds, &mut |h, _, _| {
                 if h == row {
                     found = true;
                     false
@@ -1124,32 +1153,62 @@ impl StrataQueue {
     }
 }
 
+/// The rows a delta plan reads: a buffer of rows, or a run of a table's slots.
+#[derive(Clone, Debug)]
+enum Delta<'a> {
+    Rows(&'a Rows),
+    Slots(TableId, Range<usize>),
+}
+
 /// Rows newly derived per table in one round of a fixpoint.
 #[derive(Debug, Default)]
-struct Frontier(HashMap<TableId, Rows>);
+struct Frontier(HashMap<TableId, Fresh>);
+
+/// One table's rows new in a round: those appended to the table, as the run of slots
+/// they fill (read in place: a copy of a closure's millions of rows costs a pass over
+/// memory written for the first time), and copies of the rest (explicit facts seeding
+/// the fixpoint, rows that took a removed row's slot).
+#[derive(Debug)]
+struct Fresh {
+    rows: Rows,
+    slots: Range<usize>,
+}
+
+impl Fresh {
+    fn new(arity: usize) -> Self {
+        Fresh { rows: Rows::new(arity), slots: 0..0 }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.slots.is_empty()
+    }
+}
 
 impl Frontier {
     fn push(&mut self, t: TableId, row: &[Sym]) {
-        self.0.entry(t).or_insert_with(|| Rows::new(row.len())).push(row, 1);
+        self.0.entry(t).or_insert_with(|| Fresh::new(row.len())).rows.push(row, 1);
     }
 
     fn extend(&mut self, t: TableId, rows: &Rows) {
         for (r, w) in rows.iter() {
-            self.0.entry(t).or_insert_with(|| Rows::new(rows.arity)).push(r, w);
+            self.0.entry(t).or_insert_with(|| Fresh::new(rows.arity)).rows.push(r, w);
         }
     }
 
-    fn get(&self, t: TableId) -> Option<&Rows> {
-        self.0.get(&t).filter(|r| !r.is_empty())
+    fn get(&self, t: TableId) -> Option<&Fresh> {
+        self.0.get(&t).filter(|f| !f.is_empty())
     }
 
     /// Empty every table's rows, keeping the buffers.
     fn clear(&mut self) {
-        self.0.values_mut().for_each(Rows::clear);
+        for f in self.0.values_mut() {
+            f.rows.clear();
+            f.slots = 0..0;
+        }
     }
 
     fn is_empty(&self) -> bool {
-        self.0.values().all(Rows::is_empty)
+        self.0.values().all(Fresh::is_empty)
     }
 }
 
