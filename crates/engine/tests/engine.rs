@@ -934,7 +934,8 @@ fn same_generation_rounds_read_new_rows_in_place_or_copied_and_match_a_naive_fix
     let want = naive(&parents, &facts);
     assert!(want.len() > 2000, "a fixpoint worth checking: {}", want.len());
     assert_eq!(int_pairs(&e, "p", "sg"), want, "from scratch");
-    // Rows of no columns are counted, not measured by their symbols.
+    // A nullary table's round: a run of rows of no columns is as long as its slots, not
+    // as its (no) symbols.
     assert_eq!(e.query_values("p", "found()").unwrap(), vec![Vec::<Value>::new()], "a nullary round");
 
     // Delete a subtree's edges: rows go, some come back into freed slots.

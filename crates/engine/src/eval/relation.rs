@@ -687,7 +687,8 @@ impl Relation {
         self.cold.as_ref().is_none_or(|c| c.free.is_empty())
     }
 
-    /// The rows of a run of slots, one after another (every slot of it live).
+    /// The rows of a run of slots, one after another. The caller sees to it that every
+    /// slot of the run is live: a freed slot's symbols are stale.
     pub fn slot_rows(&self, slots: std::ops::Range<usize>) -> &[Sym] {
         &self.data[slots.start * self.arity..slots.end * self.arity]
     }

@@ -730,8 +730,8 @@ impl Store {
 
     /// Mark every row of `rows` present in recursive table `t`; newly present rows go
     /// to `frontier`, if given: as a run of slots when they all land at the end of the
-    /// table right after the frontier's run (no removed row's slot to reuse), else
-    /// copied.
+    /// table (no removed row's slot to reuse) right after the frontier's run, or start
+    /// it when it has none; else copied.
     fn insert_all(&mut self, txn: &mut TxnState, t: TableId, rows: &Rows, frontier: Option<&mut Frontier>) {
         if rows.is_empty() {
             return;
@@ -906,7 +906,10 @@ impl Store {
                 for &(i, t) in literals {
                     let Some(fresh) = frontier.get(t) else { continue };
                     // The copied rows, then the run of slots: a delta plan is linear in
-                    // its delta, so the two parts may drive it one after the other.
+                    // its delta, so the two parts may drive it one after the other. The
+                    // second pass reads the table as the first left it, a few rows more:
+                    // what it derives from them holds all the same (rows are present or
+                    // not here, not counted), and they are in `next` anyway.
                     let slots = fresh.slots.clone();
                     if !fresh.rows.is_empty() {
                         self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, Delta::Rows(&fresh.rows), &mut out);
@@ -1165,9 +1168,10 @@ enum Delta<'a> {
 struct Frontier(HashMap<TableId, Fresh>);
 
 /// One table's rows new in a round: those appended to the table, as the run of slots
-/// they fill (read in place: a copy of a closure's millions of rows costs a pass over
-/// memory written for the first time), and copies of the rest (explicit facts seeding
-/// the fixpoint, rows that took a removed row's slot).
+/// they fill (read in place: a copy of a recursive table's millions of new rows costs a
+/// pass over memory written for the first time), and copies of the rest (explicit facts
+/// seeding the fixpoint; under delete-and-rederive, rows re-derived one by one and rows
+/// inserted while removed rows' slots were left to reuse).
 #[derive(Debug)]
 struct Fresh {
     rows: Rows,
