@@ -102,19 +102,13 @@ impl Engine {
                     failures: &mut fails,
                     budget: *budget,
                 };
-                ex.run(
-                    &entry.rule,
-                    entry.head_bound(),
-                    ViewMode::New,
-                    RowsRef::default(),
-                    &mut binds,
-                    &mut |h, _, b| {
-                        if h == row {
-                            candidates.push(b.to_vec());
-                        }
-                        candidates.len() < CANDIDATES_PER_ROW
-                    },
-                );
+                let none = RowsRef::default();
+                ex.run(&entry.rule, entry.head_bound(), ViewMode::New, none, &mut binds, &mut |h, _, b| {
+                    if h == row {
+                        candidates.push(b.to_vec());
+                    }
+                    candidates.len() < CANDIDATES_PER_ROW
+                });
                 *budget = ex.budget;
             }
             'cand: for b in candidates {

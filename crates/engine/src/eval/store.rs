@@ -498,14 +498,13 @@ impl Store {
     /// subtract what removed rules derived (over the old state).
     fn rule_deltas(&mut self, txn: &mut TxnState, new: &[RuleId], gone: &[(RuleId, Arc<RuleEntry>)]) {
         let none = Rows::default();
-        let none = Delta::Rows(&none);
         for &rid in new {
             let Some(entry) = self.rules.get(&rid).cloned() else { continue };
             if entry.reads_empty(&self.tables) {
                 continue;
             }
             let mut out = Rows::default();
-            self.run_entry(txn, rid, &entry, None, ViewMode::New, none.clone(), &mut out);
+            self.run_entry(txn, rid, &entry, None, ViewMode::New, Delta::Rows(&none), &mut out);
             let head = entry.rule.head;
             if self.tables[head].is_empty() && !txn.changed.contains_key(&head) {
                 // Everything is new: no per-row change records (as in a rebuild).
@@ -515,7 +514,7 @@ impl Store {
         }
         for (rid, entry) in gone {
             let mut out = Rows::default();
-            self.run_entry(txn, *rid, entry, None, ViewMode::Old, none.clone(), &mut out);
+            self.run_entry(txn, *rid, entry, None, ViewMode::Old, Delta::Rows(&none), &mut out);
             for (row, w) in out.iter() {
                 self.add_derived(txn, entry.rule.head, row, -w);
             }
@@ -589,16 +588,9 @@ impl Store {
         let mut fails = FailureLog::default();
         let mut buffers = std::mem::take(&mut self.batch_buffers);
         {
-            // Borrowed field by field: a delta read in place borrows the tables too.
-            let tables = &self.tables;
-            let delta = match delta {
-                Delta::Rows(rows) => rows.view(),
-                Delta::Slots(t, slots) => {
-                    RowsRef::ones(tables[t].arity(), tables[t].slot_rows(slots.clone()), slots.len())
-                }
-            };
-            let (changed, interner) = (&txn.changed, &mut self.interner);
-            let mut ex = Exec { tables, changed, interner, failures: &mut fails, budget: u64::MAX };
+            let mut ex = self.exec(&txn.changed, &mut fails);
+            // A run of slots is read from the tables the executor reads.
+            let delta = delta.view(ex.tables);
             if mode == ViewMode::New || delta.len() >= BATCHED_DELTA {
                 // Full evaluations, semi-naive rounds and large deltas: batched probes.
                 ex.run_batched(&entry.rule, plan, mode, delta, &mut buffers, out);
@@ -905,18 +897,13 @@ impl Store {
                 let head = entry.rule.head;
                 for &(i, t) in literals {
                     let Some(fresh) = frontier.get(t) else { continue };
-                    // The copied rows, then the run of slots: a delta plan is linear in
-                    // its delta, so the two parts may drive it one after the other. The
-                    // second pass reads the table as the first left it, a few rows more:
-                    // what it derives from them holds all the same (rows are present or
-                    // not here, not counted), and they are in `next` anyway.
-                    let slots = fresh.slots.clone();
-                    if !fresh.rows.is_empty() {
-                        self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, Delta::Rows(&fresh.rows), &mut out);
-                        self.insert_all(txn, head, &out, Some(&mut next));
-                    }
-                    if !slots.is_empty() {
-                        self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, Delta::Slots(t, slots), &mut out);
+                    // A delta plan is linear in its delta, so the parts may drive it one
+                    // after the other. The second pass reads the table as the first left
+                    // it, a few rows more: what it derives from them holds all the same
+                    // (rows are present or not here, not counted), and they are in
+                    // `next` anyway.
+                    for delta in fresh.parts(t) {
+                        self.run_entry(txn, *rid, entry, Some(i), ViewMode::New, delta, &mut out);
                         self.insert_all(txn, head, &out, Some(&mut next));
                     }
                 }
@@ -1163,6 +1150,18 @@ enum Delta<'a> {
     Slots(TableId, Range<usize>),
 }
 
+impl Delta<'_> {
+    /// The rows, as the executors take them; a run of slots is read from `tables`.
+    fn view<'t>(&'t self, tables: &'t [Relation]) -> RowsRef<'t> {
+        match self {
+            Delta::Rows(rows) => rows.view(),
+            Delta::Slots(t, slots) => {
+                RowsRef::ones(tables[*t].arity(), tables[*t].slot_rows(slots.clone()), slots.len())
+            }
+        }
+    }
+}
+
 /// Rows newly derived per table in one round of a fixpoint.
 #[derive(Debug, Default)]
 struct Frontier(HashMap<TableId, Fresh>);
@@ -1185,6 +1184,13 @@ impl Fresh {
 
     fn is_empty(&self) -> bool {
         self.rows.is_empty() && self.slots.is_empty()
+    }
+
+    /// The nonempty parts of table `t`'s new rows, as deltas: the copies, then the run.
+    fn parts(&self, t: TableId) -> impl Iterator<Item = Delta<'_>> {
+        let rows = (!self.rows.is_empty()).then_some(Delta::Rows(&self.rows));
+        let slots = (!self.slots.is_empty()).then(|| Delta::Slots(t, self.slots.clone()));
+        rows.into_iter().chain(slots)
     }
 }
 
